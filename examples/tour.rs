@@ -1,0 +1,54 @@
+//! A tour of dike: every primitive in one run, on a virtual clock so it finishes at once.
+//!
+//! Run it with `cargo run --example tour`.
+
+use core::time::Duration;
+
+use dike::time::{ManualTimer, Timer, timer_fn};
+use futures_util::FutureExt;
+
+fn main() {
+    println!("dike tour");
+    timers();
+}
+
+/// Time: a virtual clock moved by hand, and a timer made of two closures.
+fn timers() {
+    println!("\n== time");
+    let timer = ManualTimer::new();
+    let mut sleeps: Vec<_> = [30, 10, 20]
+        .into_iter()
+        .map(|ms| (ms, Box::pin(timer.sleep(Duration::from_millis(ms)))))
+        .collect();
+    for (_, sleep) in &mut sleeps {
+        assert!(sleep.as_mut().now_or_never().is_none());
+    }
+    println!("ManualTimer: 3 sleepers registered (30 ms, 10 ms, 20 ms)");
+    while let Some(deadline) = timer.advance_to_next() {
+        sleeps.retain_mut(|(ms, sleep)| {
+            let done = sleep.as_mut().now_or_never().is_some();
+            if done {
+                println!("  advanced to {deadline:?}: the {ms} ms sleep completed");
+            }
+            !done
+        });
+    }
+    timer.advance(Duration::MAX);
+    println!("  advance(Duration::MAX) saturates: now = {:?}", timer.now());
+
+    let origin = std::time::Instant::now();
+    let clock = timer_fn(
+        move || origin.elapsed(),
+        |_deadline| core::future::ready(()), // a sleep that always fires at once...
+    );
+    let deadline = clock.now() + Duration::from_millis(3);
+    // ...is still never early: the timer re-checks `now()` and yields until the deadline.
+    let sleep = clock.sleep_until(deadline);
+    smol::block_on(sleep);
+    println!(
+        "timer_fn: a clock whose sleeps fire early still waited until {:?} >= {:?}",
+        clock.now(),
+        deadline
+    );
+}
+

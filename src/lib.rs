@@ -1,0 +1,83 @@
+//! Async resilience primitives for any executor.
+//!
+//! dike limits, spaces, retries, batches and coalesces async work, and runs on tokio,
+//! smol, async-std, embassy on a microcontroller and WASM in a browser or Node alike. It is the
+//! Rust counterpart of Python's `dike`, `aiometer` and `async_reduce`.
+//!
+//! # Primitives
+//!
+//! - [`time`]: the [`Timer`](time::Timer) trait every time-based primitive reads, an adapter
+//!   per runtime, and [`ManualTimer`](time::ManualTimer), a virtual clock for tests.
+//! - [`error`]: errors shared across primitives.
+//!
+//! # When not to use dike
+//!
+//! - Inside one tokio application that already uses `tokio::sync::Semaphore` and tower
+//!   middleware happily: dike's gain there is the reject mode, the bounded wait and the
+//!   counters, not a new capability.
+//! - For distributed limits (a rate shared by many processes): dike's state lives in memory.
+//!
+//! # Choosing a timer
+//!
+//! Nothing in dike reads a global clock. Pick the [`Timer`](time::Timer) of your runtime:
+//!
+//! | runtime | timer | feature |
+//! |---|---|---|
+//! | tokio | `TokioTimer` | `tokio` |
+//! | smol, async-std | `AsyncIoTimer` | `async-io` (or `async-std`) |
+//! | embassy | `EmbassyTimer` | `embassy` |
+//! | browser, Node (WASM) | `WasmTimer` | `wasm` |
+//! | tests | [`ManualTimer`](time::ManualTimer) | none |
+//! | anything else | [`timer_fn`](time::timer_fn) | none |
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `std` | yes | implies `alloc`; std locks and errors |
+//! | `alloc` | via `std` | waiting queues, [`ManualTimer`](time::ManualTimer); enough for `no_std` targets with a heap |
+//! | `tokio` | no | `TokioTimer` |
+//! | `async-io` | no | `AsyncIoTimer` (smol, async-std) |
+//! | `async-std` | no | alias of `async-io` |
+//! | `embassy` | no | `EmbassyTimer` (no_std) |
+//! | `wasm` | no | `WasmTimer` (`wasm32-unknown-unknown`) |
+//! | `tracing` | no | events for retries, rejections and batch flushes |
+//!
+//! With `--no-default-features --features alloc` dike builds for bare-metal targets such as
+//! `thumbv7em-none-eabihf`.
+//!
+//! # Example
+//!
+//! Deterministic time: a sleep completes exactly when a [`ManualTimer`](time::ManualTimer) is
+//! advanced to its deadline.
+//!
+//! ```
+//! use core::time::Duration;
+//! use dike::time::{ManualTimer, Timer};
+//! use futures_util::FutureExt;
+//!
+//! let timer = ManualTimer::new();
+//! let mut sleep = Box::pin(timer.sleep(Duration::from_millis(10)));
+//! assert!((&mut sleep).now_or_never().is_none());
+//! timer.advance(Duration::from_millis(9));
+//! assert!((&mut sleep).now_or_never().is_none());
+//! timer.advance(Duration::from_millis(1));
+//! assert!(sleep.now_or_never().is_some());
+//! ```
+
+#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod error;
+mod sync;
+pub mod time;

@@ -1,0 +1,88 @@
+//! [`Timer`] over embassy-time.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+
+use embassy_time::{Instant, TICK_HZ};
+
+use super::{Never, Timer, ceil_units, units_to_duration};
+
+/// A [`Timer`] on embassy-time's clock, for embassy executors on microcontrollers (no_std, no
+/// alloc) and on the host.
+///
+/// `now()` is the time since boot, converted from ticks rounding down; deadlines are converted
+/// to ticks rounding **up**, so a sleep never ends before its deadline even when a tick is
+/// coarser than a microsecond. A deadline past the tick counter's range never completes.
+///
+/// The program must link an embassy-time driver (a HAL's, or `std` on the host), as any use of
+/// embassy-time must.
+///
+/// # Examples
+///
+/// ```no_run
+/// use core::time::Duration;
+/// use dike::time::{EmbassyTimer, Timer};
+///
+/// async fn blink() {
+///     let timer = EmbassyTimer::new();
+///     timer.sleep(Duration::from_micros(1500)).await;
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+#[cfg_attr(docsrs, doc(cfg(feature = "embassy")))]
+pub struct EmbassyTimer;
+
+impl EmbassyTimer {
+    /// The embassy-time clock (origin: boot).
+    pub const fn new() -> Self {
+        Self
+    }
+}
+
+impl Timer for EmbassyTimer {
+    type Sleep = EmbassySleep;
+
+    #[inline]
+    fn now(&self) -> Duration {
+        units_to_duration(Instant::now().as_ticks(), TICK_HZ)
+    }
+
+    fn sleep_until(&self, deadline: Duration) -> EmbassySleep {
+        let ticks = ceil_units(deadline, TICK_HZ);
+        let state = match ticks {
+            Some(ticks) if ticks <= Instant::now().as_ticks() => State::Done,
+            Some(ticks) => State::Sleeping(embassy_time::Timer::at(Instant::from_ticks(ticks))),
+            None => State::Never(Never),
+        };
+        EmbassySleep { state }
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    Done,
+    Never(Never),
+    Sleeping(embassy_time::Timer),
+}
+
+/// The sleep of an [`EmbassyTimer`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you .await or poll them"]
+#[cfg_attr(docsrs, doc(cfg(feature = "embassy")))]
+pub struct EmbassySleep {
+    state: State,
+}
+
+impl Future for EmbassySleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.state {
+            State::Done => Poll::Ready(()),
+            State::Never(never) => Pin::new(never).poll(cx),
+            State::Sleeping(timer) => Pin::new(timer).poll(cx),
+        }
+    }
+}
