@@ -8,6 +8,9 @@
 //!
 //! - [`time`]: the [`Timer`](time::Timer) trait every time-based primitive reads, an adapter
 //!   per runtime, and [`ManualTimer`](time::ManualTimer), a virtual clock for tests.
+//! - [`gate`]: [`Gate`](gate::Gate), a concurrency limit that rejects ([`try_enter`](gate::Gate::try_enter)),
+//!   waits in FIFO order ([`enter`](gate::Gate::enter)) or waits up to a deadline, and
+//!   [`limit_jobs`](gate::limit_jobs), Python dike's decorator (`@limit_jobs`).
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -79,5 +82,6 @@
 extern crate alloc;
 
 pub mod error;
+pub mod gate;
 mod sync;
 pub mod time;
