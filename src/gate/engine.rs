@@ -135,7 +135,11 @@ pub(crate) type Slot = Option<u64>;
 
 macro_rules! engine_new {
     ($limit:expr) => {{
-        let limit = if $limit > MAX_LIMIT { MAX_LIMIT } else { $limit };
+        let limit = if $limit > MAX_LIMIT {
+            MAX_LIMIT
+        } else {
+            $limit
+        };
         Engine {
             state: AtomicUsize::new(limit * ONE),
             limit: AtomicUsize::new(limit),
@@ -185,12 +189,10 @@ impl Engine {
             if s < ONE {
                 return false;
             }
-            match self.state.compare_exchange_weak(
-                s,
-                s - ONE,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .state
+                .compare_exchange_weak(s, s - ONE, Ordering::Acquire, Ordering::Relaxed)
+            {
                 Ok(_) => {
                     self.note_admitted(s - ONE);
                     return true;
@@ -227,12 +229,10 @@ impl Engine {
                 self.release_slow();
                 return;
             }
-            match self.state.compare_exchange_weak(
-                s,
-                s + ONE,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .state
+                .compare_exchange_weak(s, s + ONE, Ordering::Release, Ordering::Relaxed)
+            {
                 Ok(_) => return,
                 Err(actual) => s = actual,
             }
@@ -287,7 +287,9 @@ impl Engine {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
             let new = (s & !SLOW) + n * ONE;
-            match self.state.compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => return,
                 Err(actual) => s = actual,
@@ -332,7 +334,8 @@ impl Engine {
                 self.sync_slow_flag(&slow);
             }
             // Granting waiters raised the permits in use.
-            let in_use = (limit + slow.debt).saturating_sub(self.state.load(Ordering::Acquire) / ONE);
+            let in_use =
+                (limit + slow.debt).saturating_sub(self.state.load(Ordering::Acquire) / ONE);
             self.peak.fetch_max(in_use, Ordering::Relaxed);
         } else if limit < old {
             let mut sub = old - limit;
@@ -443,7 +446,7 @@ impl Engine {
                 }
             }
         }
-                let id = slow.next_id;
+        let id = slow.next_id;
         slow.next_id += 1;
         slow.queue.push_back(Waiter {
             id,

@@ -43,7 +43,10 @@ impl<G: Deref<Target = Gate>> Acquire<G> {
             Ok(())
         } else {
             engine.note_rejected();
-            Err(TooManyCalls::new(engine.limit(), TooManyCallsKind::TimedOut))
+            Err(TooManyCalls::new(
+                engine.limit(),
+                TooManyCallsKind::TimedOut,
+            ))
         }
     }
 }

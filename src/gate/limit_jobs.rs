@@ -198,7 +198,9 @@ where
                         state.set(State::Done);
                         return Poll::Ready(Err(err));
                     }
-                    let StateReplace::Start { inner, arg } = state.as_mut().project_replace(State::Done) else {
+                    let StateReplace::Start { inner, arg } =
+                        state.as_mut().project_replace(State::Done)
+                    else {
                         unreachable!("the state was just matched as Start");
                     };
                     // The slot exists before `f` runs, so a panicking `f` still releases it.

@@ -2,13 +2,13 @@
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
+use alloc::task::Wake;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
-use std::task::Wake;
 
 use super::{Gate, limit_jobs};
 use crate::error::{TooManyCalls, TooManyCallsKind};
@@ -102,7 +102,10 @@ fn waiters_are_woken_in_fifo_order_once_per_release() {
     // Later waiters polled spuriously stay pending: the permit is the first one's.
     let (last, (_, last_waker)) = &mut waiters[2];
     assert!(poll(last, last_waker).is_pending());
-    assert!(gate.try_enter().is_err(), "a barging try_enter cannot take it");
+    assert!(
+        gate.try_enter().is_err(),
+        "a barging try_enter cannot take it"
+    );
 
     for i in 0..3 {
         let (enter, (_, waker)) = &mut waiters[i];
@@ -133,7 +136,11 @@ fn a_release_wakes_exactly_one_of_many_waiters() {
     drop(b);
     let total: usize = waiters.iter().map(|(_, (c, _))| wakes(c)).sum();
     assert_eq!(total, 2);
-    assert_eq!(gate.stats().in_use, 2, "two permits handed over, not yet observed");
+    assert_eq!(
+        gate.stats().in_use,
+        2,
+        "two permits handed over, not yet observed"
+    );
 }
 
 #[test]
@@ -220,7 +227,10 @@ fn max_waiting_rejects_the_excess() {
     assert_eq!(err.limit(), 1);
     drop(a);
     let mut d = gate.enter();
-    assert!(poll_noop(&mut d).is_pending(), "room again after a waiter left");
+    assert!(
+        poll_noop(&mut d).is_pending(),
+        "room again after a waiter left"
+    );
     assert_eq!(gate.stats().rejected, 1);
     drop((b, d, held));
 }
@@ -321,7 +331,9 @@ fn raising_the_limit_wakes_that_many_waiters() {
     assert!(gate.try_enter().is_err());
     gate.set_limit(5);
     assert_eq!(wakes(&waiters[2].1.0), 1);
-    let _extra = gate.try_enter().expect("one permit left over after the waiters");
+    let _extra = gate
+        .try_enter()
+        .expect("one permit left over after the waiters");
     drop(held);
 }
 
@@ -421,10 +433,17 @@ fn limit_jobs_runs_admitted_calls_and_rejects_the_rest() {
         panic!("the third concurrent call is rejected");
     };
     assert_eq!(err.to_string(), "too many calls: limit of 2 reached");
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "a rejected call never runs f");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "a rejected call never runs f"
+    );
     drop(a);
     let mut d = Box::pin(jobs.call(4));
-    assert!(poll_noop(&mut d).is_pending(), "the dropped call freed its slot");
+    assert!(
+        poll_noop(&mut d).is_pending(),
+        "the dropped call freed its slot"
+    );
     let stats = jobs.gate().stats();
     assert_eq!((stats.in_use, stats.admitted, stats.rejected), (2, 3, 1));
 }
@@ -443,7 +462,11 @@ fn limit_jobs_releases_on_completion_and_on_panic() {
         let _ = poll_noop(&mut bad);
     }));
     assert!(result.is_err());
-    assert_eq!(jobs.gate().stats().in_use, 0, "a panicking call frees its slot");
+    assert_eq!(
+        jobs.gate().stats().in_use,
+        0,
+        "a panicking call frees its slot"
+    );
 }
 
 #[test]
