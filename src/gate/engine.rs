@@ -4,39 +4,46 @@
 //!
 //! ## State
 //!
-//! - `state: AtomicUsize` holds `available << 1 | SLOW`. `available` is the number of free
-//!   permits. `SLOW` is set exactly when a release must take the lock: some waiter has not been
-//!   granted a permit yet, or the limit was lowered below the permits in use (`debt > 0`).
-//!   `SLOW` is only ever set or cleared with the lock held.
-//! - `slow: Mutex<Slow>` holds the waiter queue, a `VecDeque` of `(id, waker)` sorted by id
-//!   (ids only grow and waiters join at the back), the number `granted` of entries at the
-//!   front that already own a permit, and `debt`, the permits to retire before any is free
-//!   again after the limit was lowered.
-//!
-//! Grants are made in queue order, so the granted entries always form a prefix of the queue:
-//! `queue[..granted]` own a permit they have not observed yet, `queue[granted..]` wait.
+//! - `state: AtomicUsize` holds `admitted << 32 | available << 1 | SLOW` on 64-bit targets
+//!   and `available << 1 | SLOW` elsewhere. `available` is the number of free permits (at most
+//!   2^30 - 1). The top half counts fast-path admissions modulo 2^32, so `try_enter` counts
+//!   itself in the same compare-and-swap that takes the permit; a wrap of that half carries into
+//!   `admitted_carry`. Slow-path admissions, and all of them on 32-bit targets, go to
+//!   `admitted`. `SLOW` is set exactly when a release must take the lock: some waiter is queued,
+//!   or the limit was lowered below the permits in use (`debt > 0`). `SLOW` is only ever set or
+//!   cleared with the lock held (`Slow::slow_flag` mirrors it there, to skip redundant writes).
+//! - `slow: Mutex<Slow>` holds the queue of waiting entries, a `VecDeque` of `(id, waker)`
+//!   sorted by id (ids are `u64`, only grow, and waiters join at the back), and `debt`, the
+//!   permits to retire before any is free again after the limit was lowered.
+//! - `first_waiting: AtomicU64` mirrors the id of the queue's front entry (or the next id to
+//!   hand out when the queue is empty). Grants pop entries off the front in order, so a
+//!   registered waiter whose id is below it has been granted a permit: it can see so without
+//!   the lock. On targets without 64-bit atomics the mirror is absent and the waiter takes the
+//!   lock to compare against the queue itself.
 //!
 //! ## Invariant
 //!
-//! While a waiter is not granted, `available == 0`. A waiter only registers after seeing
-//! `available == 0` and setting `SLOW` in the same compare-and-swap; afterwards the fast
-//! release (which only succeeds while `SLOW` is clear) cannot add a permit, and every locked
-//! release or limit increase hands permits to waiters before adding any to `available`. So a
-//! barging `try_enter` never takes a permit a waiter is owed, and the queue is strict FIFO.
+//! While a waiter is queued, `available == 0`. A waiter only registers after seeing
+//! `available == 0` and setting `SLOW` in the same compare-and-swap, with the lock held;
+//! afterwards the fast release (which only succeeds while `SLOW` is clear) cannot add a permit,
+//! and every locked release or limit increase hands permits to waiters before adding any to
+//! `available`. So a barging `try_enter` never takes a permit a waiter is owed, and the queue
+//! is strict FIFO.
 //!
 //! ## Transitions
 //!
 //! - **acquire (fast)**: CAS `available - 1` while `available > 0`. No lock.
 //! - **release (fast)**: CAS `available + 1` while `SLOW` is clear. No lock.
-//! - **release (slow)**, with the lock: pay one unit of `debt`; else grant the first waiting
-//!   entry (`granted += 1`) and wake it; else add the permit to `available` and clear `SLOW`.
+//! - **release (slow)**, with the lock: pay one unit of `debt`; else pop the front waiter,
+//!   publish the new `first_waiting` (release ordering: the permit travels with it) and wake
+//!   it; else add the permit to `available` and clear `SLOW`.
 //! - **register**, with the lock: re-check `state` (a permit released between the failed fast
-//!   path and the lock is taken here, so no wakeup is lost); else refuse if the number of
-//!   waiting entries reached `max_waiting`; else set `SLOW` and push `(id, waker)`.
-//! - **poll of a registered waiter**, with the lock: if its entry is in the granted prefix,
-//!   remove it and complete; else refresh its waker.
-//! - **drop of a registered waiter**, with the lock: remove its entry; if it was granted, the
-//!   permit it owned goes through the slow release, to the next waiter.
+//!   path and the lock is taken here, so no wakeup is lost); else refuse if `max_waiting`
+//!   entries wait; else set `SLOW` and push `(id, waker)`.
+//! - **poll of a registered waiter**: `id < first_waiting` means granted: complete. Otherwise,
+//!   with the lock, check again and refresh the stored waker.
+//! - **drop of a registered waiter**, with the lock: if granted, the permit it owned goes
+//!   through the slow release, to the next waiter; else its entry leaves the queue.
 //! - **set_limit**: raising pays debt first, then grants waiters, then adds to `available`;
 //!   lowering takes what it can from `available` and records the rest as `debt`.
 //!
@@ -56,14 +63,29 @@ use core::task::{Context, Poll, Waker};
 #[cfg(feature = "alloc")]
 use crate::error::TooManyCallsKind;
 use crate::sync::Mutex;
+#[cfg(all(feature = "alloc", target_has_atomic = "64"))]
+use crate::sync::atomic::AtomicU64;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 
 /// The `SLOW` flag in `state`.
 const SLOW: usize = 1;
 /// One permit in `state`.
 const ONE: usize = 2;
+/// The bits of `state` holding `available` and `SLOW`.
+const AVAILABLE_MASK: usize = (1 << 31) - 1;
+/// One fast-path admission in `state` (64-bit targets: the top half counts them).
+#[cfg(target_pointer_width = "64")]
+const ADMIT: usize = 1 << 32;
+#[cfg(not(target_pointer_width = "64"))]
+const ADMIT: usize = 0;
 /// The largest limit a gate accepts; larger limits are clamped to it.
-pub(crate) const MAX_LIMIT: usize = usize::MAX >> 2;
+pub(crate) const MAX_LIMIT: usize = (1 << 30) - 1;
+
+/// Free permits in a `state` value.
+#[inline]
+const fn available(state: usize) -> usize {
+    (state & AVAILABLE_MASK) / ONE
+}
 
 /// The counting semaphore behind [`Gate`](super::Gate).
 pub(crate) struct Engine {
@@ -73,24 +95,29 @@ pub(crate) struct Engine {
     limit: AtomicUsize,
     /// Waiters beyond this many are refused.
     max_waiting: usize,
+    /// Admissions not counted in `state`.
     admitted: AtomicUsize,
+    /// Wraps of the admission count in `state`'s top half.
+    admitted_carry: AtomicUsize,
     rejected: AtomicUsize,
     peak: AtomicUsize,
+    /// Mirror of [`Slow::first_waiting`]: registered ids below it were granted.
+    #[cfg(all(feature = "alloc", target_has_atomic = "64"))]
+    first_waiting: AtomicU64,
     slow: Mutex<Slow>,
 }
 
 /// The part of the engine behind the lock.
 struct Slow {
-    /// Waiters in arrival order; ids strictly increase from front to back.
+    /// Waiting entries in arrival order; ids strictly increase from front to back.
     #[cfg(feature = "alloc")]
     queue: VecDeque<Waiter>,
-    /// `queue[..granted]` own a permit they have not observed yet.
-    #[cfg(feature = "alloc")]
-    granted: usize,
     #[cfg(feature = "alloc")]
     next_id: u64,
     /// Permits to retire, on release, before any becomes available again.
     debt: usize,
+    /// Whether `SLOW` is set in `state`.
+    slow_flag: bool,
 }
 
 #[cfg(feature = "alloc")]
@@ -100,11 +127,11 @@ struct Waiter {
 }
 
 impl Slow {
-    /// Entries still waiting for a permit.
+    /// Entries waiting for a permit.
     fn waiting(&self) -> usize {
         #[cfg(feature = "alloc")]
         {
-            self.queue.len() - self.granted
+            self.queue.len()
         }
         #[cfg(not(feature = "alloc"))]
         {
@@ -115,6 +142,13 @@ impl Slow {
     /// Whether releases must take the lock.
     fn needs_slow(&self) -> bool {
         self.debt > 0 || self.waiting() > 0
+    }
+
+    /// The id of the first waiting entry, or the next id if none waits. Registered ids below
+    /// it have been granted.
+    #[cfg(feature = "alloc")]
+    fn first_waiting(&self) -> u64 {
+        self.queue.front().map_or(self.next_id, |w| w.id)
     }
 }
 
@@ -145,16 +179,18 @@ macro_rules! engine_new {
             limit: AtomicUsize::new(limit),
             max_waiting: usize::MAX,
             admitted: AtomicUsize::new(0),
+            admitted_carry: AtomicUsize::new(0),
             rejected: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            #[cfg(all(feature = "alloc", target_has_atomic = "64"))]
+            first_waiting: AtomicU64::new(0),
             slow: Mutex::new(Slow {
                 #[cfg(feature = "alloc")]
                 queue: VecDeque::new(),
                 #[cfg(feature = "alloc")]
-                granted: 0,
-                #[cfg(feature = "alloc")]
                 next_id: 0,
                 debt: 0,
+                slow_flag: false,
             }),
         }
     }};
@@ -177,6 +213,7 @@ impl Engine {
         self.max_waiting = max_waiting;
     }
 
+    #[inline]
     pub(crate) fn limit(&self) -> usize {
         self.limit.load(Ordering::Relaxed)
     }
@@ -186,15 +223,16 @@ impl Engine {
     pub(crate) fn try_acquire(&self) -> bool {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
-            if s < ONE {
+            if s & AVAILABLE_MASK < ONE {
                 return false;
             }
+            let new = (s - ONE).wrapping_add(ADMIT);
             match self
                 .state
-                .compare_exchange_weak(s, s - ONE, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    self.note_admitted(s - ONE);
+                    self.note_admitted(new);
                     return true;
                 }
                 Err(actual) => s = actual,
@@ -202,13 +240,19 @@ impl Engine {
         }
     }
 
-    /// Counts an admission that left `state` at `after`.
+    /// Completes the count of a fast admission that left `state` at `after` (counted in
+    /// `after` itself on 64-bit targets) and tracks the peak.
     #[inline]
     fn note_admitted(&self, after: usize) {
-        self.admitted.fetch_add(1, Ordering::Relaxed);
+        if ADMIT == 0 {
+            self.admitted.fetch_add(1, Ordering::Relaxed);
+        } else if after < ADMIT {
+            // The count in the top half wrapped to zero.
+            self.admitted_carry.fetch_add(1, Ordering::Relaxed);
+        }
         // `available > 0` before the admission, so there was no debt: in use is exact up to a
         // concurrent `set_limit`. A load first keeps the common case free of a second RMW.
-        let in_use = self.limit().saturating_sub(after / ONE);
+        let in_use = self.limit().saturating_sub(available(after));
         if in_use > self.peak.load(Ordering::Relaxed) {
             self.peak.fetch_max(in_use, Ordering::Relaxed);
         }
@@ -239,7 +283,7 @@ impl Engine {
         }
     }
 
-    #[cold]
+    #[inline(never)]
     fn release_slow(&self) {
         let mut slow = self.slow.lock();
         #[cfg(feature = "alloc")]
@@ -261,13 +305,12 @@ impl Engine {
             self.sync_slow_flag(slow);
             return None;
         }
-        if slow.waiting() > 0 {
-            let waker = slow.queue[slow.granted].waker.take();
-            slow.granted += 1;
+        if let Some(waiter) = slow.queue.pop_front() {
+            self.publish_first_waiting(slow);
             self.sync_slow_flag(slow);
-            return waker;
+            return waiter.waker;
         }
-        self.add_available(1);
+        self.add_available(slow, 1);
         None
     }
 
@@ -279,11 +322,11 @@ impl Engine {
             self.sync_slow_flag(slow);
             return;
         }
-        self.add_available(1);
+        self.add_available(slow, 1);
     }
 
     /// Adds `n` free permits and clears `SLOW`; only with the lock held and nothing owed.
-    fn add_available(&self, n: usize) {
+    fn add_available(&self, slow: &mut Slow, n: usize) {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
             let new = (s & !SLOW) + n * ONE;
@@ -291,19 +334,35 @@ impl Engine {
                 .state
                 .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
             {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(actual) => s = actual,
             }
         }
+        slow.slow_flag = false;
     }
 
     /// Sets or clears `SLOW` to match the locked state.
-    fn sync_slow_flag(&self, slow: &Slow) {
-        if slow.needs_slow() {
-            self.state.fetch_or(SLOW, Ordering::AcqRel);
-        } else {
-            self.state.fetch_and(!SLOW, Ordering::AcqRel);
+    fn sync_slow_flag(&self, slow: &mut Slow) {
+        let needed = slow.needs_slow();
+        if needed != slow.slow_flag {
+            if needed {
+                self.state.fetch_or(SLOW, Ordering::AcqRel);
+            } else {
+                self.state.fetch_and(!SLOW, Ordering::AcqRel);
+            }
+            slow.slow_flag = needed;
         }
+    }
+
+    /// Publishes the queue's new front after it changed (lock held).
+    #[cfg(feature = "alloc")]
+    #[inline]
+    fn publish_first_waiting(&self, slow: &Slow) {
+        #[cfg(target_has_atomic = "64")]
+        self.first_waiting
+            .store(slow.first_waiting(), Ordering::Release);
+        #[cfg(not(target_has_atomic = "64"))]
+        let _ = slow;
     }
 
     /// Changes the limit; held permits stay valid. Wakes the waiters it grants.
@@ -320,28 +379,26 @@ impl Engine {
             slow.debt -= paid;
             add -= paid;
             #[cfg(feature = "alloc")]
-            while add > 0 && slow.waiting() > 0 {
-                let granted = slow.granted;
-                if let Some(waker) = slow.queue[granted].waker.take() {
-                    wakers.push(waker);
-                }
-                slow.granted += 1;
-                add -= 1;
+            {
+                let grant = add.min(slow.queue.len());
+                wakers.extend(slow.queue.drain(..grant).filter_map(|w| w.waker));
+                add -= grant;
+                self.publish_first_waiting(&slow);
             }
             if add > 0 {
-                self.add_available(add);
+                self.add_available(&mut slow, add);
             } else {
-                self.sync_slow_flag(&slow);
+                self.sync_slow_flag(&mut slow);
             }
             // Granting waiters raised the permits in use.
-            let in_use =
-                (limit + slow.debt).saturating_sub(self.state.load(Ordering::Acquire) / ONE);
+            let free = available(self.state.load(Ordering::Acquire));
+            let in_use = (limit + slow.debt).saturating_sub(free);
             self.peak.fetch_max(in_use, Ordering::Relaxed);
         } else if limit < old {
             let mut sub = old - limit;
             let mut s = self.state.load(Ordering::Relaxed);
             loop {
-                let take = sub.min(s / ONE);
+                let take = sub.min(available(s));
                 match self.state.compare_exchange_weak(
                     s,
                     s - take * ONE,
@@ -356,7 +413,7 @@ impl Engine {
                 }
             }
             slow.debt += sub;
-            self.sync_slow_flag(&slow);
+            self.sync_slow_flag(&mut slow);
         }
         drop(slow);
         #[cfg(feature = "alloc")]
@@ -369,37 +426,47 @@ impl Engine {
     ///
     /// `slot` is the waiter's registration; it is `None` again when this returns `Ready`.
     #[cfg(feature = "alloc")]
+    #[inline]
     pub(crate) fn poll_acquire(
         &self,
         slot: &mut Slot,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), TooManyCallsKind>> {
-        let Some(id) = *slot else {
-            if self.try_acquire() {
-                return Poll::Ready(Ok(()));
-            }
-            return self.register(slot, cx);
-        };
-        let mut slow = self.slow.lock();
-        let Ok(index) = slow.queue.binary_search_by_key(&id, |w| w.id) else {
-            // Unreachable while the engine upholds its invariants: an entry leaves the queue
-            // only through its own waiter. Recover as if never registered.
-            drop(slow);
+        match *slot {
+            None if self.try_acquire() => Poll::Ready(Ok(())),
+            None => self.register(slot, cx),
+            Some(id) => self.poll_registered(slot, id, cx),
+        }
+    }
+
+    #[cfg(feature = "alloc")]
+    fn poll_registered(
+        &self,
+        slot: &mut Slot,
+        id: u64,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TooManyCallsKind>> {
+        #[cfg(target_has_atomic = "64")]
+        if id < self.first_waiting.load(Ordering::Acquire) {
             *slot = None;
-            return self.poll_acquire(slot, cx);
-        };
-        if index < slow.granted {
-            slow.queue.remove(index);
-            slow.granted -= 1;
+            self.admitted.fetch_add(1, Ordering::Relaxed);
+            return Poll::Ready(Ok(()));
+        }
+        let mut slow = self.slow.lock();
+        if id < slow.first_waiting() {
             drop(slow);
             *slot = None;
             self.admitted.fetch_add(1, Ordering::Relaxed);
             return Poll::Ready(Ok(()));
         }
-        let entry = &mut slow.queue[index];
-        match &mut entry.waker {
-            Some(waker) => waker.clone_from(cx.waker()),
-            None => entry.waker = Some(cx.waker().clone()),
+        // Not granted, so still queued: entries leave the queue only when granted or withdrawn
+        // by their own waiter, which clears its slot.
+        if let Ok(index) = slow.queue.binary_search_by_key(&id, |w| w.id) {
+            let entry = &mut slow.queue[index];
+            match &mut entry.waker {
+                Some(waker) => waker.clone_from(cx.waker()),
+                None => entry.waker = Some(cx.waker().clone()),
+            }
         }
         Poll::Pending
     }
@@ -413,22 +480,21 @@ impl Engine {
         let mut slow = self.slow.lock();
         let mut s = self.state.load(Ordering::Acquire);
         loop {
-            if s >= ONE {
+            if s & AVAILABLE_MASK >= ONE {
                 // A permit came back after the fast path failed: take it.
-                match self.state.compare_exchange_weak(
-                    s,
-                    s - ONE,
-                    Ordering::Acquire,
-                    Ordering::Acquire,
-                ) {
+                let new = (s - ONE).wrapping_add(ADMIT);
+                match self
+                    .state
+                    .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Acquire)
+                {
                     Ok(_) => {
                         drop(slow);
-                        self.note_admitted(s - ONE);
+                        self.note_admitted(new);
                         return Poll::Ready(Ok(()));
                     }
                     Err(actual) => s = actual,
                 }
-            } else if slow.waiting() >= self.max_waiting {
+            } else if slow.queue.len() >= self.max_waiting {
                 drop(slow);
                 self.note_rejected();
                 return Poll::Ready(Err(TooManyCallsKind::QueueFull));
@@ -446,6 +512,9 @@ impl Engine {
                 }
             }
         }
+        slow.slow_flag = true;
+        // The new id is `first_waiting` if the queue was empty, and above it otherwise: the
+        // published value does not change.
         let id = slow.next_id;
         slow.next_id += 1;
         slow.queue.push_back(Waiter {
@@ -464,11 +533,9 @@ impl Engine {
             return false;
         };
         let mut slow = self.slow.lock();
-        let granted = Self::remove_locked(&mut slow, id);
+        let granted = self.remove_locked(&mut slow, id);
         if granted {
             self.admitted.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.sync_slow_flag(&slow);
         }
         granted
     }
@@ -481,10 +548,9 @@ impl Engine {
             return;
         };
         let mut slow = self.slow.lock();
-        let waker = if Self::remove_locked(&mut slow, id) {
+        let waker = if self.remove_locked(&mut slow, id) {
             self.release_locked(&mut slow)
         } else {
-            self.sync_slow_flag(&slow);
             None
         };
         drop(slow);
@@ -493,30 +559,46 @@ impl Engine {
         }
     }
 
-    /// Removes entry `id`; returns whether it was granted.
+    /// Returns `true` if registration `id` was granted; otherwise removes its entry.
     #[cfg(feature = "alloc")]
-    fn remove_locked(slow: &mut Slow, id: u64) -> bool {
-        let Ok(index) = slow.queue.binary_search_by_key(&id, |w| w.id) else {
-            return false;
-        };
-        slow.queue.remove(index);
-        if index < slow.granted {
-            slow.granted -= 1;
-            true
-        } else {
-            false
+    fn remove_locked(&self, slow: &mut Slow, id: u64) -> bool {
+        if id < slow.first_waiting() {
+            return true;
+        }
+        if let Ok(index) = slow.queue.binary_search_by_key(&id, |w| w.id) {
+            slow.queue.remove(index);
+            if index == 0 {
+                self.publish_first_waiting(slow);
+            }
+            self.sync_slow_flag(slow);
+        }
+        false
+    }
+
+    /// The admission count, given a fresh `state`.
+    fn admitted(&self, state: usize) -> usize {
+        let counted = self.admitted.load(Ordering::Relaxed);
+        #[cfg(target_pointer_width = "64")]
+        {
+            let carry = self.admitted_carry.load(Ordering::Relaxed);
+            counted.wrapping_add((carry << 32) | (state >> 32))
+        }
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            let _ = state;
+            counted
         }
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
         let slow = self.slow.lock();
         let limit = self.limit();
-        let available = self.state.load(Ordering::Acquire) / ONE;
+        let state = self.state.load(Ordering::Acquire);
         Snapshot {
             limit,
-            in_use: (limit + slow.debt).saturating_sub(available),
+            in_use: (limit + slow.debt).saturating_sub(available(state)),
             waiting: slow.waiting(),
-            admitted: self.admitted.load(Ordering::Relaxed),
+            admitted: self.admitted(state),
             rejected: self.rejected.load(Ordering::Relaxed),
             peak: self.peak.load(Ordering::Relaxed),
         }

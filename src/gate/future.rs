@@ -25,10 +25,12 @@ struct Acquire<G: Deref<Target = Gate>> {
 }
 
 impl<G: Deref<Target = Gate>> Acquire<G> {
+    #[inline]
     fn new(gate: G) -> Self {
         Self { gate, slot: None }
     }
 
+    #[inline]
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TooManyCalls>> {
         let engine = &self.gate.engine;
         engine
@@ -52,6 +54,7 @@ impl<G: Deref<Target = Gate>> Acquire<G> {
 }
 
 impl<G: Deref<Target = Gate>> Drop for Acquire<G> {
+    #[inline]
     fn drop(&mut self) {
         if self.slot.is_some() {
             self.gate.engine.cancel(&mut self.slot);
@@ -76,6 +79,7 @@ pub struct Enter<'a> {
 }
 
 impl<'a> Enter<'a> {
+    #[inline]
     pub(super) fn new(gate: &'a Gate) -> Self {
         Self {
             acquire: Acquire::new(gate),
@@ -86,6 +90,7 @@ impl<'a> Enter<'a> {
 impl<'a> Future for Enter<'a> {
     type Output = Result<Permit<'a>, TooManyCalls>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let gate = self.acquire.gate;
         self.acquire.poll(cx).map_ok(|()| Permit::new(gate))
@@ -101,6 +106,7 @@ pub struct EnterOwned {
 }
 
 impl EnterOwned {
+    #[inline]
     pub(super) fn new(gate: Arc<Gate>) -> Self {
         Self {
             acquire: Acquire::new(gate),
@@ -111,6 +117,7 @@ impl EnterOwned {
 impl Future for EnterOwned {
     type Output = Result<OwnedPermit, TooManyCalls>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let acquire = &mut self.acquire;
         acquire

@@ -186,6 +186,7 @@ impl Gate {
     ///
     /// assert_eq!(Gate::new(3).limit(), 3);
     /// ```
+    #[inline]
     pub fn limit(&self) -> usize {
         self.engine.limit()
     }
@@ -282,6 +283,7 @@ impl Gate {
     /// # }).unwrap();
     /// ```
     #[cfg(feature = "alloc")]
+    #[inline]
     pub fn enter(&self) -> Enter<'_> {
         Enter::new(self)
     }
@@ -414,6 +416,7 @@ impl Gate {
     /// # }
     /// ```
     #[cfg(feature = "alloc")]
+    #[inline]
     pub fn enter_owned(self: &Arc<Self>) -> EnterOwned {
         EnterOwned::new(Arc::clone(self))
     }
@@ -587,6 +590,7 @@ pub struct Permit<'a> {
 }
 
 impl<'a> Permit<'a> {
+    #[inline]
     fn new(gate: &'a Gate) -> Self {
         Self { gate }
     }
@@ -644,6 +648,7 @@ pub struct OwnedPermit {
 
 #[cfg(feature = "alloc")]
 impl OwnedPermit {
+    #[inline]
     fn new(gate: Arc<Gate>) -> Self {
         Self { gate }
     }
