@@ -7,8 +7,10 @@
 //! - `gate/contended/*`: 64 tasks × 1000 enter / yield / exit through 4 permits on a tokio
 //!   multi-thread runtime with 2 workers; the same work per iteration for every impl.
 
-use std::hint::black_box;
-use std::sync::Arc;
+use core::hint::black_box;
+
+extern crate alloc;
+use alloc::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dike::gate::Gate;

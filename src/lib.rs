@@ -8,9 +8,9 @@
 //!
 //! - [`time`]: the [`Timer`](time::Timer) trait every time-based primitive reads, an adapter
 //!   per runtime, and [`ManualTimer`](time::ManualTimer), a virtual clock for tests.
-//! - [`gate`]: [`Gate`](gate::Gate), a concurrency limit that rejects ([`try_enter`](gate::Gate::try_enter)),
-//!   waits in FIFO order ([`enter`](gate::Gate::enter)) or waits up to a deadline, and
-//!   [`limit_jobs`](gate::limit_jobs), Python dike's decorator (`@limit_jobs`).
+//! - [`gate`]: [`Gate`](gate::Gate), a concurrency limit that rejects at once, waits in FIFO
+//!   order or waits up to a deadline, and [`limit_jobs`](gate::limit_jobs), Python dike's
+//!   `@limit_jobs` decorator.
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike

@@ -63,9 +63,9 @@ use engine::Engine;
 ///
 /// Enter with [`try_enter`](Gate::try_enter) (never waits), [`enter`](Gate::enter) (waits
 /// for a permit), or [`enter_timeout`](Gate::enter_timeout) /
-/// [`enter_until`](Gate::enter_until) (waits up to a deadline read from any
-/// [`Timer`](crate::time::Timer)). Each has an `_owned` variant for an `Arc<Gate>` whose permit
-/// is `'static`, to move into a spawned task.
+/// [`enter_until`](Gate::enter_until) (waits up to a deadline read from any timer, see
+/// [`time`](crate::time)). Each has an `_owned` variant for an `Arc<Gate>` whose permit is
+/// `'static`, to move into a spawned task.
 ///
 /// A gate is `const`-constructible, so it can be a `static`. It is `Send + Sync`; entering is
 /// one atomic compare-and-swap when a permit is free and so is leaving when nobody waits.
