@@ -125,6 +125,21 @@ impl TooManyCalls {
 }
 
 /// Why a [`TooManyCalls`] was returned.
+///
+/// # Examples
+///
+/// ```
+/// use dike::error::TooManyCallsKind;
+/// use dike::gate::Gate;
+/// use futures_util::FutureExt;
+///
+/// let gate = Gate::new(0).with_max_waiting(0);
+/// let err = gate.enter().now_or_never().unwrap().unwrap_err();
+/// match err.kind() {
+///     TooManyCallsKind::QueueFull => {} // shed load: nobody may even wait
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TooManyCallsKind {

@@ -575,6 +575,15 @@ impl Engine {
         false
     }
 
+    /// Sets the fast-path admission count kept in `state` (tests of its wrap-around).
+    #[cfg(all(test, target_pointer_width = "64"))]
+    pub(crate) fn preset_fast_admissions(&self, count: u32) {
+        let s = self.state.load(Ordering::Relaxed);
+        let top = usize::try_from(count).expect("64-bit usize") << 32;
+        self.state
+            .store((s & AVAILABLE_MASK) | top, Ordering::Relaxed);
+    }
+
     /// The admission count, given a fresh `state`.
     fn admitted(&self, state: usize) -> usize {
         let counted = self.admitted.load(Ordering::Relaxed);

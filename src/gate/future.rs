@@ -72,6 +72,23 @@ impl<G: Deref<Target = Gate>> fmt::Debug for Acquire<G> {
 }
 
 /// The future returned by [`Gate::enter`]: resolves to a [`Permit`] once one is free.
+///
+/// It joins the gate's queue on its first `Pending` poll and leaves it when dropped.
+///
+/// # Examples
+///
+/// ```
+/// use dike::gate::{Enter, Gate};
+/// use futures_util::FutureExt;
+///
+/// let gate = Gate::new(1);
+/// let held = gate.try_enter().unwrap();
+/// let mut enter: Enter<'_> = gate.enter();
+/// assert!((&mut enter).now_or_never().is_none());
+/// assert_eq!(gate.stats().waiting, 1);
+/// drop(held); // handed straight to the waiter
+/// assert!(enter.now_or_never().unwrap().is_ok());
+/// ```
 #[must_use = "futures do nothing unless you .await or poll them"]
 #[derive(Debug)]
 pub struct Enter<'a> {
@@ -99,6 +116,25 @@ impl<'a> Future for Enter<'a> {
 
 /// The future returned by [`Gate::enter_owned`]: resolves to an [`OwnedPermit`] once one is
 /// free.
+///
+/// `'static` and `Send`, so a spawned task can wait on it.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use dike::gate::{EnterOwned, Gate};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let gate = Arc::new(Gate::new(1));
+/// let held = gate.try_enter_owned().unwrap();
+/// let enter: EnterOwned = gate.enter_owned();
+/// let task = tokio::spawn(async move { enter.await.is_ok() });
+/// drop(held);
+/// assert!(task.await.unwrap());
+/// # }
+/// ```
 #[must_use = "futures do nothing unless you .await or poll them"]
 #[derive(Debug)]
 pub struct EnterOwned {
@@ -129,6 +165,26 @@ impl Future for EnterOwned {
 pin_project! {
     /// The future returned by [`Gate::enter_timeout`] and [`Gate::enter_until`]: resolves to
     /// a [`Permit`] once one is free, or to [`TooManyCalls`] at the deadline.
+    ///
+    /// A permit handed over by the time the deadline is seen wins over the timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::gate::Gate;
+    /// use dike::time::ManualTimer;
+    /// use futures_util::FutureExt;
+    ///
+    /// let gate = Gate::new(1);
+    /// let timer = ManualTimer::new();
+    /// let held = gate.try_enter().unwrap();
+    /// let mut wait = Box::pin(gate.enter_timeout(&timer, Duration::from_millis(5)));
+    /// assert!(wait.as_mut().now_or_never().is_none());
+    /// drop(held);
+    /// timer.advance(Duration::from_millis(5));
+    /// assert!(wait.now_or_never().unwrap().is_ok(), "granted before the deadline was seen");
+    /// ```
     #[must_use = "futures do nothing unless you .await or poll them"]
     pub struct EnterTimeout<'a, T: Timer> {
         acquire: Acquire<&'a Gate>,
@@ -168,6 +224,24 @@ pin_project! {
     /// The future returned by [`Gate::enter_timeout_owned`] and [`Gate::enter_until_owned`]:
     /// resolves to an [`OwnedPermit`] once one is free, or to [`TooManyCalls`] at the
     /// deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use std::sync::Arc;
+    /// use dike::error::TooManyCallsKind;
+    /// use dike::gate::Gate;
+    /// use dike::time::ManualTimer;
+    ///
+    /// # smol::block_on(async {
+    /// let gate = Arc::new(Gate::new(0));
+    /// let timer = ManualTimer::new();
+    /// let wait = gate.enter_timeout_owned(&timer, Duration::from_secs(1));
+    /// timer.advance(Duration::from_secs(1));
+    /// assert_eq!(wait.await.unwrap_err().kind(), TooManyCallsKind::TimedOut);
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless you .await or poll them"]
     pub struct EnterTimeoutOwned<T: Timer> {
         acquire: Acquire<Arc<Gate>>,

@@ -174,6 +174,20 @@ pin_project! {
     /// # Panics
     ///
     /// Polling it again after it completed panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::gate::limit_jobs;
+    ///
+    /// # smol::block_on(async {
+    /// let jobs = limit_jobs(1, |()| async { "done" });
+    /// let call = jobs.call(());
+    /// // Nothing is admitted until the call is polled.
+    /// assert_eq!(jobs.gate().stats().in_use, 0);
+    /// assert_eq!(call.await, Ok("done"));
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless you .await or poll them"]
     pub struct LimitedCall<F, A, Fut> {
         #[pin]

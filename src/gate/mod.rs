@@ -120,7 +120,16 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// The largest limit a gate holds; larger limits are clamped to it.
+    /// The largest limit a gate holds, 2^30 - 1 (over a billion concurrent calls); larger
+    /// limits are clamped to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::gate::Gate;
+    ///
+    /// assert_eq!(Gate::new(usize::MAX).limit(), Gate::MAX_LIMIT);
+    /// ```
     pub const MAX_LIMIT: usize = engine::MAX_LIMIT;
 
     /// A gate admitting at most `limit` concurrent calls, with an unbounded wait queue.

@@ -484,3 +484,28 @@ fn display_names_the_limit_and_the_reason() {
         "too many calls: limit of 3 reached and the wait timed out"
     );
 }
+
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn the_admission_count_carries_past_32_bits() {
+    let gate = Gate::new(2);
+    gate.engine.preset_fast_admissions(u32::MAX - 1);
+    assert_eq!(gate.stats().admitted, (1 << 32) - 2);
+    for _ in 0..3 {
+        drop(gate.try_enter().unwrap());
+    }
+    let mut enter = gate.enter();
+    let Poll::Ready(Ok(permit)) = poll_noop(&mut enter) else {
+        panic!("free");
+    };
+    drop(permit);
+    let stats = gate.stats();
+    assert_eq!(stats.admitted, (1 << 32) + 2);
+    assert_eq!((stats.in_use, stats.limit), (0, 2));
+    let _a = gate.try_enter().unwrap();
+    let _b = gate.try_enter().unwrap();
+    assert!(
+        gate.try_enter().is_err(),
+        "the count never spills into the permits"
+    );
+}
