@@ -461,13 +461,20 @@ impl Engine {
         }
         // Not granted, so still queued: entries leave the queue only when granted or withdrawn
         // by their own waiter, which clears its slot.
+        let mut stale = None;
         if let Ok(index) = slow.queue.binary_search_by_key(&id, |w| w.id) {
             let entry = &mut slow.queue[index];
-            match &mut entry.waker {
-                Some(waker) => waker.clone_from(cx.waker()),
-                None => entry.waker = Some(cx.waker().clone()),
+            if !entry
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                stale = entry.waker.replace(cx.waker().clone());
             }
         }
+        drop(slow);
+        // A waker may run arbitrary code when dropped: never with the lock held.
+        drop(stale);
         Poll::Pending
     }
 
@@ -533,7 +540,9 @@ impl Engine {
             return false;
         };
         let mut slow = self.slow.lock();
-        let granted = self.remove_locked(&mut slow, id);
+        let (granted, stale) = self.remove_locked(&mut slow, id);
+        drop(slow);
+        drop(stale);
         if granted {
             self.admitted.fetch_add(1, Ordering::Relaxed);
         }
@@ -548,31 +557,35 @@ impl Engine {
             return;
         };
         let mut slow = self.slow.lock();
-        let waker = if self.remove_locked(&mut slow, id) {
+        let (granted, stale) = self.remove_locked(&mut slow, id);
+        let next = if granted {
             self.release_locked(&mut slow)
         } else {
             None
         };
         drop(slow);
-        if let Some(waker) = waker {
+        drop(stale);
+        if let Some(waker) = next {
             waker.wake();
         }
     }
 
-    /// Returns `true` if registration `id` was granted; otherwise removes its entry.
+    /// Whether registration `id` was granted; if not, removes its entry and returns its waker,
+    /// for the caller to drop once the lock is released.
     #[cfg(feature = "alloc")]
-    fn remove_locked(&self, slow: &mut Slow, id: u64) -> bool {
+    fn remove_locked(&self, slow: &mut Slow, id: u64) -> (bool, Option<Waker>) {
         if id < slow.first_waiting() {
-            return true;
+            return (true, None);
         }
-        if let Ok(index) = slow.queue.binary_search_by_key(&id, |w| w.id) {
-            slow.queue.remove(index);
-            if index == 0 {
-                self.publish_first_waiting(slow);
-            }
-            self.sync_slow_flag(slow);
+        let Ok(index) = slow.queue.binary_search_by_key(&id, |w| w.id) else {
+            return (false, None);
+        };
+        let removed = slow.queue.remove(index);
+        if index == 0 {
+            self.publish_first_waiting(slow);
         }
-        false
+        self.sync_slow_flag(slow);
+        (false, removed.and_then(|w| w.waker))
     }
 
     /// Sets the fast-path admission count kept in `state` (tests of its wrap-around).

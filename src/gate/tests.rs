@@ -509,3 +509,51 @@ fn the_admission_count_carries_past_32_bits() {
         "the count never spills into the permits"
     );
 }
+
+/// A waker that enters the gate's lock when woken and when dropped.
+struct Reentrant(Arc<Gate>, AtomicUsize);
+
+impl Wake for Reentrant {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let _ = self.0.stats();
+        self.1.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        let _ = self.0.stats();
+    }
+}
+
+#[test]
+fn wakers_are_woken_and_dropped_outside_the_lock() {
+    let gate = Arc::new(Gate::new(1));
+    let held = gate.try_enter_owned().unwrap();
+    let reentrant = |gate: &Arc<Gate>| Arc::new(Reentrant(Arc::clone(gate), AtomicUsize::new(0)));
+    // Woken by a release, by set_limit, replaced by a new waker, dropped with its waiter.
+    let (a, b, c) = (reentrant(&gate), reentrant(&gate), reentrant(&gate));
+    let mut wa = gate.enter_owned();
+    let mut wb = gate.enter_owned();
+    let mut wc = gate.enter_owned();
+    assert!(poll(&mut wa, &Waker::from(Arc::clone(&a))).is_pending());
+    assert!(poll(&mut wb, &Waker::from(Arc::clone(&b))).is_pending());
+    assert!(poll(&mut wc, &Waker::from(c)).is_pending());
+    assert!(
+        poll(&mut wc, Waker::noop()).is_pending(),
+        "drops the old waker"
+    );
+    drop(wc);
+    drop(held);
+    gate.set_limit(2);
+    assert_eq!(
+        (a.1.load(Ordering::SeqCst), b.1.load(Ordering::SeqCst)),
+        (1, 1)
+    );
+    drop((wa, wb)); // granted, never observed: the permits go back
+    assert_eq!(gate.stats().in_use, 0);
+}
