@@ -139,8 +139,13 @@ proptest! {
                     let counter = Arc::new(Counter::default());
                     let waker = Waker::from(counter.clone());
                     let mut waiter = (fut, counter, waker);
+                    let queued_before = gate.stats().waiting;
                     match poll_waiter(&mut waiter) {
-                        Poll::Ready(Ok(p)) => { admitted += 1; permits.push(p); }
+                        Poll::Ready(Ok(p)) => {
+                            prop_assert_eq!(queued_before, 0, "entered past queued waiters");
+                            admitted += 1;
+                            permits.push(p);
+                        }
                         Poll::Ready(Err(_)) => {}
                         Poll::Pending => waiters.push(waiter),
                     }
@@ -148,6 +153,16 @@ proptest! {
                 Op::Poll(i) if !waiters.is_empty() => {
                     let i = i % waiters.len();
                     if let Poll::Ready(result) = poll_waiter(&mut waiters[i]) {
+                        if result.is_ok() {
+                            // FIFO: every waiter queued earlier was granted before this one,
+                            // so it was woken.
+                            for (j, earlier) in waiters[..i].iter().enumerate() {
+                                prop_assert!(
+                                    earlier.1.0.load(Ordering::SeqCst) > 0,
+                                    "waiter {} granted before earlier waiter {}", i, j
+                                );
+                            }
+                        }
                         drop(waiters.remove(i));
                         if let Ok(p) = result { admitted += 1; permits.push(p); }
                     }
