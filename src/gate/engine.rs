@@ -60,7 +60,6 @@ use alloc::vec::Vec;
 #[cfg(feature = "alloc")]
 use core::task::{Context, Poll, Waker};
 
-#[cfg(feature = "alloc")]
 use crate::error::TooManyCallsKind;
 use crate::sync::Mutex;
 #[cfg(all(feature = "alloc", target_has_atomic = "64"))]
@@ -258,10 +257,14 @@ impl Engine {
         }
     }
 
-    /// Counts a call turned away.
-    #[inline]
-    pub(crate) fn note_rejected(&self) {
+    /// Counts a call turned away (and, with `tracing`, emits a debug event).
+    #[cold]
+    pub(crate) fn note_rejected(&self, kind: TooManyCallsKind) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "tracing")]
+        tracing::debug!(limit = self.limit(), ?kind, "gate: too many calls");
+        #[cfg(not(feature = "tracing"))]
+        let _ = kind;
     }
 
     /// Returns one permit.
@@ -503,7 +506,7 @@ impl Engine {
                 }
             } else if slow.queue.len() >= self.max_waiting {
                 drop(slow);
-                self.note_rejected();
+                self.note_rejected(TooManyCallsKind::QueueFull);
                 return Poll::Ready(Err(TooManyCallsKind::QueueFull));
             } else if s & SLOW != 0 {
                 break;

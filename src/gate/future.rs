@@ -44,7 +44,7 @@ impl<G: Deref<Target = Gate>> Acquire<G> {
         if engine.withdraw(&mut self.slot) {
             Ok(())
         } else {
-            engine.note_rejected();
+            engine.note_rejected(TooManyCallsKind::TimedOut);
             Err(TooManyCalls::new(
                 engine.limit(),
                 TooManyCallsKind::TimedOut,

@@ -16,6 +16,9 @@
 //! `try_enter` and permits need no heap at all, so a `static` gate runs on a microcontroller;
 //! waiting needs the `alloc` feature.
 //!
+//! [`stats`](Gate::stats) counts permits in use, waiters, admissions, rejections and the peak
+//! in use. With the `tracing` feature, every rejection also emits a `debug` event.
+//!
 //! # Examples
 //!
 //! ```
@@ -258,7 +261,7 @@ impl Gate {
 
     #[cold]
     fn full(&self) -> TooManyCalls {
-        self.engine.note_rejected();
+        self.engine.note_rejected(TooManyCallsKind::Full);
         TooManyCalls::new(self.limit(), TooManyCallsKind::Full)
     }
 
