@@ -62,7 +62,10 @@ pub use limit_jobs::{LimitJobs, LimitedCall, limit_jobs};
 
 use engine::Engine;
 
-/// A concurrency limit: at most `limit` [`Permit`]s exist at any time.
+/// A concurrency limit: at most `limit` [`Permit`]s are held at any time.
+///
+/// (Right after [`set_limit`](Gate::set_limit) lowers the limit, permits already held stay
+/// valid; no new one is given out until fewer than the new limit are held.)
 ///
 /// Enter with [`try_enter`](Gate::try_enter) (never waits), [`enter`](Gate::enter) (waits
 /// for a permit), or [`enter_timeout`](Gate::enter_timeout) /
