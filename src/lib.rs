@@ -74,6 +74,12 @@
     unreachable_pub,
     rust_2018_idioms
 )]
+// Keep no_std honest in the library (tests, benches and examples may use std freely).
+#![warn(
+    clippy::std_instead_of_core,
+    clippy::std_instead_of_alloc,
+    clippy::alloc_instead_of_core
+)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;

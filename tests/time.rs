@@ -92,7 +92,10 @@ fn wakes_exactly_once() {
     timer.advance_to(MS * 10);
     assert_eq!(p.wakes.load(Ordering::SeqCst), 1);
     assert!(poll(&mut s, &w).is_ready());
-    assert!(poll(&mut s, &w).is_ready(), "a completed sleep stays complete");
+    assert!(
+        poll(&mut s, &w).is_ready(),
+        "a completed sleep stays complete"
+    );
     assert_eq!(p.wakes.load(Ordering::SeqCst), 1);
 }
 
@@ -135,7 +138,11 @@ fn dropped_sleepers_are_forgotten() {
     }
     assert_eq!(timer.next_deadline(), None);
     timer.advance(Duration::from_secs(1));
-    assert_eq!(p.wakes.load(Ordering::SeqCst), 0, "no dropped sleeper is woken");
+    assert_eq!(
+        p.wakes.load(Ordering::SeqCst),
+        0,
+        "no dropped sleeper is woken"
+    );
     // A sleep dropped after being woken but before being polled leaves nothing either.
     let mut s = timer.sleep(MS);
     assert!(poll(&mut s, &w).is_pending());
@@ -259,7 +266,11 @@ fn timer_fn_never_fires_early() {
     let (p, w) = probe(0, &log);
     let mut s = Box::pin(timer.sleep(MS * 2));
     assert!(s.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
-    assert_eq!(p.wakes.load(Ordering::SeqCst), 1, "yields instead of spinning");
+    assert_eq!(
+        p.wakes.load(Ordering::SeqCst),
+        1,
+        "yields instead of spinning"
+    );
     clock.advance(MS);
     assert!(s.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
     clock.advance(MS);
@@ -275,9 +286,17 @@ fn timer_fn_over_a_manual_clock() {
         timer_fn(move || a.now(), move |d| b.sleep_until(d))
     };
     let mut s = Box::pin(timer.sleep(MS * 3));
-    assert!(s.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+    assert!(
+        s.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
     assert_eq!(clock.next_deadline(), Some(MS * 3));
     clock.advance(MS * 3);
-    assert!(s.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_ready());
+    assert!(
+        s.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    );
     assert!(format!("{timer:?}").contains("FnTimer"));
 }

@@ -27,18 +27,33 @@ pub async fn check_timer<T: Timer>(
     let mut last = timer.now();
     for _ in 0..10_000 {
         let now = timer.now();
-        assert!(now >= last, "{name}: now() went backwards: {last:?} -> {now:?}");
+        assert!(
+            now >= last,
+            "{name}: now() went backwards: {last:?} -> {now:?}"
+        );
         last = now;
     }
 
     // Deadlines already reached complete on the first poll.
     let past = timer.now();
-    assert!(poll_once(timer.sleep_until(past)).is_ready(), "{name}: past deadline");
-    assert!(poll_once(timer.sleep(Duration::ZERO)).is_ready(), "{name}: zero sleep");
+    assert!(
+        poll_once(timer.sleep_until(past)).is_ready(),
+        "{name}: past deadline"
+    );
+    assert!(
+        poll_once(timer.sleep(Duration::ZERO)).is_ready(),
+        "{name}: zero sleep"
+    );
 
     // Unreachable deadlines stay pending and never panic.
-    assert!(poll_once(timer.sleep_until(Duration::MAX)).is_pending(), "{name}: MAX");
-    assert!(poll_once(timer.sleep(Duration::MAX)).is_pending(), "{name}: sleep(MAX)");
+    assert!(
+        poll_once(timer.sleep_until(Duration::MAX)).is_pending(),
+        "{name}: MAX"
+    );
+    assert!(
+        poll_once(timer.sleep(Duration::MAX)).is_pending(),
+        "{name}: sleep(MAX)"
+    );
 
     // Real sleeps never end early, by the timer's own clock and by wall time.
     let mut slept = Vec::new();
@@ -50,7 +65,10 @@ pub async fn check_timer<T: Timer>(
         assert!(elapsed >= d, "{name}: sleep({d:?}) ended after {elapsed:?}");
         if let (Some(f), Some(real_start)) = (real_now, real_start) {
             let real = f() - real_start;
-            assert!(real >= d, "{name}: sleep({d:?}) ended after {real:?} of wall time");
+            assert!(
+                real >= d,
+                "{name}: sleep({d:?}) ended after {real:?} of wall time"
+            );
         }
         // sleep_until an absolute deadline.
         let deadline = timer.now() + d;
@@ -58,7 +76,10 @@ pub async fn check_timer<T: Timer>(
         assert!(timer.now() >= deadline, "{name}: sleep_until woke early");
         slept.push(format!("{d:?}->{elapsed:?}"));
     }
-    format!("{name}: now() monotone over 10000 reads; no sleep early: {}", slept.join(", "))
+    format!(
+        "{name}: now() monotone over 10000 reads; no sleep early: {}",
+        slept.join(", ")
+    )
 }
 
 fn poll_once<F: Future>(fut: F) -> Poll<F::Output> {

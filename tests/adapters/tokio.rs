@@ -47,7 +47,11 @@ async fn paused_time() {
     println!("{line}");
     let start = timer.now();
     timer.sleep(Duration::from_secs(3600)).await;
-    assert_eq!(timer.now() - start, Duration::from_secs(3600), "auto-advance is exact");
+    assert_eq!(
+        timer.now() - start,
+        Duration::from_secs(3600),
+        "auto-advance is exact"
+    );
     tokio::time::advance(Duration::from_secs(5)).await;
     assert!(timer.now() - start >= Duration::from_secs(3605));
 }
