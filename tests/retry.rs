@@ -4,11 +4,13 @@
 use core::cell::{Cell, RefCell};
 use core::future::Future;
 use core::pin::pin;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Wake;
+
+extern crate alloc;
+use alloc::sync::Arc;
+use alloc::task::Wake;
 
 use dike::prelude::*;
 use dike::retry::{Backoff, Jitter, Retry, RetryBudget, retry};
@@ -55,8 +57,14 @@ fn drive<F: Future>(timer: &ManualTimer, fut: F) -> F::Output {
         if counter.count() > before {
             continue;
         }
-        assert!(timer.advance_to_next().is_some(), "wedged: pending, nothing to wake it");
-        assert!(counter.count() > before, "advancing the timer did not wake the retry");
+        assert!(
+            timer.advance_to_next().is_some(),
+            "wedged: pending, nothing to wake it"
+        );
+        assert!(
+            counter.count() > before,
+            "advancing the timer did not wake the retry"
+        );
     }
 }
 
@@ -84,13 +92,21 @@ impl<'a> Flaky<'a> {
             let n = self.calls.get() + 1;
             self.calls.set(n);
             self.starts.borrow_mut().push(self.timer.now());
-            core::future::ready(if n <= self.failures { Err(Failed(n)) } else { Ok(n) })
+            core::future::ready(if n <= self.failures {
+                Err(Failed(n))
+            } else {
+                Ok(n)
+            })
         }
     }
 
     /// The waits between consecutive attempts.
     fn sleeps(&self) -> Vec<Duration> {
-        self.starts.borrow().windows(2).map(|w| w[1] - w[0]).collect()
+        self.starts
+            .borrow()
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .collect()
     }
 }
 
@@ -109,7 +125,8 @@ fn no_error_calls_once() {
         let timer = ManualTimer::new();
         let flaky = Flaky::new(&timer, 0);
         let notified = Cell::new(0);
-        let policy = with_attempts(attempts).notify(|_: &Failed, _, _| notified.set(notified.get() + 1));
+        let policy =
+            with_attempts(attempts).notify(|_: &Failed, _, _| notified.set(notified.get() + 1));
         assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(1));
         assert_eq!(flaky.calls.get(), 1, "attempts {attempts:?}");
         assert_eq!(notified.get(), 0);
@@ -154,7 +171,12 @@ fn failing_past_attempts_returns_the_original_error() {
 
 #[test]
 fn sleep_sequence_is_d_times_b_to_the_n_minus_1() {
-    let delays = [None, Some(ms(10)), Some(Duration::from_secs(1)), Some(Duration::from_secs(2))];
+    let delays = [
+        None,
+        Some(ms(10)),
+        Some(Duration::from_secs(1)),
+        Some(Duration::from_secs(2)),
+    ];
     for delay in delays {
         for backoff in [1.0, 2.5] {
             let timer = ManualTimer::new();
@@ -167,9 +189,15 @@ fn sleep_sequence_is_d_times_b_to_the_n_minus_1() {
             assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(6));
             let d = delay.unwrap_or(Duration::ZERO);
             let expected: Vec<_> = (0..5)
-                .map(|k| Duration::from_nanos((d.as_nanos() as f64 * backoff.powi(k)).round() as u64))
+                .map(|k| {
+                    Duration::from_nanos((d.as_nanos() as f64 * backoff.powi(k)).round() as u64)
+                })
                 .collect();
-            assert_eq!(flaky.sleeps(), expected, "delay {delay:?} backoff {backoff}");
+            assert_eq!(
+                flaky.sleeps(),
+                expected,
+                "delay {delay:?} backoff {backoff}"
+            );
         }
     }
 }
@@ -184,14 +212,22 @@ fn predicate_stops_retries() {
     let policy = Retry::new()
         .when(|e: &Failed| e.0 < 3)
         .notify(|_: &Failed, _, _| notified.set(notified.get() + 1));
-    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Err(Failed(3)));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(3))
+    );
     assert_eq!(flaky.calls.get(), 3);
     assert_eq!(notified.get(), 2, "a rejected error is final, not notified");
 
     // Two predicates must both accept.
     let flaky = Flaky::new(&timer, u32::MAX);
-    let policy = Retry::new().when(|e: &Failed| e.0 < 5).when(|e: &Failed| e.0 != 2);
-    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Err(Failed(2)));
+    let policy = Retry::new()
+        .when(|e: &Failed| e.0 < 5)
+        .when(|e: &Failed| e.0 != 2);
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(2))
+    );
 }
 
 #[test]
@@ -234,9 +270,16 @@ fn max_elapsed_refuses_a_sleep_that_would_overrun() {
         .with_backoff(2.0)
         .unwrap()
         .with_max_elapsed(ms(100));
-    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Err(Failed(4)));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(4))
+    );
     assert_eq!(flaky.sleeps(), [ms(10), ms(20), ms(40)]);
-    assert_eq!(timer.now(), Duration::from_secs(100) + ms(70), "gave up at once, no sleep");
+    assert_eq!(
+        timer.now(),
+        Duration::from_secs(100) + ms(70),
+        "gave up at once, no sleep"
+    );
     assert_eq!(timer.sleepers(), 0);
 }
 
@@ -285,7 +328,10 @@ fn any_iterator_is_a_schedule_and_its_end_stops() {
     let timer = ManualTimer::new();
     let flaky = Flaky::new(&timer, u32::MAX);
     let policy = Retry::new().with_schedule([ms(3), ms(1), ms(4)]);
-    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Err(Failed(4)));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(4))
+    );
     assert_eq!(flaky.sleeps(), [ms(3), ms(1), ms(4)]);
 
     let flaky = Flaky::new(&timer, 2);
@@ -303,16 +349,29 @@ fn budget_exhaustion_stops_retries_and_is_notified() {
     let policy = Retry::new()
         .with_budget(&budget)
         .notify(|e: &Failed, n, d| notified.borrow_mut().push((e.0, n, d)));
-    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Err(Failed(3)));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(3))
+    );
     assert_eq!(
         *notified.borrow(),
-        [(1, 1, Some(Duration::ZERO)), (2, 2, Some(Duration::ZERO)), (3, 3, None)]
+        [
+            (1, 1, Some(Duration::ZERO)),
+            (2, 2, Some(Duration::ZERO)),
+            (3, 3, None)
+        ]
     );
     assert_eq!(budget.available(), 0);
 
     // An empty budget still lets first attempts through, and a success refunds.
     let flaky = Flaky::new(&timer, 0);
-    assert_eq!(drive(&timer, Retry::new().with_budget(&budget).run(&timer, flaky.op())), Ok(1));
+    assert_eq!(
+        drive(
+            &timer,
+            Retry::new().with_budget(&budget).run(&timer, flaky.op())
+        ),
+        Ok(1)
+    );
     assert_eq!(budget.available(), 1);
 
     // A budget in an Arc works the same.
@@ -333,7 +392,10 @@ fn construction_errors_name_the_parameter() {
         assert_eq!(err.parameter(), "multiplier");
     }
     let err = Backoff::exponential(ms(1), -2.5).unwrap_err();
-    assert_eq!(err.to_string(), "invalid multiplier = -2.5: expected a finite number >= 1");
+    assert_eq!(
+        err.to_string(),
+        "invalid multiplier = -2.5: expected a finite number >= 1"
+    );
 }
 
 // ---- poll level ----
@@ -347,7 +409,10 @@ fn zero_delay_yields_once_without_the_timer() {
     let mut cx = Context::from_waker(&waker);
     let mut run = pin!(Retry::new().run(&timer, flaky.op()));
 
-    assert!(run.as_mut().poll(&mut cx).is_pending(), "yields after the failure");
+    assert!(
+        run.as_mut().poll(&mut cx).is_pending(),
+        "yields after the failure"
+    );
     assert_eq!(counter.count(), 1, "woke itself");
     assert_eq!(timer.sleepers(), 0, "no timer round trip");
     assert_eq!(flaky.calls.get(), 1);
@@ -402,7 +467,11 @@ fn dropping_mid_attempt_drops_the_attempt() {
         }
     };
     let mut run = Box::pin(Retry::new().with_budget(&budget).run(&timer, op));
-    assert!(run.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
     assert_eq!(timer.sleepers(), 1, "the attempt waits");
     drop(run);
     assert!(dropped.get(), "the attempt's future is dropped");
@@ -422,7 +491,11 @@ fn dropping_mid_sleep_leaves_nothing_behind() {
             .with_budget(&budget)
             .run(&timer, flaky.op()),
     );
-    assert!(run.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
     assert_eq!(timer.sleepers(), 1, "sleeping before the retry");
     assert_eq!(budget.available(), 5, "the retry is paid for");
     drop(run);
@@ -438,7 +511,11 @@ fn dropping_mid_yield_refunds_the_retry() {
     let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
     let flaky = Flaky::new(&timer, u32::MAX);
     let mut run = Box::pin(Retry::new().with_budget(&budget).run(&timer, flaky.op()));
-    assert!(run.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
     assert_eq!(budget.available(), 5);
     drop(run);
     assert_eq!(budget.available(), 10);
@@ -486,7 +563,10 @@ fn the_decorator_form_retries_each_call() {
     );
     let result = drive(&timer, web_request.call("a"));
     assert_eq!(result, Err("a: request failed".to_owned()));
-    assert_eq!(drive(&timer, web_request.call("b")), Err("b: request failed".to_owned()));
+    assert_eq!(
+        drive(&timer, web_request.call("b")),
+        Err("b: request failed".to_owned())
+    );
     assert_eq!(calls.get(), 4);
     assert_eq!(timer.now(), ms(20));
 }
@@ -495,7 +575,9 @@ fn the_decorator_form_retries_each_call() {
 fn the_extension_form_reads_naturally() {
     let timer = ManualTimer::new();
     let flaky = Flaky::new(&timer, 2);
-    let run = flaky.op().retry(Retry::new().with_attempts(3).unwrap(), &timer);
+    let run = flaky
+        .op()
+        .retry(Retry::new().with_attempts(3).unwrap(), &timer);
     assert_eq!(drive(&timer, run), Ok(3));
 }
 

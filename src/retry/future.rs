@@ -94,16 +94,14 @@ where
 /// # Examples
 ///
 /// ```
-/// use dike::retry::{CallWith, Operation};
-///
-/// fn assert_operation<O: Operation>(_: &O) {}
 /// let retried = dike::retry::retry(
 ///     dike::retry::Retry::new(),
 ///     dike::time::ManualTimer::new(),
 ///     |n: u32| async move { Ok::<_, ()>(n) },
 /// );
+/// // `Run<ManualTimer, CallWith<'_, _, u32>, BackoffIter, NoHooks>`
 /// let run = retried.call(1);
-/// # drop(run);
+/// assert_eq!(smol::block_on(run), Ok(1));
 /// ```
 pub struct CallWith<'a, F, A> {
     f: &'a F,

@@ -62,9 +62,9 @@
 //!     .with_delay(Duration::from_millis(10))
 //!     .notify(|e: &&str, attempt, next| println!("attempt {attempt}: {e}; retrying in {next:?}"));
 //!
-//! let mut calls = 0;
+//! let calls = core::cell::Cell::new(0);
 //! let run = policy.run(&timer, || {
-//!     calls += 1;
+//!     calls.set(calls.get() + 1);
 //!     async { Err::<(), _>("connection reset") }
 //! });
 //! let mut run = core::pin::pin!(run);
@@ -75,9 +75,8 @@
 //!     timer.advance_to_next();
 //! };
 //! assert_eq!(result, Err("connection reset"));
+//! assert_eq!(calls.get(), 3);
 //! assert_eq!(timer.now(), Duration::from_millis(20));
-//! # drop(run);
-//! assert_eq!(calls, 3);
 //! # Ok::<(), dike::error::ConfigError>(())
 //! ```
 
@@ -322,19 +321,22 @@ impl<S, H> Retry<S, H> {
     /// # Examples
     ///
     /// ```
+    /// use core::pin::pin;
     /// use core::time::Duration;
     /// use dike::retry::Retry;
+    /// use dike::time::ManualTimer;
+    /// use futures_util::FutureExt;
     ///
     /// let ms = Duration::from_millis;
     /// // Two retries, then give up: a schedule of two delays.
     /// let policy = Retry::new().with_schedule([ms(10), ms(100)]);
-    /// let mut calls = 0;
-    /// let run = policy.run(dike::time::ManualTimer::new(), || {
-    ///     calls += 1;
-    ///     async { Err::<(), _>("down") }
-    /// });
-    /// # let timer = dike::time::ManualTimer::new();
-    /// # let _ = (run, timer);
+    /// let timer = ManualTimer::new();
+    /// let mut run = pin!(policy.run(&timer, || async { Err::<(), _>("down") }));
+    /// assert!(run.as_mut().now_or_never().is_none());
+    /// assert_eq!(timer.advance_to_next(), Some(ms(10)));
+    /// assert!(run.as_mut().now_or_never().is_none());
+    /// assert_eq!(timer.advance_to_next(), Some(ms(110)));
+    /// assert_eq!(run.now_or_never(), Some(Err("down")));
     /// ```
     pub fn with_schedule<S2>(self, schedule: S2) -> Retry<S2, H>
     where
@@ -436,7 +438,10 @@ impl<S, H> Retry<S, H> {
     where
         N: FnMut(&E, u32, Option<Duration>),
     {
-        self.wrap(|inner| Notify { notify: hook, inner })
+        self.wrap(|inner| Notify {
+            notify: hook,
+            inner,
+        })
     }
 
     /// Draws every retry from a shared [`RetryBudget`] (by reference, `Arc` or value: any

@@ -55,15 +55,15 @@ const fn mix(mut z: u64) -> u64 {
 /// across processes.
 pub(crate) fn entropy_seed() -> u64 {
     let local = 0u8;
-    let mut seed = mix(next_count().wrapping_mul(GOLDEN_GAMMA))
-        ^ mix((&raw const local).addr() as u64);
+    let seed = mix(next_count().wrapping_mul(GOLDEN_GAMMA)) ^ mix((&raw const local).addr() as u64);
     #[cfg(feature = "std")]
     {
         use core::hash::{BuildHasher, Hasher};
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_u64(seed);
-        seed ^= hasher.finish();
+        hasher.finish()
     }
+    #[cfg(not(feature = "std"))]
     seed
 }
 

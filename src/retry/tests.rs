@@ -17,7 +17,12 @@ const fn ms(n: u64) -> Duration {
 #[test]
 fn constant_and_none_repeat() {
     assert!(Backoff::none().into_iter().take(50).all(|d| d.is_zero()));
-    assert!(Backoff::constant(ms(7)).into_iter().take(50).all(|d| d == ms(7)));
+    assert!(
+        Backoff::constant(ms(7))
+            .into_iter()
+            .take(50)
+            .all(|d| d == ms(7))
+    );
 }
 
 #[test]
@@ -36,7 +41,9 @@ fn exponential_is_d_times_b_to_the_n() {
 
 #[test]
 fn cap_holds_and_growth_saturates() {
-    let capped = Backoff::exponential(ms(1), 10.0).unwrap().with_max_delay(ms(500));
+    let capped = Backoff::exponential(ms(1), 10.0)
+        .unwrap()
+        .with_max_delay(ms(500));
     let delays: Vec<_> = capped.into_iter().take(6).collect();
     assert_eq!(delays, [ms(1), ms(10), ms(100), ms(500), ms(500), ms(500)]);
 
@@ -109,7 +116,11 @@ fn budget_arithmetic() {
     assert!(budget.try_withdraw());
     assert_eq!(budget.available(), 2);
     assert!(!budget.try_withdraw());
-    assert_eq!(budget.available(), 2, "a refused withdrawal changes nothing");
+    assert_eq!(
+        budget.available(),
+        2,
+        "a refused withdrawal changes nothing"
+    );
     budget.deposit();
     budget.deposit();
     assert_eq!(budget.available(), 6);
