@@ -272,6 +272,7 @@ impl Backoff {
     /// let backoff = Backoff::constant(Duration::from_millis(3));
     /// assert_eq!(backoff.iter().next(), Some(Duration::from_millis(3)));
     /// ```
+    #[inline]
     pub fn iter(&self) -> BackoffIter {
         let seed = match self.seed {
             Some(seed) => seed,
@@ -298,6 +299,7 @@ impl IntoIterator for Backoff {
     type Item = Duration;
     type IntoIter = BackoffIter;
 
+    #[inline]
     fn into_iter(self) -> BackoffIter {
         self.iter()
     }
@@ -307,6 +309,7 @@ impl IntoIterator for &Backoff {
     type Item = Duration;
     type IntoIter = BackoffIter;
 
+    #[inline]
     fn into_iter(self) -> BackoffIter {
         self.iter()
     }
@@ -336,6 +339,7 @@ pub struct BackoffIter {
 impl Iterator for BackoffIter {
     type Item = Duration;
 
+    #[inline]
     fn next(&mut self) -> Option<Duration> {
         let b = &self.backoff;
         let capped = self.nominal.min(b.max_delay);

@@ -99,7 +99,7 @@ where
 ///     dike::time::ManualTimer::new(),
 ///     |n: u32| async move { Ok::<_, ()>(n) },
 /// );
-/// // `Run<ManualTimer, CallWith<'_, _, u32>, BackoffIter, NoHooks>`
+/// // `Run<ManualTimer, CallWith<'_, _, u32>, Backoff, NoHooks>`
 /// let run = retried.call(1);
 /// assert_eq!(smol::block_on(run), Ok(1));
 /// ```
@@ -146,6 +146,36 @@ impl<'a, F, A> CallWith<'a, F, A> {
     }
 }
 
+/// The schedule, turned into its iterator at the first retry: a call that succeeds at once
+/// never builds it.
+enum Schedule<S, I> {
+    Fresh(S),
+    Live(I),
+    Taken,
+}
+
+impl<S: IntoIterator<Item = Duration>> Schedule<S, S::IntoIter> {
+    fn next(&mut self) -> Option<Duration> {
+        if matches!(self, Self::Fresh(_)) {
+            if let Self::Fresh(schedule) = core::mem::replace(self, Self::Taken) {
+                *self = Self::Live(schedule.into_iter());
+            }
+        }
+        match self {
+            Self::Live(iter) => iter.next(),
+            _ => None,
+        }
+    }
+}
+
+/// The time budget: none, not started, or ending at an instant.
+#[derive(Clone, Copy)]
+enum Limit {
+    Unlimited,
+    Budget(Duration),
+    Until(Duration),
+}
+
 pin_project! {
     #[project = StateProj]
     enum State<Fut, Sl> {
@@ -162,8 +192,8 @@ pin_project! {
     /// once the policy gives up. Returned by [`Retry::run`](super::Retry::run),
     /// [`RetryExt::retry`](super::RetryExt::retry) and [`RetryFn::call`].
     ///
-    /// Its type names the timer, the operation, the schedule's iterator and the hooks, and
-    /// nothing else, however many hooks the policy has.
+    /// Its type names the timer, the operation, the schedule and the hooks, and nothing
+    /// else, however many hooks the policy has.
     ///
     /// # Cancel safety
     ///
@@ -190,20 +220,19 @@ pin_project! {
     /// assert_eq!(smol::block_on(run), Ok(3));
     /// ```
     #[must_use = "futures do nothing unless you .await or poll them"]
-    pub struct Run<T, F, I, H>
+    pub struct Run<T, F, S, H>
     where
         T: Timer,
         F: Operation,
+        S: IntoIterator<Item = Duration>,
         H: Hooks<F::Error>,
     {
         timer: T,
         op: F,
-        schedule: I,
+        schedule: Schedule<S, S::IntoIter>,
         hooks: H,
         attempts: Option<NonZeroU32>,
-        max_elapsed: Option<Duration>,
-        // The time budget's end, fixed when the first attempt starts.
-        limit: Option<Duration>,
+        limit: Limit,
         // Attempts started so far.
         attempt: u32,
         // A retry was withdrawn from the budget and has not started yet.
@@ -212,10 +241,11 @@ pin_project! {
         state: State<F::Future, T::Sleep>,
     }
 
-    impl<T, F, I, H> PinnedDrop for Run<T, F, I, H>
+    impl<T, F, S, H> PinnedDrop for Run<T, F, S, H>
     where
         T: Timer,
         F: Operation,
+        S: IntoIterator<Item = Duration>,
         H: Hooks<F::Error>,
     {
         fn drop(this: Pin<&mut Self>) {
@@ -227,16 +257,18 @@ pin_project! {
     }
 }
 
-impl<T, F, I, H> Run<T, F, I, H>
+impl<T, F, S, H> Run<T, F, S, H>
 where
     T: Timer,
     F: Operation,
+    S: IntoIterator<Item = Duration>,
     H: Hooks<F::Error>,
 {
+    #[inline]
     pub(super) fn new(
         timer: T,
         op: F,
-        schedule: I,
+        schedule: S,
         hooks: H,
         attempts: Option<NonZeroU32>,
         max_elapsed: Option<Duration>,
@@ -244,11 +276,13 @@ where
         Self {
             timer,
             op,
-            schedule,
+            schedule: Schedule::Fresh(schedule),
             hooks,
             attempts,
-            max_elapsed,
-            limit: None,
+            limit: match max_elapsed {
+                Some(max) => Limit::Budget(max),
+                None => Limit::Unlimited,
+            },
             attempt: 0,
             retry_held: false,
             state: State::Start,
@@ -271,10 +305,11 @@ where
     }
 }
 
-impl<T, F, I, H> fmt::Debug for Run<T, F, I, H>
+impl<T, F, S, H> fmt::Debug for Run<T, F, S, H>
 where
     T: Timer,
     F: Operation,
+    S: IntoIterator<Item = Duration>,
     H: Hooks<F::Error>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -292,25 +327,24 @@ where
     }
 }
 
-impl<T, F, I, H> Future for Run<T, F, I, H>
+impl<T, F, S, H> Future for Run<T, F, S, H>
 where
     T: Timer,
     F: Operation,
     F::Error: fmt::Debug,
-    I: Iterator<Item = Duration>,
+    S: IntoIterator<Item = Duration>,
     H: Hooks<F::Error>,
 {
     type Output = Result<F::Ok, F::Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
                 StateProj::Start => {
-                    if this.limit.is_none() {
-                        if let Some(max) = *this.max_elapsed {
-                            *this.limit = Some(this.timer.now().saturating_add(max));
-                        }
+                    if let Limit::Budget(max) = *this.limit {
+                        *this.limit = Limit::Until(this.timer.now().saturating_add(max));
                     }
                     *this.retry_held = false;
                     *this.attempt = this.attempt.saturating_add(1);
@@ -368,13 +402,13 @@ where
 
 /// After a failure of attempt number `attempt`: the delay before the next one, or `None` to
 /// give up. Notifies (and traces) every retry and every budget refusal.
-fn decide<E: fmt::Debug, I: Iterator<Item = Duration>, H: Hooks<E>>(
+fn decide<E: fmt::Debug, S: IntoIterator<Item = Duration>, H: Hooks<E>>(
     error: &E,
     attempt: u32,
     attempts: Option<NonZeroU32>,
-    limit: Option<Duration>,
+    limit: Limit,
     now: Duration,
-    schedule: &mut I,
+    schedule: &mut Schedule<S, S::IntoIter>,
     hooks: &mut H,
 ) -> Option<Duration> {
     if !hooks.should_retry(error) {
@@ -385,8 +419,10 @@ fn decide<E: fmt::Debug, I: Iterator<Item = Duration>, H: Hooks<E>>(
     }
     let scheduled = schedule.next()?;
     let delay = hooks.delay_override(error).unwrap_or(scheduled);
-    if limit.is_some_and(|limit| now.saturating_add(delay) > limit) {
-        return None;
+    if let Limit::Until(limit) = limit {
+        if now.saturating_add(delay) > limit {
+            return None;
+        }
     }
     if !hooks.acquire_retry() {
         #[cfg(feature = "tracing")]
@@ -472,7 +508,7 @@ where
     /// });
     /// assert_eq!(smol::block_on(add.call((2, 3))), Ok(5));
     /// ```
-    pub fn call<A, Fut, R, E>(&self, args: A) -> Run<T, CallWith<'_, F, A>, S::IntoIter, H>
+    pub fn call<A, Fut, R, E>(&self, args: A) -> Run<T, CallWith<'_, F, A>, S, H>
     where
         F: Fn(A) -> Fut,
         A: Clone,

@@ -556,7 +556,8 @@ impl<S, H> Retry<S, H> {
     /// }));
     /// assert_eq!(result, Ok("done"));
     /// ```
-    pub fn run<T, F>(self, timer: T, op: F) -> Run<T, F, S::IntoIter, H>
+    #[inline]
+    pub fn run<T, F>(self, timer: T, op: F) -> Run<T, F, S, H>
     where
         T: Timer,
         F: Operation,
@@ -566,7 +567,7 @@ impl<S, H> Retry<S, H> {
         Run::new(
             timer,
             op,
-            self.schedule.into_iter(),
+            self.schedule,
             self.hooks,
             self.attempts,
             self.max_elapsed,
@@ -664,7 +665,7 @@ pub trait RetryExt: Operation + Sized {
     /// assert_eq!(calls, 2);
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
-    fn retry<T, S, H>(self, policy: Retry<S, H>, timer: T) -> Run<T, Self, S::IntoIter, H>
+    fn retry<T, S, H>(self, policy: Retry<S, H>, timer: T) -> Run<T, Self, S, H>
     where
         T: Timer,
         S: IntoIterator<Item = Duration>,
