@@ -8,6 +8,8 @@
 //!
 //! - [`time`]: the [`Timer`](time::Timer) trait every time-based primitive reads, an adapter
 //!   per runtime, and [`ManualTimer`](time::ManualTimer), a virtual clock for tests.
+//! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
+//!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -85,5 +87,7 @@
 extern crate alloc;
 
 pub mod error;
+pub mod prelude;
+pub mod retry;
 mod sync;
 pub mod time;
