@@ -305,6 +305,19 @@ fn max_elapsed_counts_attempt_time() {
 }
 
 #[test]
+fn spent_max_elapsed_stops_zero_delay_retries() {
+    // With no time left, even a zero-delay retry is refused: no busy loop at the boundary.
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::new().with_max_elapsed(Duration::ZERO);
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(1))
+    );
+    assert_eq!(flaky.calls.get(), 1);
+}
+
+#[test]
 fn delay_override_takes_precedence() {
     let timer = ManualTimer::new();
     let flaky = Flaky::new(&timer, 3);

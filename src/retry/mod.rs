@@ -21,8 +21,9 @@
 //! 1. the [`when`](Retry::when) predicate rejects `e` (no notification);
 //! 2. `n` reached [`with_attempts`](Retry::with_attempts) (attempts count the first call);
 //! 3. the schedule iterator is exhausted;
-//! 4. `now + delay` would end past [`with_max_elapsed`](Retry::with_max_elapsed), counted from
-//!    the first attempt's start, so attempt time counts;
+//! 4. the time budget of [`with_max_elapsed`](Retry::with_max_elapsed), counted from the
+//!    first attempt's start (so attempt time counts), is spent, or `now + delay` would end
+//!    past it;
 //! 5. the [`RetryBudget`] is empty (notified with a `None` delay).
 //!
 //! Otherwise it calls the [`notify`](Retry::notify) hook with `(&e, n, Some(delay))`, emits a
@@ -297,8 +298,9 @@ impl<S, H> Retry<S, H> {
     }
 
     /// Limits the total time: counted from the start of the first attempt, attempts
-    /// included; a retry whose delay would end past it is not made, and the last error is
-    /// returned at once. Unlimited by default.
+    /// included. No retry is made once the budget is spent, nor one whose delay would end
+    /// past it (a retry may start exactly at the end); the last error is returned at once.
+    /// Unlimited by default.
     ///
     /// # Examples
     ///
