@@ -665,3 +665,41 @@ fn jitter_never_breaks_the_cap_in_the_loop() {
         assert!(flaky.sleeps().iter().all(|&d| d <= ms(200)), "{jitter:?}");
     }
 }
+
+// ---- real runtimes ----
+
+#[cfg(feature = "tokio")]
+#[tokio::test(start_paused = true)]
+async fn tokio_timer_waits_the_schedule_never_less() {
+    use dike::time::TokioTimer;
+
+    let timer = TokioTimer::new();
+    let starts = RefCell::new(Vec::new());
+    let policy = Retry::new()
+        .with_attempts(3)
+        .unwrap()
+        .with_delay(ms(10))
+        .with_backoff(2.0)
+        .unwrap();
+    let result = policy
+        .run(timer, || {
+            starts.borrow_mut().push(tokio::time::Instant::now());
+            async { Err::<(), _>("down") }
+        })
+        .await;
+    assert_eq!(result, Err("down"));
+    let starts = starts.into_inner();
+    for (gap, want) in starts.windows(2).map(|w| w[1] - w[0]).zip([ms(10), ms(20)]) {
+        assert!(gap >= want && gap <= want + ms(1), "{gap:?} for {want:?}");
+    }
+}
+
+#[test]
+fn smol_zero_delay_retries_without_a_timer() {
+    // A zero delay only yields: the timer is never asked to sleep, so any timer will do.
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, 3);
+    let result = smol::block_on(flaky.op().retry(Retry::new(), &timer));
+    assert_eq!(result, Ok(4));
+    assert_eq!(timer.sleepers(), 0);
+}
