@@ -703,3 +703,47 @@ fn smol_zero_delay_retries_without_a_timer() {
     assert_eq!(result, Ok(4));
     assert_eq!(timer.sleepers(), 0);
 }
+
+// ---- properties ----
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// For any failure count, attempt limit and schedule: the call count, the outcome, the
+    /// notifications and the waits are exactly what the policy says.
+    #[test]
+    fn the_loop_follows_the_policy(
+        failures in 0u32..12,
+        attempts in 1u32..12,
+        delay_us in 0u64..50_000,
+        backoff in 1.0f64..3.0,
+        jitter in proptest::sample::select(vec![Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated]),
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let timer = ManualTimer::new();
+        let flaky = Flaky::new(&timer, failures);
+        let notified = Cell::new(0);
+        let policy = Retry::new()
+            .with_attempts(attempts)
+            .unwrap()
+            .with_delay(Duration::from_micros(delay_us))
+            .with_backoff(backoff)
+            .unwrap()
+            .with_max_delay(ms(30))
+            .with_jitter(jitter)
+            .with_seed(seed)
+            .notify(|_: &Failed, _, _| notified.set(notified.get() + 1));
+        let expected_sleeps: Vec<_> = policy.schedule().iter().take(attempts as usize - 1).collect();
+        let result = drive(&timer, policy.run(&timer, flaky.op()));
+        let calls = (failures + 1).min(attempts);
+        proptest::prop_assert_eq!(flaky.calls.get(), calls);
+        if failures < attempts {
+            proptest::prop_assert_eq!(result, Ok(calls));
+        } else {
+            proptest::prop_assert_eq!(result, Err(Failed(attempts)));
+        }
+        proptest::prop_assert_eq!(notified.get(), calls - 1);
+        proptest::prop_assert_eq!(flaky.sleeps(), &expected_sleeps[..calls as usize - 1]);
+        proptest::prop_assert_eq!(timer.sleepers(), 0);
+    }
+}

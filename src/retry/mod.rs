@@ -32,6 +32,17 @@
 //! [`delay_for`](Retry::delay_for) returns one for `e`. A zero delay yields to the executor
 //! once instead of going through the timer.
 //!
+//! # What to know
+//!
+//! - The error type must implement `Debug` (every `std::error::Error` does), so that failures
+//!   can be logged.
+//! - The operation is a closure called once per attempt; a dropped [`Run`] drops the attempt
+//!   in progress (see [`Retry::run`]'s cancel safety). Nothing is spawned.
+//! - [`Run`] is `Send` when the timer, the operation, its future, the schedule, the hooks
+//!   and the timer's sleep are. Its type has four parameters however many hooks are set.
+//! - The policy never reads a global clock: pass the [`Timer`] of your runtime, or a
+//!   [`ManualTimer`](crate::time::ManualTimer) in tests to assert exact delays.
+//!
 //! # Schedules and jitter
 //!
 //! [`Backoff`] yields `d, d·b, d·b², …`, capped at `max_delay`, then jittered. With `c` the
