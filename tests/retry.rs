@@ -717,7 +717,12 @@ proptest::proptest! {
         attempts in 1u32..12,
         delay_us in 0u64..50_000,
         backoff in 1.0f64..3.0,
-        jitter in proptest::sample::select(vec![Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated]),
+        jitter in proptest::sample::select(vec![
+            Jitter::None,
+            Jitter::Full,
+            Jitter::Equal,
+            Jitter::Decorrelated,
+        ]),
         seed in proptest::prelude::any::<u64>(),
     ) {
         let timer = ManualTimer::new();
@@ -733,7 +738,8 @@ proptest::proptest! {
             .with_jitter(jitter)
             .with_seed(seed)
             .notify(|_: &Failed, _, _| notified.set(notified.get() + 1));
-        let expected_sleeps: Vec<_> = policy.schedule().iter().take(attempts as usize - 1).collect();
+        let expected_sleeps: Vec<_> =
+            policy.schedule().iter().take(attempts as usize - 1).collect();
         let result = drive(&timer, policy.run(&timer, flaky.op()));
         let calls = (failures + 1).min(attempts);
         proptest::prop_assert_eq!(flaky.calls.get(), calls);

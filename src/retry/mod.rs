@@ -439,7 +439,9 @@ impl<S, H> Retry<S, H> {
     /// let mut log = Vec::new();
     /// let policy = Retry::new()
     ///     .with_attempts(3)?
-    ///     .notify(|e: &&str, attempt, next| log.push(format!("{attempt}: {e}, retry in {next:?}")));
+    ///     .notify(|e: &&str, attempt, next| {
+    ///         log.push(format!("{attempt}: {e}, retry in {next:?}"));
+    ///     });
     /// let result = smol::block_on(policy.run(dike::time::ManualTimer::new(), || async {
     ///     Err::<(), _>("refused")
     /// }));
@@ -673,7 +675,8 @@ pub trait RetryExt: Operation + Sized {
     ///     calls += 1;
     ///     async { Err::<(), _>("nope") }
     /// };
-    /// let result = smol::block_on(op.retry(Retry::new().with_attempts(2)?, dike::time::ManualTimer::new()));
+    /// let timer = dike::time::ManualTimer::new();
+    /// let result = smol::block_on(op.retry(Retry::new().with_attempts(2)?, &timer));
     /// assert_eq!(result, Err("nope"));
     /// assert_eq!(calls, 2);
     /// # Ok::<(), dike::error::ConfigError>(())
