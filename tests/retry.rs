@@ -305,6 +305,19 @@ fn max_elapsed_counts_attempt_time() {
 }
 
 #[test]
+fn spent_max_elapsed_stops_zero_delay_retries() {
+    // With no time left, even a zero-delay retry is refused: no busy loop at the boundary.
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::new().with_max_elapsed(Duration::ZERO);
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(1))
+    );
+    assert_eq!(flaky.calls.get(), 1);
+}
+
+#[test]
 fn delay_override_takes_precedence() {
     let timer = ManualTimer::new();
     let flaky = Flaky::new(&timer, 3);
@@ -650,5 +663,93 @@ fn jitter_never_breaks_the_cap_in_the_loop() {
             .with_jitter(jitter);
         assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(21));
         assert!(flaky.sleeps().iter().all(|&d| d <= ms(200)), "{jitter:?}");
+    }
+}
+
+// ---- real runtimes ----
+
+#[cfg(feature = "tokio")]
+#[tokio::test(start_paused = true)]
+async fn tokio_timer_waits_the_schedule_never_less() {
+    use dike::time::TokioTimer;
+
+    let timer = TokioTimer::new();
+    let starts = RefCell::new(Vec::new());
+    let policy = Retry::new()
+        .with_attempts(3)
+        .unwrap()
+        .with_delay(ms(10))
+        .with_backoff(2.0)
+        .unwrap();
+    let result = policy
+        .run(timer, || {
+            starts.borrow_mut().push(tokio::time::Instant::now());
+            async { Err::<(), _>("down") }
+        })
+        .await;
+    assert_eq!(result, Err("down"));
+    let starts = starts.into_inner();
+    for (gap, want) in starts.windows(2).map(|w| w[1] - w[0]).zip([ms(10), ms(20)]) {
+        assert!(gap >= want && gap <= want + ms(1), "{gap:?} for {want:?}");
+    }
+}
+
+#[test]
+fn smol_zero_delay_retries_without_a_timer() {
+    // A zero delay only yields: the timer is never asked to sleep, so any timer will do.
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, 3);
+    let result = smol::block_on(flaky.op().retry(Retry::new(), &timer));
+    assert_eq!(result, Ok(4));
+    assert_eq!(timer.sleepers(), 0);
+}
+
+// ---- properties ----
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// For any failure count, attempt limit and schedule: the call count, the outcome, the
+    /// notifications and the waits are exactly what the policy says.
+    #[test]
+    fn the_loop_follows_the_policy(
+        failures in 0u32..12,
+        attempts in 1u32..12,
+        delay_us in 0u64..50_000,
+        backoff in 1.0f64..3.0,
+        jitter in proptest::sample::select(vec![
+            Jitter::None,
+            Jitter::Full,
+            Jitter::Equal,
+            Jitter::Decorrelated,
+        ]),
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let timer = ManualTimer::new();
+        let flaky = Flaky::new(&timer, failures);
+        let notified = Cell::new(0);
+        let policy = Retry::new()
+            .with_attempts(attempts)
+            .unwrap()
+            .with_delay(Duration::from_micros(delay_us))
+            .with_backoff(backoff)
+            .unwrap()
+            .with_max_delay(ms(30))
+            .with_jitter(jitter)
+            .with_seed(seed)
+            .notify(|_: &Failed, _, _| notified.set(notified.get() + 1));
+        let expected_sleeps: Vec<_> =
+            policy.schedule().iter().take(attempts as usize - 1).collect();
+        let result = drive(&timer, policy.run(&timer, flaky.op()));
+        let calls = (failures + 1).min(attempts);
+        proptest::prop_assert_eq!(flaky.calls.get(), calls);
+        if failures < attempts {
+            proptest::prop_assert_eq!(result, Ok(calls));
+        } else {
+            proptest::prop_assert_eq!(result, Err(Failed(attempts)));
+        }
+        proptest::prop_assert_eq!(notified.get(), calls - 1);
+        proptest::prop_assert_eq!(flaky.sleeps(), &expected_sleeps[..calls as usize - 1]);
+        proptest::prop_assert_eq!(timer.sleepers(), 0);
     }
 }

@@ -89,28 +89,66 @@ impl RetryBudget {
     ///
     /// let budget = RetryBudget::with_capacity(100, 10, 1)?;
     /// assert_eq!(budget.available(), 100);
+    ///
+    /// // `const`, so a custom budget can live in a `static`:
+    /// static SMALL: RetryBudget = match RetryBudget::with_capacity(50, 5, 1) {
+    ///     Ok(budget) => budget,
+    ///     Err(_) => panic!("invalid retry budget"),
+    /// };
+    /// assert_eq!(SMALL.capacity(), 50);
     /// assert_eq!(RetryBudget::with_capacity(4, 5, 1).unwrap_err().parameter(), "capacity");
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
+    #[cfg(not(loom))]
+    pub const fn with_capacity(
+        capacity: u32,
+        retry_cost: u32,
+        success_refund: u32,
+    ) -> Result<Self, ConfigError> {
+        if let Err(e) = validate(capacity, retry_cost) {
+            return Err(e);
+        }
+        Ok(Self {
+            tokens: AtomicU32::new(capacity),
+            capacity,
+            retry_cost,
+            success_refund,
+        })
+    }
+
+    /// A full bucket of `capacity` tokens; a retry costs `retry_cost`, a success refunds
+    /// `success_refund` (0 makes a budget that only drains: at most `capacity / retry_cost`
+    /// retries, ever).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming `retry_cost` when it is 0 (retries would be free), or
+    /// `capacity` when it is below `retry_cost` (no retry could ever happen).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::retry::RetryBudget;
+    ///
+    /// let budget = RetryBudget::with_capacity(100, 10, 1)?;
+    /// assert_eq!(budget.available(), 100);
+    ///
+    /// // `const`, so a custom budget can live in a `static`:
+    /// static SMALL: RetryBudget = match RetryBudget::with_capacity(50, 5, 1) {
+    ///     Ok(budget) => budget,
+    ///     Err(_) => panic!("invalid retry budget"),
+    /// };
+    /// assert_eq!(SMALL.capacity(), 50);
+    /// assert_eq!(RetryBudget::with_capacity(4, 5, 1).unwrap_err().parameter(), "capacity");
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    #[cfg(loom)]
     pub fn with_capacity(
         capacity: u32,
         retry_cost: u32,
         success_refund: u32,
     ) -> Result<Self, ConfigError> {
-        if retry_cost == 0 {
-            return Err(ConfigError::new(
-                "retry_cost",
-                ConfigValue::Int(0),
-                "at least 1",
-            ));
-        }
-        if capacity < retry_cost {
-            return Err(ConfigError::new(
-                "capacity",
-                ConfigValue::Int(capacity as i128),
-                "at least retry_cost",
-            ));
-        }
+        validate(capacity, retry_cost)?;
         Ok(Self {
             tokens: AtomicU32::new(capacity),
             capacity,
@@ -221,6 +259,24 @@ impl RetryBudget {
             }
         }
     }
+}
+
+const fn validate(capacity: u32, retry_cost: u32) -> Result<(), ConfigError> {
+    if retry_cost == 0 {
+        return Err(ConfigError::new(
+            "retry_cost",
+            ConfigValue::Int(0),
+            "at least 1",
+        ));
+    }
+    if capacity < retry_cost {
+        return Err(ConfigError::new(
+            "capacity",
+            ConfigValue::Int(capacity as i128),
+            "at least retry_cost",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(not(loom))]

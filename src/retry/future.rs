@@ -13,10 +13,13 @@
 //! ```
 //!
 //! `decide` reads the hooks and limits in a fixed order: the predicate, the attempt count,
-//! the schedule (an exhausted iterator stops), the delay override, the time budget (a sleep
-//! that would end past it is refused), the retry budget (refusal is notified with `None`),
-//! then notify and the tracing event. The time budget's end is fixed when the first attempt
-//! starts, so attempt time counts.
+//! the schedule (an exhausted iterator stops), the delay override, the time budget (no retry
+//! once it is spent, nor one whose sleep would end past it), the retry budget (a refusal is
+//! notified with `None`), then notify and the tracing event. The time budget's end is fixed
+//! when the first attempt starts, so attempt time counts.
+//!
+//! The schedule is turned into its iterator at the first failure, so a call that succeeds at
+//! once costs no more than the attempt and a few branches.
 //!
 //! A zero delay does not touch the timer: the future wakes itself and returns `Pending` once,
 //! so the executor runs other tasks before the retry (tokio's timer would round a zero sleep
@@ -420,7 +423,8 @@ fn decide<E: fmt::Debug, S: IntoIterator<Item = Duration>, H: Hooks<E>>(
     let scheduled = schedule.next()?;
     let delay = hooks.delay_override(error).unwrap_or(scheduled);
     if let Limit::Until(limit) = limit {
-        if now.saturating_add(delay) > limit {
+        // Time must be left, and the sleep must end within it.
+        if now >= limit || now.saturating_add(delay) > limit {
             return None;
         }
     }

@@ -21,8 +21,9 @@
 //! 1. the [`when`](Retry::when) predicate rejects `e` (no notification);
 //! 2. `n` reached [`with_attempts`](Retry::with_attempts) (attempts count the first call);
 //! 3. the schedule iterator is exhausted;
-//! 4. `now + delay` would end past [`with_max_elapsed`](Retry::with_max_elapsed), counted from
-//!    the first attempt's start, so attempt time counts;
+//! 4. the time budget of [`with_max_elapsed`](Retry::with_max_elapsed), counted from the
+//!    first attempt's start (so attempt time counts), is spent, or `now + delay` would end
+//!    past it;
 //! 5. the [`RetryBudget`] is empty (notified with a `None` delay).
 //!
 //! Otherwise it calls the [`notify`](Retry::notify) hook with `(&e, n, Some(delay))`, emits a
@@ -30,6 +31,17 @@
 //! waits `delay` and calls the operation again. The delay is the schedule's next one, unless
 //! [`delay_for`](Retry::delay_for) returns one for `e`. A zero delay yields to the executor
 //! once instead of going through the timer.
+//!
+//! # What to know
+//!
+//! - The error type must implement `Debug` (every `std::error::Error` does), so that failures
+//!   can be logged.
+//! - The operation is a closure called once per attempt; a dropped [`Run`] drops the attempt
+//!   in progress (see [`Retry::run`]'s cancel safety). Nothing is spawned.
+//! - [`Run`] is `Send` when the timer, the operation, its future, the schedule, the hooks
+//!   and the timer's sleep are. Its type has four parameters however many hooks are set.
+//! - The policy never reads a global clock: pass the [`Timer`] of your runtime, or a
+//!   [`ManualTimer`](crate::time::ManualTimer) in tests to assert exact delays.
 //!
 //! # Schedules and jitter
 //!
@@ -297,8 +309,9 @@ impl<S, H> Retry<S, H> {
     }
 
     /// Limits the total time: counted from the start of the first attempt, attempts
-    /// included; a retry whose delay would end past it is not made, and the last error is
-    /// returned at once. Unlimited by default.
+    /// included. No retry is made once the budget is spent, nor one whose delay would end
+    /// past it (a retry may start exactly at the end); the last error is returned at once.
+    /// Unlimited by default.
     ///
     /// # Examples
     ///
@@ -426,7 +439,9 @@ impl<S, H> Retry<S, H> {
     /// let mut log = Vec::new();
     /// let policy = Retry::new()
     ///     .with_attempts(3)?
-    ///     .notify(|e: &&str, attempt, next| log.push(format!("{attempt}: {e}, retry in {next:?}")));
+    ///     .notify(|e: &&str, attempt, next| {
+    ///         log.push(format!("{attempt}: {e}, retry in {next:?}"));
+    ///     });
     /// let result = smol::block_on(policy.run(dike::time::ManualTimer::new(), || async {
     ///     Err::<(), _>("refused")
     /// }));
@@ -660,7 +675,8 @@ pub trait RetryExt: Operation + Sized {
     ///     calls += 1;
     ///     async { Err::<(), _>("nope") }
     /// };
-    /// let result = smol::block_on(op.retry(Retry::new().with_attempts(2)?, dike::time::ManualTimer::new()));
+    /// let timer = dike::time::ManualTimer::new();
+    /// let result = smol::block_on(op.retry(Retry::new().with_attempts(2)?, &timer));
     /// assert_eq!(result, Err("nope"));
     /// assert_eq!(calls, 2);
     /// # Ok::<(), dike::error::ConfigError>(())
