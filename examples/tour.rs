@@ -34,7 +34,10 @@ fn timers() {
         });
     }
     timer.advance(Duration::MAX);
-    println!("  advance(Duration::MAX) saturates: now = {:?}", timer.now());
+    println!(
+        "  advance(Duration::MAX) saturates: now = {:?}",
+        timer.now()
+    );
 
     let origin = std::time::Instant::now();
     let clock = timer_fn(
@@ -51,4 +54,3 @@ fn timers() {
         deadline
     );
 }
-

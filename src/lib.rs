@@ -8,6 +8,8 @@
 //!
 //! - [`time`]: the [`Timer`](time::Timer) trait every time-based primitive reads, an adapter
 //!   per runtime, and [`ManualTimer`](time::ManualTimer), a virtual clock for tests.
+//! - [`throttle`]: [`Throttle`](throttle::Throttle), a lock-free GCRA rate limiter (`rate`
+//!   per `period`, explicit `burst`) that rejects with a ready time or waits on any timer.
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -80,4 +82,5 @@ extern crate alloc;
 
 pub mod error;
 mod sync;
+pub mod throttle;
 pub mod time;

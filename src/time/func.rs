@@ -127,7 +127,8 @@ where
             if (this.timer.now)() >= *this.deadline {
                 return Poll::Ready(());
             }
-            this.inner.set(Some((this.timer.sleep_until)(*this.deadline)));
+            this.inner
+                .set(Some((this.timer.sleep_until)(*this.deadline)));
         }
         cx.waker().wake_by_ref();
         Poll::Pending

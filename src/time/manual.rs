@@ -211,7 +211,9 @@ impl Future for ManualSleep {
         match state.sleepers.get_mut(&(this.deadline, id)) {
             Some(waker) => waker.clone_from(cx.waker()),
             None => {
-                state.sleepers.insert((this.deadline, id), cx.waker().clone());
+                state
+                    .sleepers
+                    .insert((this.deadline, id), cx.waker().clone());
             }
         }
         Poll::Pending
@@ -221,7 +223,11 @@ impl Future for ManualSleep {
 impl Drop for ManualSleep {
     fn drop(&mut self) {
         if let Some(id) = self.id {
-            self.timer.shared.lock().sleepers.remove(&(self.deadline, id));
+            self.timer
+                .shared
+                .lock()
+                .sleepers
+                .remove(&(self.deadline, id));
         }
     }
 }
