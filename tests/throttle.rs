@@ -2,11 +2,13 @@
 
 use core::future::Future;
 use core::pin::{Pin, pin};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::task::Wake;
+
+extern crate alloc;
+use alloc::sync::Arc;
+use alloc::task::Wake;
 
 use dike::error::ConfigValue;
 use dike::throttle::{Acquire, ExceedsBurst, Quota, RateLimited, Throttle, TryAcquireError};
@@ -378,7 +380,7 @@ fn a_throttle_can_be_a_static() {
 #[test]
 fn errors_and_futures_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
-    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    fn error<T: core::error::Error + Send + Sync + 'static>() {}
     send_sync::<Throttle>();
     send_sync::<Quota>();
     send_sync::<Acquire<'static, ManualTimer>>();

@@ -26,13 +26,14 @@ pin_project! {
     /// use core::time::Duration;
     /// use dike::throttle::Throttle;
     /// use dike::time::{ManualTimer, Timer};
+    /// use futures_util::FutureExt;
     ///
     /// let timer = ManualTimer::new();
     /// let throttle = Throttle::per_second(1)?;
     /// throttle.try_acquire(&timer).unwrap();
     ///
     /// let mut wait = Box::pin(throttle.acquire(&timer));
-    /// assert!(futures_util::poll!(wait.as_mut()).is_pending());
+    /// assert!(wait.as_mut().now_or_never().is_none()); // pending: sleeps until 1 s
     /// drop(wait); // reserved nothing
     ///
     /// timer.advance(Duration::from_secs(1));
