@@ -59,7 +59,11 @@
 //! A throttle holds no timer: every call takes one (by value; `&timer` is a timer too), so one
 //! throttle can be shared by code that holds different clones of the same timer. All calls on
 //! one throttle must use the same clock (clones of one timer): instants from different
-//! timers are not comparable. The clock must be monotonic, as [`Timer`] requires.
+//! timers are not comparable. In particular, create a timer whose origin is its creation
+//! (`TokioTimer::new()`, `AsyncIoTimer::new()`) once and keep it, rather than calling `new()`
+//! at each acquire: a throttle read through a fresh timer sees time restart near zero and
+//! refuses until the old schedule is reached again on the new clock. The clock must be
+//! monotonic, as [`Timer`] requires.
 //!
 //! # Fairness
 //!
@@ -68,9 +72,12 @@
 //! first at that instant (another waiter, or a [`try_acquire`](Throttle::try_acquire)) wins;
 //! the others sleep until the next slot. This is what makes a dropped waiter cost nothing,
 //! and it keeps the hot path lock-free, but with many waiters on one throttle the order of
-//! admission is arbitrary and one waiter can in principle lose every race. Put a FIFO gate in
-//! front (only one task waits on the throttle at a time) when order matters; that also avoids
-//! waking every waiter for every slot.
+//! admission is arbitrary and one waiter can in principle lose every race. Likewise a waiter
+//! for a large cost (see [`acquire_n`](Throttle::acquire_n)) needs that much of the burst free
+//! at once and can be starved by a stream of small acquires. Every waiter sleeps until the
+//! next slot, so `k` waiters are all woken for each slot and `k - 1` sleep again. Put a FIFO
+//! gate in front (only one task waits on the throttle at a time) when order matters or many
+//! tasks wait: that fixes both.
 //!
 //! # Targets without 64-bit atomics
 //!
