@@ -1,4 +1,7 @@
-//! Throttle vs governor, both reading the std monotonic clock (`std::time::Instant`).
+//! Throttle vs governor, both reading the std monotonic clock (`std::time::Instant`): ids
+//! `dike` and `governor`. For reference, both again on governor's default clock (quanta, a
+//! TSC read, much cheaper than `Instant::now` on most machines): `dike-quanta` and
+//! `governor-quanta`.
 //!
 //! - `throttle/allowed/*`: a generous quota (10⁹ per second, burst 10⁶), so every check is
 //!   admitted: clock read + compare-and-swap.
@@ -16,7 +19,7 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use dike::throttle::{Quota, Throttle};
 use dike::time::{Timer, timer_fn};
-use governor::clock::MonotonicClock;
+use governor::clock::{Clock, MonotonicClock, QuantaClock, Reference};
 use governor::{Quota as GovernorQuota, RateLimiter};
 
 const RATE: u32 = 1_000_000_000;
@@ -26,6 +29,16 @@ const BURST: u32 = 1_000_000;
 fn std_timer() -> impl Timer {
     let origin = Instant::now();
     timer_fn(move || origin.elapsed(), |_| pending::<()>())
+}
+
+/// dike on governor's default clock.
+fn quanta_timer() -> impl Timer {
+    let clock = QuantaClock::default();
+    let origin = clock.now();
+    timer_fn(
+        move || Duration::from(clock.now().duration_since(origin)),
+        |_| pending::<()>(),
+    )
 }
 
 fn nonzero(n: u32) -> NonZeroU32 {
@@ -48,6 +61,20 @@ fn allowed(c: &mut Criterion) {
     group.bench_function("governor", |b| {
         b.iter(|| black_box(limiter.check()).unwrap());
     });
+
+    let timer = quanta_timer();
+    let throttle = Throttle::new(Quota::per_second(RATE).with_burst(BURST)).unwrap();
+    group.bench_function("dike-quanta", |b| {
+        b.iter(|| black_box(throttle.try_acquire(&timer)).unwrap());
+    });
+
+    let limiter = RateLimiter::direct_with_clock(
+        GovernorQuota::per_second(nonzero(RATE)).allow_burst(nonzero(BURST)),
+        QuantaClock::default(),
+    );
+    group.bench_function("governor-quanta", |b| {
+        b.iter(|| black_box(limiter.check()).unwrap());
+    });
     group.finish();
 }
 
@@ -68,6 +95,23 @@ fn denied(c: &mut Criterion) {
     );
     limiter.check().unwrap();
     group.bench_function("governor", |b| {
+        b.iter(|| black_box(limiter.check()).unwrap_err());
+    });
+
+    let timer = quanta_timer();
+    let throttle =
+        Throttle::new(Quota::per_second(1).with_period(Duration::from_secs(3_600))).unwrap();
+    throttle.try_acquire(&timer).unwrap();
+    group.bench_function("dike-quanta", |b| {
+        b.iter(|| black_box(throttle.try_acquire(&timer)).unwrap_err());
+    });
+
+    let limiter = RateLimiter::direct_with_clock(
+        GovernorQuota::with_period(Duration::from_secs(3_600)).unwrap(),
+        QuantaClock::default(),
+    );
+    limiter.check().unwrap();
+    group.bench_function("governor-quanta", |b| {
         b.iter(|| black_box(limiter.check()).unwrap_err());
     });
     group.finish();

@@ -15,12 +15,15 @@
 //!
 //! - **In any window of length `w`, at most `b + ⌊w / T⌋` units are admitted** (a window
 //!   that includes both ends; an acquire of cost `n` counts `n`).
-//! - **Idle time earns at most `b`.** A throttle that has been idle for any time admits `b`
-//!   units at once, then one every `T`. Unused capacity is not banked beyond `b`.
+//! - **Idle time earns at most `b`.** A throttle idle for `b·T` or longer admits `b` units at
+//!   once, then one every `T`; however long it was idle, never more. Unused capacity is not
+//!   banked beyond `b`.
 //! - **Under continuous demand, admissions are exactly `T` apart** once the burst is spent:
-//!   the largest gap between consecutive starts is `T` (aiometer's property).
+//!   the largest gap between consecutive starts is `T` (aiometer's property), plus however
+//!   late the timer wakes a waiter.
 //! - With the default `burst = 1`, starts are strictly spaced: never two within `T` of each
-//!   other, as aiometer's `max_per_second` does.
+//!   other, as aiometer's `max_per_second` does. A late wake-up then pushes every later start
+//!   back by as much; with a burst of 2 or more the schedule absorbs it and catches up.
 //!
 //! `burst` is not "extra requests per period on top of the rate": it is how many units may be
 //! admitted at the *same instant*. A quota of 10 per second with burst 10 admits 10 at once
@@ -667,15 +670,14 @@ fn nanos(d: Duration) -> u64 {
 #[error("rate limited: ready in {:?}", self.wait())]
 pub struct RateLimited {
     now: Duration,
-    ready_at: Duration,
+    /// Nanoseconds; converted only when asked, to keep refusals cheap.
+    ready_at: u64,
 }
 
 impl RateLimited {
-    fn new(now: Duration, ready_at: u64) -> Self {
-        Self {
-            now,
-            ready_at: Duration::from_nanos(ready_at),
-        }
+    #[inline]
+    const fn new(now: Duration, ready_at: u64) -> Self {
+        Self { now, ready_at }
     }
 
     /// The first instant (on the timer's clock) at which the refused request would be
@@ -697,7 +699,7 @@ impl RateLimited {
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
     pub const fn ready_at(&self) -> Duration {
-        self.ready_at
+        Duration::from_nanos(self.ready_at)
     }
 
     /// How long from the refusal until [`ready_at`](RateLimited::ready_at): a `Retry-After`.
@@ -717,7 +719,7 @@ impl RateLimited {
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
     pub const fn wait(&self) -> Duration {
-        self.ready_at.saturating_sub(self.now)
+        self.ready_at().saturating_sub(self.now)
     }
 }
 
