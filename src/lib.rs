@@ -8,6 +8,8 @@
 //!
 //! - [`time`]: the [`Timer`](time::Timer) trait every time-based primitive reads, an adapter
 //!   per runtime, and [`ManualTimer`](time::ManualTimer), a virtual clock for tests.
+//! - [`throttle`]: [`Throttle`](throttle::Throttle), a lock-free GCRA rate limiter (`rate`
+//!   per `period`, explicit `burst`) that rejects with a ready time or waits on any timer.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
 //! - [`error`]: errors shared across primitives.
@@ -90,4 +92,5 @@ pub mod error;
 pub mod prelude;
 pub mod retry;
 mod sync;
+pub mod throttle;
 pub mod time;
