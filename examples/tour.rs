@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 fn main() {
     println!("dike tour");
     timers();
+    retry();
 }
 
 /// Time: a virtual clock moved by hand, and a timer made of two closures.
@@ -52,5 +53,48 @@ fn timers() {
         "timer_fn: a clock whose sleeps fire early still waited until {:?} >= {:?}",
         clock.now(),
         deadline
+    );
+}
+
+/// Retry: a flaky call retried with exponential backoff on a virtual clock.
+fn retry() {
+    use core::cell::Cell;
+    use dike::retry::Retry;
+
+    println!("\n== retry");
+    let timer = ManualTimer::new();
+    let policy = Retry::new()
+        .with_attempts(4)
+        .expect("4 attempts is valid")
+        .with_delay(Duration::from_millis(10))
+        .with_backoff(2.0)
+        .expect("2 is a valid multiplier")
+        .notify(|e: &&str, attempt, next: Option<Duration>| {
+            let next = next.unwrap_or_default();
+            println!("  attempt {attempt} failed with {e:?}; retrying in {next:?}");
+        });
+    let calls = Cell::new(0);
+    let flaky = || {
+        calls.set(calls.get() + 1);
+        let n = calls.get();
+        async move {
+            if n < 3 {
+                Err("connection reset")
+            } else {
+                Ok(n)
+            }
+        }
+    };
+    let mut run = Box::pin(policy.run(&timer, flaky));
+    let result = loop {
+        if let Some(result) = run.as_mut().now_or_never() {
+            break result;
+        }
+        timer.advance_to_next(); // jump the virtual clock to the retry's deadline
+    };
+    println!(
+        "  {result:?} after {} calls, at virtual time {:?}",
+        calls.get(),
+        timer.now()
     );
 }
