@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 fn main() {
     println!("dike tour");
     timers();
+    throttle();
     retry();
 }
 
@@ -96,5 +97,33 @@ fn retry() {
         "  {result:?} after {} calls, at virtual time {:?}",
         calls.get(),
         timer.now()
+    );
+}
+
+/// Throttle: 2 starts per second with a burst of 3, on a virtual clock.
+fn throttle() {
+    use dike::throttle::{Quota, Throttle};
+
+    println!("\n== throttle");
+    let timer = ManualTimer::new();
+    let throttle = Throttle::new(Quota::per_second(2).with_burst(3)).expect("a valid quota");
+    let mut starts = Vec::new();
+    for _ in 0..6 {
+        // Under continuous demand: wait for each start, jumping the clock to the next deadline.
+        let mut wait = Box::pin(throttle.acquire(&timer));
+        while wait.as_mut().now_or_never().is_none() {
+            timer.advance_to_next();
+        }
+        starts.push(timer.now().as_millis());
+    }
+    println!("Throttle 2/s, burst 3: 6 starts at {starts:?} ms");
+    let err = throttle.try_acquire(&timer).unwrap_err();
+    println!("  try_acquire at {:?}: {err}", timer.now());
+    timer.advance(Duration::from_secs(60));
+    let admitted = (0..10)
+        .filter(|_| throttle.try_acquire(&timer).is_ok())
+        .count();
+    println!(
+        "  after a minute idle, 10 tries: {admitted} admitted (idle time earns at most the burst)"
     );
 }
