@@ -10,6 +10,8 @@ use futures_util::FutureExt;
 fn main() {
     println!("dike tour");
     timers();
+    throttle();
+    retry();
 }
 
 /// Time: a virtual clock moved by hand, and a timer made of two closures.
@@ -52,5 +54,76 @@ fn timers() {
         "timer_fn: a clock whose sleeps fire early still waited until {:?} >= {:?}",
         clock.now(),
         deadline
+    );
+}
+
+/// Retry: a flaky call retried with exponential backoff on a virtual clock.
+fn retry() {
+    use core::cell::Cell;
+    use dike::retry::Retry;
+
+    println!("\n== retry");
+    let timer = ManualTimer::new();
+    let policy = Retry::new()
+        .with_attempts(4)
+        .expect("4 attempts is valid")
+        .with_delay(Duration::from_millis(10))
+        .with_backoff(2.0)
+        .expect("2 is a valid multiplier")
+        .notify(|e: &&str, attempt, next: Option<Duration>| {
+            let next = next.unwrap_or_default();
+            println!("  attempt {attempt} failed with {e:?}; retrying in {next:?}");
+        });
+    let calls = Cell::new(0);
+    let flaky = || {
+        calls.set(calls.get() + 1);
+        let n = calls.get();
+        async move {
+            if n < 3 {
+                Err("connection reset")
+            } else {
+                Ok(n)
+            }
+        }
+    };
+    let mut run = Box::pin(policy.run(&timer, flaky));
+    let result = loop {
+        if let Some(result) = run.as_mut().now_or_never() {
+            break result;
+        }
+        timer.advance_to_next(); // jump the virtual clock to the retry's deadline
+    };
+    println!(
+        "  {result:?} after {} calls, at virtual time {:?}",
+        calls.get(),
+        timer.now()
+    );
+}
+
+/// Throttle: 2 starts per second with a burst of 3, on a virtual clock.
+fn throttle() {
+    use dike::throttle::{Quota, Throttle};
+
+    println!("\n== throttle");
+    let timer = ManualTimer::new();
+    let throttle = Throttle::new(Quota::per_second(2).with_burst(3)).expect("a valid quota");
+    let mut starts = Vec::new();
+    for _ in 0..6 {
+        // Under continuous demand: wait for each start, jumping the clock to the next deadline.
+        let mut wait = Box::pin(throttle.acquire(&timer));
+        while wait.as_mut().now_or_never().is_none() {
+            timer.advance_to_next();
+        }
+        starts.push(timer.now().as_millis());
+    }
+    println!("Throttle 2/s, burst 3: 6 starts at {starts:?} ms");
+    let err = throttle.try_acquire(&timer).unwrap_err();
+    println!("  try_acquire at {:?}: {err}", timer.now());
+    timer.advance(Duration::from_secs(60));
+    let admitted = (0..10)
+        .filter(|_| throttle.try_acquire(&timer).is_ok())
+        .count();
+    println!(
+        "  after a minute idle, 10 tries: {admitted} admitted (idle time earns at most the burst)"
     );
 }

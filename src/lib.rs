@@ -11,6 +11,10 @@
 //! - [`gate`]: [`Gate`](gate::Gate), a concurrency limit that rejects at once, waits in FIFO
 //!   order or waits up to a deadline, and [`limit_jobs`](gate::limit_jobs), Python dike's
 //!   `@limit_jobs` decorator.
+//! - [`throttle`]: [`Throttle`](throttle::Throttle), a lock-free GCRA rate limiter (`rate`
+//!   per `period`, explicit `burst`) that rejects with a ready time or waits on any timer.
+//! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
+//!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -77,11 +81,20 @@
     unreachable_pub,
     rust_2018_idioms
 )]
+// Keep no_std honest in the library (tests, benches and examples may use std freely).
+#![warn(
+    clippy::std_instead_of_core,
+    clippy::std_instead_of_alloc,
+    clippy::alloc_instead_of_core
+)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
 pub mod error;
 pub mod gate;
+pub mod prelude;
+pub mod retry;
 mod sync;
+pub mod throttle;
 pub mod time;

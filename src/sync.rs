@@ -61,3 +61,12 @@ impl<T> Mutex<T> {
         }
     }
 }
+
+/// A 64-bit atomic on every target: core's where the target has one, portable-atomic's
+/// fallback (a seqlock over 32-bit CAS) on targets that do not, such as `thumbv7em`.
+#[cfg(all(not(loom), target_has_atomic = "64"))]
+pub(crate) use core::sync::atomic::AtomicU64;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::AtomicU64;
+#[cfg(all(not(loom), not(target_has_atomic = "64")))]
+pub(crate) use portable_atomic::AtomicU64;

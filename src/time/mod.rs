@@ -23,11 +23,14 @@
 //! use core::time::Duration;
 //! use dike::time::{ManualTimer, Timer};
 //!
+//! use futures_util::FutureExt;
+//!
 //! let timer = ManualTimer::new();
-//! let sleep = timer.sleep(Duration::from_millis(5));
+//! let mut sleep = Box::pin(timer.sleep(Duration::from_millis(5)));
+//! assert!((&mut sleep).now_or_never().is_none()); // pending: registered with the clock
 //! assert_eq!(timer.next_deadline(), Some(Duration::from_millis(5)));
 //! timer.advance(Duration::from_millis(5));
-//! futures_util::FutureExt::now_or_never(sleep).expect("deadline reached");
+//! sleep.now_or_never().expect("deadline reached");
 //! ```
 
 use core::future::Future;

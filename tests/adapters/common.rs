@@ -45,7 +45,11 @@ pub async fn check_timer<T: Timer>(
         "{name}: zero sleep"
     );
 
-    // Unreachable deadlines stay pending and never panic.
+    // Unreachable and far (but representable) deadlines stay pending and never panic.
+    assert!(
+        poll_once(timer.sleep(Duration::from_secs(1 << 40))).is_pending(),
+        "{name}: 35 000 years"
+    );
     assert!(
         poll_once(timer.sleep_until(Duration::MAX)).is_pending(),
         "{name}: MAX"

@@ -1,0 +1,122 @@
+//! # Implementation notes
+//!
+//! GCRA (the generic cell rate algorithm), the "virtual scheduling" form. All times are whole
+//! nanoseconds since the timer's origin, as `u64` (enough for 584 years; every sum saturates).
+//!
+//! Parameters, fixed at construction:
+//! - `interval` `T` = `period / rate`, rounded **up** to a whole nanosecond, so the admitted
+//!   rate never exceeds the configured one;
+//! - `capacity` = `burst × T`: how far ahead of `now` the schedule may run.
+//!
+//! State: one atomic `tat`, the theoretical arrival time: the instant at which the schedule of
+//! admissions made so far would be paid off. It starts at 0, "idle since the origin".
+//!
+//! Transition, for a cost of `n` at `now` ([`step`]):
+//! - `start = max(tat, now)` (time spent idle is not banked beyond `capacity`: a `tat` in
+//!   the past counts as `now`);
+//! - admit iff `start + n×T <= now + capacity`, and then `tat = start + n×T`;
+//! - otherwise reject with `NotUntil(start + n×T - capacity)`: the first instant at which the
+//!   same request is admitted, if nothing else is admitted meanwhile. A rejection writes
+//!   nothing.
+//!
+//! For `n = 1` the test reads `tat - (burst - 1)×T <= now`, the textbook form with tolerance
+//! `τ = (burst - 1)×T`.
+//!
+//! Concurrency: [`Gcra::check`] is a load, then (admissions only) one `compare_exchange_weak`
+//! loop on `tat`. Every admission is a successful CAS from the value its decision was computed
+//! on, so two callers can never both spend the same slot. A rejection is a plain load. No
+//! lock, no waker list: waiting is the caller's business (the `Acquire` future sleeps on its
+//! timer until `NotUntil` and checks again), so nothing here is ever reserved on behalf of a
+//! waiter that may be dropped. `Relaxed` ordering suffices: `tat` is the only shared datum and
+//! publishes nothing else; all that matters is the single modification order of `tat`.
+
+use crate::sync::AtomicU64;
+use crate::sync::atomic::Ordering;
+
+/// The outcome of one [`Gcra::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Admitted; the cost is spent.
+    Ok,
+    /// Rejected; the same request is admitted at this instant (nanoseconds) at the earliest.
+    NotUntil(u64),
+}
+
+/// The pure GCRA transition: `Ok(new_tat)` when admitted, `Err(not_until)` when not.
+///
+/// `cost` is `n × T` and must not exceed `capacity`.
+#[inline]
+pub(crate) const fn step(tat: u64, now: u64, cost: u64, capacity: u64) -> Result<u64, u64> {
+    let start = if tat > now { tat } else { now };
+    let end = start.saturating_add(cost);
+    if end <= now.saturating_add(capacity) {
+        Ok(end)
+    } else {
+        // end > now + capacity >= capacity, so this cannot underflow.
+        Err(end - capacity)
+    }
+}
+
+/// A GCRA cell-rate checker: the whole state of a throttle.
+#[derive(Debug)]
+pub(crate) struct Gcra {
+    tat: AtomicU64,
+    interval: u64,
+    capacity: u64,
+}
+
+impl Gcra {
+    /// A checker that is idle since the origin. `interval >= 1` and `capacity = burst ×
+    /// interval` (no overflow) are the caller's to ensure.
+    #[cfg(not(loom))]
+    pub(crate) const fn new(interval: u64, capacity: u64) -> Self {
+        Self {
+            tat: AtomicU64::new(0),
+            interval,
+            capacity,
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new(interval: u64, capacity: u64) -> Self {
+        Self {
+            tat: AtomicU64::new(0),
+            interval,
+            capacity,
+        }
+    }
+
+    /// The emission interval `T`, in nanoseconds.
+    pub(crate) const fn interval(&self) -> u64 {
+        self.interval
+    }
+
+    /// Admits `n` cells at `now` or says when it could. `n × T` must not exceed the capacity
+    /// (the facade checks `n <= burst`).
+    #[inline]
+    pub(crate) fn check(&self, now: u64, n: u32) -> Decision {
+        // n <= burst, and burst × T fits in u64 (checked at construction).
+        let cost = u64::from(n) * self.interval;
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            match step(tat, now, cost, self.capacity) {
+                Err(not_until) => return Decision::NotUntil(not_until),
+                Ok(new_tat) => match self.tat.compare_exchange_weak(
+                    tat,
+                    new_tat,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Decision::Ok,
+                    Err(actual) => tat = actual,
+                },
+            }
+        }
+    }
+
+    /// The current theoretical arrival time.
+    #[cfg(test)]
+    pub(crate) fn tat(&self) -> u64 {
+        self.tat.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,170 @@
+use core::time::Duration;
+
+use proptest::prelude::*;
+
+use super::engine::{Decision, Gcra, step};
+use super::{Quota, nanos};
+use crate::error::ConfigValue;
+
+const MS: u64 = 1_000_000;
+
+#[test]
+fn step_admits_a_burst_then_spaces_by_the_interval() {
+    // 2/s, burst 3: T = 500 ms, capacity 1500 ms.
+    let (t, cap) = (500 * MS, 1500 * MS);
+    let mut tat = 0;
+    for expected in [500, 1000, 1500] {
+        tat = step(tat, 0, t, cap).unwrap();
+        assert_eq!(tat, expected * MS);
+    }
+    assert_eq!(step(tat, 0, t, cap), Err(500 * MS));
+    assert_eq!(step(tat, 500 * MS - 1, t, cap), Err(500 * MS));
+    assert_eq!(step(tat, 500 * MS, t, cap), Ok(2000 * MS));
+}
+
+#[test]
+fn step_forgets_idle_time_beyond_the_burst() {
+    let (t, cap) = (10, 30);
+    // tat far in the past counts as now.
+    let mut tat = 5;
+    let now = 1_000_000;
+    for _ in 0..3 {
+        tat = step(tat, now, t, cap).unwrap();
+    }
+    assert_eq!(step(tat, now, t, cap), Err(now + 10));
+}
+
+#[test]
+fn step_with_a_cost_reports_when_all_of_it_fits() {
+    let (t, cap) = (10, 40);
+    let tat = step(0, 0, 30, cap).unwrap(); // 3 of 4
+    assert_eq!(tat, 30);
+    // 2 more need tat + 20 <= now + 40, i.e. now >= 10.
+    assert_eq!(step(tat, 0, 2 * t, cap), Err(10));
+    assert_eq!(step(tat, 9, 2 * t, cap), Err(10));
+    assert_eq!(step(tat, 10, 2 * t, cap), Ok(50));
+}
+
+#[test]
+fn step_saturates_at_the_end_of_time() {
+    let max = u64::MAX;
+    assert_eq!(step(0, max, 10, 10), Ok(max));
+    assert_eq!(step(max, max, 10, 10), Ok(max));
+    assert_eq!(step(max, 0, 10, 10), Err(max - 10));
+}
+
+#[test]
+fn check_writes_only_on_admission() {
+    let gcra = Gcra::new(100, 100);
+    assert_eq!(gcra.check(0, 1), Decision::Ok);
+    for now in [0, 50, 99] {
+        assert_eq!(gcra.check(now, 1), Decision::NotUntil(100));
+    }
+    assert_eq!(gcra.check(100, 1), Decision::Ok);
+    assert_eq!(gcra.check(150, 1), Decision::NotUntil(200));
+}
+
+#[test]
+fn nanos_saturates() {
+    assert_eq!(nanos(Duration::from_nanos(1_500)), 1_500);
+    assert_eq!(nanos(Duration::new(3, 7)), 3_000_000_007);
+    assert_eq!(nanos(Duration::MAX), u64::MAX);
+    assert_eq!(
+        nanos(Duration::from_secs(u64::MAX / 1_000_000_000 + 1)),
+        u64::MAX
+    );
+}
+
+#[test]
+fn params_round_the_interval_up_and_reject_overflow() {
+    assert_eq!(
+        Quota::per_second(3).params(),
+        Ok((333_333_334, 333_333_334))
+    );
+    assert_eq!(
+        Quota::per_second(2).with_burst(3).params(),
+        Ok((500 * MS, 1500 * MS))
+    );
+    // The rate may exceed one per nanosecond: the interval is still at least 1 ns.
+    assert_eq!(Quota::per_second(u32::MAX).params(), Ok((1, 1)));
+    assert_eq!(
+        Quota::per_second(1)
+            .with_period(Duration::from_nanos(u64::MAX))
+            .params(),
+        Ok((u64::MAX, u64::MAX))
+    );
+
+    let err = Quota::per_second(1)
+        .with_period(Duration::from_nanos(u64::MAX))
+        .with_burst(2)
+        .params()
+        .unwrap_err();
+    assert_eq!(err.parameter(), "burst");
+    assert_eq!(err.value(), ConfigValue::Int(2));
+
+    let long = Duration::from_nanos(u64::MAX) + Duration::from_nanos(1);
+    let err = Quota::per_second(1).with_period(long).params().unwrap_err();
+    assert_eq!(err.parameter(), "period");
+    assert_eq!(err.value(), ConfigValue::Duration(long));
+}
+
+/// Replays `steps` of `(advance, cost)` on a fresh engine; returns `(time, cost)` of every
+/// admission and checks each refusal's `NotUntil` on the way.
+fn replay(interval: u64, burst: u32, steps: &[(u64, u32)]) -> Vec<(u64, u32)> {
+    let gcra = Gcra::new(interval, interval * u64::from(burst));
+    let mut now = 0u64;
+    let mut admitted = Vec::new();
+    for &(advance, n) in steps {
+        now += advance;
+        let n = n.min(burst);
+        match gcra.check(now, n) {
+            Decision::Ok => admitted.push((now, n)),
+            Decision::NotUntil(at) => {
+                assert!(at > now, "NotUntil({at}) is not in the future of {now}");
+                // Exact: still refused just before, admitted at `at`.
+                let (cost, cap) = (interval * u64::from(n), interval * u64::from(burst));
+                let tat = gcra.tat();
+                assert_eq!(step(tat, at - 1, cost, cap), Err(at));
+                assert!(step(tat, at, cost, cap).is_ok());
+            }
+        }
+    }
+    admitted
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// In every window [a, b], admitted cost <= burst + floor((b - a) / T); and (checked in
+    /// `replay`) every refusal's `NotUntil` is exact.
+    #[test]
+    fn never_admits_more_than_burst_plus_elapsed(
+        interval in 1u64..1_000,
+        burst in 1u32..8,
+        steps in proptest::collection::vec((0u64..1_500, 0u32..4), 1..120),
+    ) {
+        let admitted = replay(interval, burst, &steps);
+        for (i, &(a, _)) in admitted.iter().enumerate() {
+            let mut total = 0u64;
+            for &(b, n) in &admitted[i..] {
+                total += u64::from(n);
+                let bound = u64::from(burst) + (b - a) / interval;
+                prop_assert!(total <= bound, "{total} admitted in [{a}, {b}], bound {bound}");
+            }
+        }
+    }
+
+    /// An idle engine admits a whole burst at once, then nothing until one interval later.
+    #[test]
+    fn idle_engine_admits_exactly_a_burst(
+        interval in 1u64..1_000_000,
+        burst in 1u32..16,
+        idle in 0u64..10_000_000,
+    ) {
+        let gcra = Gcra::new(interval, interval * u64::from(burst));
+        for _ in 0..burst {
+            prop_assert_eq!(gcra.check(idle, 1), Decision::Ok);
+        }
+        prop_assert_eq!(gcra.check(idle, 1), Decision::NotUntil(idle + interval));
+    }
+}

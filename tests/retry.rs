@@ -1,0 +1,755 @@
+//! Retry on a virtual clock: the Python dike suite ported case by case, then predicates,
+//! caps, time and retry budgets, zero-delay yields and cancellation at every await point.
+
+use core::cell::{Cell, RefCell};
+use core::future::Future;
+use core::pin::pin;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+
+extern crate alloc;
+use alloc::sync::Arc;
+use alloc::task::Wake;
+
+use dike::prelude::*;
+use dike::retry::{Backoff, Jitter, Retry, RetryBudget, retry};
+use dike::time::{ManualTimer, Timer};
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Failed(u32);
+
+/// Counts wake-ups.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl CountingWaker {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A tiny executor on the virtual clock: poll; if the future woke itself, poll again; else
+/// jump to the next timer deadline. Panics if the future waits with nothing to wake it.
+fn drive<F: Future>(timer: &ManualTimer, fut: F) -> F::Output {
+    let counter = Arc::new(CountingWaker::default());
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    loop {
+        let before = counter.count();
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        if counter.count() > before {
+            continue;
+        }
+        assert!(
+            timer.advance_to_next().is_some(),
+            "wedged: pending, nothing to wake it"
+        );
+        assert!(
+            counter.count() > before,
+            "advancing the timer did not wake the retry"
+        );
+    }
+}
+
+/// An operation that fails `failures` times, then succeeds with the attempt number; it logs
+/// the virtual time at which each attempt starts.
+struct Flaky<'a> {
+    timer: &'a ManualTimer,
+    failures: u32,
+    calls: Cell<u32>,
+    starts: RefCell<Vec<Duration>>,
+}
+
+impl<'a> Flaky<'a> {
+    fn new(timer: &'a ManualTimer, failures: u32) -> Self {
+        Self {
+            timer,
+            failures,
+            calls: Cell::new(0),
+            starts: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn op(&self) -> impl FnMut() -> core::future::Ready<Result<u32, Failed>> + '_ {
+        move || {
+            let n = self.calls.get() + 1;
+            self.calls.set(n);
+            self.starts.borrow_mut().push(self.timer.now());
+            core::future::ready(if n <= self.failures {
+                Err(Failed(n))
+            } else {
+                Ok(n)
+            })
+        }
+    }
+
+    /// The waits between consecutive attempts.
+    fn sleeps(&self) -> Vec<Duration> {
+        self.starts
+            .borrow()
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .collect()
+    }
+}
+
+fn with_attempts(attempts: Option<u32>) -> Retry {
+    match attempts {
+        Some(n) => Retry::new().with_attempts(n).unwrap(),
+        None => Retry::new(),
+    }
+}
+
+// ---- the Python dike suite ----
+
+#[test]
+fn no_error_calls_once() {
+    for attempts in [None, Some(1), Some(2), Some(3)] {
+        let timer = ManualTimer::new();
+        let flaky = Flaky::new(&timer, 0);
+        let notified = Cell::new(0);
+        let policy =
+            with_attempts(attempts).notify(|_: &Failed, _, _| notified.set(notified.get() + 1));
+        assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(1));
+        assert_eq!(flaky.calls.get(), 1, "attempts {attempts:?}");
+        assert_eq!(notified.get(), 0);
+    }
+}
+
+#[test]
+fn one_failure_then_success() {
+    for attempts in [None, Some(2), Some(3)] {
+        let timer = ManualTimer::new();
+        let flaky = Flaky::new(&timer, 1);
+        let notified = RefCell::new(Vec::new());
+        let policy = with_attempts(attempts)
+            .with_delay(ms(10))
+            .notify(|e: &Failed, n, d| notified.borrow_mut().push((e.clone(), n, d)));
+        assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(2));
+        assert_eq!(flaky.calls.get(), 2, "attempts {attempts:?}");
+        assert_eq!(*notified.borrow(), [(Failed(1), 1, Some(ms(10)))]);
+        assert_eq!(flaky.sleeps(), [ms(10)]);
+    }
+}
+
+#[test]
+fn failing_past_attempts_returns_the_original_error() {
+    for attempts in [1, 2, 3, 5] {
+        let timer = ManualTimer::new();
+        let flaky = Flaky::new(&timer, u32::MAX);
+        let notified = RefCell::new(Vec::new());
+        let policy = Retry::new()
+            .with_attempts(attempts)
+            .unwrap()
+            .with_delay(ms(10))
+            .notify(|e: &Failed, n, _| notified.borrow_mut().push((e.clone(), n)));
+        let result = drive(&timer, policy.run(&timer, flaky.op()));
+        assert_eq!(result, Err(Failed(attempts)), "the last error, unchanged");
+        assert_eq!(flaky.calls.get(), attempts);
+        let expected: Vec<_> = (1..attempts).map(|n| (Failed(n), n)).collect();
+        assert_eq!(*notified.borrow(), expected, "notified attempts - 1 times");
+        assert_eq!(timer.sleepers(), 0);
+    }
+}
+
+#[test]
+fn sleep_sequence_is_d_times_b_to_the_n_minus_1() {
+    let delays = [
+        None,
+        Some(ms(10)),
+        Some(Duration::from_secs(1)),
+        Some(Duration::from_secs(2)),
+    ];
+    for delay in delays {
+        for backoff in [1.0, 2.5] {
+            let timer = ManualTimer::new();
+            let flaky = Flaky::new(&timer, 5);
+            let mut policy = Retry::new().with_attempts(6).unwrap();
+            if let Some(d) = delay {
+                policy = policy.with_delay(d);
+            }
+            let policy = policy.with_backoff(backoff).unwrap();
+            assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(6));
+            let d = delay.unwrap_or(Duration::ZERO);
+            let expected: Vec<_> = (0..5)
+                .map(|k| {
+                    Duration::from_nanos((d.as_nanos() as f64 * backoff.powi(k)).round() as u64)
+                })
+                .collect();
+            assert_eq!(
+                flaky.sleeps(),
+                expected,
+                "delay {delay:?} backoff {backoff}"
+            );
+        }
+    }
+}
+
+// ---- beyond the Python suite ----
+
+#[test]
+fn predicate_stops_retries() {
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let notified = Cell::new(0);
+    let policy = Retry::new()
+        .when(|e: &Failed| e.0 < 3)
+        .notify(|_: &Failed, _, _| notified.set(notified.get() + 1));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(3))
+    );
+    assert_eq!(flaky.calls.get(), 3);
+    assert_eq!(notified.get(), 2, "a rejected error is final, not notified");
+
+    // Two predicates must both accept.
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::new()
+        .when(|e: &Failed| e.0 < 5)
+        .when(|e: &Failed| e.0 != 2);
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(2))
+    );
+}
+
+#[test]
+fn max_delay_caps_the_sleeps() {
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, 5);
+    let policy = Retry::new()
+        .with_delay(ms(10))
+        .with_backoff(3.0)
+        .unwrap()
+        .with_max_delay(ms(100));
+    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(6));
+    assert_eq!(flaky.sleeps(), [ms(10), ms(30), ms(90), ms(100), ms(100)]);
+}
+
+#[test]
+fn jittered_sleeps_follow_the_seeded_schedule() {
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, 6);
+    let policy = Retry::new()
+        .with_delay(ms(50))
+        .with_backoff(2.0)
+        .unwrap()
+        .with_jitter(Jitter::Decorrelated)
+        .with_max_delay(Duration::from_secs(1))
+        .with_seed(99);
+    let expected: Vec<_> = policy.schedule().iter().take(6).collect();
+    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(7));
+    assert_eq!(flaky.sleeps(), expected);
+}
+
+#[test]
+fn max_elapsed_refuses_a_sleep_that_would_overrun() {
+    let timer = ManualTimer::new();
+    timer.advance(Duration::from_secs(100)); // the budget counts from the first attempt
+    let flaky = Flaky::new(&timer, u32::MAX);
+    // Sleeps 10, 20, 40, 80 ms: starts at 0, 10, 30, 70; the 80 ms sleep would end at 150 > 100.
+    let policy = Retry::new()
+        .with_delay(ms(10))
+        .with_backoff(2.0)
+        .unwrap()
+        .with_max_elapsed(ms(100));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(4))
+    );
+    assert_eq!(flaky.sleeps(), [ms(10), ms(20), ms(40)]);
+    assert_eq!(
+        timer.now(),
+        Duration::from_secs(100) + ms(70),
+        "gave up at once, no sleep"
+    );
+    assert_eq!(timer.sleepers(), 0);
+}
+
+#[test]
+fn max_elapsed_counts_attempt_time() {
+    let timer = ManualTimer::new();
+    let calls = Cell::new(0);
+    // Each attempt takes 40 ms, each sleep 10 ms. Attempts start at 0 and 50; the second
+    // fails at 90 and its sleep ends at 100, exactly the budget: allowed. The third fails at
+    // 140, past the budget. Counting sleeps alone, ten retries would have fit.
+    let policy = Retry::new().with_delay(ms(10)).with_max_elapsed(ms(100));
+    let op = || {
+        calls.set(calls.get() + 1);
+        let slow = timer.sleep(ms(40));
+        async move {
+            slow.await;
+            Err::<(), _>(Failed(0))
+        }
+    };
+    assert_eq!(drive(&timer, policy.run(&timer, op)), Err(Failed(0)));
+    assert_eq!(calls.get(), 3);
+    assert_eq!(timer.now(), ms(140));
+}
+
+#[test]
+fn spent_max_elapsed_stops_zero_delay_retries() {
+    // With no time left, even a zero-delay retry is refused: no busy loop at the boundary.
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::new().with_max_elapsed(Duration::ZERO);
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(1))
+    );
+    assert_eq!(flaky.calls.get(), 1);
+}
+
+#[test]
+fn delay_override_takes_precedence() {
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, 3);
+    let policy = Retry::new()
+        .with_delay(ms(10))
+        .delay_for(|e: &Failed| (e.0 == 2).then_some(Duration::from_secs(5)));
+    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(4));
+    assert_eq!(flaky.sleeps(), [ms(10), Duration::from_secs(5), ms(10)]);
+
+    // The last override set wins.
+    let flaky = Flaky::new(&timer, 1);
+    let policy = Retry::new()
+        .delay_for(|_: &Failed| Some(ms(1)))
+        .delay_for(|_: &Failed| Some(ms(2)));
+    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(2));
+    assert_eq!(flaky.sleeps(), [ms(2)]);
+}
+
+#[test]
+fn any_iterator_is_a_schedule_and_its_end_stops() {
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::new().with_schedule([ms(3), ms(1), ms(4)]);
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(4))
+    );
+    assert_eq!(flaky.sleeps(), [ms(3), ms(1), ms(4)]);
+
+    let flaky = Flaky::new(&timer, 2);
+    let policy = Retry::new().with_schedule((1..).map(ms));
+    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(3));
+    assert_eq!(flaky.sleeps(), [ms(1), ms(2)]);
+}
+
+#[test]
+fn budget_exhaustion_stops_retries_and_is_notified() {
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
+    let notified = RefCell::new(Vec::new());
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::new()
+        .with_budget(&budget)
+        .notify(|e: &Failed, n, d| notified.borrow_mut().push((e.0, n, d)));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(3))
+    );
+    assert_eq!(
+        *notified.borrow(),
+        [
+            (1, 1, Some(Duration::ZERO)),
+            (2, 2, Some(Duration::ZERO)),
+            (3, 3, None)
+        ]
+    );
+    assert_eq!(budget.available(), 0);
+
+    // An empty budget still lets first attempts through, and a success refunds.
+    let flaky = Flaky::new(&timer, 0);
+    assert_eq!(
+        drive(
+            &timer,
+            Retry::new().with_budget(&budget).run(&timer, flaky.op())
+        ),
+        Ok(1)
+    );
+    assert_eq!(budget.available(), 1);
+
+    // A budget in an Arc works the same.
+    let shared = Arc::new(RetryBudget::new());
+    let flaky = Flaky::new(&timer, 2);
+    let policy = Retry::new().with_budget(Arc::clone(&shared));
+    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(3));
+    assert_eq!(shared.available(), 500 - 10 + 1);
+}
+
+#[test]
+fn construction_errors_name_the_parameter() {
+    let err = Retry::new().with_attempts(0).unwrap_err();
+    assert_eq!(err.parameter(), "attempts");
+    assert_eq!(err.to_string(), "invalid attempts = 0: expected at least 1");
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        let err = Retry::new().with_backoff(bad).unwrap_err();
+        assert_eq!(err.parameter(), "multiplier");
+    }
+    let err = Backoff::exponential(ms(1), -2.5).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid multiplier = -2.5: expected a finite number >= 1"
+    );
+}
+
+// ---- poll level ----
+
+#[test]
+fn zero_delay_yields_once_without_the_timer() {
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, 1);
+    let counter = Arc::new(CountingWaker::default());
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut run = pin!(Retry::new().run(&timer, flaky.op()));
+
+    assert!(
+        run.as_mut().poll(&mut cx).is_pending(),
+        "yields after the failure"
+    );
+    assert_eq!(counter.count(), 1, "woke itself");
+    assert_eq!(timer.sleepers(), 0, "no timer round trip");
+    assert_eq!(flaky.calls.get(), 1);
+    assert_eq!(run.as_mut().poll(&mut cx), Poll::Ready(Ok(2)));
+    assert_eq!(timer.now(), Duration::ZERO);
+}
+
+#[test]
+fn sleep_wakes_the_task_exactly_at_the_deadline() {
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, 1);
+    let counter = Arc::new(CountingWaker::default());
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut run = pin!(Retry::new().with_delay(ms(10)).run(&timer, flaky.op()));
+
+    assert!(run.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(counter.count(), 0);
+    assert_eq!(timer.next_deadline(), Some(ms(10)));
+    timer.advance(ms(9));
+    assert_eq!(counter.count(), 0, "not early");
+    assert!(run.as_mut().poll(&mut cx).is_pending());
+    timer.advance(ms(1));
+    assert_eq!(counter.count(), 1);
+    assert_eq!(run.as_mut().poll(&mut cx), Poll::Ready(Ok(2)));
+    assert_eq!(flaky.starts.borrow().as_slice(), [Duration::ZERO, ms(10)]);
+}
+
+/// Sets its flag when dropped: proves an attempt's future was dropped.
+struct DropFlag<'a>(&'a Cell<bool>);
+
+impl Drop for DropFlag<'_> {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+#[test]
+fn dropping_mid_attempt_drops_the_attempt() {
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
+    let dropped = Cell::new(false);
+    let calls = Cell::new(0);
+    let op = || {
+        calls.set(calls.get() + 1);
+        let flag = DropFlag(&dropped);
+        let slow = timer.sleep(Duration::from_secs(1));
+        async move {
+            let _flag = flag;
+            slow.await;
+            Err::<(), _>(Failed(0))
+        }
+    };
+    let mut run = Box::pin(Retry::new().with_budget(&budget).run(&timer, op));
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    assert_eq!(timer.sleepers(), 1, "the attempt waits");
+    drop(run);
+    assert!(dropped.get(), "the attempt's future is dropped");
+    assert_eq!(timer.sleepers(), 0);
+    assert_eq!(calls.get(), 1);
+    assert_eq!(budget.available(), 10, "no retry was paid for");
+}
+
+#[test]
+fn dropping_mid_sleep_leaves_nothing_behind() {
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let mut run = Box::pin(
+        Retry::new()
+            .with_delay(ms(10))
+            .with_budget(&budget)
+            .run(&timer, flaky.op()),
+    );
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    assert_eq!(timer.sleepers(), 1, "sleeping before the retry");
+    assert_eq!(budget.available(), 5, "the retry is paid for");
+    drop(run);
+    assert_eq!(timer.sleepers(), 0, "the sleep is gone");
+    assert_eq!(budget.available(), 10, "the unused retry is refunded");
+    timer.advance(Duration::from_secs(1));
+    assert_eq!(flaky.calls.get(), 1, "no call after the drop");
+}
+
+#[test]
+fn dropping_mid_yield_refunds_the_retry() {
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let mut run = Box::pin(Retry::new().with_budget(&budget).run(&timer, flaky.op()));
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    assert_eq!(budget.available(), 5);
+    drop(run);
+    assert_eq!(budget.available(), 10);
+}
+
+#[test]
+fn retried_attempt_keeps_its_payment_when_dropped() {
+    // Once the retry has started, its tokens are spent: dropping then refunds nothing.
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
+    let calls = Cell::new(0);
+    let op = || {
+        calls.set(calls.get() + 1);
+        let first = calls.get() == 1;
+        let slow = timer.sleep(Duration::from_secs(1));
+        async move {
+            if first {
+                return Err::<(), _>(Failed(1));
+            }
+            slow.await;
+            Ok(())
+        }
+    };
+    let mut run = Box::pin(Retry::new().with_budget(&budget).run(&timer, op));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(run.as_mut().poll(&mut cx).is_pending()); // failed, yielding
+    assert!(run.as_mut().poll(&mut cx).is_pending()); // second attempt waits
+    assert_eq!(calls.get(), 2);
+    drop(run);
+    assert_eq!(budget.available(), 5);
+}
+
+#[test]
+fn the_decorator_form_retries_each_call() {
+    let timer = ManualTimer::new();
+    let calls = Cell::new(0);
+    let web_request = retry(
+        Retry::new().with_attempts(2).unwrap().with_delay(ms(10)),
+        &timer,
+        |url: &str| {
+            calls.set(calls.get() + 1);
+            let url = url.to_owned();
+            async move { Err::<(), _>(format!("{url}: request failed")) }
+        },
+    );
+    let result = drive(&timer, web_request.call("a"));
+    assert_eq!(result, Err("a: request failed".to_owned()));
+    assert_eq!(
+        drive(&timer, web_request.call("b")),
+        Err("b: request failed".to_owned())
+    );
+    assert_eq!(calls.get(), 4);
+    assert_eq!(timer.now(), ms(20));
+}
+
+#[test]
+fn the_extension_form_reads_naturally() {
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, 2);
+    let run = flaky
+        .op()
+        .retry(Retry::new().with_attempts(3).unwrap(), &timer);
+    assert_eq!(drive(&timer, run), Ok(3));
+}
+
+// ---- threads ----
+
+fn assert_send<T: Send>(_: &T) {}
+fn assert_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn send_and_sync() {
+    assert_send_sync::<Retry>();
+    assert_send_sync::<RetryBudget>();
+    assert_send_sync::<Backoff>();
+    let timer = ManualTimer::new();
+    let budget = Arc::new(RetryBudget::new());
+    let policy = Retry::new()
+        .with_budget(Arc::clone(&budget))
+        .when(|_: &u8| true)
+        .notify(|_: &u8, _, _| {})
+        .delay_for(|_: &u8| None);
+    let run = policy.run(timer.clone(), || async { Err::<(), u8>(1) });
+    assert_send(&run);
+}
+
+#[test]
+fn budget_is_conserved_under_a_multithreaded_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let budget = Arc::new(RetryBudget::new());
+    let timer = ManualTimer::new();
+    let tasks = 40;
+    rt.block_on(async {
+        let mut handles = Vec::new();
+        for _ in 0..tasks {
+            let budget = Arc::clone(&budget);
+            let timer = timer.clone();
+            handles.push(tokio::spawn(async move {
+                let calls = Arc::new(AtomicUsize::new(0));
+                let op = {
+                    let calls = Arc::clone(&calls);
+                    move || {
+                        let n = calls.fetch_add(1, Ordering::SeqCst);
+                        async move { if n == 0 { Err("once") } else { Ok(n) } }
+                    }
+                };
+                Retry::new().with_budget(budget).run(timer, op).await
+            }));
+        }
+        for handle in handles {
+            assert_eq!(handle.await.unwrap(), Ok(1));
+        }
+    });
+    // Each task paid 5 for its retry and got 1 back; a refund always follows its own
+    // withdrawal, so the cap never clipped one.
+    assert_eq!(budget.available(), 500 - tasks * 5 + tasks);
+}
+
+#[test]
+fn jitter_never_breaks_the_cap_in_the_loop() {
+    for jitter in [Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
+        let timer = ManualTimer::new();
+        let flaky = Flaky::new(&timer, 20);
+        let policy = Retry::new()
+            .with_delay(ms(10))
+            .with_backoff(2.0)
+            .unwrap()
+            .with_max_delay(ms(200))
+            .with_jitter(jitter);
+        assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(21));
+        assert!(flaky.sleeps().iter().all(|&d| d <= ms(200)), "{jitter:?}");
+    }
+}
+
+// ---- real runtimes ----
+
+#[cfg(feature = "tokio")]
+#[tokio::test(start_paused = true)]
+async fn tokio_timer_waits_the_schedule_never_less() {
+    use dike::time::TokioTimer;
+
+    let timer = TokioTimer::new();
+    let starts = RefCell::new(Vec::new());
+    let policy = Retry::new()
+        .with_attempts(3)
+        .unwrap()
+        .with_delay(ms(10))
+        .with_backoff(2.0)
+        .unwrap();
+    let result = policy
+        .run(timer, || {
+            starts.borrow_mut().push(tokio::time::Instant::now());
+            async { Err::<(), _>("down") }
+        })
+        .await;
+    assert_eq!(result, Err("down"));
+    let starts = starts.into_inner();
+    for (gap, want) in starts.windows(2).map(|w| w[1] - w[0]).zip([ms(10), ms(20)]) {
+        assert!(gap >= want && gap <= want + ms(1), "{gap:?} for {want:?}");
+    }
+}
+
+#[test]
+fn smol_zero_delay_retries_without_a_timer() {
+    // A zero delay only yields: the timer is never asked to sleep, so any timer will do.
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, 3);
+    let result = smol::block_on(flaky.op().retry(Retry::new(), &timer));
+    assert_eq!(result, Ok(4));
+    assert_eq!(timer.sleepers(), 0);
+}
+
+// ---- properties ----
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// For any failure count, attempt limit and schedule: the call count, the outcome, the
+    /// notifications and the waits are exactly what the policy says.
+    #[test]
+    fn the_loop_follows_the_policy(
+        failures in 0u32..12,
+        attempts in 1u32..12,
+        delay_us in 0u64..50_000,
+        backoff in 1.0f64..3.0,
+        jitter in proptest::sample::select(vec![
+            Jitter::None,
+            Jitter::Full,
+            Jitter::Equal,
+            Jitter::Decorrelated,
+        ]),
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let timer = ManualTimer::new();
+        let flaky = Flaky::new(&timer, failures);
+        let notified = Cell::new(0);
+        let policy = Retry::new()
+            .with_attempts(attempts)
+            .unwrap()
+            .with_delay(Duration::from_micros(delay_us))
+            .with_backoff(backoff)
+            .unwrap()
+            .with_max_delay(ms(30))
+            .with_jitter(jitter)
+            .with_seed(seed)
+            .notify(|_: &Failed, _, _| notified.set(notified.get() + 1));
+        let expected_sleeps: Vec<_> =
+            policy.schedule().iter().take(attempts as usize - 1).collect();
+        let result = drive(&timer, policy.run(&timer, flaky.op()));
+        let calls = (failures + 1).min(attempts);
+        proptest::prop_assert_eq!(flaky.calls.get(), calls);
+        if failures < attempts {
+            proptest::prop_assert_eq!(result, Ok(calls));
+        } else {
+            proptest::prop_assert_eq!(result, Err(Failed(attempts)));
+        }
+        proptest::prop_assert_eq!(notified.get(), calls - 1);
+        proptest::prop_assert_eq!(flaky.sleeps(), &expected_sleeps[..calls as usize - 1]);
+        proptest::prop_assert_eq!(timer.sleepers(), 0);
+    }
+}
