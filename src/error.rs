@@ -1,7 +1,8 @@
 //! Small errors shared by several primitives.
 //!
 //! Each operation has its own small error, named after it; the ones here are shared:
-//! [`ConfigError`] for every constructor that validates its input.
+//! [`ConfigError`] for every constructor that validates its input, [`TooManyCalls`] for a
+//! call turned away by a concurrency limit.
 
 use core::fmt;
 use core::time::Duration;
@@ -73,6 +74,97 @@ impl fmt::Display for ConfigValue {
             Self::Int(v) => write!(f, "{v}"),
             Self::Float(v) => write!(f, "{v}"),
             Self::Duration(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
+/// A call was turned away by a [`Gate`](crate::gate::Gate): the limit was reached.
+///
+/// [`kind`](TooManyCalls::kind) says why: the gate was full and the call could not wait
+/// ([`try_enter`](crate::gate::Gate::try_enter), [`limit_jobs`](crate::gate::limit_jobs)),
+/// the queue of waiters was full (a gate built
+/// [`with_max_waiting`](crate::gate::Gate::with_max_waiting)), or a timed wait reached its
+/// deadline. [`limit`](TooManyCalls::limit) is the gate's limit when the call was turned away.
+///
+/// # Examples
+///
+/// ```
+/// use dike::error::TooManyCallsKind;
+/// use dike::gate::Gate;
+///
+/// let gate = Gate::new(1);
+/// let _held = gate.try_enter()?;
+/// let err = gate.try_enter().unwrap_err();
+/// assert_eq!(err.limit(), 1);
+/// assert_eq!(err.kind(), TooManyCallsKind::Full);
+/// assert_eq!(err.to_string(), "too many calls: limit of 1 reached");
+/// # Ok::<(), dike::error::TooManyCalls>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[error("too many calls: {}", Reason(*self))]
+pub struct TooManyCalls {
+    limit: usize,
+    kind: TooManyCallsKind,
+}
+
+impl TooManyCalls {
+    /// A rejection by a gate whose limit is `limit`, for the reason `kind`.
+    pub const fn new(limit: usize, kind: TooManyCallsKind) -> Self {
+        Self { limit, kind }
+    }
+
+    /// The gate's limit (concurrent calls allowed) when the call was turned away.
+    pub const fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Why the call was turned away.
+    pub const fn kind(&self) -> TooManyCallsKind {
+        self.kind
+    }
+}
+
+/// Why a [`TooManyCalls`] was returned.
+///
+/// # Examples
+///
+/// ```
+/// use dike::error::TooManyCallsKind;
+/// use dike::gate::Gate;
+/// use futures_util::FutureExt;
+///
+/// let gate = Gate::new(0).with_max_waiting(0);
+/// let err = gate.enter().now_or_never().unwrap().unwrap_err();
+/// match err.kind() {
+///     TooManyCallsKind::QueueFull => {} // shed load: nobody may even wait
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TooManyCallsKind {
+    /// Every permit was taken and the call did not wait.
+    Full,
+    /// Every permit was taken and the queue of waiters was at its bound.
+    QueueFull,
+    /// The call waited until its deadline without getting a permit.
+    TimedOut,
+}
+
+/// The `Display` of a [`TooManyCalls`] after "too many calls: ".
+struct Reason(TooManyCalls);
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let limit = self.0.limit;
+        match self.0.kind {
+            TooManyCallsKind::Full => write!(f, "limit of {limit} reached"),
+            TooManyCallsKind::QueueFull => {
+                write!(f, "limit of {limit} reached and the waiting queue is full")
+            }
+            TooManyCallsKind::TimedOut => {
+                write!(f, "limit of {limit} reached and the wait timed out")
+            }
         }
     }
 }

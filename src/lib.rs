@@ -8,6 +8,9 @@
 //!
 //! - [`time`]: the [`Timer`](time::Timer) trait every time-based primitive reads, an adapter
 //!   per runtime, and [`ManualTimer`](time::ManualTimer), a virtual clock for tests.
+//! - [`gate`]: [`Gate`](gate::Gate), a concurrency limit that rejects at once, waits in FIFO
+//!   order or waits up to a deadline, and [`limit_jobs`](gate::limit_jobs), Python dike's
+//!   `@limit_jobs` decorator.
 //! - [`throttle`]: [`Throttle`](throttle::Throttle), a lock-free GCRA rate limiter (`rate`
 //!   per `period`, explicit `burst`) that rejects with a ready time or waits on any timer.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
@@ -89,6 +92,7 @@
 extern crate alloc;
 
 pub mod error;
+pub mod gate;
 pub mod prelude;
 pub mod retry;
 mod sync;

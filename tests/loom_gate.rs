@@ -1,0 +1,126 @@
+//! loom models of the gate: every interleaving of a release with a waiter registering, being
+//! dropped or timing out. Run with
+//! `RUSTFLAGS="--cfg loom" cargo test --release --test loom_gate`.
+#![cfg(loom)]
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+use std::sync::Arc;
+
+use std::task::Wake;
+
+use dike::gate::Gate;
+use dike::time::ManualTimer;
+use loom::sync::Notify;
+use loom::thread;
+
+/// Wakes a thread blocked in [`block_on`].
+struct Unpark(Notify);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.notify();
+    }
+}
+
+/// Polls `fut` to completion on this thread, sleeping until woken between polls: a future that
+/// is never woken deadlocks, and loom reports it.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let unpark = Arc::new(Unpark(Notify::new()));
+    let waker = Waker::from(Arc::clone(&unpark));
+    let mut fut = core::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(output) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return output;
+        }
+        unpark.0.wait();
+    }
+}
+
+fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+fn assert_all_free(gate: &Gate) {
+    let stats = gate.stats();
+    assert_eq!((stats.in_use, stats.waiting), (0, 0), "{stats:?}");
+    let permits: Vec<_> = (0..gate.limit()).map(|_| gate.try_enter()).collect();
+    assert!(permits.iter().all(Result::is_ok), "a permit was lost");
+    assert!(gate.try_enter().is_err(), "a permit was created");
+}
+
+/// A release racing with the drop of the waiter it may hand its permit to: the permit ends
+/// up back in the gate either way.
+#[test]
+fn release_races_with_a_waiter_being_dropped() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        let permit = gate.try_enter_owned().unwrap();
+        let mut waiter = gate.enter_owned();
+        assert!(poll_once(&mut waiter).is_pending());
+        let releaser = thread::spawn(move || drop(permit));
+        drop(waiter);
+        releaser.join().unwrap();
+        assert_all_free(&gate);
+    });
+}
+
+/// Two waiters; the release races with the first waiter being dropped. The second one must
+/// be woken and complete (`block_on` deadlocks, and loom reports it, if no wake comes).
+#[test]
+fn the_next_waiter_gets_a_permit_passed_on_by_a_dropped_one() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        let permit = gate.try_enter_owned().unwrap();
+        let mut first = gate.enter_owned();
+        let mut second = gate.enter_owned();
+        assert!(poll_once(&mut first).is_pending());
+        assert!(poll_once(&mut second).is_pending());
+        let releaser = thread::spawn(move || drop(permit));
+        let dropper = thread::spawn(move || drop(first));
+        let permit = block_on(second).expect("no bound on waiters");
+        drop(permit);
+        releaser.join().unwrap();
+        dropper.join().unwrap();
+        assert_all_free(&gate);
+    });
+}
+
+/// A waiter registering (fast path fails, then the lock) while the only permit is released:
+/// the release is never missed.
+#[test]
+fn no_lost_wakeup_between_the_fast_path_and_the_queue() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        let permit = gate.try_enter_owned().unwrap();
+        let releaser = thread::spawn(move || drop(permit));
+        let permit = block_on(gate.enter_owned()).expect("no bound on waiters");
+        drop(permit);
+        releaser.join().unwrap();
+        assert_all_free(&gate);
+    });
+}
+
+/// A deadline passing while the permit is being handed over: the waiter either gets the
+/// permit or times out, and in the second case the permit is back in the gate.
+#[test]
+fn a_timeout_racing_with_a_grant_never_loses_the_permit() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        let timer = ManualTimer::new();
+        let permit = gate.try_enter_owned().unwrap();
+        let mut waiter = Box::pin(gate.enter_timeout_owned(&timer, Duration::from_millis(1)));
+        assert!(poll_once(&mut waiter).is_pending());
+        let releaser = thread::spawn(move || drop(permit));
+        timer.advance(Duration::from_millis(1));
+        let Poll::Ready(result) = poll_once(&mut waiter) else {
+            panic!("the deadline has passed");
+        };
+        drop(result);
+        drop(waiter);
+        releaser.join().unwrap();
+        assert_all_free(&gate);
+    });
+}
