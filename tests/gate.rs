@@ -287,7 +287,8 @@ fn limit_jobs_mirrors_the_python_example() {
 
 #[test]
 fn an_abandoned_enter_before_its_first_poll_costs_nothing() {
-    let gate = Gate::new(0);
+    let gate = Gate::new(1);
+    let _held = gate.try_enter().unwrap();
     drop(gate.enter());
     let timer = ManualTimer::new();
     drop(gate.enter_timeout(&timer, Duration::from_secs(1)));

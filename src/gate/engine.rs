@@ -504,6 +504,12 @@ impl Engine {
                     }
                     Err(actual) => s = actual,
                 }
+            } else if self.limit.load(Ordering::Relaxed) == 0 {
+                // A closed gate: nothing would ever be handed to this waiter. (`limit` is
+                // written with the lock held, so this reads the current limit.)
+                drop(slow);
+                self.note_rejected(TooManyCallsKind::Full);
+                return Poll::Ready(Err(TooManyCallsKind::Full));
             } else if slow.queue.len() >= self.max_waiting {
                 drop(slow);
                 self.note_rejected(TooManyCallsKind::QueueFull);

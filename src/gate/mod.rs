@@ -76,8 +76,10 @@ use engine::Engine;
 /// A gate is `const`-constructible, so it can be a `static`. It is `Send + Sync`; entering is
 /// one atomic compare-and-swap when a permit is free and so is leaving when nobody waits.
 ///
-/// A limit of zero admits nothing: `try_enter` is always turned away and `enter` waits until
-/// [`set_limit`](Gate::set_limit) raises the limit. Limits above [`Gate::MAX_LIMIT`] are
+/// A limit of zero closes the gate: every call is rejected at once, `try_enter` and the
+/// waiting methods alike (a wait that nothing could ever end would be a hang, not a limit).
+/// Waiters already queued when [`set_limit`](Gate::set_limit) lowers the limit to zero stay
+/// queued and are served once it is raised again. Limits above [`Gate::MAX_LIMIT`] are
 /// clamped to it.
 ///
 /// # Fairness
@@ -281,8 +283,8 @@ impl Gate {
     /// # Errors
     ///
     /// [`TooManyCalls`] of kind [`QueueFull`](TooManyCallsKind::QueueFull) when the gate is full
-    /// and [`with_max_waiting`](Gate::with_max_waiting) waiters already wait. Never fails on a
-    /// gate without that bound.
+    /// and [`with_max_waiting`](Gate::with_max_waiting) waiters already wait, and of kind
+    /// [`Full`](TooManyCallsKind::Full) at once when the limit is zero. Never fails otherwise.
     ///
     /// # Examples
     ///
@@ -315,7 +317,7 @@ impl Gate {
     /// # Errors
     ///
     /// [`TooManyCalls`] of kind [`TimedOut`](TooManyCallsKind::TimedOut) when the deadline
-    /// passes first, or [`QueueFull`](TooManyCallsKind::QueueFull) as for `enter`.
+    /// passes first, or [`QueueFull`](TooManyCallsKind::QueueFull) or [`Full`](TooManyCallsKind::Full) as for `enter`.
     ///
     /// # Examples
     ///
@@ -351,7 +353,7 @@ impl Gate {
     ///
     /// [`TooManyCalls`] of kind [`TimedOut`](TooManyCallsKind::TimedOut) when the deadline
     /// passes first (at once for a deadline already past and a full gate), or
-    /// [`QueueFull`](TooManyCallsKind::QueueFull) as for `enter`.
+    /// [`QueueFull`](TooManyCallsKind::QueueFull) or [`Full`](TooManyCallsKind::Full) as for `enter`.
     ///
     /// # Examples
     ///

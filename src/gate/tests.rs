@@ -62,16 +62,45 @@ fn limit_zero_admits_nothing() {
     let gate = Gate::new(0);
     assert_eq!(gate.try_enter().unwrap_err().limit(), 0);
     let mut enter = gate.enter();
-    assert!(poll_noop(&mut enter).is_pending());
-    assert_eq!(gate.stats().waiting, 1);
-    drop(enter);
+    let Poll::Ready(Err(err)) = poll_noop(&mut enter) else {
+        panic!("a closed gate rejects waiting entries at once");
+    };
+    assert_eq!((err.limit(), err.kind()), (0, TooManyCallsKind::Full));
     assert_eq!(gate.stats().waiting, 0);
+    let timer = ManualTimer::new();
+    let mut timed = gate.enter_timeout(&timer, Duration::from_secs(1));
+    assert!(matches!(poll_noop(&mut timed), Poll::Ready(Err(_))));
+    assert_eq!(timer.sleepers(), 0);
+    assert_eq!(gate.stats().rejected, 3);
     let jobs = limit_jobs(0, |()| async { 1 });
     let mut call = Box::pin(jobs.call(()));
     assert!(matches!(
         call.as_mut().poll(&mut Context::from_waker(Waker::noop())),
         Poll::Ready(Err(_))
     ));
+}
+
+#[test]
+fn lowering_to_zero_keeps_queued_waiters_for_a_later_raise() {
+    let gate = Gate::new(1);
+    let held = gate.try_enter().unwrap();
+    let (counter, waker) = counting();
+    let mut queued = gate.enter();
+    assert!(poll(&mut queued, &waker).is_pending());
+    gate.set_limit(0);
+    drop(held);
+    assert!(
+        poll(&mut queued, &waker).is_pending(),
+        "closed: nothing handed over"
+    );
+    let mut late = gate.enter();
+    assert!(
+        matches!(poll_noop(&mut late), Poll::Ready(Err(_))),
+        "new entries rejected"
+    );
+    gate.set_limit(1);
+    assert_eq!(wakes(&counter), 1);
+    assert!(matches!(poll(&mut queued, &waker), Poll::Ready(Ok(_))));
 }
 
 #[test]
