@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 fn main() {
     println!("dike tour");
     timers();
+    gate();
     throttle();
     retry();
 }
@@ -126,4 +127,46 @@ fn throttle() {
     println!(
         "  after a minute idle, 10 tries: {admitted} admitted (idle time earns at most the burst)"
     );
+}
+
+/// Gate: a third concurrent call is turned away at once; a bounded wait gives up at its
+/// deadline; a waiter gets the next permit released; `limit_jobs` mirrors Python's decorator.
+fn gate() {
+    use dike::gate::{Gate, limit_jobs};
+
+    println!("\n== gate");
+    let gate = Gate::new(2);
+    let first = gate.try_enter().expect("a free permit");
+    let second = gate.try_enter().expect("a free permit");
+    if let Err(err) = gate.try_enter() {
+        println!("Gate(2), 2 in use: a third try_enter is turned away: {err}");
+    }
+    smol::block_on(async {
+        let timer = ManualTimer::new();
+        let bounded = gate.enter_timeout(&timer, Duration::from_millis(50));
+        timer.advance(Duration::from_millis(50));
+        let err = bounded.await.unwrap_err();
+        println!("  enter_timeout(50 ms) while full: {err}");
+        drop(first);
+        let third = gate.enter().await.expect("no bound on waiters");
+        let stats = gate.stats();
+        println!(
+            "  enter() after a release: in. {} in use, {} admitted, {} rejected, peak {}",
+            stats.in_use, stats.admitted, stats.rejected, stats.peak_in_use
+        );
+        drop((second, third));
+
+        let web_request = limit_jobs(2, |id: u32| async move {
+            smol::future::yield_now().await; // a slow request
+            format!("response {id}")
+        });
+        let (a, b, c) = futures_util::future::join3(
+            web_request.call(1),
+            web_request.call(2),
+            web_request.call(3),
+        )
+        .await;
+        let c = c.map_err(|too_many| too_many.to_string());
+        println!("limit_jobs(2), 3 calls at once: {a:?}, {b:?}, {c:?}");
+    });
 }
