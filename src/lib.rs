@@ -55,21 +55,45 @@
 //!
 //! # Example
 //!
-//! Deterministic time: a sleep completes exactly when a [`ManualTimer`](time::ManualTimer) is
-//! advanced to its deadline.
+//! A flaky backend called through a gate (at most 2 at once), a throttle (10 starts per
+//! second) and a retry policy (3 attempts, 100 ms apart), on a virtual clock so the example
+//! is deterministic.
 //!
 //! ```
+//! use core::cell::Cell;
 //! use core::time::Duration;
+//! use dike::gate::Gate;
+//! use dike::retry::Retry;
+//! use dike::throttle::Throttle;
 //! use dike::time::{ManualTimer, Timer};
 //! use futures_util::FutureExt;
 //!
 //! let timer = ManualTimer::new();
-//! let mut sleep = Box::pin(timer.sleep(Duration::from_millis(10)));
-//! assert!((&mut sleep).now_or_never().is_none());
-//! timer.advance(Duration::from_millis(9));
-//! assert!((&mut sleep).now_or_never().is_none());
-//! timer.advance(Duration::from_millis(1));
-//! assert!(sleep.now_or_never().is_some());
+//! let gate = Gate::new(2);
+//! let throttle = Throttle::per_second(10)?;
+//! let policy = Retry::new()
+//!     .with_attempts(3)?
+//!     .with_delay(Duration::from_millis(100));
+//!
+//! let calls = Cell::new(0);
+//! let call_backend = || async {
+//!     let _permit = gate.enter().await.map_err(|e| e.to_string())?;
+//!     throttle.acquire(&timer).await;
+//!     calls.set(calls.get() + 1);
+//!     if calls.get() < 3 { Err("503".to_string()) } else { Ok(calls.get()) }
+//! };
+//!
+//! let mut run = Box::pin(policy.run(&timer, call_backend));
+//! let result = loop {
+//!     if let Some(result) = run.as_mut().now_or_never() {
+//!         break result;
+//!     }
+//!     timer.advance_to_next(); // jump to the next retry or throttle deadline
+//! };
+//! assert_eq!(result, Ok(3));
+//! assert_eq!(timer.now(), Duration::from_millis(200)); // two 100 ms retry delays
+//! assert_eq!(gate.stats().in_use, 0);
+//! # Ok::<(), dike::error::ConfigError>(())
 //! ```
 
 #![cfg_attr(not(feature = "std"), no_std)]
