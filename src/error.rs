@@ -133,7 +133,8 @@ impl TooManyCalls {
 /// use dike::gate::Gate;
 /// use futures_util::FutureExt;
 ///
-/// let gate = Gate::new(0).with_max_waiting(0);
+/// let gate = Gate::new(1).with_max_waiting(0);
+/// let _held = gate.try_enter().unwrap();
 /// let err = gate.enter().now_or_never().unwrap().unwrap_err();
 /// match err.kind() {
 ///     TooManyCallsKind::QueueFull => {} // shed load: nobody may even wait

@@ -235,7 +235,8 @@ pin_project! {
     /// use dike::time::ManualTimer;
     ///
     /// # smol::block_on(async {
-    /// let gate = Arc::new(Gate::new(0));
+    /// let gate = Arc::new(Gate::new(1));
+    /// let _held = gate.try_enter().unwrap();
     /// let timer = ManualTimer::new();
     /// let wait = gate.enter_timeout_owned(&timer, Duration::from_secs(1));
     /// timer.advance(Duration::from_secs(1));

@@ -363,7 +363,8 @@ impl Gate {
     /// use dike::time::ManualTimer;
     ///
     /// # smol::block_on(async {
-    /// let gate = Gate::new(0);
+    /// let gate = Gate::new(1);
+    /// let _held = gate.try_enter().unwrap();
     /// let timer = ManualTimer::new();
     /// let wait = gate.enter_until(&timer, Duration::from_secs(5));
     /// timer.advance(Duration::from_secs(5));
@@ -492,7 +493,8 @@ impl Gate {
     /// use dike::time::ManualTimer;
     ///
     /// # smol::block_on(async {
-    /// let gate = Arc::new(Gate::new(0));
+    /// let gate = Arc::new(Gate::new(1));
+    /// let _held = gate.try_enter().unwrap();
     /// let timer = ManualTimer::new();
     /// timer.advance(Duration::from_secs(2));
     /// // The deadline is already past: turned away at once.
