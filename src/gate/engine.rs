@@ -38,8 +38,9 @@
 //!   publish the new `first_waiting` (release ordering: the permit travels with it) and wake
 //!   it; else add the permit to `available` and clear `SLOW`.
 //! - **register**, with the lock: re-check `state` (a permit released between the failed fast
-//!   path and the lock is taken here, so no wakeup is lost); else refuse if `max_waiting`
-//!   entries wait; else set `SLOW` and push `(id, waker)`.
+//!   path and the lock is taken here, so no wakeup is lost); else refuse if the limit is 0 (a
+//!   closed gate: nothing would ever be handed over) or `max_waiting` entries wait; else set
+//!   `SLOW` and push `(id, waker)`.
 //! - **poll of a registered waiter**: `id < first_waiting` means granted: complete. Otherwise,
 //!   with the lock, check again and refresh the stored waker.
 //! - **drop of a registered waiter**, with the lock: if granted, the permit it owned goes
