@@ -82,6 +82,48 @@ impl<E> Hooks<E> for NoHooks {
     fn on_success(&mut self) {}
 }
 
+/// Writes the listed [`Hooks`] methods as plain forwards to `self.inner`: each wrapper spells
+/// out only the methods it changes.
+macro_rules! forward {
+    ($($method:ident),* $(,)?) => { $(forward!(@ $method);)* };
+    (@ should_retry) => {
+        #[inline]
+        fn should_retry(&mut self, error: &E) -> bool {
+            self.inner.should_retry(error)
+        }
+    };
+    (@ delay_override) => {
+        #[inline]
+        fn delay_override(&mut self, error: &E) -> Option<Duration> {
+            self.inner.delay_override(error)
+        }
+    };
+    (@ notify) => {
+        #[inline]
+        fn notify(&mut self, error: &E, attempt: u32, next: Option<Duration>) {
+            self.inner.notify(error, attempt, next);
+        }
+    };
+    (@ acquire_retry) => {
+        #[inline]
+        fn acquire_retry(&mut self) -> bool {
+            self.inner.acquire_retry()
+        }
+    };
+    (@ cancel_retry) => {
+        #[inline]
+        fn cancel_retry(&mut self) {
+            self.inner.cancel_retry();
+        }
+    };
+    (@ on_success) => {
+        #[inline]
+        fn on_success(&mut self) {
+            self.inner.on_success();
+        }
+    };
+}
+
 macro_rules! wrapper {
     ($(#[$doc:meta])* $name:ident<$f:ident>, $field:ident) => {
         $(#[$doc])*
@@ -123,21 +165,13 @@ impl<E, P: FnMut(&E) -> bool, H: Hooks<E>> Hooks<E> for When<P, H> {
     fn should_retry(&mut self, error: &E) -> bool {
         (self.predicate)(error) && self.inner.should_retry(error)
     }
-    fn delay_override(&mut self, error: &E) -> Option<Duration> {
-        self.inner.delay_override(error)
-    }
-    fn notify(&mut self, error: &E, attempt: u32, next: Option<Duration>) {
-        self.inner.notify(error, attempt, next);
-    }
-    fn acquire_retry(&mut self) -> bool {
-        self.inner.acquire_retry()
-    }
-    fn cancel_retry(&mut self) {
-        self.inner.cancel_retry();
-    }
-    fn on_success(&mut self) {
-        self.inner.on_success();
-    }
+    forward!(
+        delay_override,
+        notify,
+        acquire_retry,
+        cancel_retry,
+        on_success
+    );
 }
 
 wrapper! {
@@ -159,24 +193,16 @@ wrapper! {
 }
 
 impl<E, D: FnMut(&E) -> Option<Duration>, H: Hooks<E>> Hooks<E> for DelayFor<D, H> {
-    fn should_retry(&mut self, error: &E) -> bool {
-        self.inner.should_retry(error)
-    }
     fn delay_override(&mut self, error: &E) -> Option<Duration> {
         (self.delay)(error).or_else(|| self.inner.delay_override(error))
     }
-    fn notify(&mut self, error: &E, attempt: u32, next: Option<Duration>) {
-        self.inner.notify(error, attempt, next);
-    }
-    fn acquire_retry(&mut self) -> bool {
-        self.inner.acquire_retry()
-    }
-    fn cancel_retry(&mut self) {
-        self.inner.cancel_retry();
-    }
-    fn on_success(&mut self) {
-        self.inner.on_success();
-    }
+    forward!(
+        should_retry,
+        notify,
+        acquire_retry,
+        cancel_retry,
+        on_success
+    );
 }
 
 wrapper! {
@@ -200,25 +226,17 @@ wrapper! {
 }
 
 impl<E, N: FnMut(&E, u32, Option<Duration>), H: Hooks<E>> Hooks<E> for Notify<N, H> {
-    fn should_retry(&mut self, error: &E) -> bool {
-        self.inner.should_retry(error)
-    }
-    fn delay_override(&mut self, error: &E) -> Option<Duration> {
-        self.inner.delay_override(error)
-    }
     fn notify(&mut self, error: &E, attempt: u32, next: Option<Duration>) {
         self.inner.notify(error, attempt, next);
         (self.notify)(error, attempt, next);
     }
-    fn acquire_retry(&mut self) -> bool {
-        self.inner.acquire_retry()
-    }
-    fn cancel_retry(&mut self) {
-        self.inner.cancel_retry();
-    }
-    fn on_success(&mut self) {
-        self.inner.on_success();
-    }
+    forward!(
+        should_retry,
+        delay_override,
+        acquire_retry,
+        cancel_retry,
+        on_success
+    );
 }
 
 wrapper! {
@@ -238,15 +256,6 @@ wrapper! {
 }
 
 impl<E, B: Borrow<RetryBudget>, H: Hooks<E>> Hooks<E> for Budgeted<B, H> {
-    fn should_retry(&mut self, error: &E) -> bool {
-        self.inner.should_retry(error)
-    }
-    fn delay_override(&mut self, error: &E) -> Option<Duration> {
-        self.inner.delay_override(error)
-    }
-    fn notify(&mut self, error: &E, attempt: u32, next: Option<Duration>) {
-        self.inner.notify(error, attempt, next);
-    }
     fn acquire_retry(&mut self) -> bool {
         if !self.budget.borrow().try_withdraw() {
             return false;
@@ -265,4 +274,5 @@ impl<E, B: Borrow<RetryBudget>, H: Hooks<E>> Hooks<E> for Budgeted<B, H> {
         self.budget.borrow().deposit();
         self.inner.on_success();
     }
+    forward!(should_retry, delay_override, notify);
 }
