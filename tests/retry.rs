@@ -494,6 +494,30 @@ fn dropping_mid_attempt_drops_the_attempt() {
 }
 
 #[test]
+fn a_panicking_notify_hook_refunds_the_paid_retry() {
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::new()
+        .with_delay(ms(10))
+        .with_budget(&budget)
+        .notify(|_: &Failed, _, _| panic!("hook failed"));
+    let mut run = Box::pin(policy.run(&timer, flaky.op()));
+    let unwound = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+        let _ = run.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    }));
+    assert!(unwound.is_err(), "the hook's panic reaches the poller");
+    assert_eq!(
+        budget.available(),
+        5,
+        "the retry was paid before the hook ran"
+    );
+    drop(run);
+    assert_eq!(budget.available(), 10, "dropping the future refunds it");
+    assert_eq!(timer.sleepers(), 0);
+}
+
+#[test]
 fn dropping_mid_sleep_leaves_nothing_behind() {
     let timer = ManualTimer::new();
     let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();

@@ -375,10 +375,10 @@ where
                         now,
                         this.schedule,
                         this.hooks,
+                        this.retry_held,
                     ) else {
                         return Poll::Ready(Err(error));
                     };
-                    *this.retry_held = true;
                     if delay.is_zero() {
                         this.state.set(State::Yield);
                     } else {
@@ -405,6 +405,10 @@ where
 
 /// After a failure of attempt number `attempt`: the delay before the next one, or `None` to
 /// give up. Notifies (and traces) every retry and every budget refusal.
+///
+/// `retry_held` is set as soon as the budget pays for the retry, before the user's `notify`
+/// runs: if that hook panics, dropping the future still gives the withdrawal back.
+#[allow(clippy::too_many_arguments)] // the loop's state, passed apart to keep borrows split
 fn decide<E: fmt::Debug, S: IntoIterator<Item = Duration>, H: Hooks<E>>(
     error: &E,
     attempt: u32,
@@ -413,6 +417,7 @@ fn decide<E: fmt::Debug, S: IntoIterator<Item = Duration>, H: Hooks<E>>(
     now: Duration,
     schedule: &mut Schedule<S, S::IntoIter>,
     hooks: &mut H,
+    retry_held: &mut bool,
 ) -> Option<Duration> {
     if !hooks.should_retry(error) {
         return None;
@@ -439,6 +444,7 @@ fn decide<E: fmt::Debug, S: IntoIterator<Item = Duration>, H: Hooks<E>>(
         hooks.notify(error, attempt, None);
         return None;
     }
+    *retry_held = true;
     #[cfg(feature = "tracing")]
     tracing::warn!(
         attempt,
