@@ -1,8 +1,18 @@
 //! The one place atomics, `Arc` and the blocking lock come from.
 //!
-//! Under `cfg(loom)` everything is loom's, so the loom models in `tests/loom.rs` see every
+//! Under `cfg(loom)` everything is loom's, so the loom models in `tests/loom_*.rs` see every
 //! synchronisation point. With `std` the lock is `std::sync::Mutex` (poisoning ignored: no
-//! critical section in dike can leave its data half-updated); without it, a spin lock.
+//! critical section in dike can leave its data half-updated). Without `std` it is a
+//! [`critical-section`](https://docs.rs/critical-section) mutex: on a single-core
+//! microcontroller a critical section masks interrupts, so an interrupt handler that touches
+//! the same primitive (drops a permit, polls a waiter) waits for the section to end instead of
+//! spinning for ever on a lock held by the code it interrupted. The target provides the
+//! critical-section implementation, as every embassy application already does (for example
+//! `cortex-m`'s `critical-section-single-core` feature).
+//!
+//! The lock is closure-scoped ([`Mutex::with`]): nothing can escape the section, and the
+//! house rule "never wake, drop a waker or call user code with a lock held" is visible at each
+//! call site: a section returns what must be woken or dropped, and the caller does it after.
 
 #![allow(dead_code, unused_imports)]
 
@@ -13,13 +23,14 @@ pub(crate) use core::sync::atomic;
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, atomic};
 
-/// A blocking mutex for short critical sections that never await.
-#[derive(Debug, Default)]
+/// A blocking mutex for short critical sections that never await, never wake and never call
+/// user code.
+#[derive(Debug)]
 pub(crate) struct Mutex<T> {
     #[cfg(all(feature = "std", not(loom)))]
     inner: std::sync::Mutex<T>,
     #[cfg(all(not(feature = "std"), not(loom)))]
-    inner: spin::Mutex<T>,
+    inner: critical_section::Mutex<core::cell::RefCell<T>>,
     #[cfg(loom)]
     inner: loom::sync::Mutex<T>,
 }
@@ -31,7 +42,7 @@ impl<T> Mutex<T> {
             #[cfg(feature = "std")]
             inner: std::sync::Mutex::new(value),
             #[cfg(not(feature = "std"))]
-            inner: spin::Mutex::new(value),
+            inner: critical_section::Mutex::new(core::cell::RefCell::new(value)),
         }
     }
 
@@ -42,28 +53,40 @@ impl<T> Mutex<T> {
         }
     }
 
-    /// Locks, ignoring poisoning.
+    /// Runs `f` with the lock held and returns its result.
+    ///
+    /// `f` must not take this lock again, wake a waker, drop one, or call user code: return
+    /// such things and act on them after the section.
     #[inline]
-    pub(crate) fn lock(&self) -> impl core::ops::DerefMut<Target = T> + '_ {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         #[cfg(all(feature = "std", not(loom)))]
         {
-            self.inner
+            let mut guard = self
+                .inner
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut guard)
         }
         #[cfg(all(not(feature = "std"), not(loom)))]
         {
-            self.inner.lock()
+            critical_section::with(|cs| f(&mut self.inner.borrow_ref_mut(cs)))
         }
         #[cfg(loom)]
         {
-            self.inner.lock().unwrap()
+            f(&mut self.inner.lock().unwrap())
         }
     }
 }
 
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
 /// A 64-bit atomic on every target: core's where the target has one, portable-atomic's
-/// fallback (a seqlock over 32-bit CAS) on targets that do not, such as `thumbv7em`.
+/// fallback on targets that do not, such as `thumbv7em` (built with portable-atomic's
+/// `critical-section` feature there, so the fallback is interrupt-safe too).
 #[cfg(all(not(loom), target_has_atomic = "64"))]
 pub(crate) use core::sync::atomic::AtomicU64;
 #[cfg(loom)]

@@ -163,6 +163,23 @@ pub(crate) struct Snapshot {
     pub(crate) peak: usize,
 }
 
+/// What [`Engine::set_limit_locked`] hands back to wake: the granted waiters' wakers.
+#[cfg(feature = "alloc")]
+type Wakers = Vec<Waker>;
+#[cfg(not(feature = "alloc"))]
+type Wakers = ();
+
+/// The outcome of a registration attempt, decided with the lock held.
+#[cfg(feature = "alloc")]
+enum Registered {
+    /// A permit was free after all; `state` after taking it.
+    Admitted(usize),
+    /// Turned away.
+    Refused(TooManyCallsKind),
+    /// Queued under this id.
+    Queued(u64),
+}
+
 /// A waiter's registration: `None` until it joins the queue, and again once it leaves it.
 #[cfg(feature = "alloc")]
 pub(crate) type Slot = Option<u64>;
@@ -289,16 +306,12 @@ impl Engine {
 
     #[inline(never)]
     fn release_slow(&self) {
-        let mut slow = self.slow.lock();
         #[cfg(feature = "alloc")]
-        let waker = self.release_locked(&mut slow);
-        #[cfg(not(feature = "alloc"))]
-        self.release_locked(&mut slow);
-        drop(slow);
-        #[cfg(feature = "alloc")]
-        if let Some(waker) = waker {
+        if let Some(waker) = self.slow.with(|slow| self.release_locked(slow)) {
             waker.wake();
         }
+        #[cfg(not(feature = "alloc"))]
+        self.slow.with(|slow| self.release_locked(slow));
     }
 
     /// Returns one permit with the lock held; returns the waker of the waiter it was handed to.
@@ -372,7 +385,19 @@ impl Engine {
     /// Changes the limit; held permits stay valid. Wakes the waiters it grants.
     pub(crate) fn set_limit(&self, limit: usize) {
         let limit = limit.min(MAX_LIMIT);
-        let mut slow = self.slow.lock();
+        #[cfg(feature = "alloc")]
+        let wakers = self.slow.with(|slow| self.set_limit_locked(slow, limit));
+        #[cfg(not(feature = "alloc"))]
+        self.slow.with(|slow| self.set_limit_locked(slow, limit));
+        #[cfg(feature = "alloc")]
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// [`set_limit`](Self::set_limit) with the lock held; returns the wakers of the waiters
+    /// it granted.
+    fn set_limit_locked(&self, slow: &mut Slow, limit: usize) -> Wakers {
         let old = self.limit();
         self.limit.store(limit, Ordering::Relaxed);
         #[cfg(feature = "alloc")]
@@ -387,12 +412,12 @@ impl Engine {
                 let grant = add.min(slow.queue.len());
                 wakers.extend(slow.queue.drain(..grant).filter_map(|w| w.waker));
                 add -= grant;
-                self.publish_first_waiting(&slow);
+                self.publish_first_waiting(slow);
             }
             if add > 0 {
-                self.add_available(&mut slow, add);
+                self.add_available(slow, add);
             } else {
-                self.sync_slow_flag(&mut slow);
+                self.sync_slow_flag(slow);
             }
             // Granting waiters raised the permits in use.
             let free = available(self.state.load(Ordering::Acquire));
@@ -417,13 +442,10 @@ impl Engine {
                 }
             }
             slow.debt += sub;
-            self.sync_slow_flag(&mut slow);
+            self.sync_slow_flag(slow);
         }
-        drop(slow);
         #[cfg(feature = "alloc")]
-        for waker in wakers {
-            waker.wake();
-        }
+        wakers
     }
 
     /// Drives a waiting acquire: `Ready(Ok)` once it owns a permit.
@@ -456,30 +478,37 @@ impl Engine {
             self.admitted.fetch_add(1, Ordering::Relaxed);
             return Poll::Ready(Ok(()));
         }
-        let mut slow = self.slow.lock();
-        if id < slow.first_waiting() {
-            drop(slow);
-            *slot = None;
-            self.admitted.fetch_add(1, Ordering::Relaxed);
-            return Poll::Ready(Ok(()));
-        }
-        // Not granted, so still queued: entries leave the queue only when granted or withdrawn
-        // by their own waiter, which clears its slot.
-        let mut stale = None;
-        if let Ok(index) = slow.queue.binary_search_by_key(&id, |w| w.id) {
-            let entry = &mut slow.queue[index];
-            if !entry
-                .waker
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                stale = entry.waker.replace(cx.waker().clone());
+        let polled = self.slow.with(|slow| {
+            if id < slow.first_waiting() {
+                return Err(());
+            }
+            // Not granted, so still queued: entries leave the queue only when granted or
+            // withdrawn by their own waiter, which clears its slot.
+            let mut stale = None;
+            if let Ok(index) = slow.queue.binary_search_by_key(&id, |w| w.id) {
+                let entry = &mut slow.queue[index];
+                if !entry
+                    .waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    stale = entry.waker.replace(cx.waker().clone());
+                }
+            }
+            Ok(stale)
+        });
+        match polled {
+            Err(()) => {
+                *slot = None;
+                self.admitted.fetch_add(1, Ordering::Relaxed);
+                Poll::Ready(Ok(()))
+            }
+            Ok(stale) => {
+                // A waker may run arbitrary code when dropped: never with the lock held.
+                drop(stale);
+                Poll::Pending
             }
         }
-        drop(slow);
-        // A waker may run arbitrary code when dropped: never with the lock held.
-        drop(stale);
-        Poll::Pending
     }
 
     #[cfg(feature = "alloc")]
@@ -488,58 +517,66 @@ impl Engine {
         slot: &mut Slot,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), TooManyCallsKind>> {
-        let mut slow = self.slow.lock();
-        let mut s = self.state.load(Ordering::Acquire);
-        loop {
-            if s & AVAILABLE_MASK >= ONE {
-                // A permit came back after the fast path failed: take it.
-                let new = (s - ONE).wrapping_add(ADMIT);
-                match self
-                    .state
-                    .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Acquire)
-                {
-                    Ok(_) => {
-                        drop(slow);
-                        self.note_admitted(new);
-                        return Poll::Ready(Ok(()));
+        let outcome = self.slow.with(|slow| {
+            let mut s = self.state.load(Ordering::Acquire);
+            loop {
+                if s & AVAILABLE_MASK >= ONE {
+                    // A permit came back after the fast path failed: take it.
+                    let new = (s - ONE).wrapping_add(ADMIT);
+                    match self.state.compare_exchange_weak(
+                        s,
+                        new,
+                        Ordering::Acquire,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return Registered::Admitted(new),
+                        Err(actual) => s = actual,
                     }
-                    Err(actual) => s = actual,
-                }
-            } else if self.limit.load(Ordering::Relaxed) == 0 {
-                // A closed gate: nothing would ever be handed to this waiter. (`limit` is
-                // written with the lock held, so this reads the current limit.)
-                drop(slow);
-                self.note_rejected(TooManyCallsKind::Full);
-                return Poll::Ready(Err(TooManyCallsKind::Full));
-            } else if slow.queue.len() >= self.max_waiting {
-                drop(slow);
-                self.note_rejected(TooManyCallsKind::QueueFull);
-                return Poll::Ready(Err(TooManyCallsKind::QueueFull));
-            } else if s & SLOW != 0 {
-                break;
-            } else {
-                match self.state.compare_exchange_weak(
-                    s,
-                    s | SLOW,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => break,
-                    Err(actual) => s = actual,
+                } else if self.limit.load(Ordering::Relaxed) == 0 {
+                    // A closed gate: nothing would ever be handed to this waiter. (`limit` is
+                    // written with the lock held, so this reads the current limit.)
+                    return Registered::Refused(TooManyCallsKind::Full);
+                } else if slow.queue.len() >= self.max_waiting {
+                    return Registered::Refused(TooManyCallsKind::QueueFull);
+                } else if s & SLOW != 0 {
+                    break;
+                } else {
+                    match self.state.compare_exchange_weak(
+                        s,
+                        s | SLOW,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => break,
+                        Err(actual) => s = actual,
+                    }
                 }
             }
-        }
-        slow.slow_flag = true;
-        // The new id is `first_waiting` if the queue was empty, and above it otherwise: the
-        // published value does not change.
-        let id = slow.next_id;
-        slow.next_id += 1;
-        slow.queue.push_back(Waiter {
-            id,
-            waker: Some(cx.waker().clone()),
+            slow.slow_flag = true;
+            // The new id is `first_waiting` if the queue was empty, and above it otherwise:
+            // the published value does not change.
+            let id = slow.next_id;
+            slow.next_id += 1;
+            slow.queue.push_back(Waiter {
+                id,
+                waker: Some(cx.waker().clone()),
+            });
+            Registered::Queued(id)
         });
-        *slot = Some(id);
-        Poll::Pending
+        match outcome {
+            Registered::Admitted(new) => {
+                self.note_admitted(new);
+                Poll::Ready(Ok(()))
+            }
+            Registered::Refused(kind) => {
+                self.note_rejected(kind);
+                Poll::Ready(Err(kind))
+            }
+            Registered::Queued(id) => {
+                *slot = Some(id);
+                Poll::Pending
+            }
+        }
     }
 
     /// Takes a registered waiter out of the queue. Returns `true` if it had been granted a
@@ -549,9 +586,7 @@ impl Engine {
         let Some(id) = slot.take() else {
             return false;
         };
-        let mut slow = self.slow.lock();
-        let (granted, stale) = self.remove_locked(&mut slow, id);
-        drop(slow);
+        let (granted, stale) = self.slow.with(|slow| self.remove_locked(slow, id));
         drop(stale);
         if granted {
             self.admitted.fetch_add(1, Ordering::Relaxed);
@@ -566,14 +601,15 @@ impl Engine {
         let Some(id) = slot.take() else {
             return;
         };
-        let mut slow = self.slow.lock();
-        let (granted, stale) = self.remove_locked(&mut slow, id);
-        let next = if granted {
-            self.release_locked(&mut slow)
-        } else {
-            None
-        };
-        drop(slow);
+        let (stale, next) = self.slow.with(|slow| {
+            let (granted, stale) = self.remove_locked(slow, id);
+            let next = if granted {
+                self.release_locked(slow)
+            } else {
+                None
+            };
+            (stale, next)
+        });
         drop(stale);
         if let Some(waker) = next {
             waker.wake();
@@ -623,16 +659,17 @@ impl Engine {
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let slow = self.slow.lock();
-        let limit = self.limit();
-        let state = self.state.load(Ordering::Acquire);
-        Snapshot {
-            limit,
-            in_use: (limit + slow.debt).saturating_sub(available(state)),
-            waiting: slow.waiting(),
-            admitted: self.admitted(state),
-            rejected: self.rejected.load(Ordering::Relaxed),
-            peak: self.peak.load(Ordering::Relaxed),
-        }
+        self.slow.with(|slow| {
+            let limit = self.limit();
+            let state = self.state.load(Ordering::Acquire);
+            Snapshot {
+                limit,
+                in_use: (limit + slow.debt).saturating_sub(available(state)),
+                waiting: slow.waiting(),
+                admitted: self.admitted(state),
+                rejected: self.rejected.load(Ordering::Relaxed),
+                peak: self.peak.load(Ordering::Relaxed),
+            }
+        })
     }
 }

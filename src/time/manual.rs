@@ -82,17 +82,19 @@ impl ManualTimer {
     /// reads the new time, not its own deadline. To visit each deadline in turn, use
     /// [`advance_to_next`](ManualTimer::advance_to_next).
     pub fn advance(&self, duration: Duration) {
-        let state = self.shared.lock();
-        let target = state.now.saturating_add(duration);
-        Self::set_time(state, target);
+        let due = self.shared.with(|state| {
+            let target = state.now.saturating_add(duration);
+            state.set_time(target)
+        });
+        wake_all(due);
     }
 
     /// Moves time forward to `instant`, if it is later than now, waking due sleepers as
     /// [`advance`](ManualTimer::advance) does. An earlier `instant` changes nothing: time
     /// never goes backwards.
     pub fn advance_to(&self, instant: Duration) {
-        let state = self.shared.lock();
-        Self::set_time(state, instant);
+        let due = self.shared.with(|state| state.set_time(instant));
+        wake_all(due);
     }
 
     /// The earliest deadline among registered sleepers, or `None` if nothing sleeps.
@@ -100,48 +102,61 @@ impl ManualTimer {
     /// A sleep registers on its first poll that returns `Pending`; one that was created but
     /// never polled is not counted.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.shared.lock().sleepers.keys().next().map(|&(d, _)| d)
+        self.shared.with(|state| state.next_deadline())
     }
 
     /// Jumps to [`next_deadline`](ManualTimer::next_deadline), waking the sleepers due then,
     /// and returns it; `None` (and no change) when nothing sleeps.
     pub fn advance_to_next(&self) -> Option<Duration> {
-        let state = self.shared.lock();
-        let next = state.sleepers.keys().next().map(|&(d, _)| d)?;
-        Self::set_time(state, next);
+        let (next, due) = self.shared.with(|state| {
+            let next = state.next_deadline()?;
+            Some((next, state.set_time(next)))
+        })?;
+        wake_all(due);
         Some(next)
     }
 
     /// How many sleepers are registered (polled, pending, not yet woken or dropped).
     pub fn sleepers(&self) -> usize {
-        self.shared.lock().sleepers.len()
+        self.shared.with(|state| state.sleepers.len())
+    }
+}
+
+impl State {
+    fn next_deadline(&self) -> Option<Duration> {
+        self.sleepers.keys().next().map(|&(d, _)| d)
     }
 
-    fn set_time(mut state: impl core::ops::DerefMut<Target = State>, target: Duration) {
-        if target > state.now {
-            state.now = target;
+    /// Moves time to `target` (never backwards) and takes out the wakers now due, in order,
+    /// for the caller to wake once the lock is released.
+    fn set_time(&mut self, target: Duration) -> Vec<Waker> {
+        if target > self.now {
+            self.now = target;
         }
-        let now = state.now;
         let mut due = Vec::new();
-        while let Some(entry) = state.sleepers.first_entry() {
-            if entry.key().0 > now {
+        while let Some(entry) = self.sleepers.first_entry() {
+            if entry.key().0 > self.now {
                 break;
             }
             due.push(entry.remove());
         }
-        drop(state);
-        for waker in due {
-            waker.wake();
-        }
+        due
+    }
+}
+
+/// Wakes `due` in order; called with no lock held.
+fn wake_all(due: Vec<Waker>) {
+    for waker in due {
+        waker.wake();
     }
 }
 
 impl fmt::Debug for ManualTimer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared.lock();
+        let (now, sleepers) = self.shared.with(|state| (state.now, state.sleepers.len()));
         f.debug_struct("ManualTimer")
-            .field("now", &state.now)
-            .field("sleepers", &state.sleepers.len())
+            .field("now", &now)
+            .field("sleepers", &sleepers)
             .finish()
     }
 }
@@ -150,7 +165,7 @@ impl Timer for ManualTimer {
     type Sleep = ManualSleep;
 
     fn now(&self) -> Duration {
-        self.shared.lock().now
+        self.shared.with(|state| state.now)
     }
 
     fn sleep_until(&self, deadline: Duration) -> ManualSleep {
@@ -192,42 +207,47 @@ impl Future for ManualSleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let mut state = this.timer.shared.lock();
-        if state.now >= this.deadline {
-            if let Some(id) = this.id.take() {
-                state.sleepers.remove(&(this.deadline, id));
+        let deadline = this.deadline;
+        let id = &mut this.id;
+        // A replaced waker may run arbitrary code when dropped (even touch this timer): it
+        // leaves the section and is dropped after the lock is released.
+        let (ready, stale) = this.timer.shared.with(|state| {
+            if state.now >= deadline {
+                let stale = id
+                    .take()
+                    .and_then(|id| state.sleepers.remove(&(deadline, id)));
+                return (true, stale);
             }
-            return Poll::Ready(());
+            let key = (
+                deadline,
+                *id.get_or_insert_with(|| {
+                    state.next_id += 1;
+                    state.next_id - 1
+                }),
+            );
+            let stale = match state.sleepers.get_mut(&key) {
+                Some(waker) if waker.will_wake(cx.waker()) => None,
+                Some(waker) => Some(core::mem::replace(waker, cx.waker().clone())),
+                None => state.sleepers.insert(key, cx.waker().clone()),
+            };
+            (false, stale)
+        });
+        drop(stale);
+        if ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
-        let id = match this.id {
-            Some(id) => id,
-            None => {
-                let id = state.next_id;
-                state.next_id += 1;
-                this.id = Some(id);
-                id
-            }
-        };
-        match state.sleepers.get_mut(&(this.deadline, id)) {
-            Some(waker) => waker.clone_from(cx.waker()),
-            None => {
-                state
-                    .sleepers
-                    .insert((this.deadline, id), cx.waker().clone());
-            }
-        }
-        Poll::Pending
     }
 }
 
 impl Drop for ManualSleep {
     fn drop(&mut self) {
         if let Some(id) = self.id {
-            self.timer
-                .shared
-                .lock()
-                .sleepers
-                .remove(&(self.deadline, id));
+            let key = (self.deadline, id);
+            // Dropped after the section: a waker's drop may touch this timer.
+            let stale = self.timer.shared.with(|state| state.sleepers.remove(&key));
+            drop(stale);
         }
     }
 }
