@@ -42,7 +42,11 @@ async fn sleeps_never_fire_early() {
         let late = timer.now().checked_sub(deadline);
         assert!(late.is_some(), "{}: a {ms} ms sleep fired early", host());
         // Date.now() has whole milliseconds: allow its rounding, nothing more.
-        assert!(wall_ms() - wall >= ms.floor() - 1.0, "{}: wall clock", host());
+        assert!(
+            wall_ms() - wall >= ms.floor() - 1.0,
+            "{}: wall clock",
+            host()
+        );
         console_log!("{}: {ms} ms sleep ended {:?} late", host(), late.unwrap());
     }
 }
@@ -94,7 +98,11 @@ async fn retry_waits_out_its_backoff() {
         .await;
     let elapsed = timer.now() - start;
     assert_eq!(result, Ok(3));
-    assert!(elapsed >= Duration::from_millis(30), "{}: {elapsed:?}", host());
+    assert!(
+        elapsed >= Duration::from_millis(30),
+        "{}: {elapsed:?}",
+        host()
+    );
     assert!(wall_ms() - wall >= 29.0, "{}: wall clock", host());
     console_log!("{}: retry succeeded after 3 calls in {elapsed:?}", host());
 }

@@ -148,7 +148,8 @@ async fn hammer() {
         }
         {
             let mut enter = pin!(GATE.enter());
-            if let Poll::Ready(Ok(permit)) = poll_fn(|cx| Poll::Ready(enter.as_mut().poll(cx))).await
+            if let Poll::Ready(Ok(permit)) =
+                poll_fn(|cx| Poll::Ready(enter.as_mut().poll(cx))).await
             {
                 entered();
                 leaving();
@@ -197,7 +198,13 @@ async fn flaky() {
         .run(&timer, || {
             calls.set(calls.get() + 1);
             let n = calls.get();
-            async move { if n < 3 { Err(SensorError::Busy) } else { Ok(42) } }
+            async move {
+                if n < 3 {
+                    Err(SensorError::Busy)
+                } else {
+                    Ok(42)
+                }
+            }
         })
         .await;
     let elapsed = timer.now() - start;
@@ -246,7 +253,10 @@ async fn supervisor() {
     report.check(
         "gate limit",
         peak == 2 && stats.peak_in_use <= 2,
-        format_args!("peak held {peak} (gate's own peak {}), limit 2", stats.peak_in_use),
+        format_args!(
+            "peak held {peak} (gate's own peak {}), limit 2",
+            stats.peak_in_use
+        ),
     );
     let admitted = ADMITTED.load(Ordering::Relaxed);
     report.check(
