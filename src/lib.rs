@@ -53,6 +53,24 @@
 //! With `--no-default-features --features alloc` dike builds for bare-metal targets such as
 //! `thumbv7em-none-eabihf`.
 //!
+//! # Embedded
+//!
+//! Primitives are `const`-constructible, so they live in `static`s; `try_enter`, permits and
+//! `Throttle::try_acquire` need no heap, waiting needs `alloc`. Without `std`, every lock in
+//! dike is a [`critical-section`](https://docs.rs/critical-section) section, which the target
+//! provides (on a single-core Cortex-M, `cortex-m`'s `critical-section-single-core` feature,
+//! as embassy applications already enable): an interrupt handler may drop a permit, try to
+//! enter or poll a waiting future while the interrupted code is inside the same primitive,
+//! because the interrupt waits for the section to end instead of spinning on a held lock.
+//! Sections are short and never run user code, wake a task or drop a waker. On targets
+//! without native 64-bit atomics the throttle's state is portable-atomic's critical-section
+//! fallback.
+//!
+//! The repository's `examples/cortex-m/` firmware is the worked example, run under QEMU in CI:
+//! embassy tasks share a `static` [`Gate`](gate::Gate) while the SysTick interrupt handler
+//! drops permits, a `static` [`Throttle`](throttle::Throttle) paces a task on
+//! `EmbassyTimer`, and a [`Retry`](retry::Retry) backs off around a flaky driver call.
+//!
 //! # Example
 //!
 //! A flaky backend called through a gate (at most 2 at once), a throttle (10 starts per
