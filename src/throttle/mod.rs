@@ -59,14 +59,21 @@
 //!
 //! # Timers
 //!
-//! A throttle holds no timer: every call takes one (by value; `&timer` is a timer too), so one
-//! throttle can be shared by code that holds different clones of the same timer. All calls on
-//! one throttle must use the same clock (clones of one timer): instants from different
-//! timers are not comparable. In particular, create a timer whose origin is its creation
-//! (`TokioTimer::new()`, `AsyncIoTimer::new()`) once and keep it, rather than calling `new()`
-//! at each acquire: a throttle read through a fresh timer sees time restart near zero and
-//! refuses until the old schedule is reached again on the new clock. The clock must be
-//! monotonic, as [`Timer`] requires.
+//! A throttle holds no timer: every call takes one (by value; `&timer` is a timer too). Its
+//! state is a time on the caller's clock, so every call on one throttle must read the same
+//! clock. Which timers may be mixed on one throttle:
+//!
+//! - any `TokioTimer`s (all instances share one process-wide clock, so
+//!   `throttle.acquire(TokioTimer::new())` at each call is fine), or any `AsyncIoTimer`s
+//!   likewise; `EmbassyTimer`s (one clock per device); `WasmTimer`s (one per page);
+//! - clones of one [`ManualTimer`](crate::time::ManualTimer) (two `ManualTimer::new()` are two
+//!   separate clocks) or of one [`timer_fn`](crate::time::timer_fn) timer;
+//! - never two different timer types (a `TokioTimer` and an `AsyncIoTimer` have different
+//!   origins), nor tokio timers from runtimes whose clocks differ (a paused runtime and a real
+//!   one).
+//!
+//! Mixing clocks does not break memory safety or panic; it makes the throttle wait for an
+//! instant read on the wrong clock. The clock must be monotonic, as [`Timer`] requires.
 //!
 //! # Fairness
 //!
