@@ -356,15 +356,59 @@ fn config_errors_name_the_parameter_and_value() {
 }
 
 #[test]
-fn the_end_of_time_neither_panics_nor_wedges() {
-    let timer = ManualTimer::new();
-    let throttle = Throttle::new(Quota::per_second(1).with_burst(2)).unwrap();
-    timer.advance(Duration::MAX);
-    for _ in 0..5 {
-        // At the saturated end of the clock everything is admitted.
-        throttle.try_acquire(&timer).unwrap();
+fn a_saturated_clock_admits_at_most_the_burst() {
+    // Issue 7, bug 5: after `advance(Duration::MAX)` a 1/s throttle admitted everything.
+    for burst in [1, 2, 5] {
+        let timer = ManualTimer::new();
+        let throttle = Throttle::new(Quota::per_second(1).with_burst(burst)).unwrap();
+        timer.advance(Duration::MAX);
+        let admitted = (0..1_000)
+            .filter(|_| throttle.try_acquire(&timer).is_ok())
+            .count();
+        assert_eq!(admitted, burst as usize);
+        let err = throttle.try_acquire(&timer).unwrap_err();
+        assert!(err.is_never());
+        assert_eq!((err.ready_at(), err.wait()), (Duration::MAX, Duration::MAX));
+        assert_eq!(
+            err.to_string(),
+            "rate limited: never ready (the clock has reached its end)"
+        );
+        assert!(matches!(
+            throttle.try_acquire_n(&timer, 1),
+            Err(TryAcquireError::RateLimited(e)) if e.is_never()
+        ));
+
+        // A waiter waits for ever, without a sleep to spin on.
+        let (wakes, waker) = counting_waker();
+        let mut wait = pin!(throttle.acquire(&timer));
+        for _ in 0..3 {
+            assert!(poll_once(wait.as_mut(), &waker).is_pending());
+        }
+        assert_eq!(timer.sleepers(), 0);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
     }
-    assert_eq!(throttle.acquire(&timer).now_or_never(), Some(()));
+}
+
+#[test]
+fn the_end_of_time_spends_what_is_left_of_the_burst() {
+    // A throttle that spent part of its burst just before the horizon keeps the rest, and
+    // the ordinary schedule runs right up to the horizon.
+    let timer = ManualTimer::new();
+    let throttle = Throttle::new(Quota::per_second(1).with_burst(3)).unwrap();
+    let horizon = Duration::from_nanos(u64::MAX) - Duration::from_secs(3);
+    timer.advance_to(horizon - Duration::from_secs(10));
+    throttle.try_acquire_n(&timer, 3).unwrap();
+    let err = throttle.try_acquire(&timer).unwrap_err();
+    assert!(!err.is_never());
+    assert_eq!(err.ready_at(), horizon - Duration::from_secs(9));
+    timer.advance_to(horizon - Duration::from_secs(9));
+    throttle.try_acquire(&timer).unwrap();
+    timer.advance(Duration::MAX);
+    let admitted = (0..100)
+        .filter(|_| throttle.try_acquire(&timer).is_ok())
+        .count();
+    assert_eq!(admitted, 3, "idle since, so the whole burst, and no more");
+    assert!(throttle.try_acquire(&timer).unwrap_err().is_never());
 }
 
 #[test]

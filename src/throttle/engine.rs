@@ -1,7 +1,7 @@
 //! # Implementation notes
 //!
 //! GCRA (the generic cell rate algorithm), the "virtual scheduling" form. All times are whole
-//! nanoseconds since the timer's origin, as `u64` (enough for 584 years; every sum saturates).
+//! nanoseconds since the timer's origin, as `u64` (enough for 584 years).
 //!
 //! Parameters, fixed at construction:
 //! - `interval` `T` = `period / rate`, rounded **up** to a whole nanosecond, so the admitted
@@ -22,6 +22,17 @@
 //! For `n = 1` the test reads `tat - (burst - 1)×T <= now`, the textbook form with tolerance
 //! `τ = (burst - 1)×T`.
 //!
+//! The end of time: the engine's clock stops at the *horizon* `H = u64::MAX - capacity`; a
+//! later `now` (a clock saturated at `u64::MAX`, a `ManualTimer` advanced by `Duration::MAX`)
+//! counts as `H`. So `now + capacity` never overflows, `tat <= H + capacity = u64::MAX`
+//! always, and every comparison is exact: nothing saturates into an admission. `start + n×T`
+//! may exceed `u64::MAX` only when it is refused anyway, and the refusal's
+//! `start - (capacity - n×T)` is computed without overflow. A refusal whose instant lies
+//! beyond `H` can never be admitted, since the engine's clock never gets there: that is
+//! [`Decision::Never`]. At the horizon a throttle therefore admits what is left of its burst,
+//! then refuses for ever, rather than admit everything (the saturating arithmetic this
+//! replaced admitted every request once `now` reached `u64::MAX`).
+//!
 //! Concurrency: [`Gcra::check`] is a load, then (admissions only) one `compare_exchange_weak`
 //! loop on `tat`. Every admission is a successful CAS from the value its decision was computed
 //! on, so two callers can never both spend the same slot. A rejection is a plain load. No
@@ -40,20 +51,31 @@ pub(crate) enum Decision {
     Ok,
     /// Rejected; the same request is admitted at this instant (nanoseconds) at the earliest.
     NotUntil(u64),
+    /// Rejected for ever: the request fits only after the engine's horizon (the end of time).
+    Never,
+}
+
+/// The engine's last instant for a given `capacity`: later clock readings count as this.
+#[inline]
+pub(crate) const fn horizon(capacity: u64) -> u64 {
+    u64::MAX - capacity
 }
 
 /// The pure GCRA transition: `Ok(new_tat)` when admitted, `Err(not_until)` when not.
 ///
-/// `cost` is `n × T` and must not exceed `capacity`.
+/// `cost` is `n × T` and must not exceed `capacity`; `now` past the [`horizon`] counts as the
+/// horizon. `not_until` beyond the horizon means never.
 #[inline]
 pub(crate) const fn step(tat: u64, now: u64, cost: u64, capacity: u64) -> Result<u64, u64> {
+    let horizon = horizon(capacity);
+    let now = if now > horizon { horizon } else { now };
     let start = if tat > now { tat } else { now };
-    let end = start.saturating_add(cost);
-    if end <= now.saturating_add(capacity) {
-        Ok(end)
-    } else {
-        // end > now + capacity >= capacity, so this cannot underflow.
-        Err(end - capacity)
+    // now <= horizon, so now + capacity <= u64::MAX: exact.
+    match start.checked_add(cost) {
+        Some(end) if end <= now + capacity => Ok(end),
+        // Refused: start + cost > now + capacity >= capacity, so start > capacity - cost and
+        // this is start + cost - capacity, exact and > now.
+        _ => Err(start - (capacity - cost)),
     }
 }
 
@@ -100,6 +122,7 @@ impl Gcra {
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
             match step(tat, now, cost, self.capacity) {
+                Err(not_until) if not_until > horizon(self.capacity) => return Decision::Never,
                 Err(not_until) => return Decision::NotUntil(not_until),
                 Ok(new_tat) => match self.tat.compare_exchange_weak(
                     tat,

@@ -94,6 +94,8 @@ impl<T: Timer> Future for Acquire<'_, T> {
                     *this.n = 0;
                     return Poll::Ready(());
                 }
+                // The end of time: never admitted, so wait for ever without a sleep.
+                Decision::Never => return Poll::Pending,
                 Decision::NotUntil(at) => {
                     let sleep = this.timer.sleep_until(Duration::from_nanos(at));
                     this.sleep.set(Some(sleep));

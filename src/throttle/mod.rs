@@ -89,6 +89,18 @@
 //! gate in front (only one task waits on the throttle at a time) when order matters or many
 //! tasks wait: that fixes both.
 //!
+//! # The end of time
+//!
+//! Times are whole nanoseconds in a `u64` (584 years). The throttle's clock stops at its
+//! *horizon*, `u64::MAX` nanoseconds minus `b·T`; a timer reading later (a clock saturated at
+//! its end, such as a [`ManualTimer`](crate::time::ManualTimer) advanced by
+//! [`Duration::MAX`]) counts as the horizon, so every computation stays exact. There, the
+//! throttle admits what is left of its burst and then refuses for ever:
+//! [`RateLimited::is_never`] is true, [`ready_at`](RateLimited::ready_at) and
+//! [`wait`](RateLimited::wait) are [`Duration::MAX`], and [`acquire`](Throttle::acquire)
+//! stays pending without registering a sleep. It never admits more than the burst at one
+//! instant, however far the clock saturates.
+//!
 //! # Targets without 64-bit atomics
 //!
 //! On targets without a native 64-bit atomic (such as `thumbv7em-none-eabihf`), the state is
@@ -497,6 +509,7 @@ impl Throttle {
         match self.engine.check(nanos(now), 1) {
             Decision::Ok => Ok(()),
             Decision::NotUntil(at) => Err(RateLimited::new(now, at)),
+            Decision::Never => Err(RateLimited::new(now, NEVER)),
         }
     }
 
@@ -541,7 +554,8 @@ impl Throttle {
         let now = timer.now();
         match self.engine.check(nanos(now), n) {
             Decision::Ok => Ok(()),
-            Decision::NotUntil(at) => Err(TryAcquireError::RateLimited(RateLimited::new(now, at))),
+            Decision::NotUntil(at) => Err(RateLimited::new(now, at).into()),
+            Decision::Never => Err(RateLimited::new(now, NEVER).into()),
         }
     }
 
@@ -656,7 +670,15 @@ fn nanos(d: Duration) -> u64 {
         .saturating_add(u64::from(d.subsec_nanos()))
 }
 
+/// The `ready_at` of a refusal that can never be admitted: no reachable instant is
+/// `u64::MAX` nanoseconds, since the engine's horizon is `u64::MAX - capacity` and every
+/// reachable refusal instant is at most the horizon.
+const NEVER: u64 = u64::MAX;
+
 /// The error of [`Throttle::try_acquire`]: the quota is spent for now.
+///
+/// Its `Debug` shows the two instants and the wait, all as durations on the timer's clock:
+/// `RateLimited { now: 1s, ready_at: 1.25s, wait: 250ms }`.
 ///
 /// # Examples
 ///
@@ -671,13 +693,16 @@ fn nanos(d: Duration) -> u64 {
 /// let err = throttle.try_acquire(&timer).unwrap_err();
 /// assert_eq!(err.ready_at(), Duration::from_millis(250));
 /// assert_eq!(err.to_string(), "rate limited: ready in 250ms");
+/// assert_eq!(
+///     format!("{err:?}"),
+///     "RateLimited { now: 0ns, ready_at: 250ms, wait: 250ms }"
+/// );
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("rate limited: ready in {:?}", self.wait())]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct RateLimited {
     now: Duration,
-    /// Nanoseconds; converted only when asked, to keep refusals cheap.
+    /// Nanoseconds, or [`NEVER`]; converted only when asked, to keep refusals cheap.
     ready_at: u64,
 }
 
@@ -689,6 +714,9 @@ impl RateLimited {
 
     /// The first instant (on the timer's clock) at which the refused request would be
     /// admitted, if nothing else is admitted before it.
+    ///
+    /// [`Duration::MAX`] means never: the throttle's clock has reached its end (see
+    /// [the end of time](self#the-end-of-time)).
     ///
     /// # Examples
     ///
@@ -706,10 +734,15 @@ impl RateLimited {
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
     pub const fn ready_at(&self) -> Duration {
-        Duration::from_nanos(self.ready_at)
+        if self.is_never() {
+            Duration::MAX
+        } else {
+            Duration::from_nanos(self.ready_at)
+        }
     }
 
     /// How long from the refusal until [`ready_at`](RateLimited::ready_at): a `Retry-After`.
+    /// [`Duration::MAX`] means never.
     ///
     /// # Examples
     ///
@@ -726,9 +759,62 @@ impl RateLimited {
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
     pub const fn wait(&self) -> Duration {
-        self.ready_at().saturating_sub(self.now)
+        if self.is_never() {
+            Duration::MAX
+        } else {
+            self.ready_at().saturating_sub(self.now)
+        }
+    }
+
+    /// Whether the request can never be admitted: the throttle's clock has reached its end
+    /// (see [the end of time](self#the-end-of-time)), so [`ready_at`](RateLimited::ready_at)
+    /// and [`wait`](RateLimited::wait) are [`Duration::MAX`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::throttle::Throttle;
+    /// use dike::time::ManualTimer;
+    ///
+    /// let timer = ManualTimer::new();
+    /// let throttle = Throttle::per_second(1)?;
+    /// throttle.try_acquire(&timer).unwrap();
+    /// assert!(!throttle.try_acquire(&timer).unwrap_err().is_never());
+    ///
+    /// timer.advance(Duration::MAX); // the end of time
+    /// throttle.try_acquire(&timer).unwrap(); // what is left of the burst
+    /// let err = throttle.try_acquire(&timer).unwrap_err();
+    /// assert!(err.is_never());
+    /// assert_eq!(err.to_string(), "rate limited: never ready (the clock has reached its end)");
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub const fn is_never(&self) -> bool {
+        self.ready_at == NEVER
     }
 }
+
+impl fmt::Debug for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimited")
+            .field("now", &self.now)
+            .field("ready_at", &self.ready_at())
+            .field("wait", &self.wait())
+            .finish()
+    }
+}
+
+impl fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_never() {
+            f.write_str("rate limited: never ready (the clock has reached its end)")
+        } else {
+            write!(f, "rate limited: ready in {:?}", self.wait())
+        }
+    }
+}
+
+impl core::error::Error for RateLimited {}
 
 /// The error of [`Throttle::acquire_n`]: the cost is larger than the burst, so it can never
 /// be admitted.
