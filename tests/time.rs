@@ -274,7 +274,10 @@ fn a_waker_whose_drop_touches_the_timer_never_deadlocks() {
         assert_eq!(timer.sleepers(), 0);
     });
 
-    for (i, path) in ["advance", "advance_to", "advance_to_next"].into_iter().enumerate() {
+    for (i, path) in ["advance", "advance_to", "advance_to_next"]
+        .into_iter()
+        .enumerate()
+    {
         let d = drops.clone();
         within_a_second(path, move || {
             let timer = ManualTimer::new();

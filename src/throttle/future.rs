@@ -9,16 +9,36 @@ use core::time::Duration;
 use pin_project_lite::pin_project;
 
 use super::engine::Decision;
+use super::line::{Join, Turn};
 use super::{Throttle, nanos};
 use crate::time::Timer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not polled yet.
+    Start,
+    /// In the line, waiting for its turn.
+    Queued,
+    /// Head of the line: checks the schedule, sleeps until its slot.
+    Head,
+    /// Completed: admitted (or a cost of zero).
+    Done,
+}
 
 pin_project! {
     /// The future of [`Throttle::acquire`] and [`Throttle::acquire_n`]: resolves once its
     /// units are admitted.
     ///
-    /// Checks the throttle on each poll that is not waiting on a sleep; when refused, sleeps
-    /// on the timer until the instant the throttle would admit it, and checks again. Holds no
-    /// reservation: dropping it at any point consumes nothing.
+    /// On its first poll it joins the throttle's FIFO line (with `alloc`). Only the head of
+    /// the line checks the throttle: when refused, it sleeps on the timer until the instant
+    /// the throttle would admit it and checks again; once admitted it completes and the next
+    /// waiter becomes the head. So however many wait, one sleep is registered at a time, and
+    /// admission order is arrival order (see [Fairness](super#fairness)).
+    ///
+    /// Holds no reservation: dropping it at any point consumes no unit. Dropped in the line,
+    /// it leaves the line; dropped at the head, it passes its turn to the next waiter.
+    ///
+    /// Polling it again after it completed panics.
     ///
     /// # Examples
     ///
@@ -45,6 +65,10 @@ pin_project! {
         throttle: &'a Throttle,
         timer: T,
         n: u32,
+        phase: Phase,
+        #[pin]
+        join: Option<Join<'a>>,
+        turn: Option<Turn<'a>>,
         #[pin]
         sleep: Option<T::Sleep>,
     }
@@ -56,6 +80,9 @@ impl<'a, T: Timer> Acquire<'a, T> {
             throttle,
             timer,
             n,
+            phase: Phase::Start,
+            join: None,
+            turn: None,
             sleep: None,
         }
     }
@@ -63,10 +90,17 @@ impl<'a, T: Timer> Acquire<'a, T> {
 
 impl<T: Timer> fmt::Debug for Acquire<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.phase {
+            Phase::Start => "unpolled",
+            Phase::Queued => "queued",
+            Phase::Head if self.sleep.is_some() => "sleeping",
+            Phase::Head => "head",
+            Phase::Done => "done",
+        };
         f.debug_struct("Acquire")
             .field("throttle", self.throttle)
             .field("n", &self.n)
-            .field("sleeping", &self.sleep.is_some())
+            .field("state", &state)
             .finish_non_exhaustive()
     }
 }
@@ -76,13 +110,34 @@ impl<T: Timer> Future for Acquire<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        if *this.n == 0 {
-            return Poll::Ready(());
+        loop {
+            match *this.phase {
+                Phase::Start if *this.n == 0 => {
+                    *this.phase = Phase::Done;
+                    return Poll::Ready(());
+                }
+                Phase::Start => {
+                    this.join.set(Some(this.throttle.line.join()));
+                    *this.phase = Phase::Queued;
+                }
+                Phase::Queued => {
+                    let join = this.join.as_mut().as_pin_mut();
+                    // Set together with `Phase::Queued`.
+                    let Some(join) = join else { unreachable!() };
+                    let turn = ready!(join.poll_turn(cx));
+                    this.join.set(None);
+                    *this.turn = Some(turn);
+                    *this.phase = Phase::Head;
+                }
+                Phase::Head => break,
+                Phase::Done => panic!("`Acquire` polled after completion"),
+            }
         }
-        // Normally: check, sleep until `NotUntil`, return `Pending` on that sleep. A sleep
-        // that is already over (the clock moved on, or another caller took the slot we woke
-        // for) goes round again; a timer whose sleeps complete before its clock reaches the
-        // deadline breaks the `Timer` contract, and then we yield rather than spin.
+        // The head of the line: check, sleep until `NotUntil`, return `Pending` on that
+        // sleep. A sleep that is already over (the clock moved on, or a `try_acquire` took
+        // the slot we woke for) goes round again; a timer whose sleeps complete before its
+        // clock reaches the deadline breaks the `Timer` contract, and then we yield rather
+        // than spin.
         for _ in 0..3 {
             if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
                 ready!(sleep.poll(cx));
@@ -90,8 +145,9 @@ impl<T: Timer> Future for Acquire<'_, T> {
             }
             match this.throttle.engine.check(nanos(this.timer.now()), *this.n) {
                 Decision::Ok => {
-                    // A poll after completion must not take another unit.
-                    *this.n = 0;
+                    *this.phase = Phase::Done;
+                    // The next waiter's turn: the gate hands it over and wakes it.
+                    *this.turn = None;
                     return Poll::Ready(());
                 }
                 // The end of time: never admitted, so wait for ever without a sleep.

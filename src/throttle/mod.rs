@@ -2,10 +2,10 @@
 //! `burst` (aiometer's `max_per_second`, governor's rate limiter).
 //!
 //! A [`Throttle`] runs GCRA (the generic cell rate algorithm) over a [`Timer`]'s clock. Its
-//! whole state is one 64-bit atomic, so [`try_acquire`](Throttle::try_acquire) is lock-free,
-//! [`acquire`](Throttle::acquire) waits on the timer you pass it (tokio, smol, embassy,
-//! WASM or [`ManualTimer`](crate::time::ManualTimer) in tests), and a throttle can live in a
-//! `static`, with no allocation, on a microcontroller.
+//! schedule is one 64-bit atomic, so [`try_acquire`](Throttle::try_acquire) is lock-free;
+//! [`acquire`](Throttle::acquire) waits in a FIFO line on the timer you pass it (tokio, smol,
+//! embassy, WASM or [`ManualTimer`](crate::time::ManualTimer) in tests), and a throttle can
+//! live in a `static` ([`Throttle::const_new`]), on a microcontroller too.
 //!
 //! # The guarantee
 //!
@@ -77,17 +77,35 @@
 //!
 //! # Fairness
 //!
-//! Waiting is not FIFO. [`acquire`](Throttle::acquire) reserves nothing while it waits: it
-//! sleeps until the instant the throttle would admit it, then checks again, and whoever checks
-//! first at that instant (another waiter, or a [`try_acquire`](Throttle::try_acquire)) wins;
-//! the others sleep until the next slot. This is what makes a dropped waiter cost nothing,
-//! and it keeps the hot path lock-free, but with many waiters on one throttle the order of
-//! admission is arbitrary and one waiter can in principle lose every race. Likewise a waiter
-//! for a large cost (see [`acquire_n`](Throttle::acquire_n)) needs that much of the burst free
-//! at once and can be starved by a stream of small acquires. Every waiter sleeps until the
-//! next slot, so `k` waiters are all woken for each slot and `k - 1` sleep again. Put a FIFO
-//! gate in front (only one task waits on the throttle at a time) when order matters or many
-//! tasks wait: that fixes both.
+//! With the `alloc` feature, waiting is FIFO, as aiometer's single spawner is:
+//! [`acquire`](Throttle::acquire) joins the throttle's line on its first poll, and only the
+//! waiter at the head of the line checks the schedule and sleeps until its slot. Once
+//! admitted, it hands the head to the next waiter (waking it), which sleeps until the next
+//! slot. So:
+//!
+//! - admission order is arrival order (the order of first polls), for any mix of costs: a
+//!   waiter for a large cost ([`acquire_n`](Throttle::acquire_n)) is not overtaken by later
+//!   small ones;
+//! - however many tasks wait, **one** sleep is registered on the timer at a time, and each
+//!   slot wakes one task (no stampede of sleepers per slot);
+//! - a waiter dropped in the line leaves it; one dropped at the head (asleep, woken but not
+//!   yet run, or just handed the head) passes the head to the next waiter at once. Nothing is
+//!   reserved while waiting, so no slot is lost either way.
+//!
+//! [`try_acquire`](Throttle::try_acquire) does not queue: it stays lock-free and takes a slot
+//! whenever the schedule allows, ahead of the head of the line if it checks first (the head
+//! then sleeps until the next slot). Where strict order matters, acquire through `acquire`
+//! only.
+//!
+//! The line is a [`Gate`](crate::gate::Gate) of one permit held by the head, so it costs an
+//! uncontended `acquire` two more atomic operations (enter and leave the line) and takes the
+//! gate's lock only while others wait.
+//!
+//! Without `alloc` there is no queue: every waiter sleeps until the instant the throttle
+//! would admit it and checks again, and whoever checks first at that instant wins; the
+//! others sleep until the next slot. Order is then arbitrary, `k` waiters all wake for each
+//! slot, and a large cost can be starved by small ones; put one waiter per throttle (one
+//! task) where that matters.
 //!
 //! # The end of time
 //!
@@ -145,10 +163,12 @@ use crate::time::Timer;
 
 mod engine;
 mod future;
+mod line;
 
 pub use future::Acquire;
 
 use engine::{Decision, Gcra};
+use line::Line;
 
 /// A rate: `rate` units per `period`, with a `burst`; validated by [`Throttle::new`].
 ///
@@ -332,8 +352,9 @@ impl Quota {
 /// A GCRA rate limiter: admits at most `rate` units per `period`, `burst` at once.
 ///
 /// See the [module docs](self) for the guarantee, an admission timeline and the fairness of
-/// waiting. `Throttle` is `Send + Sync` and needs no allocation; share it by reference, in an
-/// `Arc`, or as a `static`. Every method takes the [`Timer`] to read (pass `&timer` or a
+/// waiting. `Throttle` is `Send + Sync`; share it by reference, in an `Arc`, or as a `static`
+/// (built with [`const_new`](Throttle::const_new)). Only waiting allocates (a place in the
+/// FIFO line, with `alloc`); `try_acquire` never does. Every method takes the [`Timer`] to read (pass `&timer` or a
 /// clone), and every call on one throttle must use the same clock.
 ///
 /// # Examples
@@ -342,13 +363,10 @@ impl Quota {
 ///
 /// ```
 /// use core::time::Duration;
-/// use dike::throttle::Throttle;
+/// use dike::throttle::{Quota, Throttle};
 /// use dike::time::{ManualTimer, Timer};
 ///
-/// static TEN_PER_SECOND: Throttle = match Throttle::per_second(10) {
-///     Ok(throttle) => throttle,
-///     Err(_) => panic!("invalid quota"),
-/// };
+/// static TEN_PER_SECOND: Throttle = Throttle::const_new(Quota::per_second(10));
 ///
 /// let timer = ManualTimer::new();
 /// smol::block_on(async {
@@ -366,6 +384,7 @@ impl Quota {
 pub struct Throttle {
     engine: Gcra,
     quota: Quota,
+    line: Line,
 }
 
 impl Throttle {
@@ -398,6 +417,7 @@ impl Throttle {
             Ok((interval, capacity)) => Ok(Self {
                 engine: Gcra::new(interval, capacity),
                 quota,
+                line: Line::new(),
             }),
             Err(err) => Err(err),
         }
@@ -410,7 +430,49 @@ impl Throttle {
         Ok(Self {
             engine: Gcra::new(interval, capacity),
             quota,
+            line: Line::new(),
         })
+    }
+
+    /// A throttle for `quota`, checked at compile time: for a `static` or a `const`.
+    ///
+    /// With `alloc` a throttle owns its waiting line, so it has a destructor, and stable Rust
+    /// cannot unwrap the `Result` of [`new`](Throttle::new) in a `static` (a `match` on it is
+    /// error E0493). `const_new` validates the quota the same way and panics on an invalid
+    /// one, which in a `static` or `const` is a compile error, never a run-time panic. For a
+    /// quota that comes from run-time input, use [`new`](Throttle::new).
+    ///
+    /// # Panics
+    ///
+    /// When `quota` is invalid (the cases [`new`](Throttle::new) returns an error for); at
+    /// compile time in a `static` or `const`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::throttle::{Quota, Throttle};
+    ///
+    /// static API: Throttle = Throttle::const_new(Quota::per_second(20).with_burst(5));
+    /// assert_eq!(API.quota().burst(), 5);
+    /// ```
+    ///
+    /// An invalid quota does not compile:
+    ///
+    /// ```compile_fail
+    /// use dike::throttle::{Quota, Throttle};
+    ///
+    /// static NONE: Throttle = Throttle::const_new(Quota::per_second(0));
+    /// ```
+    #[cfg(not(loom))]
+    pub const fn const_new(quota: Quota) -> Self {
+        match quota.params() {
+            Ok((interval, capacity)) => Self {
+                engine: Gcra::new(interval, capacity),
+                quota,
+                line: Line::new(),
+            },
+            Err(err) => panic!("{}", err.parameter()),
+        }
     }
 
     /// A throttle admitting `rate` units per second, one at a time: starts at least
@@ -561,15 +623,18 @@ impl Throttle {
 
     /// Waits until one unit is admitted.
     ///
-    /// The returned future checks the throttle when first polled; when refused, it sleeps on
-    /// `timer` until the instant the throttle would admit it, then checks again (another
-    /// caller may have taken that slot: see [Fairness](self#fairness)). It is woken once per
-    /// sleep, at that instant.
+    /// The returned future joins the throttle's FIFO line when first polled (with `alloc`; see
+    /// [Fairness](self#fairness)) and completes at once if it is alone and the throttle
+    /// admits it. Otherwise it waits for its turn at the head of the line, then sleeps on
+    /// `timer` until the instant the throttle would admit it and checks again (a
+    /// [`try_acquire`](Throttle::try_acquire) may have taken that slot). Only the head sleeps,
+    /// so one sleep is registered at a time however many wait.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe. Nothing is reserved while waiting: the unit is taken only at the moment
-    /// the future completes, so dropping it at any point consumes nothing and delays no one.
+    /// the future completes, so dropping it at any point consumes nothing. Dropped in the
+    /// line it leaves the line; dropped at its head it passes the head to the next waiter.
     ///
     /// # Examples
     ///
@@ -605,8 +670,9 @@ impl Throttle {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe. Nothing is reserved while waiting: the `n` units are taken only at the
-    /// moment the future completes, so dropping it at any point consumes nothing.
+    /// Cancel safe, as [`acquire`](Throttle::acquire): the `n` units are taken only at the
+    /// moment the future completes, so dropping it at any point consumes nothing, and a
+    /// dropped head passes its turn on.
     ///
     /// # Errors
     ///
@@ -658,7 +724,8 @@ impl fmt::Debug for Throttle {
         f.debug_struct("Throttle")
             .field("quota", &self.quota)
             .field("interval", &self.interval())
-            .finish_non_exhaustive()
+            .field("waiting", &self.line.waiting())
+            .finish()
     }
 }
 

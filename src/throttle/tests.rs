@@ -70,7 +70,12 @@ fn step_is_exact_at_the_end_of_time() {
 
 #[test]
 fn a_saturated_clock_admits_the_burst_then_never() {
-    for (interval, burst) in [(1_000_000_000, 1), (1_000_000_000, 2), (1, 7), (u64::MAX / 4, 4)] {
+    for (interval, burst) in [
+        (1_000_000_000, 1),
+        (1_000_000_000, 2),
+        (1, 7),
+        (u64::MAX / 4, 4),
+    ] {
         let gcra = Gcra::new(interval, interval * burst);
         for _ in 0..burst {
             assert_eq!(gcra.check(u64::MAX, 1), Decision::Ok);

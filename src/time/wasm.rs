@@ -150,7 +150,10 @@ mod tests {
         let readings = [5, 3, 7, 7, 2, 9].map(ms);
         let seen = readings.map(|r| monotonic(&last, r));
         assert_eq!(seen, [5, 5, 7, 7, 7, 9].map(ms));
-        assert_eq!(monotonic(&last, Duration::MAX), Duration::from_nanos(u64::MAX));
+        assert_eq!(
+            monotonic(&last, Duration::MAX),
+            Duration::from_nanos(u64::MAX)
+        );
         assert_eq!(monotonic(&last, ms(1)), Duration::from_nanos(u64::MAX));
     }
 

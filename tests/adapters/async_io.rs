@@ -98,7 +98,10 @@ fn sleeps_built_outside_an_executor_are_polled_inside() {
         let start = timer.now();
         sleep.await;
         assert!(timer.now() - start >= Duration::from_millis(2));
-        assert!(timed_out.await.is_err(), "the held permit outlives the wait");
+        assert!(
+            timed_out.await.is_err(),
+            "the held permit outlives the wait"
+        );
     });
     drop(held);
 }

@@ -37,7 +37,10 @@ async fn check() {
     let (deadline, sleep, timed_out, held) = BUILT.lock().unwrap().take().expect("built");
     sleep.await;
     assert!(TIMER.now() >= deadline);
-    assert!(timed_out.await.is_err(), "the held permit outlives the wait");
+    assert!(
+        timed_out.await.is_err(),
+        "the held permit outlives the wait"
+    );
     drop(held);
     assert!(GATE.try_enter().is_ok());
 

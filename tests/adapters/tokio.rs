@@ -126,9 +126,15 @@ fn sleeps_built_outside_a_runtime_are_polled_inside() {
         let start = timer.now();
         sleep.await;
         assert!(timer.now() - start >= Duration::from_millis(2));
-        assert!(timed_out.await.is_err(), "the held permit outlives the wait");
+        assert!(
+            timed_out.await.is_err(),
+            "the held permit outlives the wait"
+        );
         let mut until = core::pin::pin!(until);
-        assert!(futures_util::poll!(until.as_mut()).is_pending(), "MAX is never");
+        assert!(
+            futures_util::poll!(until.as_mut()).is_pending(),
+            "MAX is never"
+        );
     });
     drop(held);
     // Built outside, polled inside, then dropped outside again.
