@@ -954,3 +954,60 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn debug_output_is_readable_with_durations_everywhere() {
+    let timer = ManualTimer::new();
+    timer.advance(ms(1_000));
+    let throttle = Throttle::new(Quota::per_second(4).with_burst(2)).unwrap();
+    let quota = "Quota { rate: 4, period: 1s, burst: 2 }";
+    assert_eq!(format!("{:?}", throttle.quota()), quota);
+    assert_eq!(
+        format!("{throttle:?}"),
+        format!("Throttle {{ quota: {quota}, interval: 250ms, waiting: 0 }}")
+    );
+
+    throttle.try_acquire_n(&timer, 2).unwrap();
+    let err = throttle.try_acquire(&timer).unwrap_err();
+    // Issue 11: this printed `RateLimited { now: 1s, ready_at: 1250000000 }`.
+    assert_eq!(
+        format!("{err:?}"),
+        "RateLimited { now: 1s, ready_at: 1.25s, wait: 250ms }"
+    );
+    assert_eq!(
+        format!("{:?}", TryAcquireError::from(err)),
+        "RateLimited(RateLimited { now: 1s, ready_at: 1.25s, wait: 250ms })"
+    );
+    let exceeds = throttle.acquire_n(&timer, 3).unwrap_err();
+    assert_eq!(format!("{exceeds:?}"), "ExceedsBurst { n: 3, burst: 2 }");
+
+    let mut wait = Box::pin(throttle.acquire(&timer));
+    let debug = format!("{wait:?}");
+    assert!(
+        debug.starts_with("Acquire { throttle: Throttle {"),
+        "{debug}"
+    );
+    assert!(
+        debug.ends_with("n: 1, state: \"unpolled\", .. }"),
+        "{debug}"
+    );
+    assert!(poll_once(wait.as_mut(), Waker::noop()).is_pending());
+    assert!(format!("{wait:?}").contains("waiting: 1 }, n: 1, state: \"sleeping\""));
+
+    let never = {
+        let timer = ManualTimer::new();
+        timer.advance(Duration::MAX);
+        let throttle = Throttle::per_second(1).unwrap();
+        throttle.try_acquire(&timer).unwrap();
+        throttle.try_acquire(&timer).unwrap_err()
+    };
+    assert_eq!(
+        format!("{never:?}"),
+        format!(
+            "RateLimited {{ now: {:?}, ready_at: {:?}, wait: {:?} }}",
+            Duration::MAX,
+            Duration::MAX,
+            Duration::MAX
+        )
+    );
+}

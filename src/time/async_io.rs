@@ -47,14 +47,12 @@ fn origin() -> Instant {
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 #[cfg_attr(docsrs, doc(cfg(feature = "async-io")))]
-pub struct AsyncIoTimer {
-    _private: (),
-}
+pub struct AsyncIoTimer;
 
 impl AsyncIoTimer {
     /// The std monotonic clock, measured from the process-wide origin.
     pub const fn new() -> Self {
-        Self { _private: () }
+        Self
     }
 }
 

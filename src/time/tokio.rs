@@ -87,14 +87,12 @@ fn origin() -> Instant {
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub struct TokioTimer {
-    _private: (),
-}
+pub struct TokioTimer;
 
 impl TokioTimer {
     /// The tokio clock, measured from the process-wide origin.
     pub const fn new() -> Self {
-        Self { _private: () }
+        Self
     }
 }
 

@@ -151,3 +151,10 @@ async fn a_completed_sleep_stays_ready() {
     assert!(futures_util::poll!(sleep.as_mut()).is_ready());
     assert!(futures_util::poll!(sleep.as_mut()).is_ready());
 }
+
+#[test]
+fn debug_names_the_timer() {
+    assert_eq!(format!("{:?}", TokioTimer::new()), "TokioTimer");
+    let sleep = TokioTimer::new().sleep(Duration::from_secs(1));
+    assert_eq!(format!("{sleep:?}"), "TokioSleep { state: \"unpolled\" }");
+}
