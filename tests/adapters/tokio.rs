@@ -61,7 +61,7 @@ async fn paused_time() {
 #[test]
 fn created_outside_a_runtime() {
     // The origin may be taken before the runtime exists.
-    let timer = TokioTimer::default();
+    let timer = TokioTimer;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -84,7 +84,7 @@ async fn two_timers_agree_on_now() {
     let second = TokioTimer::new();
     assert_eq!(first.now(), second.now());
     assert_eq!(TIMER.now(), first.now());
-    assert_eq!(TokioTimer::default().now(), first.now());
+    assert_eq!(TokioTimer.now(), first.now());
     let before = first.now();
     tokio::time::advance(Duration::from_millis(250)).await;
     assert_eq!(second.now() - before, Duration::from_millis(250));
