@@ -97,6 +97,11 @@
 //! then sleeps until the next slot). Where strict order matters, acquire through `acquire`
 //! only.
 //!
+//! The head holds up the line until it completes or is dropped, as a held gate permit does:
+//! a waiter that is kept alive but not polled (say, stored and awaited later) delays everyone
+//! behind it, and with a small burst the slots it lets pass are not banked. Drop a waiter you
+//! no longer poll.
+//!
 //! The line is a [`Gate`](crate::gate::Gate) of one permit held by the head, so it costs an
 //! uncontended `acquire` two more atomic operations (enter and leave the line) and takes the
 //! gate's lock only while others wait.

@@ -44,6 +44,13 @@ async fn check() {
     drop(held);
     assert!(GATE.try_enter().is_ok());
 
+    // A completed sleep stays ready.
+    let mut sleep = core::pin::pin!(TIMER.sleep(Duration::from_millis(1)));
+    (&mut sleep).await;
+    let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    assert!(core::future::Future::poll(sleep.as_mut(), &mut cx).is_ready());
+    assert!(core::future::Future::poll(sleep.as_mut(), &mut cx).is_ready());
+
     let line = common::check_timer("embassy", EmbassyTimer::new(), Some(wall)).await;
     *REPORT.lock().unwrap() = line;
     DONE.store(true, Ordering::SeqCst);
