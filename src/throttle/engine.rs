@@ -40,9 +40,93 @@
 //! timer until `NotUntil` and checks again), so nothing here is ever reserved on behalf of a
 //! waiter that may be dropped. `Relaxed` ordering suffices: `tat` is the only shared datum and
 //! publishes nothing else; all that matters is the single modification order of `tat`.
+//!
+//! Targets without a native 64-bit atomic (such as `thumbv7em-none-eabihf`) keep `tat` in a
+//! [`crate::sync::Mutex`] instead ([`LockedTat`]: a critical section without `std`): the
+//! check runs `step` inside one section. portable-atomic's 64-bit fallback is no choice there:
+//! on targets with 32-bit CAS it is a seqlock whose writers spin, so an interrupt handler
+//! checking the throttle while the code it interrupted is mid-write would spin for ever (its
+//! `critical-section` feature only changes targets without any CAS). Both cells share one
+//! interface and the unit tests run the locked one on the host against the atomic one.
 
+#[cfg(any(loom, target_has_atomic = "64"))]
 use crate::sync::AtomicU64;
+#[cfg(any(loom, target_has_atomic = "64"))]
 use crate::sync::atomic::Ordering;
+
+/// The cell holding `tat` on this target.
+#[cfg(any(loom, target_has_atomic = "64"))]
+type Tat = AtomicTat;
+#[cfg(not(any(loom, target_has_atomic = "64")))]
+type Tat = LockedTat;
+
+/// `tat` in one 64-bit atomic: lock-free.
+#[cfg(any(loom, target_has_atomic = "64"))]
+#[derive(Debug)]
+pub(crate) struct AtomicTat(AtomicU64);
+
+#[cfg(any(loom, target_has_atomic = "64"))]
+impl AtomicTat {
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    #[inline]
+    pub(crate) fn load(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Applies the pure transition `f` to the current value and stores its `Ok`, as one
+    /// atomic step: returns `f`'s result for the value it was applied to.
+    #[inline]
+    pub(crate) fn update(&self, f: impl Fn(u64) -> Result<u64, u64>) -> Result<u64, u64> {
+        let mut tat = self.load();
+        loop {
+            let new = f(tat)?;
+            match self
+                .0
+                .compare_exchange_weak(tat, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(new),
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+}
+
+/// `tat` behind the crate's lock (a critical section without `std`): for targets without a
+/// native 64-bit atomic. `f` is the pure `step`, never user code.
+#[cfg(all(not(loom), any(test, not(target_has_atomic = "64"))))]
+#[derive(Debug)]
+pub(crate) struct LockedTat(crate::sync::Mutex<u64>);
+
+#[cfg(all(not(loom), any(test, not(target_has_atomic = "64"))))]
+impl LockedTat {
+    pub(crate) const fn new() -> Self {
+        Self(crate::sync::Mutex::new(0))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn load(&self) -> u64 {
+        self.0.with(|tat| *tat)
+    }
+
+    /// As [`AtomicTat::update`], inside one lock section.
+    #[inline]
+    pub(crate) fn update(&self, f: impl Fn(u64) -> Result<u64, u64>) -> Result<u64, u64> {
+        self.0.with(|tat| {
+            let new = f(*tat)?;
+            *tat = new;
+            Ok(new)
+        })
+    }
+}
 
 /// The outcome of one [`Gcra::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +166,7 @@ pub(crate) const fn step(tat: u64, now: u64, cost: u64, capacity: u64) -> Result
 /// A GCRA cell-rate checker: the whole state of a throttle.
 #[derive(Debug)]
 pub(crate) struct Gcra {
-    tat: AtomicU64,
+    tat: Tat,
     interval: u64,
     capacity: u64,
 }
@@ -93,7 +177,7 @@ impl Gcra {
     #[cfg(not(loom))]
     pub(crate) const fn new(interval: u64, capacity: u64) -> Self {
         Self {
-            tat: AtomicU64::new(0),
+            tat: Tat::new(),
             interval,
             capacity,
         }
@@ -102,7 +186,7 @@ impl Gcra {
     #[cfg(loom)]
     pub(crate) fn new(interval: u64, capacity: u64) -> Self {
         Self {
-            tat: AtomicU64::new(0),
+            tat: Tat::new(),
             interval,
             capacity,
         }
@@ -119,27 +203,16 @@ impl Gcra {
     pub(crate) fn check(&self, now: u64, n: u32) -> Decision {
         // n <= burst, and burst × T fits in u64 (checked at construction).
         let cost = u64::from(n) * self.interval;
-        let mut tat = self.tat.load(Ordering::Relaxed);
-        loop {
-            match step(tat, now, cost, self.capacity) {
-                Err(not_until) if not_until > horizon(self.capacity) => return Decision::Never,
-                Err(not_until) => return Decision::NotUntil(not_until),
-                Ok(new_tat) => match self.tat.compare_exchange_weak(
-                    tat,
-                    new_tat,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => return Decision::Ok,
-                    Err(actual) => tat = actual,
-                },
-            }
+        match self.tat.update(|tat| step(tat, now, cost, self.capacity)) {
+            Ok(_) => Decision::Ok,
+            Err(not_until) if not_until > horizon(self.capacity) => Decision::Never,
+            Err(not_until) => Decision::NotUntil(not_until),
         }
     }
 
     /// The current theoretical arrival time.
     #[cfg(test)]
     pub(crate) fn tat(&self) -> u64 {
-        self.tat.load(Ordering::Relaxed)
+        self.tat.load()
     }
 }

@@ -126,10 +126,16 @@
 //!
 //! # Targets without 64-bit atomics
 //!
-//! On targets without a native 64-bit atomic (such as `thumbv7em-none-eabihf`), the state is
-//! portable-atomic's `AtomicU64`, which there is a short seqlock over 32-bit CAS rather than a
-//! single instruction. Nanosecond resolution and a 584-year range were chosen over a lock-free
+//! Where the target has no native 64-bit atomic (such as `thumbv7em-none-eabihf`), the
+//! schedule lives behind the crate's lock instead: a `critical-section` mutex without `std`
+//! (the target provides the implementation, as every embassy application does), so
+//! `try_acquire` there is one short critical section rather than lock-free. That keeps it safe
+//! from interrupt context: an interrupt cannot preempt the section, so a handler that checks
+//! the throttle never spins on a half-done update of the code it interrupted (which
+//! portable-atomic's 64-bit fallback, a seqlock over 32-bit CAS with spinning writers, could
+//! not promise). Nanosecond resolution and a 584-year range were chosen over a lock-free
 //! 32-bit tick count, whose wrap-around would need a period and a tick size per target.
+//! Waiting with `alloc` also takes the gate's lock (a critical section without `std`).
 //!
 //! # Examples
 //!

@@ -2,7 +2,7 @@ use core::time::Duration;
 
 use proptest::prelude::*;
 
-use super::engine::{Decision, Gcra, horizon, step};
+use super::engine::{AtomicTat, Decision, Gcra, LockedTat, horizon, step};
 use super::{Quota, nanos};
 use crate::error::ConfigValue;
 
@@ -236,5 +236,29 @@ proptest! {
             }
         }
         prop_assert!(admitted_at_end <= u64::from(burst));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The locked cell (targets without 64-bit atomics) and the atomic one agree on every
+    /// decision and every stored value, up to the end of time.
+    #[test]
+    fn the_locked_and_the_atomic_cell_agree(
+        interval in 1u64..1_000,
+        burst in 1u64..8,
+        steps in proptest::collection::vec((0u64..2_000, 1u64..4, any::<bool>()), 1..100),
+    ) {
+        let capacity = interval * burst;
+        let (atomic, locked) = (AtomicTat::new(), LockedTat::new());
+        let mut now = 0u64;
+        for (advance, n, jump_to_end) in steps {
+            now = if jump_to_end { u64::MAX - advance } else { now.saturating_add(advance) };
+            let cost = n.min(burst) * interval;
+            let f = |tat| step(tat, now, cost, capacity);
+            prop_assert_eq!(atomic.update(f), locked.update(f));
+            prop_assert_eq!(atomic.load(), locked.load());
+        }
     }
 }
