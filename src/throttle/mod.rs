@@ -2,7 +2,8 @@
 //! `burst` (aiometer's `max_per_second`, governor's rate limiter).
 //!
 //! A [`Throttle`] runs GCRA (the generic cell rate algorithm) over a [`Timer`]'s clock. Its
-//! schedule is one 64-bit atomic, so [`try_acquire`](Throttle::try_acquire) is lock-free;
+//! schedule is one 64-bit atomic, so [`try_acquire`](Throttle::try_acquire) is lock-free
+//! (a short critical section on [targets without 64-bit atomics](self#targets-without-64-bit-atomics));
 //! [`acquire`](Throttle::acquire) waits in a FIFO line on the timer you pass it (tokio, smol,
 //! embassy, WASM or [`ManualTimer`](crate::time::ManualTimer) in tests), and a throttle can
 //! live in a `static` ([`Throttle::const_new`]), on a microcontroller too.
@@ -551,8 +552,10 @@ impl Throttle {
 
     /// Admits one unit now, or says when it could be admitted.
     ///
-    /// Never waits; lock-free (one atomic load, plus one compare-and-swap when admitted). A
-    /// refusal consumes nothing.
+    /// Never waits and never queues; lock-free (one atomic load, plus one compare-and-swap
+    /// when admitted), or one short critical section on
+    /// [targets without 64-bit atomics](self#targets-without-64-bit-atomics). A refusal
+    /// consumes nothing.
     ///
     /// # Errors
     ///
