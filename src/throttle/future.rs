@@ -13,16 +13,20 @@ use super::line::{Join, Turn};
 use super::{Throttle, nanos};
 use crate::time::Timer;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Not polled yet.
-    Start,
-    /// In the line, waiting for its turn.
-    Queued,
-    /// Head of the line: checks the schedule, sleeps until its slot.
-    Head,
-    /// Completed: admitted (or a cost of zero).
-    Done,
+pin_project! {
+    /// Where an [`Acquire`] is: one state machine, each state holding only what it needs.
+    #[project = StateProj]
+    enum State<'a, S> {
+        /// Not polled yet.
+        Start,
+        /// In the line, waiting for its turn.
+        Queued { #[pin] join: Join<'a> },
+        /// Head of the line: checks the schedule, sleeps until its slot. Dropping the turn
+        /// hands the head to the next waiter.
+        Head { turn: Turn<'a>, #[pin] sleep: Option<S> },
+        /// Completed: admitted (or a cost of zero).
+        Done,
+    }
 }
 
 pin_project! {
@@ -65,12 +69,8 @@ pin_project! {
         throttle: &'a Throttle,
         timer: T,
         n: u32,
-        phase: Phase,
         #[pin]
-        join: Option<Join<'a>>,
-        turn: Option<Turn<'a>>,
-        #[pin]
-        sleep: Option<T::Sleep>,
+        state: State<'a, T::Sleep>,
     }
 }
 
@@ -80,22 +80,19 @@ impl<'a, T: Timer> Acquire<'a, T> {
             throttle,
             timer,
             n,
-            phase: Phase::Start,
-            join: None,
-            turn: None,
-            sleep: None,
+            state: State::Start,
         }
     }
 }
 
 impl<T: Timer> fmt::Debug for Acquire<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.phase {
-            Phase::Start => "unpolled",
-            Phase::Queued => "queued",
-            Phase::Head if self.sleep.is_some() => "sleeping",
-            Phase::Head => "head",
-            Phase::Done => "done",
+        let state = match &self.state {
+            State::Start => "unpolled",
+            State::Queued { .. } => "queued",
+            State::Head { sleep: Some(_), .. } => "sleeping",
+            State::Head { .. } => "head",
+            State::Done => "done",
         };
         f.debug_struct("Acquire")
             .field("throttle", self.throttle)
@@ -111,54 +108,56 @@ impl<T: Timer> Future for Acquire<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         loop {
-            match *this.phase {
-                Phase::Start if *this.n == 0 => {
-                    *this.phase = Phase::Done;
+            match this.state.as_mut().project() {
+                StateProj::Start if *this.n == 0 => {
+                    this.state.set(State::Done);
                     return Poll::Ready(());
                 }
-                Phase::Start => {
-                    this.join.set(Some(this.throttle.line.join()));
-                    *this.phase = Phase::Queued;
+                StateProj::Start => {
+                    let join = this.throttle.line.join();
+                    this.state.set(State::Queued { join });
                 }
-                Phase::Queued => {
-                    let join = this.join.as_mut().as_pin_mut();
-                    // Set together with `Phase::Queued`.
-                    let Some(join) = join else { unreachable!() };
+                StateProj::Queued { join } => {
                     let turn = ready!(join.poll_turn(cx));
-                    this.join.set(None);
-                    *this.turn = Some(turn);
-                    *this.phase = Phase::Head;
+                    this.state.set(State::Head { turn, sleep: None });
                 }
-                Phase::Head => break,
-                Phase::Done => panic!("`Acquire` polled after completion"),
-            }
-        }
-        // The head of the line: check, sleep until `NotUntil`, return `Pending` on that
-        // sleep. A sleep that is already over (the clock moved on, or a `try_acquire` took
-        // the slot we woke for) goes round again; a timer whose sleeps complete before its
-        // clock reaches the deadline breaks the `Timer` contract, and then we yield rather
-        // than spin.
-        for _ in 0..3 {
-            if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-                ready!(sleep.poll(cx));
-                this.sleep.set(None);
-            }
-            match this.throttle.engine.check(nanos(this.timer.now()), *this.n) {
-                Decision::Ok => {
-                    *this.phase = Phase::Done;
-                    // The next waiter's turn: the gate hands it over and wakes it.
-                    *this.turn = None;
+                StateProj::Head { sleep, .. } => {
+                    ready!(poll_schedule(this.throttle, this.timer, *this.n, sleep, cx));
+                    // Dropping the turn hands the head to the next waiter, waking it.
+                    this.state.set(State::Done);
                     return Poll::Ready(());
                 }
-                // The end of time: never admitted, so wait for ever without a sleep.
-                Decision::Never => return Poll::Pending,
-                Decision::NotUntil(at) => {
-                    let sleep = this.timer.sleep_until(Duration::from_nanos(at));
-                    this.sleep.set(Some(sleep));
-                }
+                StateProj::Done => panic!("`Acquire` polled after completion"),
             }
         }
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
+}
+
+/// The head of the line's wait: `Ready` once `n` units are admitted (and taken).
+///
+/// Check, sleep until `NotUntil`, return `Pending` on that sleep. A sleep that is already over
+/// (the clock moved on, or a `try_acquire` took the slot we woke for) goes round again; a
+/// timer whose sleeps complete before its clock reaches the deadline breaks the `Timer`
+/// contract, and then we yield rather than spin.
+fn poll_schedule<T: Timer>(
+    throttle: &Throttle,
+    timer: &T,
+    n: u32,
+    mut sleep: Pin<&mut Option<T::Sleep>>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    for _ in 0..3 {
+        if let Some(pending) = sleep.as_mut().as_pin_mut() {
+            ready!(pending.poll(cx));
+            sleep.set(None);
+        }
+        match throttle.engine.check(nanos(timer.now()), n) {
+            Decision::Ok => return Poll::Ready(()),
+            // The end of time: never admitted, so wait for ever without a sleep.
+            Decision::Never => return Poll::Pending,
+            Decision::NotUntil(at) => sleep.set(Some(timer.sleep_until(Duration::from_nanos(at)))),
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }
