@@ -8,17 +8,25 @@
 //! - `throttle/denied/*`: an exhausted quota (1 per hour), so every check is refused: clock
 //!   read + load, and the refusal's "ready at".
 //!
-//! `cargo bench --bench throttle -- --output-format bencher`
+//! - `throttle/waiters_100/*`: 100 tasks on a tokio current-thread runtime take 10 slots each
+//!   (1 000 in total) from a fresh throttle of 100 000 per second, burst 100, each waiting
+//!   with its library's waiting call: dike's `acquire` on `TokioTimer`, governor's
+//!   `until_ready` (futures-timer). Demand far exceeds the rate, so this measures the waiting
+//!   machinery: dike wakes the head of its FIFO line only, governor every waiter whose own
+//!   delay ends.
+//!
+//! `cargo bench --all-features --bench throttle -- --output-format bencher`
 
 use core::future::pending;
 use core::hint::black_box;
 use core::num::NonZeroU32;
 use core::time::Duration;
+use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dike::throttle::{Quota, Throttle};
-use dike::time::{Timer, timer_fn};
+use dike::time::{Timer, TokioTimer, timer_fn};
 use governor::clock::{Clock, MonotonicClock, QuantaClock, Reference};
 use governor::{Quota as GovernorQuota, RateLimiter};
 
@@ -117,5 +125,60 @@ fn denied(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, allowed, denied);
+const WAITERS: usize = 100;
+const SLOTS_EACH: usize = 10;
+const WAIT_RATE: u32 = 100_000;
+const WAIT_BURST: u32 = 100;
+
+fn waiters_100(c: &mut Criterion) {
+    let mut group = c.benchmark_group("throttle/waiters_100");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+
+    group.bench_function("dike", |b| {
+        b.to_async(&rt).iter(|| async {
+            let quota = Quota::per_second(WAIT_RATE).with_burst(WAIT_BURST);
+            let throttle = Arc::new(Throttle::new(quota).unwrap());
+            let tasks: Vec<_> = (0..WAITERS)
+                .map(|_| {
+                    let throttle = throttle.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..SLOTS_EACH {
+                            throttle.acquire(TokioTimer::new()).await;
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+    });
+
+    group.bench_function("governor", |b| {
+        b.to_async(&rt).iter(|| async {
+            let quota =
+                GovernorQuota::per_second(nonzero(WAIT_RATE)).allow_burst(nonzero(WAIT_BURST));
+            let limiter = Arc::new(RateLimiter::direct(quota));
+            let tasks: Vec<_> = (0..WAITERS)
+                .map(|_| {
+                    let limiter = limiter.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..SLOTS_EACH {
+                            limiter.until_ready().await;
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, allowed, denied, waiters_100);
 criterion_main!(benches);

@@ -17,7 +17,8 @@ async fn fetch(url: &str) -> usize {
 
 fn main() -> Result<(), dike::error::ConfigError> {
     let throttle = Throttle::per_second(4)?;
-    // One timer for the throttle's whole life: its clock's origin is its creation.
+    // Every `AsyncIoTimer` reads one process-wide clock, so any instance will do; `new` is
+    // `const`, so the timer could be a `static` too.
     let timer = AsyncIoTimer::new();
     let urls = ["/a", "/bb", "/ccc", "/dddd", "/eeeee", "/ffffff", "/g"];
     let begin = Instant::now();

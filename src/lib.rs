@@ -12,7 +12,8 @@
 //!   order or waits up to a deadline, and [`limit_jobs`](gate::limit_jobs), Python dike's
 //!   `@limit_jobs` decorator.
 //! - [`throttle`]: [`Throttle`](throttle::Throttle), a lock-free GCRA rate limiter (`rate`
-//!   per `period`, explicit `burst`) that rejects with a ready time or waits on any timer.
+//!   per `period`, explicit `burst`) that rejects with a ready time or waits, in FIFO order,
+//!   on any timer.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
 //! - [`error`]: errors shared across primitives.
@@ -36,6 +37,10 @@
 //! | browser, Node (WASM) | `WasmTimer` | `wasm` |
 //! | tests | [`ManualTimer`](time::ManualTimer) | none |
 //! | anything else | [`timer_fn`](time::timer_fn) | none |
+//!
+//! Every instance of a runtime adapter reads one clock (`TokioTimer::new()` is `const`, and two
+//! instances agree on `now()`), so a fresh one per call is fine, even on a throttle; see
+//! [`time`] for what each timer shares.
 //!
 //! # Features
 //!

@@ -91,3 +91,33 @@ fn a_waiter_dropped_while_racing_an_admission_takes_nothing() {
         assert_eq!(throttle.try_acquire(frozen(Duration::from_secs(1))), Ok(()));
     });
 }
+
+#[test]
+fn a_head_dropped_while_another_waiter_joins_passes_the_line_on() {
+    loom::model(|| {
+        let throttle = Arc::new(Throttle::per_second(1).unwrap());
+        throttle.try_acquire(frozen(Duration::ZERO)).unwrap();
+        let other = throttle.clone();
+        // At 1 s the next unit is due: the joiner takes it if it reaches the head.
+        let joiner = thread::spawn(move || {
+            let timer = frozen(Duration::from_secs(1));
+            let mut wait = pin!(other.acquire(&timer));
+            wait.as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_ready()
+            // dropped here, queued or not
+        });
+        {
+            // The head, at 0 s: refused, it holds the line while it would sleep; then dropped.
+            let timer = frozen(Duration::ZERO);
+            let mut head = pin!(throttle.acquire(&timer));
+            let polled = head.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            assert!(polled.is_pending());
+        }
+        let joined = joiner.join().unwrap();
+        // Nobody is left in the line, and the unit at 1 s went to the joiner or is still free.
+        assert!(format!("{throttle:?}").contains("waiting: 0"));
+        let at_one = throttle.try_acquire(frozen(Duration::from_secs(1)));
+        assert_eq!(at_one.is_ok(), !joined, "joined: {joined}");
+    });
+}

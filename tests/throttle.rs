@@ -231,17 +231,48 @@ fn acquire_wakes_once_at_the_exact_instant() {
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
     assert_eq!(poll_once(wait.as_mut(), &waker), Poll::Ready(()));
     assert_eq!(timer.sleepers(), 0);
-    // The waiter took the unit; a poll after completion takes nothing more.
-    assert_eq!(
-        throttle.try_acquire(&timer).unwrap_err().ready_at(),
-        Duration::from_secs(2)
-    );
-    assert_eq!(poll_once(wait.as_mut(), &waker), Poll::Ready(()));
+    // The waiter took the unit.
     assert_eq!(
         throttle.try_acquire(&timer).unwrap_err().ready_at(),
         Duration::from_secs(2)
     );
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+#[should_panic(expected = "`Acquire` polled after completion")]
+fn acquire_polled_after_completion_panics() {
+    let timer = ManualTimer::new();
+    let throttle = Throttle::per_second(1).unwrap();
+    let mut wait = pin!(throttle.acquire(&timer));
+    assert_eq!(poll_once(wait.as_mut(), Waker::noop()), Poll::Ready(()));
+    let _ = poll_once(wait.as_mut(), Waker::noop());
+}
+
+#[test]
+#[should_panic(expected = "`Acquire` polled after completion")]
+fn acquire_n_of_zero_polled_after_completion_panics() {
+    let timer = ManualTimer::new();
+    let throttle = Throttle::per_second(1).unwrap();
+    let mut wait = pin!(throttle.acquire_n(&timer, 0).unwrap());
+    assert_eq!(poll_once(wait.as_mut(), Waker::noop()), Poll::Ready(()));
+    let _ = poll_once(wait.as_mut(), Waker::noop());
+}
+
+#[test]
+fn a_poll_after_completion_takes_no_second_unit() {
+    // The panic unwinds before anything is taken.
+    let timer = ManualTimer::new();
+    let throttle = Throttle::new(Quota::per_second(1).with_burst(2)).unwrap();
+    let mut wait = Box::pin(throttle.acquire(&timer));
+    assert_eq!(poll_once(wait.as_mut(), Waker::noop()), Poll::Ready(()));
+    let again = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+        poll_once(wait.as_mut(), Waker::noop())
+    }));
+    assert!(again.is_err());
+    drop(wait);
+    throttle.try_acquire(&timer).unwrap(); // the second unit of the burst is still there
+    assert!(throttle.try_acquire(&timer).is_err());
 }
 
 #[test]
@@ -285,7 +316,7 @@ fn dropped_waiter_consumes_nothing() {
 }
 
 #[test]
-fn waiting_is_not_fifo_and_a_loser_sleeps_again() {
+fn waiters_are_admitted_in_arrival_order_and_only_the_head_sleeps() {
     let timer = ManualTimer::new();
     let throttle = Throttle::per_second(1).unwrap();
     throttle.try_acquire(&timer).unwrap();
@@ -296,24 +327,38 @@ fn waiting_is_not_fifo_and_a_loser_sleeps_again() {
     let mut b = pin!(throttle.acquire(&timer));
     assert!(poll_once(a.as_mut(), &waker_a).is_pending());
     assert!(poll_once(b.as_mut(), &waker_b).is_pending());
-    assert_eq!(timer.sleepers(), 2);
+    // Only the head (a) sleeps; b waits in line.
+    assert_eq!(timer.sleepers(), 1);
+    assert_eq!(timer.next_deadline(), Some(Duration::from_secs(1)));
+    assert!(
+        format!("{throttle:?}").contains("waiting: 2"),
+        "{throttle:?}"
+    );
 
-    // Both wake for the one slot at 1 s; whoever is polled first takes it.
+    // The slot at 1 s is a's: polling b first takes nothing.
     timer.advance(Duration::from_secs(1));
     assert_eq!(wakes_a.0.load(Ordering::SeqCst), 1);
+    assert_eq!(wakes_b.0.load(Ordering::SeqCst), 0);
+    assert!(poll_once(b.as_mut(), &waker_b).is_pending());
+    assert_eq!(poll_once(a.as_mut(), &waker_a), Poll::Ready(()));
+    // a's admission hands the turn to b, which now sleeps until 2 s.
     assert_eq!(wakes_b.0.load(Ordering::SeqCst), 1);
-    assert_eq!(poll_once(b.as_mut(), &waker_b), Poll::Ready(()));
-    assert!(poll_once(a.as_mut(), &waker_a).is_pending());
+    assert!(poll_once(b.as_mut(), &waker_b).is_pending());
     assert_eq!(timer.next_deadline(), Some(Duration::from_secs(2)));
 
-    // A try_acquire at 2 s beats the sleeping waiter too.
+    // try_acquire does not queue: at 2 s it takes the slot ahead of the head, which sleeps
+    // again until 3 s.
     timer.advance(Duration::from_secs(1));
-    assert_eq!(wakes_a.0.load(Ordering::SeqCst), 2);
     throttle.try_acquire(&timer).unwrap();
-    assert!(poll_once(a.as_mut(), &waker_a).is_pending());
+    assert!(poll_once(b.as_mut(), &waker_b).is_pending());
+    assert_eq!(timer.next_deadline(), Some(Duration::from_secs(3)));
     timer.advance(Duration::from_secs(1));
-    assert_eq!(poll_once(a.as_mut(), &waker_a), Poll::Ready(()));
+    assert_eq!(poll_once(b.as_mut(), &waker_b), Poll::Ready(()));
     assert_eq!(timer.sleepers(), 0);
+    assert!(
+        format!("{throttle:?}").contains("waiting: 0"),
+        "{throttle:?}"
+    );
 }
 
 #[test]
@@ -356,23 +401,64 @@ fn config_errors_name_the_parameter_and_value() {
 }
 
 #[test]
-fn the_end_of_time_neither_panics_nor_wedges() {
-    let timer = ManualTimer::new();
-    let throttle = Throttle::new(Quota::per_second(1).with_burst(2)).unwrap();
-    timer.advance(Duration::MAX);
-    for _ in 0..5 {
-        // At the saturated end of the clock everything is admitted.
-        throttle.try_acquire(&timer).unwrap();
+fn a_saturated_clock_admits_at_most_the_burst() {
+    // Issue 7, bug 5: after `advance(Duration::MAX)` a 1/s throttle admitted everything.
+    for burst in [1, 2, 5] {
+        let timer = ManualTimer::new();
+        let throttle = Throttle::new(Quota::per_second(1).with_burst(burst)).unwrap();
+        timer.advance(Duration::MAX);
+        let admitted = (0..1_000)
+            .filter(|_| throttle.try_acquire(&timer).is_ok())
+            .count();
+        assert_eq!(admitted, burst as usize);
+        let err = throttle.try_acquire(&timer).unwrap_err();
+        assert!(err.is_never());
+        assert_eq!((err.ready_at(), err.wait()), (Duration::MAX, Duration::MAX));
+        assert_eq!(
+            err.to_string(),
+            "rate limited: never ready (the clock has reached its end)"
+        );
+        assert!(matches!(
+            throttle.try_acquire_n(&timer, 1),
+            Err(TryAcquireError::RateLimited(e)) if e.is_never()
+        ));
+
+        // A waiter waits for ever, without a sleep to spin on.
+        let (wakes, waker) = counting_waker();
+        let mut wait = pin!(throttle.acquire(&timer));
+        for _ in 0..3 {
+            assert!(poll_once(wait.as_mut(), &waker).is_pending());
+        }
+        assert_eq!(timer.sleepers(), 0);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
     }
-    assert_eq!(throttle.acquire(&timer).now_or_never(), Some(()));
+}
+
+#[test]
+fn the_end_of_time_spends_what_is_left_of_the_burst() {
+    // A throttle that spent part of its burst just before the horizon keeps the rest, and
+    // the ordinary schedule runs right up to the horizon.
+    let timer = ManualTimer::new();
+    let throttle = Throttle::new(Quota::per_second(1).with_burst(3)).unwrap();
+    let horizon = Duration::from_nanos(u64::MAX) - Duration::from_secs(3);
+    timer.advance_to(horizon - Duration::from_secs(10));
+    throttle.try_acquire_n(&timer, 3).unwrap();
+    let err = throttle.try_acquire(&timer).unwrap_err();
+    assert!(!err.is_never());
+    assert_eq!(err.ready_at(), horizon - Duration::from_secs(9));
+    timer.advance_to(horizon - Duration::from_secs(9));
+    throttle.try_acquire(&timer).unwrap();
+    timer.advance(Duration::MAX);
+    let admitted = (0..100)
+        .filter(|_| throttle.try_acquire(&timer).is_ok())
+        .count();
+    assert_eq!(admitted, 3, "idle since, so the whole burst, and no more");
+    assert!(throttle.try_acquire(&timer).unwrap_err().is_never());
 }
 
 #[test]
 fn a_throttle_can_be_a_static() {
-    static THROTTLE: Throttle = match Throttle::new(Quota::per_second(5).with_burst(2)) {
-        Ok(throttle) => throttle,
-        Err(_) => panic!("invalid quota"),
-    };
+    static THROTTLE: Throttle = Throttle::const_new(Quota::per_second(5).with_burst(2));
     let timer = ManualTimer::new();
     assert_eq!(starts(&THROTTLE, &timer, 3), [ms(0), ms(0), ms(200)]);
 }
@@ -576,4 +662,352 @@ proptest! {
             );
         }
     }
+}
+
+/// A [`ManualTimer`] that counts the sleeps asked of it; `ManualTimer::sleepers` counts the
+/// ones registered now.
+#[derive(Clone, Default)]
+struct CountingTimer {
+    inner: ManualTimer,
+    sleeps: Arc<AtomicUsize>,
+}
+
+impl Timer for CountingTimer {
+    type Sleep = dike::time::ManualSleep;
+
+    fn now(&self) -> Duration {
+        self.inner.now()
+    }
+
+    fn sleep_until(&self, deadline: Duration) -> Self::Sleep {
+        self.sleeps.fetch_add(1, Ordering::SeqCst);
+        self.inner.sleep_until(deadline)
+    }
+}
+
+/// A waker that raises a flag.
+#[derive(Default)]
+struct Flag(core::sync::atomic::AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One waiting task of a hand-driven executor: polled when its waker fired.
+struct Task<'a> {
+    id: usize,
+    wait: Pin<Box<Acquire<'a, CountingTimer>>>,
+    flag: Arc<Flag>,
+    waker: Waker,
+}
+
+impl<'a> Task<'a> {
+    fn new(id: usize, throttle: &'a Throttle, timer: &CountingTimer) -> Self {
+        let flag = Arc::new(Flag::default());
+        Self {
+            id,
+            wait: Box::pin(throttle.acquire(timer.clone())),
+            waker: Waker::from(flag.clone()),
+            flag,
+        }
+    }
+
+    fn poll(&mut self) -> bool {
+        self.flag.0.store(false, Ordering::SeqCst);
+        poll_once(self.wait.as_mut(), &self.waker).is_ready()
+    }
+
+    fn woken(&self) -> bool {
+        self.flag.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Polls every woken task (in id order) until none is woken, recording admissions; checks
+/// after every poll that at most one sleep is registered.
+fn run_woken<'a>(
+    tasks: &mut Vec<Task<'a>>,
+    timer: &CountingTimer,
+    admitted: &mut Vec<(usize, Duration)>,
+) {
+    while let Some(i) = tasks.iter().position(Task::woken) {
+        if tasks[i].poll() {
+            let task = tasks.remove(i);
+            admitted.push((task.id, timer.now()));
+        }
+        assert!(
+            timer.inner.sleepers() <= 1,
+            "{} sleepers",
+            timer.inner.sleepers()
+        );
+    }
+}
+
+/// Drives `tasks` to completion: woken tasks first, then the clock to the next sleeper.
+fn drain<'a>(
+    mut tasks: Vec<Task<'a>>,
+    timer: &CountingTimer,
+    admitted: &mut Vec<(usize, Duration)>,
+) {
+    loop {
+        run_woken(&mut tasks, timer, admitted);
+        if tasks.is_empty() {
+            return;
+        }
+        timer
+            .inner
+            .advance_to_next()
+            .expect("pending waiters but no sleeper: wedged");
+    }
+}
+
+#[test]
+fn a_hundred_waiters_register_one_sleep_at_a_time_in_arrival_order() {
+    // Issue 7: 100 concurrent waiters on a 20/s throttle registered 4 560 sleeps, all waking
+    // for every slot. Now only the head of the line sleeps.
+    let timer = CountingTimer::default();
+    let throttle = Throttle::per_second(20).unwrap();
+    let mut tasks: Vec<_> = (0..100)
+        .map(|id| Task::new(id, &throttle, &timer))
+        .collect();
+    let mut admitted = Vec::new();
+    // Arrival: each polled once, in order.
+    tasks.retain_mut(|task| {
+        let ready = task.poll();
+        if ready {
+            admitted.push((task.id, timer.now()));
+        }
+        assert!(timer.inner.sleepers() <= 1);
+        !ready
+    });
+    assert_eq!(
+        admitted,
+        [(0, Duration::ZERO)],
+        "the first is admitted at once"
+    );
+    assert_eq!(timer.inner.sleepers(), 1);
+    assert!(
+        format!("{throttle:?}").contains("waiting: 99"),
+        "{throttle:?}"
+    );
+
+    drain(tasks, &timer, &mut admitted);
+    let expected: Vec<_> = (0..100).map(|id| (id, ms(50 * id as u64))).collect();
+    assert_eq!(admitted, expected, "arrival order, one every 50 ms");
+    // One sleep per slot waited for.
+    assert_eq!(timer.sleeps.load(Ordering::SeqCst), 99);
+    assert_eq!(timer.inner.sleepers(), 0);
+    assert!(
+        format!("{throttle:?}").contains("waiting: 0"),
+        "{throttle:?}"
+    );
+}
+
+#[test]
+fn a_dropped_head_passes_its_turn_and_a_dropped_middle_leaves_the_line() {
+    let timer = CountingTimer::default();
+    let throttle = Throttle::per_second(1).unwrap();
+    throttle.try_acquire(&timer).unwrap();
+    let mut tasks: Vec<_> = (0..6).map(|id| Task::new(id, &throttle, &timer)).collect();
+    for task in &mut tasks {
+        assert!(!task.poll());
+    }
+    assert_eq!(timer.inner.sleepers(), 1);
+
+    // The head (0), asleep until 1 s, is dropped: 1 becomes the head and sleeps until 1 s.
+    drop(tasks.remove(0));
+    assert_eq!(timer.inner.sleepers(), 0);
+    assert!(tasks[0].woken(), "the turn was handed on");
+    let mut admitted = Vec::new();
+    run_woken(&mut tasks, &timer, &mut admitted);
+    assert_eq!(timer.inner.next_deadline(), Some(Duration::from_secs(1)));
+
+    // A waiter in the middle (3) is dropped: it just leaves the line.
+    tasks.retain(|task| task.id != 3);
+    run_woken(&mut tasks, &timer, &mut admitted);
+    assert!(admitted.is_empty());
+
+    // The head (1) is woken by its sleep at 1 s but dropped before it runs; then the new head
+    // (2) is handed the turn and dropped before it runs, too: 4 takes the slot at 1 s.
+    timer.inner.advance(Duration::from_secs(1));
+    assert!(tasks[0].woken());
+    drop(tasks.remove(0));
+    assert!(tasks[0].woken(), "handed to 2");
+    drop(tasks.remove(0));
+    assert!(tasks[0].woken(), "handed to 4");
+
+    drain(tasks, &timer, &mut admitted);
+    let secs = Duration::from_secs;
+    assert_eq!(admitted, [(4, secs(1)), (5, secs(2))]);
+    assert_eq!(timer.inner.sleepers(), 0);
+    // Nothing was consumed by the dropped waiters: the next unit is due at 3 s.
+    assert_eq!(
+        throttle.try_acquire(&timer).unwrap_err().ready_at(),
+        secs(3)
+    );
+}
+
+#[test]
+fn a_large_cost_at_the_head_is_not_overtaken_by_small_ones() {
+    // FIFO also means a waiter for many units cannot be starved by later single units.
+    let timer = CountingTimer::default();
+    let throttle = Throttle::new(Quota::per_second(10).with_burst(4)).unwrap();
+    throttle.try_acquire_n(&timer, 4).unwrap();
+    let mut big = Box::pin(throttle.acquire_n(timer.clone(), 4).unwrap());
+    assert!(poll_once(big.as_mut(), Waker::noop()).is_pending());
+    let mut small = Box::pin(throttle.acquire(timer.clone()));
+    assert!(poll_once(small.as_mut(), Waker::noop()).is_pending());
+    // At 100 ms one unit is back: enough for `small`, but it waits behind `big`.
+    timer.inner.advance(ms(100));
+    assert!(poll_once(small.as_mut(), Waker::noop()).is_pending());
+    timer.inner.advance(ms(300));
+    assert!(poll_once(big.as_mut(), Waker::noop()).is_ready());
+    assert!(poll_once(small.as_mut(), Waker::noop()).is_pending());
+    timer.inner.advance(ms(100));
+    assert!(poll_once(small.as_mut(), Waker::noop()).is_ready());
+}
+
+/// One step of the FIFO property test.
+#[derive(Debug, Clone)]
+enum LineOp {
+    /// A new waiter arrives (is polled once).
+    Arrive,
+    /// Drop the waiter at this index (modulo the live count).
+    Drop(usize),
+    /// Move the clock.
+    Advance(u64),
+    /// A `try_acquire` that does not queue.
+    TryAcquire,
+    /// Poll every woken waiter.
+    Run,
+}
+
+fn line_op() -> impl Strategy<Value = LineOp> {
+    prop_oneof![
+        3 => Just(LineOp::Arrive),
+        2 => any::<usize>().prop_map(LineOp::Drop),
+        3 => (0u64..120).prop_map(LineOp::Advance),
+        1 => Just(LineOp::TryAcquire),
+        3 => Just(LineOp::Run),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Waiters arriving, being dropped at any point (head, middle, just handed the turn) and
+    /// a clock moving at random: at most one sleep is registered at any time, waiters are
+    /// admitted in arrival order, every window holds at most `burst + w / T`, and nobody is
+    /// left waiting or sleeping once the survivors have been admitted.
+    #[test]
+    fn random_cancellation_keeps_the_line_and_the_window(
+        ops in proptest::collection::vec(line_op(), 1..120),
+    ) {
+        let timer = CountingTimer::default();
+        let throttle = Throttle::new(Quota::per_second(20).with_burst(2)).unwrap();
+        let mut tasks: Vec<Task<'_>> = Vec::new();
+        let mut admitted: Vec<(usize, Duration)> = Vec::new();
+        let mut direct: Vec<Duration> = Vec::new();
+        let mut next_id = 0;
+        for op in ops {
+            match op {
+                LineOp::Arrive => {
+                    let mut task = Task::new(next_id, &throttle, &timer);
+                    next_id += 1;
+                    if task.poll() {
+                        admitted.push((task.id, timer.now()));
+                    } else {
+                        tasks.push(task);
+                    }
+                }
+                LineOp::Drop(i) if !tasks.is_empty() => {
+                    let i = i % tasks.len();
+                    drop(tasks.remove(i));
+                }
+                LineOp::Drop(_) => {}
+                LineOp::Advance(d) => timer.inner.advance(ms(d)),
+                LineOp::TryAcquire => {
+                    if throttle.try_acquire(&timer).is_ok() {
+                        direct.push(timer.now());
+                    }
+                }
+                LineOp::Run => run_woken(&mut tasks, &timer, &mut admitted),
+            }
+            prop_assert!(timer.inner.sleepers() <= 1);
+        }
+        drain(tasks, &timer, &mut admitted);
+        prop_assert_eq!(timer.inner.sleepers(), 0);
+        let debug = format!("{throttle:?}");
+        prop_assert!(debug.contains("waiting: 0"), "{}", debug);
+
+        // Arrival order: ids only grow.
+        prop_assert!(admitted.windows(2).all(|w| w[0].0 < w[1].0), "{:?}", admitted);
+        // The window bound over every admission, queued or direct.
+        let mut all: Vec<Duration> = admitted.iter().map(|&(_, t)| t).chain(direct).collect();
+        all.sort();
+        for (i, &a) in all.iter().enumerate() {
+            for (j, &b) in all.iter().enumerate().skip(i) {
+                let bound = 2 + ((b - a).as_millis() / 50) as usize;
+                prop_assert!(j - i < bound, "{} admitted in [{a:?}, {b:?}]", j - i + 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn debug_output_is_readable_with_durations_everywhere() {
+    let timer = ManualTimer::new();
+    timer.advance(ms(1_000));
+    let throttle = Throttle::new(Quota::per_second(4).with_burst(2)).unwrap();
+    let quota = "Quota { rate: 4, period: 1s, burst: 2 }";
+    assert_eq!(format!("{:?}", throttle.quota()), quota);
+    assert_eq!(
+        format!("{throttle:?}"),
+        format!("Throttle {{ quota: {quota}, interval: 250ms, waiting: 0 }}")
+    );
+
+    throttle.try_acquire_n(&timer, 2).unwrap();
+    let err = throttle.try_acquire(&timer).unwrap_err();
+    // Issue 11: this printed `RateLimited { now: 1s, ready_at: 1250000000 }`.
+    assert_eq!(
+        format!("{err:?}"),
+        "RateLimited { now: 1s, ready_at: 1.25s, wait: 250ms }"
+    );
+    assert_eq!(
+        format!("{:?}", TryAcquireError::from(err)),
+        "RateLimited(RateLimited { now: 1s, ready_at: 1.25s, wait: 250ms })"
+    );
+    let exceeds = throttle.acquire_n(&timer, 3).unwrap_err();
+    assert_eq!(format!("{exceeds:?}"), "ExceedsBurst { n: 3, burst: 2 }");
+
+    let mut wait = Box::pin(throttle.acquire(&timer));
+    let debug = format!("{wait:?}");
+    assert!(
+        debug.starts_with("Acquire { throttle: Throttle {"),
+        "{debug}"
+    );
+    assert!(
+        debug.ends_with("n: 1, state: \"unpolled\", .. }"),
+        "{debug}"
+    );
+    assert!(poll_once(wait.as_mut(), Waker::noop()).is_pending());
+    assert!(format!("{wait:?}").contains("waiting: 1 }, n: 1, state: \"sleeping\""));
+
+    let never = {
+        let timer = ManualTimer::new();
+        timer.advance(Duration::MAX);
+        let throttle = Throttle::per_second(1).unwrap();
+        throttle.try_acquire(&timer).unwrap();
+        throttle.try_acquire(&timer).unwrap_err()
+    };
+    assert_eq!(
+        format!("{never:?}"),
+        format!(
+            "RateLimited {{ now: {:?}, ready_at: {:?}, wait: {:?} }}",
+            Duration::MAX,
+            Duration::MAX,
+            Duration::MAX
+        )
+    );
 }

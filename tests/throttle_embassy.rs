@@ -11,10 +11,7 @@ use dike::time::{EmbassyTimer, Timer};
 use embassy_executor::Executor;
 
 /// 200 per second, burst 2: starts 0, 0, then every 5 ms.
-static THROTTLE: Throttle = match Throttle::new(Quota::per_second(200).with_burst(2)) {
-    Ok(throttle) => throttle,
-    Err(_) => panic!("invalid quota"),
-};
+static THROTTLE: Throttle = Throttle::const_new(Quota::per_second(200).with_burst(2));
 static DONE: AtomicBool = AtomicBool::new(false);
 static STARTS: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
 

@@ -207,6 +207,123 @@ fn a_waker_may_reenter_the_timer() {
     assert_eq!(r.1.load(Ordering::SeqCst), 1);
 }
 
+/// A waker whose last drop uses the timer it was registered with: reads `now()`, registers a
+/// sleep of its own and drops it.
+struct TouchesOnDrop {
+    timer: ManualTimer,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Wake for TouchesOnDrop {
+    fn wake(self: Arc<Self>) {}
+}
+
+impl Drop for TouchesOnDrop {
+    fn drop(&mut self) {
+        let _ = self.timer.now();
+        let mut sleep = self.timer.sleep(MS);
+        let _ = poll(&mut sleep, Waker::noop());
+        drop(sleep);
+        let _ = self.timer.sleepers();
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A waker held only by `timer` once registered, whose drop touches `timer`.
+fn touches_on_drop(timer: &ManualTimer, drops: &Arc<AtomicUsize>) -> Waker {
+    Waker::from(Arc::new(TouchesOnDrop {
+        timer: timer.clone(),
+        drops: drops.clone(),
+    }))
+}
+
+/// Runs `scenario` on its own thread and fails (rather than hang) if it deadlocks.
+fn within_a_second(name: &str, scenario: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        scenario();
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| panic!("{name}: deadlocked (a waker was dropped under the lock)"));
+}
+
+#[test]
+fn a_waker_whose_drop_touches_the_timer_never_deadlocks() {
+    // Every path that replaces or removes a registered sleeper drops the stored waker; each
+    // must do so after releasing the timer's lock.
+    let drops = Arc::new(AtomicUsize::new(0));
+
+    let d = drops.clone();
+    within_a_second("re-polled with another waker", move || {
+        let timer = ManualTimer::new();
+        let mut sleep = timer.sleep(MS * 10);
+        assert!(poll(&mut sleep, &touches_on_drop(&timer, &d)).is_pending());
+        assert!(poll(&mut sleep, Waker::noop()).is_pending()); // replaces it
+        assert_eq!(d.load(Ordering::SeqCst), 1);
+    });
+
+    let d = drops.clone();
+    within_a_second("sleep dropped while registered", move || {
+        let timer = ManualTimer::new();
+        let mut sleep = timer.sleep(MS * 10);
+        assert!(poll(&mut sleep, &touches_on_drop(&timer, &d)).is_pending());
+        drop(sleep); // removes it
+        assert_eq!(d.load(Ordering::SeqCst), 2);
+        assert_eq!(timer.sleepers(), 0);
+    });
+
+    for (i, path) in ["advance", "advance_to", "advance_to_next"]
+        .into_iter()
+        .enumerate()
+    {
+        let d = drops.clone();
+        within_a_second(path, move || {
+            let timer = ManualTimer::new();
+            let mut sleep = timer.sleep(MS * 10);
+            assert!(poll(&mut sleep, &touches_on_drop(&timer, &d)).is_pending());
+            match i {
+                0 => timer.advance(MS * 10),
+                1 => timer.advance_to(MS * 10),
+                _ => assert_eq!(timer.advance_to_next(), Some(MS * 10)),
+            }
+            assert_eq!(d.load(Ordering::SeqCst), 3 + i);
+            assert!(poll(&mut sleep, Waker::noop()).is_ready());
+        });
+    }
+
+    let d = drops.clone();
+    within_a_second("completed after a late poll", move || {
+        let timer = ManualTimer::new();
+        let mut sleep = timer.sleep(MS * 10);
+        assert!(poll(&mut sleep, &touches_on_drop(&timer, &d)).is_pending());
+        timer.advance(MS * 20);
+        assert!(poll(&mut sleep, &touches_on_drop(&timer, &d)).is_ready());
+        drop(sleep);
+        assert_eq!(timer.sleepers(), 0);
+    });
+    // Every waker made above was dropped, each exactly once.
+    assert_eq!(drops.load(Ordering::SeqCst), 7);
+}
+
+#[test]
+fn a_completed_sleep_stays_ready() {
+    let timer = ManualTimer::new();
+    let mut sleep = timer.sleep(MS);
+    assert!(poll(&mut sleep, Waker::noop()).is_pending());
+    timer.advance(MS);
+    for _ in 0..3 {
+        assert!(poll(&mut sleep, Waker::noop()).is_ready());
+    }
+    assert_eq!(timer.sleepers(), 0);
+    let f = timer_fn(|| MS, |_| core::future::pending::<()>());
+    let mut sleep = Box::pin(f.sleep_until(MS));
+    for _ in 0..3 {
+        assert!(poll(&mut sleep, Waker::noop()).is_ready());
+    }
+}
+
 #[test]
 fn send_sync() {
     fn is_send_sync<T: Send + Sync>() {}

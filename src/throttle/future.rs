@@ -9,16 +9,40 @@ use core::time::Duration;
 use pin_project_lite::pin_project;
 
 use super::engine::Decision;
+use super::line::{Join, Turn};
 use super::{Throttle, nanos};
 use crate::time::Timer;
+
+pin_project! {
+    /// Where an [`Acquire`] is: one state machine, each state holding only what it needs.
+    #[project = StateProj]
+    enum State<'a, S> {
+        /// Not polled yet.
+        Start,
+        /// In the line, waiting for its turn.
+        Queued { #[pin] join: Join<'a> },
+        /// Head of the line: checks the schedule, sleeps until its slot. Dropping the turn
+        /// hands the head to the next waiter.
+        Head { turn: Turn<'a>, #[pin] sleep: Option<S> },
+        /// Completed: admitted (or a cost of zero).
+        Done,
+    }
+}
 
 pin_project! {
     /// The future of [`Throttle::acquire`] and [`Throttle::acquire_n`]: resolves once its
     /// units are admitted.
     ///
-    /// Checks the throttle on each poll that is not waiting on a sleep; when refused, sleeps
-    /// on the timer until the instant the throttle would admit it, and checks again. Holds no
-    /// reservation: dropping it at any point consumes nothing.
+    /// On its first poll it joins the throttle's FIFO line (with `alloc`). Only the head of
+    /// the line checks the throttle: when refused, it sleeps on the timer until the instant
+    /// the throttle would admit it and checks again; once admitted it completes and the next
+    /// waiter becomes the head. So however many wait, one sleep is registered at a time, and
+    /// admission order is arrival order (see [Fairness](super#fairness)).
+    ///
+    /// Holds no reservation: dropping it at any point consumes no unit. Dropped in the line,
+    /// it leaves the line; dropped at the head, it passes its turn to the next waiter.
+    ///
+    /// Polling it again after it completed panics.
     ///
     /// # Examples
     ///
@@ -46,7 +70,7 @@ pin_project! {
         timer: T,
         n: u32,
         #[pin]
-        sleep: Option<T::Sleep>,
+        state: State<'a, T::Sleep>,
     }
 }
 
@@ -56,17 +80,24 @@ impl<'a, T: Timer> Acquire<'a, T> {
             throttle,
             timer,
             n,
-            sleep: None,
+            state: State::Start,
         }
     }
 }
 
 impl<T: Timer> fmt::Debug for Acquire<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Start => "unpolled",
+            State::Queued { .. } => "queued",
+            State::Head { sleep: Some(_), .. } => "sleeping",
+            State::Head { .. } => "head",
+            State::Done => "done",
+        };
         f.debug_struct("Acquire")
             .field("throttle", self.throttle)
             .field("n", &self.n)
-            .field("sleeping", &self.sleep.is_some())
+            .field("state", &state)
             .finish_non_exhaustive()
     }
 }
@@ -76,31 +107,57 @@ impl<T: Timer> Future for Acquire<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        if *this.n == 0 {
-            return Poll::Ready(());
-        }
-        // Normally: check, sleep until `NotUntil`, return `Pending` on that sleep. A sleep
-        // that is already over (the clock moved on, or another caller took the slot we woke
-        // for) goes round again; a timer whose sleeps complete before its clock reaches the
-        // deadline breaks the `Timer` contract, and then we yield rather than spin.
-        for _ in 0..3 {
-            if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-                ready!(sleep.poll(cx));
-                this.sleep.set(None);
-            }
-            match this.throttle.engine.check(nanos(this.timer.now()), *this.n) {
-                Decision::Ok => {
-                    // A poll after completion must not take another unit.
-                    *this.n = 0;
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Start if *this.n == 0 => {
+                    this.state.set(State::Done);
                     return Poll::Ready(());
                 }
-                Decision::NotUntil(at) => {
-                    let sleep = this.timer.sleep_until(Duration::from_nanos(at));
-                    this.sleep.set(Some(sleep));
+                StateProj::Start => {
+                    let join = this.throttle.line.join();
+                    this.state.set(State::Queued { join });
                 }
+                StateProj::Queued { join } => {
+                    let turn = ready!(join.poll_turn(cx));
+                    this.state.set(State::Head { turn, sleep: None });
+                }
+                StateProj::Head { sleep, .. } => {
+                    ready!(poll_schedule(this.throttle, this.timer, *this.n, sleep, cx));
+                    // Dropping the turn hands the head to the next waiter, waking it.
+                    this.state.set(State::Done);
+                    return Poll::Ready(());
+                }
+                StateProj::Done => panic!("`Acquire` polled after completion"),
             }
         }
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
+}
+
+/// The head of the line's wait: `Ready` once `n` units are admitted (and taken).
+///
+/// Check, sleep until `NotUntil`, return `Pending` on that sleep. A sleep that is already over
+/// (the clock moved on, or a `try_acquire` took the slot we woke for) goes round again; a
+/// timer whose sleeps complete before its clock reaches the deadline breaks the `Timer`
+/// contract, and then we yield rather than spin.
+fn poll_schedule<T: Timer>(
+    throttle: &Throttle,
+    timer: &T,
+    n: u32,
+    mut sleep: Pin<&mut Option<T::Sleep>>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    for _ in 0..3 {
+        if let Some(pending) = sleep.as_mut().as_pin_mut() {
+            ready!(pending.poll(cx));
+            sleep.set(None);
+        }
+        match throttle.engine.check(nanos(timer.now()), n) {
+            Decision::Ok => return Poll::Ready(()),
+            // The end of time: never admitted, so wait for ever without a sleep.
+            Decision::Never => return Poll::Pending,
+            Decision::NotUntil(at) => sleep.set(Some(timer.sleep_until(Duration::from_nanos(at)))),
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
 }

@@ -2,10 +2,11 @@
 //! `burst` (aiometer's `max_per_second`, governor's rate limiter).
 //!
 //! A [`Throttle`] runs GCRA (the generic cell rate algorithm) over a [`Timer`]'s clock. Its
-//! whole state is one 64-bit atomic, so [`try_acquire`](Throttle::try_acquire) is lock-free,
-//! [`acquire`](Throttle::acquire) waits on the timer you pass it (tokio, smol, embassy,
-//! WASM or [`ManualTimer`](crate::time::ManualTimer) in tests), and a throttle can live in a
-//! `static`, with no allocation, on a microcontroller.
+//! schedule is one 64-bit atomic, so [`try_acquire`](Throttle::try_acquire) is lock-free
+//! (a short critical section on [targets without 64-bit atomics](self#targets-without-64-bit-atomics));
+//! [`acquire`](Throttle::acquire) waits in a FIFO line on the timer you pass it (tokio, smol,
+//! embassy, WASM or [`ManualTimer`](crate::time::ManualTimer) in tests), and a throttle can
+//! live in a `static` ([`Throttle::const_new`]), on a microcontroller too.
 //!
 //! # The guarantee
 //!
@@ -59,35 +60,83 @@
 //!
 //! # Timers
 //!
-//! A throttle holds no timer: every call takes one (by value; `&timer` is a timer too), so one
-//! throttle can be shared by code that holds different clones of the same timer. All calls on
-//! one throttle must use the same clock (clones of one timer): instants from different
-//! timers are not comparable. In particular, create a timer whose origin is its creation
-//! (`TokioTimer::new()`, `AsyncIoTimer::new()`) once and keep it, rather than calling `new()`
-//! at each acquire: a throttle read through a fresh timer sees time restart near zero and
-//! refuses until the old schedule is reached again on the new clock. The clock must be
-//! monotonic, as [`Timer`] requires.
+//! A throttle holds no timer: every call takes one (by value; `&timer` is a timer too). Its
+//! state is a time on the caller's clock, so every call on one throttle must read the same
+//! clock. Which timers may be mixed on one throttle:
+//!
+//! - any `TokioTimer`s (all instances share one process-wide clock, so
+//!   `throttle.acquire(TokioTimer::new())` at each call is fine), or any `AsyncIoTimer`s
+//!   likewise; `EmbassyTimer`s (one clock per device); `WasmTimer`s (one per page);
+//! - clones of one [`ManualTimer`](crate::time::ManualTimer) (two `ManualTimer::new()` are two
+//!   separate clocks) or of one [`timer_fn`](crate::time::timer_fn) timer;
+//! - never two different timer types (a `TokioTimer` and an `AsyncIoTimer` have different
+//!   origins), nor tokio timers from runtimes whose clocks differ (a paused runtime and a real
+//!   one).
+//!
+//! Mixing clocks does not break memory safety or panic; it makes the throttle wait for an
+//! instant read on the wrong clock. The clock must be monotonic, as [`Timer`] requires.
 //!
 //! # Fairness
 //!
-//! Waiting is not FIFO. [`acquire`](Throttle::acquire) reserves nothing while it waits: it
-//! sleeps until the instant the throttle would admit it, then checks again, and whoever checks
-//! first at that instant (another waiter, or a [`try_acquire`](Throttle::try_acquire)) wins;
-//! the others sleep until the next slot. This is what makes a dropped waiter cost nothing,
-//! and it keeps the hot path lock-free, but with many waiters on one throttle the order of
-//! admission is arbitrary and one waiter can in principle lose every race. Likewise a waiter
-//! for a large cost (see [`acquire_n`](Throttle::acquire_n)) needs that much of the burst free
-//! at once and can be starved by a stream of small acquires. Every waiter sleeps until the
-//! next slot, so `k` waiters are all woken for each slot and `k - 1` sleep again. Put a FIFO
-//! gate in front (only one task waits on the throttle at a time) when order matters or many
-//! tasks wait: that fixes both.
+//! With the `alloc` feature, waiting is FIFO, as aiometer's single spawner is:
+//! [`acquire`](Throttle::acquire) joins the throttle's line on its first poll, and only the
+//! waiter at the head of the line checks the schedule and sleeps until its slot. Once
+//! admitted, it hands the head to the next waiter (waking it), which sleeps until the next
+//! slot. So:
+//!
+//! - admission order is arrival order (the order of first polls), for any mix of costs: a
+//!   waiter for a large cost ([`acquire_n`](Throttle::acquire_n)) is not overtaken by later
+//!   small ones;
+//! - however many tasks wait, **one** sleep is registered on the timer at a time, and each
+//!   slot wakes one task (no stampede of sleepers per slot);
+//! - a waiter dropped in the line leaves it; one dropped at the head (asleep, woken but not
+//!   yet run, or just handed the head) passes the head to the next waiter at once. Nothing is
+//!   reserved while waiting, so no slot is lost either way.
+//!
+//! [`try_acquire`](Throttle::try_acquire) does not queue: it stays lock-free and takes a slot
+//! whenever the schedule allows, ahead of the head of the line if it checks first (the head
+//! then sleeps until the next slot). Where strict order matters, acquire through `acquire`
+//! only.
+//!
+//! The head holds up the line until it completes or is dropped, as a held gate permit does:
+//! a waiter that is kept alive but not polled (say, stored and awaited later) delays everyone
+//! behind it, and with a small burst the slots it lets pass are not banked. Drop a waiter you
+//! no longer poll.
+//!
+//! The line is a [`Gate`](crate::gate::Gate) of one permit held by the head, so it costs an
+//! uncontended `acquire` two more atomic operations (enter and leave the line) and takes the
+//! gate's lock only while others wait.
+//!
+//! Without `alloc` there is no queue: every waiter sleeps until the instant the throttle
+//! would admit it and checks again, and whoever checks first at that instant wins; the
+//! others sleep until the next slot. Order is then arbitrary, `k` waiters all wake for each
+//! slot, and a large cost can be starved by small ones; put one waiter per throttle (one
+//! task) where that matters.
+//!
+//! # The end of time
+//!
+//! Times are whole nanoseconds in a `u64` (584 years). The throttle's clock stops at its
+//! *horizon*, `u64::MAX` nanoseconds minus `b·T`; a timer reading later (a clock saturated at
+//! its end, such as a [`ManualTimer`](crate::time::ManualTimer) advanced by
+//! [`Duration::MAX`]) counts as the horizon, so every computation stays exact. There, the
+//! throttle admits what is left of its burst and then refuses for ever:
+//! [`RateLimited::is_never`] is true, [`ready_at`](RateLimited::ready_at) and
+//! [`wait`](RateLimited::wait) are [`Duration::MAX`], and [`acquire`](Throttle::acquire)
+//! stays pending without registering a sleep. It never admits more than the burst at one
+//! instant, however far the clock saturates.
 //!
 //! # Targets without 64-bit atomics
 //!
-//! On targets without a native 64-bit atomic (such as `thumbv7em-none-eabihf`), the state is
-//! portable-atomic's `AtomicU64`, which there is a short seqlock over 32-bit CAS rather than a
-//! single instruction. Nanosecond resolution and a 584-year range were chosen over a lock-free
+//! Where the target has no native 64-bit atomic (such as `thumbv7em-none-eabihf`), the
+//! schedule lives behind the crate's lock instead: a `critical-section` mutex without `std`
+//! (the target provides the implementation, as every embassy application does), so
+//! `try_acquire` there is one short critical section rather than lock-free. That keeps it safe
+//! from interrupt context: an interrupt cannot preempt the section, so a handler that checks
+//! the throttle never spins on a half-done update of the code it interrupted (which
+//! portable-atomic's 64-bit fallback, a seqlock over 32-bit CAS with spinning writers, could
+//! not promise). Nanosecond resolution and a 584-year range were chosen over a lock-free
 //! 32-bit tick count, whose wrap-around would need a period and a tick size per target.
+//! Waiting with `alloc` also takes the gate's lock (a critical section without `std`).
 //!
 //! # Examples
 //!
@@ -126,10 +175,12 @@ use crate::time::Timer;
 
 mod engine;
 mod future;
+mod line;
 
 pub use future::Acquire;
 
 use engine::{Decision, Gcra};
+use line::Line;
 
 /// A rate: `rate` units per `period`, with a `burst`; validated by [`Throttle::new`].
 ///
@@ -313,8 +364,9 @@ impl Quota {
 /// A GCRA rate limiter: admits at most `rate` units per `period`, `burst` at once.
 ///
 /// See the [module docs](self) for the guarantee, an admission timeline and the fairness of
-/// waiting. `Throttle` is `Send + Sync` and needs no allocation; share it by reference, in an
-/// `Arc`, or as a `static`. Every method takes the [`Timer`] to read (pass `&timer` or a
+/// waiting. `Throttle` is `Send + Sync`; share it by reference, in an `Arc`, or as a `static`
+/// (built with [`const_new`](Throttle::const_new)). Only waiting allocates (a place in the
+/// FIFO line, with `alloc`); `try_acquire` never does. Every method takes the [`Timer`] to read (pass `&timer` or a
 /// clone), and every call on one throttle must use the same clock.
 ///
 /// # Examples
@@ -323,13 +375,10 @@ impl Quota {
 ///
 /// ```
 /// use core::time::Duration;
-/// use dike::throttle::Throttle;
+/// use dike::throttle::{Quota, Throttle};
 /// use dike::time::{ManualTimer, Timer};
 ///
-/// static TEN_PER_SECOND: Throttle = match Throttle::per_second(10) {
-///     Ok(throttle) => throttle,
-///     Err(_) => panic!("invalid quota"),
-/// };
+/// static TEN_PER_SECOND: Throttle = Throttle::const_new(Quota::per_second(10));
 ///
 /// let timer = ManualTimer::new();
 /// smol::block_on(async {
@@ -347,6 +396,7 @@ impl Quota {
 pub struct Throttle {
     engine: Gcra,
     quota: Quota,
+    line: Line,
 }
 
 impl Throttle {
@@ -379,6 +429,7 @@ impl Throttle {
             Ok((interval, capacity)) => Ok(Self {
                 engine: Gcra::new(interval, capacity),
                 quota,
+                line: Line::new(),
             }),
             Err(err) => Err(err),
         }
@@ -391,7 +442,49 @@ impl Throttle {
         Ok(Self {
             engine: Gcra::new(interval, capacity),
             quota,
+            line: Line::new(),
         })
+    }
+
+    /// A throttle for `quota`, checked at compile time: for a `static` or a `const`.
+    ///
+    /// With `alloc` a throttle owns its waiting line, so it has a destructor, and stable Rust
+    /// cannot unwrap the `Result` of [`new`](Throttle::new) in a `static` (a `match` on it is
+    /// error E0493). `const_new` validates the quota the same way and panics on an invalid
+    /// one, which in a `static` or `const` is a compile error, never a run-time panic. For a
+    /// quota that comes from run-time input, use [`new`](Throttle::new).
+    ///
+    /// # Panics
+    ///
+    /// When `quota` is invalid (the cases [`new`](Throttle::new) returns an error for); at
+    /// compile time in a `static` or `const`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::throttle::{Quota, Throttle};
+    ///
+    /// static API: Throttle = Throttle::const_new(Quota::per_second(20).with_burst(5));
+    /// assert_eq!(API.quota().burst(), 5);
+    /// ```
+    ///
+    /// An invalid quota does not compile:
+    ///
+    /// ```compile_fail
+    /// use dike::throttle::{Quota, Throttle};
+    ///
+    /// static NONE: Throttle = Throttle::const_new(Quota::per_second(0));
+    /// ```
+    #[cfg(not(loom))]
+    pub const fn const_new(quota: Quota) -> Self {
+        match quota.params() {
+            Ok((interval, capacity)) => Self {
+                engine: Gcra::new(interval, capacity),
+                quota,
+                line: Line::new(),
+            },
+            Err(err) => panic!("{}", err.parameter()),
+        }
     }
 
     /// A throttle admitting `rate` units per second, one at a time: starts at least
@@ -459,8 +552,10 @@ impl Throttle {
 
     /// Admits one unit now, or says when it could be admitted.
     ///
-    /// Never waits; lock-free (one atomic load, plus one compare-and-swap when admitted). A
-    /// refusal consumes nothing.
+    /// Never waits and never queues; lock-free (one atomic load, plus one compare-and-swap
+    /// when admitted), or one short critical section on
+    /// [targets without 64-bit atomics](self#targets-without-64-bit-atomics). A refusal
+    /// consumes nothing.
     ///
     /// # Errors
     ///
@@ -490,6 +585,7 @@ impl Throttle {
         match self.engine.check(nanos(now), 1) {
             Decision::Ok => Ok(()),
             Decision::NotUntil(at) => Err(RateLimited::new(now, at)),
+            Decision::Never => Err(RateLimited::new(now, NEVER)),
         }
     }
 
@@ -534,21 +630,25 @@ impl Throttle {
         let now = timer.now();
         match self.engine.check(nanos(now), n) {
             Decision::Ok => Ok(()),
-            Decision::NotUntil(at) => Err(TryAcquireError::RateLimited(RateLimited::new(now, at))),
+            Decision::NotUntil(at) => Err(RateLimited::new(now, at).into()),
+            Decision::Never => Err(RateLimited::new(now, NEVER).into()),
         }
     }
 
     /// Waits until one unit is admitted.
     ///
-    /// The returned future checks the throttle when first polled; when refused, it sleeps on
-    /// `timer` until the instant the throttle would admit it, then checks again (another
-    /// caller may have taken that slot: see [Fairness](self#fairness)). It is woken once per
-    /// sleep, at that instant.
+    /// The returned future joins the throttle's FIFO line when first polled (with `alloc`; see
+    /// [Fairness](self#fairness)) and completes at once if it is alone and the throttle
+    /// admits it. Otherwise it waits for its turn at the head of the line, then sleeps on
+    /// `timer` until the instant the throttle would admit it and checks again (a
+    /// [`try_acquire`](Throttle::try_acquire) may have taken that slot). Only the head sleeps,
+    /// so one sleep is registered at a time however many wait.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe. Nothing is reserved while waiting: the unit is taken only at the moment
-    /// the future completes, so dropping it at any point consumes nothing and delays no one.
+    /// the future completes, so dropping it at any point consumes nothing. Dropped in the
+    /// line it leaves the line; dropped at its head it passes the head to the next waiter.
     ///
     /// # Examples
     ///
@@ -584,8 +684,9 @@ impl Throttle {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe. Nothing is reserved while waiting: the `n` units are taken only at the
-    /// moment the future completes, so dropping it at any point consumes nothing.
+    /// Cancel safe, as [`acquire`](Throttle::acquire): the `n` units are taken only at the
+    /// moment the future completes, so dropping it at any point consumes nothing, and a
+    /// dropped head passes its turn on.
     ///
     /// # Errors
     ///
@@ -637,7 +738,8 @@ impl fmt::Debug for Throttle {
         f.debug_struct("Throttle")
             .field("quota", &self.quota)
             .field("interval", &self.interval())
-            .finish_non_exhaustive()
+            .field("waiting", &self.line.waiting())
+            .finish()
     }
 }
 
@@ -649,7 +751,15 @@ fn nanos(d: Duration) -> u64 {
         .saturating_add(u64::from(d.subsec_nanos()))
 }
 
+/// The `ready_at` of a refusal that can never be admitted: no reachable instant is
+/// `u64::MAX` nanoseconds, since the engine's horizon is `u64::MAX - capacity` and every
+/// reachable refusal instant is at most the horizon.
+const NEVER: u64 = u64::MAX;
+
 /// The error of [`Throttle::try_acquire`]: the quota is spent for now.
+///
+/// Its `Debug` shows the two instants and the wait, all as durations on the timer's clock:
+/// `RateLimited { now: 1s, ready_at: 1.25s, wait: 250ms }`.
 ///
 /// # Examples
 ///
@@ -664,13 +774,16 @@ fn nanos(d: Duration) -> u64 {
 /// let err = throttle.try_acquire(&timer).unwrap_err();
 /// assert_eq!(err.ready_at(), Duration::from_millis(250));
 /// assert_eq!(err.to_string(), "rate limited: ready in 250ms");
+/// assert_eq!(
+///     format!("{err:?}"),
+///     "RateLimited { now: 0ns, ready_at: 250ms, wait: 250ms }"
+/// );
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("rate limited: ready in {:?}", self.wait())]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct RateLimited {
     now: Duration,
-    /// Nanoseconds; converted only when asked, to keep refusals cheap.
+    /// Nanoseconds, or [`NEVER`]; converted only when asked, to keep refusals cheap.
     ready_at: u64,
 }
 
@@ -682,6 +795,9 @@ impl RateLimited {
 
     /// The first instant (on the timer's clock) at which the refused request would be
     /// admitted, if nothing else is admitted before it.
+    ///
+    /// [`Duration::MAX`] means never: the throttle's clock has reached its end (see
+    /// [the end of time](self#the-end-of-time)).
     ///
     /// # Examples
     ///
@@ -699,10 +815,15 @@ impl RateLimited {
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
     pub const fn ready_at(&self) -> Duration {
-        Duration::from_nanos(self.ready_at)
+        if self.is_never() {
+            Duration::MAX
+        } else {
+            Duration::from_nanos(self.ready_at)
+        }
     }
 
     /// How long from the refusal until [`ready_at`](RateLimited::ready_at): a `Retry-After`.
+    /// [`Duration::MAX`] means never.
     ///
     /// # Examples
     ///
@@ -719,9 +840,62 @@ impl RateLimited {
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
     pub const fn wait(&self) -> Duration {
-        self.ready_at().saturating_sub(self.now)
+        if self.is_never() {
+            Duration::MAX
+        } else {
+            self.ready_at().saturating_sub(self.now)
+        }
+    }
+
+    /// Whether the request can never be admitted: the throttle's clock has reached its end
+    /// (see [the end of time](self#the-end-of-time)), so [`ready_at`](RateLimited::ready_at)
+    /// and [`wait`](RateLimited::wait) are [`Duration::MAX`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::throttle::Throttle;
+    /// use dike::time::ManualTimer;
+    ///
+    /// let timer = ManualTimer::new();
+    /// let throttle = Throttle::per_second(1)?;
+    /// throttle.try_acquire(&timer).unwrap();
+    /// assert!(!throttle.try_acquire(&timer).unwrap_err().is_never());
+    ///
+    /// timer.advance(Duration::MAX); // the end of time
+    /// throttle.try_acquire(&timer).unwrap(); // what is left of the burst
+    /// let err = throttle.try_acquire(&timer).unwrap_err();
+    /// assert!(err.is_never());
+    /// assert_eq!(err.to_string(), "rate limited: never ready (the clock has reached its end)");
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub const fn is_never(&self) -> bool {
+        self.ready_at == NEVER
     }
 }
+
+impl fmt::Debug for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimited")
+            .field("now", &self.now)
+            .field("ready_at", &self.ready_at())
+            .field("wait", &self.wait())
+            .finish()
+    }
+}
+
+impl fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_never() {
+            f.write_str("rate limited: never ready (the clock has reached its end)")
+        } else {
+            write!(f, "rate limited: ready in {:?}", self.wait())
+        }
+    }
+}
+
+impl core::error::Error for RateLimited {}
 
 /// The error of [`Throttle::acquire_n`]: the cost is larger than the burst, so it can never
 /// be admitted.

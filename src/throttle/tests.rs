@@ -2,7 +2,7 @@ use core::time::Duration;
 
 use proptest::prelude::*;
 
-use super::engine::{Decision, Gcra, step};
+use super::engine::{AtomicTat, Decision, Gcra, LockedTat, horizon, step};
 use super::{Quota, nanos};
 use crate::error::ConfigValue;
 
@@ -46,11 +46,45 @@ fn step_with_a_cost_reports_when_all_of_it_fits() {
 }
 
 #[test]
-fn step_saturates_at_the_end_of_time() {
+fn step_is_exact_at_the_end_of_time() {
     let max = u64::MAX;
+    // capacity 10 (burst 1 of T = 10): the horizon is max - 10.
+    let h = max - 10;
+    assert_eq!(horizon(10), h);
+    // A clock past the horizon counts as the horizon: one admission, then refused until
+    // h + 10, which the engine's clock never reaches.
     assert_eq!(step(0, max, 10, 10), Ok(max));
-    assert_eq!(step(max, max, 10, 10), Ok(max));
-    assert_eq!(step(max, 0, 10, 10), Err(max - 10));
+    assert_eq!(step(max, max, 10, 10), Err(h + 10));
+    assert_eq!(step(max, h, 10, 10), Err(h + 10));
+    // Just before the horizon the arithmetic is the ordinary one.
+    assert_eq!(step(0, h - 10, 10, 10), Ok(h));
+    assert_eq!(step(h, h - 1, 10, 10), Err(h));
+    assert_eq!(step(h, h, 10, 10), Ok(max));
+    // A tat far in the future: start + cost would overflow, refused exactly.
+    assert_eq!(step(max, 0, 10, 10), Err(max));
+    assert_eq!(step(max - 3, 0, 10, 40), Err(max - 33));
+    // capacity u64::MAX (one per 584 years): the horizon is 0.
+    assert_eq!(step(0, max, max, max), Ok(max));
+    assert_eq!(step(max, max, max, max), Err(max));
+}
+
+#[test]
+fn a_saturated_clock_admits_the_burst_then_never() {
+    for (interval, burst) in [
+        (1_000_000_000, 1),
+        (1_000_000_000, 2),
+        (1, 7),
+        (u64::MAX / 4, 4),
+    ] {
+        let gcra = Gcra::new(interval, interval * burst);
+        for _ in 0..burst {
+            assert_eq!(gcra.check(u64::MAX, 1), Decision::Ok);
+        }
+        for now in [u64::MAX, u64::MAX - 1, horizon(interval * burst)] {
+            assert_eq!(gcra.check(now, 1), Decision::Never, "{interval} {burst}");
+        }
+        assert_eq!(gcra.tat(), u64::MAX);
+    }
 }
 
 #[test]
@@ -127,6 +161,7 @@ fn replay(interval: u64, burst: u32, steps: &[(u64, u32)]) -> Vec<(u64, u32)> {
                 assert_eq!(step(tat, at - 1, cost, cap), Err(at));
                 assert!(step(tat, at, cost, cap).is_ok());
             }
+            Decision::Never => panic!("never, at {now}: far from the end of time"),
         }
     }
     admitted
@@ -166,5 +201,64 @@ proptest! {
             prop_assert_eq!(gcra.check(idle, 1), Decision::Ok);
         }
         prop_assert_eq!(gcra.check(idle, 1), Decision::NotUntil(idle + interval));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Near the end of time, at one instant (however far past the horizon the clock reads)
+    /// at most a burst is admitted, and a refusal is `Never` exactly when its instant lies
+    /// past the horizon.
+    #[test]
+    fn at_most_a_burst_at_the_end_of_time(
+        interval in 1u64..1_000_000_000,
+        burst in 1u32..16,
+        before in 0u64..100_000_000_000,
+        readings in proptest::collection::vec(0u64..1_000_000_000_000, 1..40),
+        costs in proptest::collection::vec(1u32..4, 1..40),
+    ) {
+        let capacity = interval * u64::from(burst);
+        let h = horizon(capacity);
+        let gcra = Gcra::new(interval, capacity);
+        // Some history just before the horizon.
+        let mut admitted_at_end = 0u64;
+        let _ = gcra.check(h.saturating_sub(before), 1);
+        for (i, &back) in readings.iter().enumerate() {
+            // Every reading at or past the horizon: the clock has saturated.
+            let now = u64::MAX - back.min(u64::MAX - h);
+            let n = costs[i % costs.len()].min(burst);
+            match gcra.check(now, n) {
+                Decision::Ok => admitted_at_end += u64::from(n),
+                // The engine's clock stands at the horizon: any later instant is never.
+                Decision::NotUntil(at) => prop_assert!(false, "NotUntil({at}) past the end"),
+                Decision::Never => {}
+            }
+        }
+        prop_assert!(admitted_at_end <= u64::from(burst));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The locked cell (targets without 64-bit atomics) and the atomic one agree on every
+    /// decision and every stored value, up to the end of time.
+    #[test]
+    fn the_locked_and_the_atomic_cell_agree(
+        interval in 1u64..1_000,
+        burst in 1u64..8,
+        steps in proptest::collection::vec((0u64..2_000, 1u64..4, any::<bool>()), 1..100),
+    ) {
+        let capacity = interval * burst;
+        let (atomic, locked) = (AtomicTat::new(), LockedTat::new());
+        let mut now = 0u64;
+        for (advance, n, jump_to_end) in steps {
+            now = if jump_to_end { u64::MAX - advance } else { now.saturating_add(advance) };
+            let cost = n.min(burst) * interval;
+            let f = |tat| step(tat, now, cost, capacity);
+            prop_assert_eq!(atomic.update(f), locked.update(f));
+            prop_assert_eq!(atomic.load(), locked.load());
+        }
     }
 }

@@ -50,24 +50,26 @@ impl Timer for EmbassyTimer {
     }
 
     fn sleep_until(&self, deadline: Duration) -> EmbassySleep {
-        let ticks = ceil_units(deadline, TICK_HZ);
-        let state = match ticks {
-            Some(ticks) if ticks <= Instant::now().as_ticks() => State::Done,
-            Some(ticks) => State::Sleeping(embassy_time::Timer::at(Instant::from_ticks(ticks))),
-            None => State::Never(Never),
-        };
-        EmbassySleep { state }
+        EmbassySleep {
+            state: State::Unpolled(deadline),
+        }
     }
 }
 
 #[derive(Debug)]
 enum State {
+    /// Built, never polled: has read no clock and armed nothing.
+    Unpolled(Duration),
     Done,
     Never(Never),
     Sleeping(embassy_time::Timer),
 }
 
 /// The sleep of an [`EmbassyTimer`].
+///
+/// Reads the clock and arms the embassy timer on the first poll, not when built. Polling it
+/// again after it completed returns `Ready` again (timer sleeps are the crate's one exception
+/// to the poll-after-completion rule: see [`time`](crate::time)).
 #[derive(Debug)]
 #[must_use = "futures do nothing unless you .await or poll them"]
 #[cfg_attr(docsrs, doc(cfg(feature = "embassy")))]
@@ -79,10 +81,18 @@ impl Future for EmbassySleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let State::Unpolled(deadline) = self.state {
+            self.state = match ceil_units(deadline, TICK_HZ) {
+                Some(ticks) if ticks <= Instant::now().as_ticks() => State::Done,
+                Some(ticks) => State::Sleeping(embassy_time::Timer::at(Instant::from_ticks(ticks))),
+                None => State::Never(Never),
+            };
+        }
         match &mut self.state {
             State::Done => Poll::Ready(()),
             State::Never(never) => Pin::new(never).poll(cx),
             State::Sleeping(timer) => Pin::new(timer).poll(cx),
+            State::Unpolled(_) => Poll::Pending,
         }
     }
 }

@@ -8,7 +8,10 @@
 //! waker a later poll refreshes. `advance` removes every due entry under the lock, releases
 //! the lock, then wakes them in order: a woken task that immediately polls, or a waker that
 //! re-enters the timer, never deadlocks. A sleep removes its own entry when it completes or is
-//! dropped, so nothing grows with sleeps that are created and abandoned.
+//! dropped, so nothing grows with sleeps that are created and abandoned. A waker that is
+//! replaced (a poll with a different waker) or removed (a dropped sleep) leaves the lock
+//! section and is dropped after it: its drop may run arbitrary code, including a call on this
+//! very timer (`tests/time.rs` checks every such path).
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;

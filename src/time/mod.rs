@@ -14,8 +14,26 @@
 //! | `WasmTimer` | `wasm` | browsers and Node on `wasm32-unknown-unknown` |
 //! | [`FnTimer`] | none | your own clock, from two closures: see [`timer_fn`] |
 //!
-//! A time is a [`Duration`] since the timer's own origin (its creation, or the boot of the
-//! device): instants from two different timer values are not comparable.
+//! A time is a [`Duration`] since the clock's origin. Clones of a timer always share one
+//! clock. Whether two timers built separately share one depends on the type:
+//!
+//! | timer | clock of `T::new()` |
+//! |---|---|
+//! | `TokioTimer`, `AsyncIoTimer` | one per process: every instance reads the same clock, from a process-wide origin |
+//! | `EmbassyTimer` | one per device: time since boot |
+//! | `WasmTimer` | one per page or Node process: the JavaScript time origin |
+//! | [`ManualTimer`] | its own: each `ManualTimer::new()` is a separate virtual clock (clones share it) |
+//! | [`FnTimer`] | whatever the closures read |
+//!
+//! A primitive that stores a time (a [`Throttle`](crate::throttle::Throttle)'s schedule) must
+//! be read through one clock: clones of one timer, or any instances of a type whose instances
+//! share a clock.
+//!
+//! # Polling a sleep after it completed
+//!
+//! Named futures that hand something out panic when polled after they returned `Ready` (the
+//! crate-wide rule). Timer sleeps are the one exception: they hand out nothing, so a sleep
+//! polled again after completing returns `Ready` again, in every timer of this module.
 //!
 //! # Examples
 //!
@@ -73,6 +91,11 @@ pub use self::wasm::{WasmSleep, WasmTimer};
 ///
 /// - [`now`](Timer::now) MUST be monotonic: it never returns less than an earlier call on the
 ///   same timer or any clone of it.
+/// - Clones MUST read one clock. Two values built separately (two `T::new()`) may read
+///   different clocks; a type whose instances all read one clock MUST say so in its docs,
+///   and then a primitive may be passed any instance (see the table in the
+///   [module docs](self)). A primitive may assume no more than this: that clones agree, and
+///   that instances agree where the type documents it.
 /// - `now` MUST NOT panic or fail, and MUST saturate rather than overflow.
 /// - [`sleep_until`](Timer::sleep_until) MUST NOT complete before `now()` would return at least
 ///   `deadline`: it may complete late, never early. Round durations **up** when converting
@@ -80,7 +103,11 @@ pub use self::wasm::{WasmSleep, WasmTimer};
 /// - A deadline the clock cannot represent (including [`Duration::MAX`]) MUST mean "never":
 ///   the sleep stays pending forever, and nothing panics.
 /// - A deadline at or before `now()` SHOULD complete on the first poll.
-/// - The sleep future MUST be safe to drop at any time, before or after it completes.
+/// - The sleep future MUST be safe to drop at any time, before or after it completes, and
+///   SHOULD return `Ready` again if polled after completing.
+/// - Building a sleep SHOULD NOT need a runtime: create runtime resources (a reactor timer)
+///   on the first poll, so a future holding a sleep can be built anywhere and polled on its
+///   runtime.
 /// - The sleep need not be `Send` (browser timers are not); primitives are `Send` when their
 ///   timer's sleep is.
 ///
