@@ -68,8 +68,8 @@
 //! enter or poll a waiting future while the interrupted code is inside the same primitive,
 //! because the interrupt waits for the section to end instead of spinning on a held lock.
 //! Sections are short and never run user code, wake a task or drop a waker. On targets
-//! without native 64-bit atomics the throttle's state is portable-atomic's critical-section
-//! fallback.
+//! without native 64-bit atomics the throttle's state sits behind the same critical section
+//! (there is no spin loop anywhere in dike).
 //!
 //! The repository's `examples/cortex-m/` firmware is the worked example, run under QEMU in CI:
 //! embassy tasks share a `static` [`Gate`](gate::Gate) while the SysTick interrupt handler

@@ -8,7 +8,7 @@
 //! the same primitive (drops a permit, polls a waiter) waits for the section to end instead of
 //! spinning for ever on a lock held by the code it interrupted. The target provides the
 //! critical-section implementation, as every embassy application already does (for example
-//! `cortex-m`'s `critical-section-single-core` feature).
+//! `cortex-m`'s `critical-section-single-core` feature). There is no spin loop anywhere in dike.
 //!
 //! The lock is closure-scoped ([`Mutex::with`]): nothing can escape the section, and the
 //! house rule "never wake, drop a waker or call user code with a lock held" is visible at each
@@ -84,12 +84,10 @@ impl<T: Default> Default for Mutex<T> {
     }
 }
 
-/// A 64-bit atomic on every target: core's where the target has one, portable-atomic's
-/// fallback on targets that do not, such as `thumbv7em` (built with portable-atomic's
-/// `critical-section` feature there, so the fallback is interrupt-safe too).
+/// A 64-bit atomic, where the target has one. Targets without (such as `thumbv7em`) keep
+/// 64-bit state behind [`Mutex`] instead: portable-atomic's fallback is a seqlock whose writers
+/// spin, which an interrupt handler must never do on one core.
 #[cfg(all(not(loom), target_has_atomic = "64"))]
 pub(crate) use core::sync::atomic::AtomicU64;
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::AtomicU64;
-#[cfg(all(not(loom), not(target_has_atomic = "64")))]
-pub(crate) use portable_atomic::AtomicU64;

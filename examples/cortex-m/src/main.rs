@@ -44,10 +44,7 @@ const HEAP_SIZE: usize = 8 * 1024;
 /// At most two calls inside at once.
 static GATE: Gate = Gate::new(2);
 /// 100 starts per second, strictly spaced (burst 1).
-static THROTTLE: Throttle = match Throttle::new(Quota::per_second(100)) {
-    Ok(throttle) => throttle,
-    Err(_) => panic!("invalid quota"),
-};
+static THROTTLE: Throttle = Throttle::const_new(Quota::per_second(100));
 
 /// A permit handed over to the SysTick handler, which drops it on its next tick.
 static PARKED: Mutex<RefCell<Option<Permit<'static>>>> = Mutex::new(RefCell::new(None));
