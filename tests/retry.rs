@@ -677,8 +677,10 @@ fn a_static_policy_runs_many_times() {
 
 #[test]
 fn a_policy_in_a_struct_field_serves_concurrent_runs() {
+    // The documented storing pattern: a type alias over fn pointers.
+    type Policy = Retry<Backoff, dike::retry::Notify<fn(&Failed, u32, Option<Duration>)>>;
     struct Client {
-        policy: Retry<Backoff, dike::retry::Notify<fn(&Failed, u32, Option<Duration>)>>,
+        policy: Policy,
     }
     fn log(_: &Failed, _: u32, _: Option<Duration>) {}
     let client = Client {

@@ -207,6 +207,8 @@ impl<F> LimitJobs<F> {
     /// assert_eq!(ping.call0().await, Ok("pong"));
     /// # });
     /// ```
+    // The `fn` adapter keeps every call form one future type, `LimitedCall`.
+    #[allow(clippy::type_complexity)]
     pub fn call0<Fut>(&self) -> LimitedCall<fn(Arc<F>) -> Fut, Arc<F>, Fut>
     where
         F: Fn() -> Fut,

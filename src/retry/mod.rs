@@ -57,7 +57,7 @@
 //!
 //! A multiplier needs a first delay: `0 × 2ⁿ` is 0, so an "exponential" backoff from zero
 //! would retry at once, forever, and say nothing. [`Retry::exponential`] and
-//! [`Backoff::with_multiplier`] reject it with a [`ConfigError`](crate::error::ConfigError)
+//! [`Backoff::with_multiplier`] reject it with a [`ConfigError`]
 //! naming `first_delay`, and there is no setter that could set the first delay back to zero
 //! afterwards. (Python dike accepts `@retry(backoff=2)` without a delay and never waits.)
 //!

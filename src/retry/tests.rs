@@ -172,6 +172,16 @@ fn budget_arithmetic() {
 }
 
 #[test]
+fn budget_debug_shows_the_tokens_left() {
+    let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
+    assert!(budget.try_withdraw());
+    assert_eq!(
+        format!("{budget:?}"),
+        "RetryBudget { available: 5, capacity: 10, retry_cost: 5, success_refund: 1 }"
+    );
+}
+
+#[test]
 fn budget_is_validated() {
     let err = RetryBudget::with_capacity(10, 0, 1).unwrap_err();
     assert_eq!(err.parameter(), "retry_cost");
