@@ -332,6 +332,10 @@ where
     /// The error type is known here (it is the operation's), so the closure needs no
     /// annotation, as with backon's `.retry(..).when(..)`.
     ///
+    /// # Cancel safety
+    ///
+    /// The returned future is cancel safe as [`Run`] is: dropping it leaves nothing behind.
+    ///
     /// # Examples
     ///
     /// ```
@@ -359,6 +363,10 @@ where
     /// every run; this run's override wins over the policy's.
     ///
     /// [`Retry::delay_for`]: super::Retry::delay_for
+    ///
+    /// # Cancel safety
+    ///
+    /// The returned future is cancel safe as [`Run`] is: dropping it leaves nothing behind.
     ///
     /// # Examples
     ///
@@ -390,6 +398,10 @@ where
 
     /// Calls `hook(&error, attempt, next)` for each failure of this run that will be retried
     /// (after the policy's own [`notify`](super::Retry::notify)).
+    ///
+    /// # Cancel safety
+    ///
+    /// The returned future is cancel safe as [`Run`] is: dropping it leaves nothing behind.
     ///
     /// # Examples
     ///
@@ -423,6 +435,10 @@ where
 
     /// Resolves to an [`Outcome`]: the result together with the number of attempts made and
     /// the time taken (tenacity's statistics, failsafe's `ExecutionResult`).
+    ///
+    /// # Cancel safety
+    ///
+    /// The returned future is cancel safe as [`Run`] is: dropping it leaves nothing behind.
     ///
     /// # Examples
     ///
