@@ -4,6 +4,7 @@
 //! Run: `cargo bench --features tokio --bench retry`.
 
 use core::hint::black_box;
+use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 
@@ -28,12 +29,9 @@ fn ok_first_try(c: &mut Criterion) {
     let timer = rt.block_on(async { TokioTimer::new() });
     let mut group = c.benchmark_group("retry/ok_first_try");
     group.bench_function("dike", |b| {
-        let policy = Retry::new()
-            .with_attempts(4)
+        let policy = Retry::exponential(Duration::from_millis(10), 2.0)
             .expect("valid")
-            .with_delay(Duration::from_millis(10))
-            .with_backoff(2.0)
-            .expect("valid");
+            .with_attempts(NonZeroU32::new(4).expect("valid"));
         b.to_async(&rt)
             .iter(|| async { policy.run(&timer, ok).await });
     });
@@ -66,7 +64,7 @@ fn fail_twice_zero_delay(c: &mut Criterion) {
     let timer = rt.block_on(async { TokioTimer::new() });
     let mut group = c.benchmark_group("retry/fail_twice_zero_delay");
     group.bench_function("dike", |b| {
-        let policy = Retry::new().with_attempts(3).expect("valid");
+        let policy = Retry::new().with_attempts(NonZeroU32::new(3).expect("valid"));
         let calls = AtomicU32::new(0);
         b.to_async(&rt)
             .iter(|| async { policy.run(&timer, fail_twice(&calls)).await });

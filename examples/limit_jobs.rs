@@ -24,15 +24,17 @@ use core::time::Duration;
 use dike::gate::limit_jobs;
 use futures_util::future::join_all;
 
+/// A slow web request: 100 ms of (real) waiting, then a response.
+async fn web_request() -> &'static str {
+    smol::Timer::after(Duration::from_millis(100)).await;
+    "<Response [200 OK]>"
+}
+
 fn main() {
-    // A slow web request: 100 ms of (real) waiting, then a response.
-    let web_request = limit_jobs(2, |()| async {
-        smol::Timer::after(Duration::from_millis(100)).await;
-        "<Response [200 OK]>"
-    });
+    let web_request = limit_jobs(2, web_request);
 
     // Send three requests at the same time.
-    let responses = smol::block_on(join_all((0..3).map(|_| web_request.call(()))));
+    let responses = smol::block_on(join_all((0..3).map(|_| web_request.call0())));
 
     for response in responses {
         match response {

@@ -15,6 +15,7 @@
 //! ```
 
 use core::fmt;
+use core::num::NonZeroU32;
 use core::time::Duration;
 
 use dike::retry::{Retry, retry};
@@ -36,17 +37,15 @@ impl fmt::Display for Error {
     }
 }
 
-async fn web_request(_: ()) -> Result<String, Error> {
+async fn web_request() -> Result<String, Error> {
     Err(Error::RuntimeError("Request failed!"))
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let policy = Retry::new()
-        .with_attempts(2)
-        .expect("2 attempts is valid")
-        .with_delay(Duration::from_millis(10))
-        // exception_types=RuntimeError: only these are retried.
+    // attempts=2, delay=10 ms, exception_types=RuntimeError.
+    let policy = Retry::fixed(Duration::from_millis(10))
+        .with_attempts(NonZeroU32::new(2).expect("2 is not zero"))
         .when(|e: &Error| matches!(e, Error::RuntimeError(_)))
         .notify(|e: &Error, _attempt, next: Option<Duration>| {
             let next = next.unwrap_or_default().as_secs_f64();
@@ -54,7 +53,7 @@ async fn main() {
         });
     let web_request = retry(policy, TokioTimer::new(), web_request);
 
-    match web_request.call(()).await {
+    match web_request.call0().await {
         Ok(response) => println!("{response}"),
         Err(e) => println!("Error: {e}"),
     }

@@ -65,16 +65,11 @@ fn retry() {
 
     println!("\n== retry");
     let timer = ManualTimer::new();
-    let policy = Retry::new()
-        .with_attempts(4)
-        .expect("4 attempts is valid")
-        .with_delay(Duration::from_millis(10))
-        .with_backoff(2.0)
-        .expect("2 is a valid multiplier")
-        .notify(|e: &&str, attempt, next: Option<Duration>| {
-            let next = next.unwrap_or_default();
-            println!("  attempt {attempt} failed with {e:?}; retrying in {next:?}");
-        });
+    // 10 ms, then 20 ms, 40 ms...: `exponential` takes the first delay with the factor.
+    let policy = Retry::exponential(Duration::from_millis(10), 2.0)
+        .expect("a valid backoff")
+        .with_attempts(core::num::NonZeroU32::new(4).expect("not zero"));
+    println!("{policy:?}");
     let calls = Cell::new(0);
     let flaky = || {
         calls.set(calls.get() + 1);
@@ -87,17 +82,25 @@ fn retry() {
             }
         }
     };
-    let mut run = Box::pin(policy.run(&timer, flaky));
-    let result = loop {
-        if let Some(result) = run.as_mut().now_or_never() {
-            break result;
+    let run = policy
+        .run(&timer, flaky)
+        .notify(|e, attempt, next| {
+            let next = next.unwrap_or_default();
+            println!("  attempt {attempt} failed with {e:?}; retrying in {next:?}");
+        })
+        .outcome(); // the result with the attempt count and the time taken
+    let mut run = Box::pin(run);
+    let outcome = loop {
+        if let Some(outcome) = run.as_mut().now_or_never() {
+            break outcome;
         }
         timer.advance_to_next(); // jump the virtual clock to the retry's deadline
     };
     println!(
-        "  {result:?} after {} calls, at virtual time {:?}",
-        calls.get(),
-        timer.now()
+        "  {:?} after {} attempts, {:?} of virtual time",
+        outcome.result(),
+        outcome.attempts(),
+        outcome.elapsed()
     );
 }
 

@@ -94,9 +94,7 @@
 //! let timer = ManualTimer::new();
 //! let gate = Gate::new(2);
 //! let throttle = Throttle::per_second(10)?;
-//! let policy = Retry::new()
-//!     .with_attempts(3)?
-//!     .with_delay(Duration::from_millis(100));
+//! let policy = Retry::fixed(Duration::from_millis(100)).try_with_attempts(3)?;
 //!
 //! let calls = Cell::new(0);
 //! let call_backend = || async {

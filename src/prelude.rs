@@ -6,7 +6,8 @@
 //! use dike::prelude::*;
 //!
 //! let op = || async { Ok::<_, ()>(1) };
-//! let run = op.retry(dike::retry::Retry::new(), dike::time::ManualTimer::new());
+//! let policy = dike::retry::Retry::new();
+//! let run = op.retry(&policy, dike::time::ManualTimer::new());
 //! assert_eq!(smol::block_on(run), Ok(1));
 //! ```
 

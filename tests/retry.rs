@@ -112,7 +112,7 @@ impl<'a> Flaky<'a> {
 
 fn with_attempts(attempts: Option<u32>) -> Retry {
     match attempts {
-        Some(n) => Retry::new().with_attempts(n).unwrap(),
+        Some(n) => Retry::new().try_with_attempts(n).unwrap(),
         None => Retry::new(),
     }
 }
@@ -140,7 +140,7 @@ fn one_failure_then_success() {
         let flaky = Flaky::new(&timer, 1);
         let notified = RefCell::new(Vec::new());
         let policy = with_attempts(attempts)
-            .with_delay(ms(10))
+            .with_schedule(Backoff::constant(ms(10)))
             .notify(|e: &Failed, n, d| notified.borrow_mut().push((e.clone(), n, d)));
         assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(2));
         assert_eq!(flaky.calls.get(), 2, "attempts {attempts:?}");
@@ -155,10 +155,9 @@ fn failing_past_attempts_returns_the_original_error() {
         let timer = ManualTimer::new();
         let flaky = Flaky::new(&timer, u32::MAX);
         let notified = RefCell::new(Vec::new());
-        let policy = Retry::new()
-            .with_attempts(attempts)
+        let policy = Retry::fixed(ms(10))
+            .try_with_attempts(attempts)
             .unwrap()
-            .with_delay(ms(10))
             .notify(|e: &Failed, n, _| notified.borrow_mut().push((e.clone(), n)));
         let result = drive(&timer, policy.run(&timer, flaky.op()));
         assert_eq!(result, Err(Failed(attempts)), "the last error, unchanged");
@@ -181,16 +180,23 @@ fn sleep_sequence_is_d_times_b_to_the_n_minus_1() {
         for backoff in [1.0, 2.5] {
             let timer = ManualTimer::new();
             let flaky = Flaky::new(&timer, 5);
-            let mut policy = Retry::new().with_attempts(6).unwrap();
-            if let Some(d) = delay {
-                policy = policy.with_delay(d);
-            }
-            let policy = policy.with_backoff(backoff).unwrap();
-            assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(6));
             let d = delay.unwrap_or(Duration::ZERO);
+            // Python dike accepts `backoff` without `delay` and never waits (0 × bⁿ); dike
+            // rejects that spelling, so the no-delay case runs with no backoff instead.
+            let policy = match Retry::exponential(d, backoff) {
+                Ok(policy) => policy,
+                Err(err) => {
+                    assert!(d.is_zero() && backoff > 1.0, "{err}");
+                    assert_eq!(err.parameter(), "first_delay");
+                    Retry::new()
+                }
+            };
+            let policy = policy.try_with_attempts(6).unwrap();
+            assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(6));
             let expected: Vec<_> = (0..5)
                 .map(|k| {
-                    Duration::from_nanos((d.as_nanos() as f64 * backoff.powi(k)).round() as u64)
+                    let b = if d.is_zero() { 1.0 } else { backoff };
+                    Duration::from_nanos((d.as_nanos() as f64 * b.powi(k)).round() as u64)
                 })
                 .collect();
             assert_eq!(
@@ -200,6 +206,40 @@ fn sleep_sequence_is_d_times_b_to_the_n_minus_1() {
             );
         }
     }
+}
+
+#[test]
+fn the_documented_exponential_spelling_backs_off() {
+    // Issue 11: `with_backoff(2.0)` on the default zero delay retried at once, silently.
+    // The documented spelling waits 100, 200, 400 ms (full jitter: at most that).
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::exponential(ms(100), 2.0)
+        .unwrap()
+        .with_attempts(core::num::NonZeroU32::new(4).unwrap());
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(4))
+    );
+    assert_eq!(flaky.sleeps(), [ms(100), ms(200), ms(400)]);
+
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let jittered = policy.with_jitter(Jitter::Full).with_seed(5);
+    drive(&timer, jittered.run(&timer, flaky.op())).unwrap_err();
+    let sleeps = flaky.sleeps();
+    assert_eq!(sleeps.len(), 3);
+    for (sleep, cap) in sleeps.iter().zip([ms(100), ms(200), ms(400)]) {
+        assert!(*sleep <= cap, "{sleep:?} > {cap:?}");
+    }
+    assert!(
+        sleeps.iter().any(|d| !d.is_zero()),
+        "jitter does not zero the schedule"
+    );
+
+    // The trap is gone: a multiplier without a first delay cannot be built.
+    let err = Retry::exponential(Duration::ZERO, 2.0).unwrap_err();
+    assert_eq!(err.parameter(), "first_delay");
+    assert!(Backoff::none().with_multiplier(2.0).is_err());
 }
 
 // ---- beyond the Python suite ----
@@ -234,9 +274,7 @@ fn predicate_stops_retries() {
 fn max_delay_caps_the_sleeps() {
     let timer = ManualTimer::new();
     let flaky = Flaky::new(&timer, 5);
-    let policy = Retry::new()
-        .with_delay(ms(10))
-        .with_backoff(3.0)
+    let policy = Retry::exponential(ms(10), 3.0)
         .unwrap()
         .with_max_delay(ms(100));
     assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(6));
@@ -247,9 +285,7 @@ fn max_delay_caps_the_sleeps() {
 fn jittered_sleeps_follow_the_seeded_schedule() {
     let timer = ManualTimer::new();
     let flaky = Flaky::new(&timer, 6);
-    let policy = Retry::new()
-        .with_delay(ms(50))
-        .with_backoff(2.0)
+    let policy = Retry::exponential(ms(50), 2.0)
         .unwrap()
         .with_jitter(Jitter::Decorrelated)
         .with_max_delay(Duration::from_secs(1))
@@ -265,9 +301,7 @@ fn max_elapsed_refuses_a_sleep_that_would_overrun() {
     timer.advance(Duration::from_secs(100)); // the budget counts from the first attempt
     let flaky = Flaky::new(&timer, u32::MAX);
     // Sleeps 10, 20, 40, 80 ms: starts at 0, 10, 30, 70; the 80 ms sleep would end at 150 > 100.
-    let policy = Retry::new()
-        .with_delay(ms(10))
-        .with_backoff(2.0)
+    let policy = Retry::exponential(ms(10), 2.0)
         .unwrap()
         .with_max_elapsed(ms(100));
     assert_eq!(
@@ -290,7 +324,7 @@ fn max_elapsed_counts_attempt_time() {
     // Each attempt takes 40 ms, each sleep 10 ms. Attempts start at 0 and 50; the second
     // fails at 90 and its sleep ends at 100, exactly the budget: allowed. The third fails at
     // 140, past the budget. Counting sleeps alone, ten retries would have fit.
-    let policy = Retry::new().with_delay(ms(10)).with_max_elapsed(ms(100));
+    let policy = Retry::fixed(ms(10)).with_max_elapsed(ms(100));
     let op = || {
         calls.set(calls.get() + 1);
         let slow = timer.sleep(ms(40));
@@ -321,9 +355,8 @@ fn spent_max_elapsed_stops_zero_delay_retries() {
 fn delay_override_takes_precedence() {
     let timer = ManualTimer::new();
     let flaky = Flaky::new(&timer, 3);
-    let policy = Retry::new()
-        .with_delay(ms(10))
-        .delay_for(|e: &Failed| (e.0 == 2).then_some(Duration::from_secs(5)));
+    let policy =
+        Retry::fixed(ms(10)).delay_for(|e: &Failed| (e.0 == 2).then_some(Duration::from_secs(5)));
     assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(4));
     assert_eq!(flaky.sleeps(), [ms(10), Duration::from_secs(5), ms(10)]);
 
@@ -378,13 +411,8 @@ fn budget_exhaustion_stops_retries_and_is_notified() {
 
     // An empty budget still lets first attempts through, and a success refunds.
     let flaky = Flaky::new(&timer, 0);
-    assert_eq!(
-        drive(
-            &timer,
-            Retry::new().with_budget(&budget).run(&timer, flaky.op())
-        ),
-        Ok(1)
-    );
+    let policy = Retry::new().with_budget(&budget);
+    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(1));
     assert_eq!(budget.available(), 1);
 
     // A budget in an Arc works the same.
@@ -397,13 +425,20 @@ fn budget_exhaustion_stops_retries_and_is_notified() {
 
 #[test]
 fn construction_errors_name_the_parameter() {
-    let err = Retry::new().with_attempts(0).unwrap_err();
+    let err = Retry::new().try_with_attempts(0).unwrap_err();
     assert_eq!(err.parameter(), "attempts");
     assert_eq!(err.to_string(), "invalid attempts = 0: expected at least 1");
     for bad in [-1.0, f64::NAN, f64::INFINITY] {
-        let err = Retry::new().with_backoff(bad).unwrap_err();
+        let err = Retry::exponential(ms(1), bad).unwrap_err();
         assert_eq!(err.parameter(), "multiplier");
     }
+    let err = Retry::exponential(Duration::ZERO, 1.5).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid first_delay = 0ns: expected more than zero with a multiplier above 1"
+    );
+    // A multiplier of 1 from zero is `Retry::new()`: no promise of a backoff to break.
+    assert!(Retry::exponential(Duration::ZERO, 1.0).is_ok());
     let err = Backoff::exponential(ms(1), -2.5).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -420,7 +455,8 @@ fn zero_delay_yields_once_without_the_timer() {
     let counter = Arc::new(CountingWaker::default());
     let waker = Waker::from(counter.clone());
     let mut cx = Context::from_waker(&waker);
-    let mut run = pin!(Retry::new().run(&timer, flaky.op()));
+    let policy = Retry::new();
+    let mut run = pin!(policy.run(&timer, flaky.op()));
 
     assert!(
         run.as_mut().poll(&mut cx).is_pending(),
@@ -440,7 +476,8 @@ fn sleep_wakes_the_task_exactly_at_the_deadline() {
     let counter = Arc::new(CountingWaker::default());
     let waker = Waker::from(counter.clone());
     let mut cx = Context::from_waker(&waker);
-    let mut run = pin!(Retry::new().with_delay(ms(10)).run(&timer, flaky.op()));
+    let policy = Retry::fixed(ms(10));
+    let mut run = pin!(policy.run(&timer, flaky.op()));
 
     assert!(run.as_mut().poll(&mut cx).is_pending());
     assert_eq!(counter.count(), 0);
@@ -479,7 +516,8 @@ fn dropping_mid_attempt_drops_the_attempt() {
             Err::<(), _>(Failed(0))
         }
     };
-    let mut run = Box::pin(Retry::new().with_budget(&budget).run(&timer, op));
+    let policy = Retry::new().with_budget(&budget);
+    let mut run = Box::pin(policy.run(&timer, op));
     assert!(
         run.as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
@@ -498,8 +536,7 @@ fn a_panicking_notify_hook_refunds_the_paid_retry() {
     let timer = ManualTimer::new();
     let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
     let flaky = Flaky::new(&timer, u32::MAX);
-    let policy = Retry::new()
-        .with_delay(ms(10))
+    let policy = Retry::fixed(ms(10))
         .with_budget(&budget)
         .notify(|_: &Failed, _, _| panic!("hook failed"));
     let mut run = Box::pin(policy.run(&timer, flaky.op()));
@@ -522,12 +559,8 @@ fn dropping_mid_sleep_leaves_nothing_behind() {
     let timer = ManualTimer::new();
     let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
     let flaky = Flaky::new(&timer, u32::MAX);
-    let mut run = Box::pin(
-        Retry::new()
-            .with_delay(ms(10))
-            .with_budget(&budget)
-            .run(&timer, flaky.op()),
-    );
+    let policy = Retry::fixed(ms(10)).with_budget(&budget);
+    let mut run = Box::pin(policy.run(&timer, flaky.op()));
     assert!(
         run.as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
@@ -547,7 +580,8 @@ fn dropping_mid_yield_refunds_the_retry() {
     let timer = ManualTimer::new();
     let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
     let flaky = Flaky::new(&timer, u32::MAX);
-    let mut run = Box::pin(Retry::new().with_budget(&budget).run(&timer, flaky.op()));
+    let policy = Retry::new().with_budget(&budget);
+    let mut run = Box::pin(policy.run(&timer, flaky.op()));
     assert!(
         run.as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
@@ -576,7 +610,8 @@ fn retried_attempt_keeps_its_payment_when_dropped() {
             Ok(())
         }
     };
-    let mut run = Box::pin(Retry::new().with_budget(&budget).run(&timer, op));
+    let policy = Retry::new().with_budget(&budget);
+    let mut run = Box::pin(policy.run(&timer, op));
     let mut cx = Context::from_waker(Waker::noop());
     assert!(run.as_mut().poll(&mut cx).is_pending()); // failed, yielding
     assert!(run.as_mut().poll(&mut cx).is_pending()); // second attempt waits
@@ -590,7 +625,7 @@ fn the_decorator_form_retries_each_call() {
     let timer = ManualTimer::new();
     let calls = Cell::new(0);
     let web_request = retry(
-        Retry::new().with_attempts(2).unwrap().with_delay(ms(10)),
+        Retry::fixed(ms(10)).try_with_attempts(2).unwrap(),
         &timer,
         |url: &str| {
             calls.set(calls.get() + 1);
@@ -612,10 +647,178 @@ fn the_decorator_form_retries_each_call() {
 fn the_extension_form_reads_naturally() {
     let timer = ManualTimer::new();
     let flaky = Flaky::new(&timer, 2);
+    let policy = Retry::new().try_with_attempts(3).unwrap();
+    let run = flaky.op().retry(&policy, &timer);
+    assert_eq!(drive(&timer, run), Ok(3));
+}
+
+// ---- reuse, outcome, run-level hooks (issue 11) ----
+
+/// A full policy in a `static`, built at compile time without a runtime unwrap.
+static POLICY: Retry = match Retry::exponential(ms(10), 2.0) {
+    Ok(policy) => policy
+        .with_max_delay(ms(25))
+        .with_attempts(core::num::NonZeroU32::new(4).unwrap()),
+    Err(_) => panic!("invalid retry policy"),
+};
+
+#[test]
+fn a_static_policy_runs_many_times() {
+    let timer = ManualTimer::new();
+    for _ in 0..3 {
+        let flaky = Flaky::new(&timer, u32::MAX);
+        assert_eq!(
+            drive(&timer, POLICY.run(&timer, flaky.op())),
+            Err(Failed(4))
+        );
+        assert_eq!(flaky.sleeps(), [ms(10), ms(20), ms(25)]);
+    }
+}
+
+#[test]
+fn a_policy_in_a_struct_field_serves_concurrent_runs() {
+    // The documented storing pattern: a type alias over fn pointers.
+    type Policy = Retry<Backoff, dike::retry::Notify<fn(&Failed, u32, Option<Duration>)>>;
+    struct Client {
+        policy: Policy,
+    }
+    fn log(_: &Failed, _: u32, _: Option<Duration>) {}
+    let client = Client {
+        policy: Retry::fixed(ms(10))
+            .try_with_attempts(3)
+            .unwrap()
+            .notify(log as fn(&_, _, _)),
+    };
+    let timer = ManualTimer::new();
+    let a = Flaky::new(&timer, 1);
+    let b = Flaky::new(&timer, u32::MAX);
+    // Two runs of one borrowed policy at once, each with its own schedule and count.
+    let both = futures_util::future::join(
+        client.policy.run(&timer, a.op()),
+        client.policy.run(&timer, b.op()),
+    );
+    let (ra, rb) = drive(&timer, both);
+    assert_eq!((ra, rb), (Ok(2), Err(Failed(3))));
+    assert_eq!(a.sleeps(), [ms(10)]);
+    assert_eq!(b.sleeps(), [ms(10), ms(10)]);
+}
+
+#[test]
+fn outcome_reports_attempts_and_elapsed_time() {
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, 2);
+    let policy = Retry::exponential(ms(10), 2.0).unwrap();
+    let outcome = drive(&timer, policy.run(&timer, flaky.op()).outcome());
+    assert_eq!(outcome.result(), &Ok(3));
+    assert_eq!(outcome.attempts(), 3);
+    assert_eq!(outcome.elapsed(), ms(30));
+
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::new().try_with_attempts(5).unwrap();
+    let outcome = drive(&timer, flaky.op().retry(&policy, &timer).outcome());
+    assert_eq!(
+        (outcome.attempts(), outcome.into_result()),
+        (5, Err(Failed(5)))
+    );
+}
+
+#[test]
+#[should_panic(expected = "`Run` polled after completion")]
+fn run_polled_after_completion_panics() {
+    let timer = ManualTimer::new();
+    let policy = Retry::new();
+    let mut run = pin!(policy.run(&timer, || async { Ok::<_, Failed>(1) }));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert_eq!(run.as_mut().poll(&mut cx), Poll::Ready(Ok(1)));
+    let _ = run.as_mut().poll(&mut cx);
+}
+
+#[test]
+#[should_panic(expected = "`RunOutcome` polled after completion")]
+fn outcome_polled_after_completion_panics() {
+    let timer = ManualTimer::new();
+    let policy = Retry::new();
+    let mut run = pin!(
+        policy
+            .run(&timer, || async { Ok::<_, Failed>(1) })
+            .outcome()
+    );
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(run.as_mut().poll(&mut cx).is_ready());
+    let _ = run.as_mut().poll(&mut cx);
+}
+
+#[test]
+fn run_level_hooks_infer_the_error_type_and_layer_over_the_policy() {
+    let timer = ManualTimer::new();
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy_notified = Cell::new(0);
+    let run_notified = RefCell::new(Vec::new());
+    let policy = Retry::fixed(ms(10))
+        .when(|e: &Failed| e.0 < 5)
+        .notify(|_: &Failed, _, _| policy_notified.set(policy_notified.get() + 1));
     let run = flaky
         .op()
-        .retry(Retry::new().with_attempts(3).unwrap(), &timer);
-    assert_eq!(drive(&timer, run), Ok(3));
+        .retry(&policy, &timer)
+        .when(|e| e.0 != 3) // `e: &Failed`, inferred from the operation
+        .delay_for(|e| (e.0 == 2).then_some(ms(50)))
+        .notify(|e, attempt, next| run_notified.borrow_mut().push((e.0, attempt, next)));
+    assert_eq!(
+        drive(&timer, run),
+        Err(Failed(3)),
+        "the run's predicate stops at 3"
+    );
+    assert_eq!(policy_notified.get(), 2);
+    assert_eq!(
+        *run_notified.borrow(),
+        [(1, 1, Some(ms(10))), (2, 2, Some(ms(50)))]
+    );
+    assert_eq!(flaky.sleeps(), [ms(10), ms(50)]);
+}
+
+#[test]
+fn run_level_hooks_keep_the_budget_refund() {
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::fixed(ms(10)).with_budget(&budget);
+    let mut run = Box::pin(flaky.op().retry(&policy, &timer).when(|_| true));
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    assert_eq!(budget.available(), 5, "the retry is paid for");
+    drop(run);
+    assert_eq!(budget.available(), 10, "refunded on drop");
+}
+
+#[test]
+fn debug_output_is_readable() {
+    let policy = Retry::exponential(ms(100), 2.0)
+        .unwrap()
+        .with_jitter(Jitter::Full)
+        .try_with_attempts(4)
+        .unwrap();
+    let text = format!("{policy:?}");
+    assert_eq!(
+        text,
+        "Retry { attempts: 4, max_elapsed: unlimited, schedule: Backoff { first_delay: 100ms, \
+         multiplier: 2.0, max_delay: none, jitter: Full, seed: none }, hooks: NoHooks }"
+    );
+    assert!(!text.contains("18446744073709551615"));
+    let capped = Retry::fixed(ms(1))
+        .with_max_delay(ms(5))
+        .with_seed(7)
+        .with_max_elapsed(Duration::from_secs(1));
+    assert_eq!(
+        format!("{capped:?}"),
+        "Retry { attempts: unlimited, max_elapsed: 1s, schedule: Backoff { first_delay: 1ms, \
+         multiplier: 1.0, max_delay: 5ms, jitter: None, seed: 7 }, hooks: NoHooks }"
+    );
+    let timer = ManualTimer::new();
+    let run = policy.run(&timer, || async { Ok::<_, Failed>(()) });
+    assert_eq!(format!("{run:?}"), "Run { attempt: 0, state: start, .. }");
 }
 
 // ---- threads ----
@@ -637,6 +840,8 @@ fn send_and_sync() {
         .delay_for(|_: &u8| None);
     let run = policy.run(timer.clone(), || async { Err::<(), u8>(1) });
     assert_send(&run);
+    let outcome = run.when(|_| true).outcome();
+    assert_send(&outcome);
 }
 
 #[test]
@@ -679,9 +884,7 @@ fn jitter_never_breaks_the_cap_in_the_loop() {
     for jitter in [Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
         let timer = ManualTimer::new();
         let flaky = Flaky::new(&timer, 20);
-        let policy = Retry::new()
-            .with_delay(ms(10))
-            .with_backoff(2.0)
+        let policy = Retry::exponential(ms(10), 2.0)
             .unwrap()
             .with_max_delay(ms(200))
             .with_jitter(jitter);
@@ -699,11 +902,9 @@ async fn tokio_timer_waits_the_schedule_never_less() {
 
     let timer = TokioTimer::new();
     let starts = RefCell::new(Vec::new());
-    let policy = Retry::new()
-        .with_attempts(3)
+    let policy = Retry::exponential(ms(10), 2.0)
         .unwrap()
-        .with_delay(ms(10))
-        .with_backoff(2.0)
+        .try_with_attempts(3)
         .unwrap();
     let result = policy
         .run(timer, || {
@@ -723,7 +924,7 @@ fn smol_zero_delay_retries_without_a_timer() {
     // A zero delay only yields: the timer is never asked to sleep, so any timer will do.
     let timer = ManualTimer::new();
     let flaky = Flaky::new(&timer, 3);
-    let result = smol::block_on(flaky.op().retry(Retry::new(), &timer));
+    let result = smol::block_on(flaky.op().retry(&Retry::new(), &timer));
     assert_eq!(result, Ok(4));
     assert_eq!(timer.sleepers(), 0);
 }
@@ -752,11 +953,11 @@ proptest::proptest! {
         let timer = ManualTimer::new();
         let flaky = Flaky::new(&timer, failures);
         let notified = Cell::new(0);
-        let policy = Retry::new()
-            .with_attempts(attempts)
-            .unwrap()
-            .with_delay(Duration::from_micros(delay_us))
-            .with_backoff(backoff)
+        // A zero first delay cannot grow: the policy is then fixed at zero.
+        let d = Duration::from_micros(delay_us);
+        let base = if d.is_zero() { Retry::new() } else { Retry::exponential(d, backoff).unwrap() };
+        let policy = base
+            .try_with_attempts(attempts)
             .unwrap()
             .with_max_delay(ms(30))
             .with_jitter(jitter)

@@ -57,10 +57,9 @@ fn each_non_final_failure_emits_a_warning() {
     tracing::subscriber::set_global_default(&EVENTS).unwrap();
 
     let timer = ManualTimer::new();
-    let policy = Retry::new()
-        .with_attempts(2)
-        .unwrap()
-        .with_delay(Duration::from_millis(10));
+    let policy = Retry::fixed(Duration::from_millis(10))
+        .try_with_attempts(2)
+        .unwrap();
     let mut run = pin!(policy.run(&timer, || async { Err::<(), _>("Request failed!") }));
     let result = loop {
         if let Some(result) = run.as_mut().now_or_never() {

@@ -9,6 +9,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use core::cell::Cell;
+use core::num::NonZeroU32;
 use core::time::Duration;
 use std::rc::Rc;
 
@@ -106,12 +107,9 @@ async fn throttle_spaces_admissions() {
 async fn retry_waits_out_its_backoff() {
     let timer = WasmTimer::new();
     let calls = Cell::new(0u32);
-    let policy = Retry::new()
-        .with_attempts(4)
-        .expect("4 attempts")
-        .with_delay(Duration::from_millis(10))
-        .with_backoff(2.0)
-        .expect("a finite multiplier");
+    let policy = Retry::exponential(Duration::from_millis(10), 2.0)
+        .expect("a valid backoff")
+        .with_attempts(NonZeroU32::new(4).expect("4 attempts"));
     let start = timer.now();
     let wall = wall_ms();
     let result = policy

@@ -15,12 +15,16 @@ use crate::error::TooManyCalls;
 /// `limit` are running fails at once with [`TooManyCalls`], like Python dike's
 /// `@limit_jobs(limit=...)` decorator.
 ///
-/// `f` takes one argument; pass a tuple for several, or `()` for none. A call is admitted
-/// or rejected on its first poll; `f` runs only for admitted calls, and the slot is held
-/// until the call's future completes or is dropped. `limit` 0 rejects every call.
+/// Call it with [`call(arg)`](LimitJobs::call) (a tuple for several arguments) or
+/// [`call0()`](LimitJobs::call0) for a function of no argument; run any other future under
+/// the same limit with [`run(fut)`](LimitJobs::run). A call is admitted or rejected on its
+/// first poll; `f` runs only for admitted calls, and the slot is held until the call's
+/// future completes or is dropped. `limit` 0 rejects every call.
 ///
 /// [`LimitJobs`] is cheap to clone (clones share the limit), and its call futures are
-/// `'static` when `f` and the argument are, so they can be spawned.
+/// `'static` when `f` and the argument are, so they can be spawned. To share one limit
+/// between several functions, build each with [`LimitJobs::with_gate`] over one
+/// `Arc<Gate>`.
 ///
 /// # Examples
 ///
@@ -30,29 +34,54 @@ use crate::error::TooManyCalls;
 /// use dike::gate::limit_jobs;
 /// use futures_util::future::join3;
 ///
-/// # smol::block_on(async {
-/// let web_request = limit_jobs(2, |()| async {
+/// async fn web_request() -> &'static str {
 ///     smol::future::yield_now().await; // a slow request
 ///     "<Response [200 OK]>"
-/// });
-/// let (a, b, c) = join3(web_request.call(()), web_request.call(()), web_request.call(())).await;
+/// }
+///
+/// # smol::block_on(async {
+/// let web_request = limit_jobs(2, web_request);
+/// let (a, b, c) = join3(web_request.call0(), web_request.call0(), web_request.call0()).await;
 /// assert_eq!(a, Ok("<Response [200 OK]>"));
 /// assert_eq!(b, Ok("<Response [200 OK]>"));
 /// assert_eq!(c.unwrap_err().to_string(), "too many calls: limit of 2 reached");
 /// # });
 /// ```
 pub fn limit_jobs<F>(limit: usize, f: F) -> LimitJobs<F> {
-    LimitJobs {
-        inner: Arc::new(Inner {
-            gate: Gate::new(limit),
-            f,
-        }),
-    }
+    LimitJobs::with_gate(Arc::new(Gate::new(limit)), f)
 }
 
-/// An async function limited to a number of concurrent calls; built by [`limit_jobs`].
+/// An async function limited to a number of concurrent calls; built by [`limit_jobs`] or
+/// [`LimitJobs::with_gate`].
+///
+/// `F` is the function. Without one ([`LimitJobs::new`], `F = ()`), the type is simply
+/// `LimitJobs`: a nameable, cloneable limit for a struct field or axum's `State`, that runs
+/// futures with [`run`](LimitJobs::run).
 ///
 /// # Examples
+///
+/// One limit in axum's `State`, shared by every request (a full service is in
+/// `examples/axum_gate.rs`):
+///
+/// ```
+/// use axum::extract::State;
+/// use axum::http::StatusCode;
+/// use axum::{Router, routing::get};
+/// use dike::gate::LimitJobs;
+///
+/// async fn render_report() -> String {
+///     "report".to_owned()
+/// }
+///
+/// async fn report(State(jobs): State<LimitJobs>) -> Result<String, StatusCode> {
+///     jobs.run(render_report()).await.map_err(|_too_many| StatusCode::SERVICE_UNAVAILABLE)
+/// }
+///
+/// let app: Router = Router::new().route("/report", get(report)).with_state(LimitJobs::new(4));
+/// # let _ = app;
+/// ```
+///
+/// A bound function, called by value:
 ///
 /// ```
 /// use dike::gate::limit_jobs;
@@ -63,16 +92,62 @@ pub fn limit_jobs<F>(limit: usize, f: F) -> LimitJobs<F> {
 /// assert_eq!(double.gate().stats().admitted, 1);
 /// # });
 /// ```
-pub struct LimitJobs<F> {
-    inner: Arc<Inner<F>>,
+pub struct LimitJobs<F = ()> {
+    gate: Arc<Gate>,
+    f: Arc<F>,
 }
 
-struct Inner<F> {
-    gate: Gate,
-    f: F,
+impl LimitJobs {
+    /// A limit of `limit` concurrent jobs with no bound function: run futures under it with
+    /// [`run`](LimitJobs::run). Its type, `LimitJobs`, is nameable (axum `State`, struct
+    /// fields).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::gate::LimitJobs;
+    ///
+    /// # smol::block_on(async {
+    /// let jobs: LimitJobs = LimitJobs::new(2);
+    /// assert_eq!(jobs.run(async { 1 + 1 }).await, Ok(2));
+    /// # });
+    /// ```
+    pub fn new(limit: usize) -> Self {
+        Self::with_gate(Arc::new(Gate::new(limit)), ())
+    }
 }
 
 impl<F> LimitJobs<F> {
+    /// Limits `f` by an existing gate: several functions built over clones of one
+    /// `Arc<Gate>` share one limit (and count in its [`stats`](Gate::stats)), and code that
+    /// holds the gate can also [`try_enter`](Gate::try_enter) it directly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use dike::gate::{Gate, LimitJobs};
+    ///
+    /// # smol::block_on(async {
+    /// let db = Arc::new(Gate::new(1));
+    /// let read = LimitJobs::with_gate(Arc::clone(&db), |id: u32| async move { id });
+    /// let write = LimitJobs::with_gate(Arc::clone(&db), |id: u32| async move { id + 100 });
+    ///
+    /// let held = db.try_enter().unwrap(); // the one slot, taken
+    /// assert!(read.call(1).await.is_err());
+    /// assert!(write.call(1).await.is_err());
+    /// drop(held);
+    /// assert_eq!(write.call(1).await, Ok(101));
+    /// assert_eq!(db.stats().rejected, 2);
+    /// # });
+    /// ```
+    pub fn with_gate(gate: Arc<Gate>, f: F) -> Self {
+        Self {
+            gate,
+            f: Arc::new(f),
+        }
+    }
+
     /// Calls the function with `arg` if fewer than `limit` calls are running.
     ///
     /// The returned future checks the limit on its first poll: admitted, it runs `f(arg)`
@@ -104,16 +179,76 @@ impl<F> LimitJobs<F> {
         F: Fn(A) -> Fut,
         Fut: Future,
     {
-        LimitedCall {
-            state: State::Start {
-                inner: Arc::clone(&self.inner),
-                arg,
-            },
-        }
+        self.start(Callee::Shared(Arc::clone(&self.f)), arg)
     }
 
-    /// The gate that limits the calls: for [`stats`](Gate::stats) and
-    /// [`set_limit`](Gate::set_limit).
+    /// Calls the function, which takes no argument, if fewer than `limit` calls are running;
+    /// [`call`](LimitJobs::call) for `async fn f()`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`call`](LimitJobs::call): dropping the future frees its slot.
+    ///
+    /// # Errors
+    ///
+    /// [`TooManyCalls`] when `limit` calls are already running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::gate::limit_jobs;
+    ///
+    /// async fn ping() -> &'static str {
+    ///     "pong"
+    /// }
+    ///
+    /// # smol::block_on(async {
+    /// let ping = limit_jobs(1, ping);
+    /// assert_eq!(ping.call0().await, Ok("pong"));
+    /// # });
+    /// ```
+    // The `fn` adapter keeps every call form one future type, `LimitedCall`.
+    #[allow(clippy::type_complexity)]
+    pub fn call0<Fut>(&self) -> LimitedCall<fn(Arc<F>) -> Fut, Arc<F>, Fut>
+    where
+        F: Fn() -> Fut,
+        Fut: Future,
+    {
+        self.start(Callee::Owned(call0::<F, Fut>), Arc::clone(&self.f))
+    }
+
+    /// Runs `fut` under the same limit: admitted or rejected on the first poll, like a call.
+    /// A rejected `fut` is dropped without being polled, so an `async fn`'s body never
+    /// starts.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future drops `fut` and frees its slot.
+    ///
+    /// # Errors
+    ///
+    /// [`TooManyCalls`] when `limit` jobs are already running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::gate::LimitJobs;
+    ///
+    /// # smol::block_on(async {
+    /// let jobs = LimitJobs::new(1);
+    /// let slow = jobs.run(smol::future::yield_now());
+    /// let mut slow = core::pin::pin!(slow);
+    /// assert!(futures_util::poll!(slow.as_mut()).is_pending()); // holds the only slot
+    /// assert!(jobs.run(async { "another" }).await.is_err());
+    /// assert_eq!(slow.await, Ok(()));
+    /// # });
+    /// ```
+    pub fn run<Fut: Future>(&self, fut: Fut) -> LimitedCall<fn(Fut) -> Fut, Fut, Fut> {
+        self.start(Callee::Owned(identity::<Fut>), fut)
+    }
+
+    /// The gate that limits the calls: for [`stats`](Gate::stats),
+    /// [`set_limit`](Gate::set_limit), or to share it with [`with_gate`](LimitJobs::with_gate).
     ///
     /// # Examples
     ///
@@ -124,15 +259,26 @@ impl<F> LimitJobs<F> {
     /// jobs.gate().set_limit(5);
     /// assert_eq!(jobs.gate().limit(), 5);
     /// ```
-    pub fn gate(&self) -> &Gate {
-        &self.inner.gate
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
+    fn start<G, A, Fut>(&self, f: Callee<G>, arg: A) -> LimitedCall<G, A, Fut> {
+        LimitedCall {
+            state: State::Start {
+                gate: Arc::clone(&self.gate),
+                f,
+                arg,
+            },
+        }
     }
 }
 
 impl<F> Clone for LimitJobs<F> {
     fn clone(&self) -> Self {
         Self {
-            inner: Arc::clone(&self.inner),
+            gate: Arc::clone(&self.gate),
+            f: Arc::clone(&self.f),
         }
     }
 }
@@ -140,19 +286,44 @@ impl<F> Clone for LimitJobs<F> {
 impl<F> fmt::Debug for LimitJobs<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LimitJobs")
-            .field("gate", &self.inner.gate)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
 
-/// A slot of a [`LimitJobs`] gate, released on drop.
-struct Slot<F> {
-    inner: Arc<Inner<F>>,
+/// The function a [`LimitedCall`] calls once admitted: the [`LimitJobs`]' own (shared), or
+/// a plain `fn` that adapts [`call0`](LimitJobs::call0) and [`run`](LimitJobs::run) to the
+/// one-argument shape.
+enum Callee<F> {
+    Shared(Arc<F>),
+    Owned(F),
 }
 
-impl<F> Drop for Slot<F> {
+impl<F> Callee<F> {
+    fn get(&self) -> &F {
+        match self {
+            Self::Shared(f) => f,
+            Self::Owned(f) => f,
+        }
+    }
+}
+
+fn call0<F: Fn() -> Fut, Fut>(f: Arc<F>) -> Fut {
+    f()
+}
+
+fn identity<Fut>(fut: Fut) -> Fut {
+    fut
+}
+
+/// A slot of a [`LimitJobs`] gate, released on drop.
+struct Slot {
+    gate: Arc<Gate>,
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.inner.gate.engine.release();
+        self.gate.engine.release();
     }
 }
 
@@ -160,20 +331,22 @@ pin_project! {
     #[project = StateProj]
     #[project_replace = StateReplace]
     enum State<F, A, Fut> {
-        Start { inner: Arc<Inner<F>>, arg: A },
+        Start { gate: Arc<Gate>, f: Callee<F>, arg: A },
         // `fut` is declared first so it is dropped before the slot is released.
-        Running { #[pin] fut: Fut, slot: Slot<F> },
+        Running { #[pin] fut: Fut, slot: Slot },
         Done,
     }
 }
 
 pin_project! {
-    /// The future of one [`LimitJobs::call`]: resolves to the function's output, or to
-    /// [`TooManyCalls`] if the call was rejected.
+    /// The future of one [`LimitJobs::call`], [`call0`](LimitJobs::call0) or
+    /// [`run`](LimitJobs::run): resolves to the job's output, or to [`TooManyCalls`] if it
+    /// was rejected.
     ///
     /// # Panics
     ///
-    /// Polling it again after it completed panics.
+    /// Polling it again after it completed panics ("`LimitedCall` polled after
+    /// completion").
     ///
     /// # Examples
     ///
@@ -206,20 +379,20 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Start { inner, .. } => {
-                    if !inner.gate.engine.try_acquire() {
-                        let err = inner.gate.full();
+                StateProj::Start { gate, .. } => {
+                    if !gate.engine.try_acquire() {
+                        let err = gate.full();
                         state.set(State::Done);
                         return Poll::Ready(Err(err));
                     }
-                    let StateReplace::Start { inner, arg } =
+                    let StateReplace::Start { gate, f, arg } =
                         state.as_mut().project_replace(State::Done)
                     else {
                         unreachable!("the state was just matched as Start");
                     };
                     // The slot exists before `f` runs, so a panicking `f` still releases it.
-                    let slot = Slot { inner };
-                    let fut = (slot.inner.f)(arg);
+                    let slot = Slot { gate };
+                    let fut = (f.get())(arg);
                     state.set(State::Running { fut, slot });
                 }
                 StateProj::Running { fut, .. } => {
@@ -241,7 +414,7 @@ impl<F, A, Fut> fmt::Debug for LimitedCall<F, A, Fut> {
             State::Done => "done",
         };
         f.debug_struct("LimitedCall")
-            .field("state", &state)
+            .field("state", &format_args!("{state}"))
             .finish()
     }
 }

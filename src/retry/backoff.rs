@@ -1,5 +1,6 @@
 //! Backoff schedules: plain data that turns into an iterator of delays.
 
+use core::fmt;
 use core::iter::FusedIterator;
 use core::time::Duration;
 
@@ -30,7 +31,7 @@ use crate::error::{ConfigError, ConfigValue};
 /// assert_eq!(delays, [ms(10), ms(20), ms(40), ms(50), ms(50)]);
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq)]
 pub struct Backoff {
     delay: Duration,
     multiplier: f64,
@@ -76,7 +77,8 @@ impl Backoff {
         }
     }
 
-    /// `delay` before the first retry, then each delay `multiplier` times the previous one.
+    /// `first_delay` before the first retry, then each delay `multiplier` times the previous
+    /// one.
     ///
     /// Growth saturates: a delay past about 584 years becomes [`Duration::MAX`], which
     /// sleeps forever. Set [`with_max_delay`](Backoff::with_max_delay) to keep delays sane.
@@ -84,7 +86,9 @@ impl Backoff {
     /// # Errors
     ///
     /// [`ConfigError`] naming `multiplier` unless it is finite and at least 1 (a NaN,
-    /// negative, shrinking or infinite multiplier is a mistake, not a schedule).
+    /// negative, shrinking or infinite multiplier is a mistake, not a schedule), and naming
+    /// `first_delay` when it is zero with a multiplier above 1: `0 × bⁿ` is 0 for every `n`,
+    /// so such a schedule would never back off at all.
     ///
     /// # Examples
     ///
@@ -98,17 +102,24 @@ impl Backoff {
     ///
     /// let err = Backoff::exponential(ms(10), f64::NAN).unwrap_err();
     /// assert_eq!(err.parameter(), "multiplier");
+    /// let err = Backoff::exponential(Duration::ZERO, 2.0).unwrap_err();
+    /// assert_eq!(err.parameter(), "first_delay");
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
-    pub const fn exponential(delay: Duration, multiplier: f64) -> Result<Self, ConfigError> {
-        Self::constant(delay).with_multiplier(multiplier)
+    pub const fn exponential(first_delay: Duration, multiplier: f64) -> Result<Self, ConfigError> {
+        Self::constant(first_delay).with_multiplier(multiplier)
     }
 
     /// Sets the growth factor between delays, keeping the rest.
     ///
+    /// There is no setter for the first delay: it comes from the constructor, so that a
+    /// multiplier can never end up applied to a zero delay.
+    ///
     /// # Errors
     ///
-    /// [`ConfigError`] naming `multiplier` unless it is finite and at least 1.
+    /// [`ConfigError`] naming `multiplier` unless it is finite and at least 1, and naming
+    /// `first_delay` when the first delay is zero and `multiplier` above 1 (a schedule of
+    /// zeros that only looks like a backoff).
     ///
     /// # Examples
     ///
@@ -116,9 +127,11 @@ impl Backoff {
     /// use core::time::Duration;
     /// use dike::retry::Backoff;
     ///
-    /// let backoff = Backoff::constant(Duration::from_millis(1)).with_multiplier(3.0)?;
-    /// assert_eq!(backoff.into_iter().nth(2), Some(Duration::from_millis(9)));
-    /// assert!(Backoff::none().with_multiplier(f64::INFINITY).is_err());
+    /// let ms = Duration::from_millis;
+    /// let backoff = Backoff::constant(ms(1)).with_multiplier(3.0)?;
+    /// assert_eq!(backoff.into_iter().nth(2), Some(ms(9)));
+    /// assert!(Backoff::constant(ms(1)).with_multiplier(f64::INFINITY).is_err());
+    /// assert!(Backoff::none().with_multiplier(2.0).is_err(), "0 × 2ⁿ = 0: rejected");
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
     pub const fn with_multiplier(mut self, multiplier: f64) -> Result<Self, ConfigError> {
@@ -130,24 +143,15 @@ impl Backoff {
                 "a finite number >= 1",
             ));
         }
+        if multiplier > 1.0 && self.delay.is_zero() {
+            return Err(ConfigError::new(
+                "first_delay",
+                ConfigValue::Duration(self.delay),
+                "more than zero with a multiplier above 1",
+            ));
+        }
         self.multiplier = multiplier;
         Ok(self)
-    }
-
-    /// Sets the first delay, keeping the multiplier, cap, jitter and seed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use core::time::Duration;
-    /// use dike::retry::Backoff;
-    ///
-    /// let backoff = Backoff::none().with_delay(Duration::from_millis(5));
-    /// assert_eq!(backoff.delay(), Duration::from_millis(5));
-    /// ```
-    pub const fn with_delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
     }
 
     /// Caps every delay at `max_delay`. The cap applies before jitter: no jitter kind exceeds
@@ -213,9 +217,9 @@ impl Backoff {
     /// use core::time::Duration;
     /// use dike::retry::Backoff;
     ///
-    /// assert_eq!(Backoff::none().delay(), Duration::ZERO);
+    /// assert_eq!(Backoff::none().first_delay(), Duration::ZERO);
     /// ```
-    pub const fn delay(&self) -> Duration {
+    pub const fn first_delay(&self) -> Duration {
         self.delay
     }
 
@@ -288,6 +292,27 @@ impl Backoff {
     }
 }
 
+impl fmt::Debug for Backoff {
+    /// `Backoff { first_delay: 100ms, multiplier: 2.0, max_delay: none, jitter: Full, seed:
+    /// none }`: no cap and no seed read as `none`, not as `Duration::MAX`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Backoff");
+        s.field("first_delay", &self.delay)
+            .field("multiplier", &self.multiplier);
+        if self.max_delay == Duration::MAX {
+            s.field("max_delay", &format_args!("none"));
+        } else {
+            s.field("max_delay", &self.max_delay);
+        }
+        s.field("jitter", &self.jitter);
+        match self.seed {
+            Some(seed) => s.field("seed", &seed),
+            None => s.field("seed", &format_args!("none")),
+        };
+        s.finish()
+    }
+}
+
 impl Default for Backoff {
     /// [`Backoff::none`].
     fn default() -> Self {
@@ -326,7 +351,7 @@ impl IntoIterator for &Backoff {
 /// let mut delays: BackoffIter = Backoff::constant(Duration::from_millis(1)).into_iter();
 /// assert_eq!(delays.next(), Some(Duration::from_millis(1)));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BackoffIter {
     backoff: Backoff,
     /// The next delay before cap and jitter.
@@ -334,6 +359,15 @@ pub struct BackoffIter {
     /// The previous delay handed out (the initial delay before the first).
     prev: Duration,
     rng: SplitMix64,
+}
+
+impl fmt::Debug for BackoffIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackoffIter")
+            .field("next_nominal", &self.nominal)
+            .field("backoff", &self.backoff)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Iterator for BackoffIter {

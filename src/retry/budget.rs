@@ -6,6 +6,8 @@
 //! lock, no allocation, 32-bit atomics only (thumbv7em has no 64-bit ones). The loom model in
 //! `tests/loom_retry.rs` checks that concurrent withdrawals never overdraw.
 
+use core::fmt;
+
 use crate::error::{ConfigError, ConfigValue};
 use crate::sync::atomic::{AtomicU32, Ordering};
 
@@ -42,7 +44,6 @@ use crate::sync::atomic::{AtomicU32, Ordering};
 /// assert_eq!(small.available(), 1);
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
-#[derive(Debug)]
 pub struct RetryBudget {
     tokens: AtomicU32,
     capacity: u32,
@@ -284,5 +285,17 @@ impl Default for RetryBudget {
     /// [`RetryBudget::new`].
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl fmt::Debug for RetryBudget {
+    /// `RetryBudget { available: 490, capacity: 500, retry_cost: 5, success_refund: 1 }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBudget")
+            .field("available", &self.available())
+            .field("capacity", &self.capacity)
+            .field("retry_cost", &self.retry_cost)
+            .field("success_refund", &self.success_refund)
+            .finish()
     }
 }

@@ -18,8 +18,10 @@
 //! notified with `None`), then notify and the tracing event. The time budget's end is fixed
 //! when the first attempt starts, so attempt time counts.
 //!
-//! The schedule is turned into its iterator at the first failure, so a call that succeeds at
-//! once costs no more than the attempt and a few branches.
+//! A run borrows its policy: the schedule is cloned from it and turned into its iterator at
+//! the first failure (a call that succeeds at once costs no more than the attempt and a few
+//! branches), and the hooks are read through the borrow. A run's own hooks (`Run::when` and
+//! its siblings) are layered over the policy's.
 //!
 //! A zero delay does not touch the timer: the future wakes itself and returns `Pending` once,
 //! so the executor runs other tasks before the retry (tokio's timer would round a zero sleep
@@ -27,10 +29,12 @@
 //!
 //! Cancellation: dropping the future drops the running attempt or the sleep, nothing else is
 //! held. A retry-budget withdrawal made for a retry that has not started yet (the future is
-//! in `Sleep` or `Yield`) is given back by the `PinnedDrop`.
+//! in `Sleep` or `Yield`, or the user's notify hook panicked) is given back by the `Refund`
+//! field's `Drop`, so `Run` itself has no `Drop` and can be rebuilt by `Run::when`.
 
 use core::fmt;
 use core::future::Future;
+use core::marker::PhantomData;
 use core::num::NonZeroU32;
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -38,7 +42,7 @@ use core::time::Duration;
 
 use pin_project_lite::pin_project;
 
-use super::hooks::Hooks;
+use super::hooks::{DelayFor, Hooks, Layered, NoHooks, Notify, When};
 use crate::time::Timer;
 
 mod sealed {
@@ -149,24 +153,21 @@ impl<'a, F, A> CallWith<'a, F, A> {
     }
 }
 
-/// The schedule, turned into its iterator at the first retry: a call that succeeds at once
-/// never builds it.
-enum Schedule<S, I> {
-    Fresh(S),
-    Live(I),
-    Taken,
+/// The schedule, cloned from the policy and turned into its iterator at the first retry: a
+/// call that succeeds at once never builds it.
+enum Schedule<'a, S: IntoIterator> {
+    Fresh(&'a S),
+    Live(S::IntoIter),
 }
 
-impl<S: IntoIterator<Item = Duration>> Schedule<S, S::IntoIter> {
+impl<S: Clone + IntoIterator<Item = Duration>> Schedule<'_, S> {
     fn next(&mut self) -> Option<Duration> {
-        if matches!(self, Self::Fresh(_)) {
-            if let Self::Fresh(schedule) = core::mem::replace(self, Self::Taken) {
-                *self = Self::Live(schedule.into_iter());
-            }
+        if let Self::Fresh(schedule) = self {
+            *self = Self::Live((*schedule).clone().into_iter());
         }
         match self {
             Self::Live(iter) => iter.next(),
-            _ => None,
+            Self::Fresh(_) => None,
         }
     }
 }
@@ -177,6 +178,26 @@ enum Limit {
     Unlimited,
     Budget(Duration),
     Until(Duration),
+}
+
+/// The policy's hooks, and whether a retry was paid for (withdrawn from a
+/// [`RetryBudget`](super::RetryBudget)) and has not started yet: dropping it then gives the
+/// withdrawal back. A field of its own so that [`Run`] needs no `Drop` and can be rebuilt by
+/// [`Run::when`] and its siblings.
+struct Refund<'a, E, H: Hooks<E>> {
+    hooks: &'a H,
+    held: bool,
+    _error: PhantomData<fn(&E)>,
+}
+
+impl<E, H: Hooks<E>> Drop for Refund<'_, E, H> {
+    fn drop(&mut self) {
+        // Only the policy's hooks can hold a budget: a run's own hooks are `when`,
+        // `notify` and `delay_for` over `NoHooks`, whose withdrawals are no-ops.
+        if self.held {
+            self.hooks.cancel_retry();
+        }
+    }
 }
 
 pin_project! {
@@ -195,8 +216,11 @@ pin_project! {
     /// once the policy gives up. Returned by [`Retry::run`](super::Retry::run),
     /// [`RetryExt::retry`](super::RetryExt::retry) and [`RetryFn::call`].
     ///
-    /// Its type names the timer, the operation, the schedule and the hooks, and nothing
-    /// else, however many hooks the policy has.
+    /// It borrows the policy (`'a`), so one policy serves any number of runs. Its type names
+    /// the timer, the operation, the schedule, the policy's hooks and the run's own hooks
+    /// (`X`, [`NoHooks`](super::NoHooks) unless [`when`](Run::when),
+    /// [`notify`](Run::notify) or [`delay_for`](Run::delay_for) added some), however many
+    /// hooks the policy has.
     ///
     /// # Cancel safety
     ///
@@ -205,7 +229,8 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Polling it again after it returned `Ready` panics, as for most futures.
+    /// Polling it again after it completed panics ("`Run` polled after completion"); it
+    /// never runs the operation again.
     ///
     /// # Examples
     ///
@@ -215,7 +240,8 @@ pin_project! {
     ///
     /// let timer = ManualTimer::new();
     /// let mut calls = 0;
-    /// let run = Retry::new().run(&timer, || {
+    /// let policy = Retry::new();
+    /// let run = policy.run(&timer, || {
     ///     calls += 1;
     ///     let n = calls;
     ///     async move { if n < 3 { Err("flaky") } else { Ok(n) } }
@@ -223,75 +249,67 @@ pin_project! {
     /// assert_eq!(smol::block_on(run), Ok(3));
     /// ```
     #[must_use = "futures do nothing unless you .await or poll them"]
-    pub struct Run<T, F, S, H>
+    pub struct Run<'a, T, F, S, H, X = NoHooks>
     where
         T: Timer,
         F: Operation,
+        S: Clone,
         S: IntoIterator<Item = Duration>,
         H: Hooks<F::Error>,
+        X: Hooks<F::Error>,
     {
         timer: T,
         op: F,
-        schedule: Schedule<S, S::IntoIter>,
-        hooks: H,
+        schedule: Schedule<'a, S>,
+        extra: X,
+        refund: Refund<'a, F::Error, H>,
         attempts: Option<NonZeroU32>,
         limit: Limit,
         // Attempts started so far.
         attempt: u32,
-        // A retry was withdrawn from the budget and has not started yet.
-        retry_held: bool,
         #[pin]
         state: State<F::Future, T::Sleep>,
     }
-
-    impl<T, F, S, H> PinnedDrop for Run<T, F, S, H>
-    where
-        T: Timer,
-        F: Operation,
-        S: IntoIterator<Item = Duration>,
-        H: Hooks<F::Error>,
-    {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if *this.retry_held {
-                this.hooks.cancel_retry();
-            }
-        }
-    }
 }
 
-impl<T, F, S, H> Run<T, F, S, H>
+impl<'a, T, F, S, H> Run<'a, T, F, S, H>
 where
     T: Timer,
     F: Operation,
-    S: IntoIterator<Item = Duration>,
+    S: Clone + IntoIterator<Item = Duration>,
     H: Hooks<F::Error>,
 {
     #[inline]
-    pub(super) fn new(
-        timer: T,
-        op: F,
-        schedule: S,
-        hooks: H,
-        attempts: Option<NonZeroU32>,
-        max_elapsed: Option<Duration>,
-    ) -> Self {
+    pub(super) fn new(timer: T, op: F, policy: &'a super::Retry<S, H>) -> Self {
         Self {
             timer,
             op,
-            schedule: Schedule::Fresh(schedule),
-            hooks,
-            attempts,
-            limit: match max_elapsed {
+            schedule: Schedule::Fresh(&policy.schedule),
+            extra: NoHooks,
+            refund: Refund {
+                hooks: &policy.hooks,
+                held: false,
+                _error: PhantomData,
+            },
+            attempts: policy.attempts,
+            limit: match policy.max_elapsed {
                 Some(max) => Limit::Budget(max),
                 None => Limit::Unlimited,
             },
             attempt: 0,
-            retry_held: false,
             state: State::Start,
         }
     }
+}
 
+impl<'a, T, F, S, H, X> Run<'a, T, F, S, H, X>
+where
+    T: Timer,
+    F: Operation,
+    S: Clone + IntoIterator<Item = Duration>,
+    H: Hooks<F::Error>,
+    X: Hooks<F::Error>,
+{
     /// How many attempts have started so far.
     ///
     /// # Examples
@@ -300,20 +318,188 @@ where
     /// use dike::retry::Retry;
     /// use dike::time::ManualTimer;
     ///
-    /// let run = Retry::new().run(ManualTimer::new(), || async { Ok::<_, ()>(()) });
+    /// let policy = Retry::new();
+    /// let run = policy.run(ManualTimer::new(), || async { Ok::<_, ()>(()) });
     /// assert_eq!(run.attempts_started(), 0, "nothing runs before the first poll");
     /// ```
     pub fn attempts_started(&self) -> u32 {
         self.attempt
     }
+
+    /// Retries only the errors `predicate` accepts, for this run, on top of the policy's
+    /// own [`when`](super::Retry::when): both must accept.
+    ///
+    /// The error type is known here (it is the operation's), so the closure needs no
+    /// annotation, as with backon's `.retry(..).when(..)`.
+    ///
+    /// # Cancel safety
+    ///
+    /// The returned future is cancel safe as [`Run`] is: dropping it leaves nothing behind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::prelude::*;
+    /// use dike::retry::Retry;
+    /// use dike::time::ManualTimer;
+    ///
+    /// static POLICY: Retry = Retry::new();
+    /// let fetch = || async { Err::<(), _>(std::io::Error::other("reset")) };
+    /// let result = smol::block_on(
+    ///     fetch
+    ///         .retry(&POLICY, ManualTimer::new())
+    ///         .when(|e| e.kind() != std::io::ErrorKind::Other), // `e: &io::Error`, inferred
+    /// );
+    /// assert!(result.is_err(), "not retried: the predicate refused it");
+    /// ```
+    pub fn when<P>(self, predicate: P) -> Run<'a, T, F, S, H, When<P, X>>
+    where
+        P: Fn(&F::Error) -> bool,
+    {
+        self.with_extra(|inner| When { predicate, inner })
+    }
+
+    /// Lets an error choose its own delay for this run, as [`Retry::delay_for`] does for
+    /// every run; this run's override wins over the policy's.
+    ///
+    /// [`Retry::delay_for`]: super::Retry::delay_for
+    ///
+    /// # Cancel safety
+    ///
+    /// The returned future is cancel safe as [`Run`] is: dropping it leaves nothing behind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::prelude::*;
+    /// use dike::retry::Retry;
+    /// use dike::time::ManualTimer;
+    ///
+    /// struct Busy { retry_after: Duration }
+    /// # impl core::fmt::Debug for Busy {
+    /// #     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result { f.write_str("Busy") }
+    /// # }
+    /// let policy = Retry::fixed(Duration::from_millis(10)).try_with_attempts(2)?;
+    /// let timer = ManualTimer::new();
+    /// let op = || async { Err::<(), _>(Busy { retry_after: Duration::from_secs(2) }) };
+    /// let run = op.retry(&policy, &timer).delay_for(|e| Some(e.retry_after));
+    /// let mut run = core::pin::pin!(run);
+    /// assert!(futures_util::FutureExt::now_or_never(run.as_mut()).is_none());
+    /// assert_eq!(timer.next_deadline(), Some(Duration::from_secs(2)));
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn delay_for<D>(self, delay: D) -> Run<'a, T, F, S, H, DelayFor<D, X>>
+    where
+        D: Fn(&F::Error) -> Option<Duration>,
+    {
+        self.with_extra(|inner| DelayFor { delay, inner })
+    }
+
+    /// Calls `hook(&error, attempt, next)` for each failure of this run that will be retried
+    /// (after the policy's own [`notify`](super::Retry::notify)).
+    ///
+    /// # Cancel safety
+    ///
+    /// The returned future is cancel safe as [`Run`] is: dropping it leaves nothing behind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::prelude::*;
+    /// use dike::retry::Retry;
+    /// use dike::time::ManualTimer;
+    ///
+    /// let policy = Retry::new().try_with_attempts(3)?;
+    /// let failures = core::cell::Cell::new(0);
+    /// let op = || async { Err::<(), _>("down") };
+    /// let run = op
+    ///     .retry(&policy, ManualTimer::new())
+    ///     .notify(|e, attempt, _| {
+    ///         assert_eq!(*e, "down");
+    ///         failures.set(attempt);
+    ///     });
+    /// assert_eq!(smol::block_on(run), Err("down"));
+    /// assert_eq!(failures.get(), 2);
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn notify<N>(self, hook: N) -> Run<'a, T, F, S, H, Notify<N, X>>
+    where
+        N: Fn(&F::Error, u32, Option<Duration>),
+    {
+        self.with_extra(|inner| Notify {
+            notify: hook,
+            inner,
+        })
+    }
+
+    /// Resolves to an [`Outcome`]: the result together with the number of attempts made and
+    /// the time taken (tenacity's statistics, failsafe's `ExecutionResult`).
+    ///
+    /// # Cancel safety
+    ///
+    /// The returned future is cancel safe as [`Run`] is: dropping it leaves nothing behind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::prelude::*;
+    /// use dike::retry::Retry;
+    /// use dike::time::ManualTimer;
+    ///
+    /// let policy = Retry::new().try_with_attempts(3)?;
+    /// let op = || async { Err::<(), _>("down") };
+    /// let outcome = smol::block_on(op.retry(&policy, ManualTimer::new()).outcome());
+    /// assert_eq!(outcome.attempts(), 3);
+    /// assert_eq!(outcome.elapsed(), Duration::ZERO);
+    /// assert_eq!(outcome.into_result(), Err("down"));
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn outcome(self) -> RunOutcome<Self> {
+        RunOutcome {
+            run: self,
+            start: None,
+            done: false,
+        }
+    }
+
+    fn with_extra<X2>(self, f: impl FnOnce(X) -> X2) -> Run<'a, T, F, S, H, X2>
+    where
+        X2: Hooks<F::Error>,
+    {
+        let Self {
+            timer,
+            op,
+            schedule,
+            extra,
+            refund,
+            attempts,
+            limit,
+            attempt,
+            state,
+        } = self;
+        Run {
+            timer,
+            op,
+            schedule,
+            extra: f(extra),
+            refund,
+            attempts,
+            limit,
+            attempt,
+            state,
+        }
+    }
 }
 
-impl<T, F, S, H> fmt::Debug for Run<T, F, S, H>
+impl<T, F, S, H, X> fmt::Debug for Run<'_, T, F, S, H, X>
 where
     T: Timer,
     F: Operation,
-    S: IntoIterator<Item = Duration>,
+    S: Clone + IntoIterator<Item = Duration>,
     H: Hooks<F::Error>,
+    X: Hooks<F::Error>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
@@ -325,18 +511,19 @@ where
         };
         f.debug_struct("Run")
             .field("attempt", &self.attempt)
-            .field("state", &state)
+            .field("state", &format_args!("{state}"))
             .finish_non_exhaustive()
     }
 }
 
-impl<T, F, S, H> Future for Run<T, F, S, H>
+impl<T, F, S, H, X> Future for Run<'_, T, F, S, H, X>
 where
     T: Timer,
     F: Operation,
     F::Error: fmt::Debug,
-    S: IntoIterator<Item = Duration>,
+    S: Clone + IntoIterator<Item = Duration>,
     H: Hooks<F::Error>,
+    X: Hooks<F::Error>,
 {
     type Output = Result<F::Ok, F::Error>;
 
@@ -349,7 +536,7 @@ where
                     if let Limit::Budget(max) = *this.limit {
                         *this.limit = Limit::Until(this.timer.now().saturating_add(max));
                     }
-                    *this.retry_held = false;
+                    this.refund.held = false;
                     *this.attempt = this.attempt.saturating_add(1);
                     let fut = this.op.call();
                     this.state.set(State::Attempt { fut });
@@ -359,7 +546,11 @@ where
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Ok(value)) => {
                             this.state.set(State::Done);
-                            this.hooks.on_success();
+                            Layered {
+                                outer: &*this.extra,
+                                inner: this.refund.hooks,
+                            }
+                            .on_success();
                             return Poll::Ready(Ok(value));
                         }
                         Poll::Ready(Err(error)) => error,
@@ -367,6 +558,10 @@ where
                     // The attempt's future is dropped before the hooks run.
                     this.state.set(State::Done);
                     let now = this.timer.now();
+                    let hooks = Layered {
+                        outer: &*this.extra,
+                        inner: this.refund.hooks,
+                    };
                     let Some(delay) = decide(
                         &error,
                         *this.attempt,
@@ -374,8 +569,8 @@ where
                         *this.limit,
                         now,
                         this.schedule,
-                        this.hooks,
-                        this.retry_held,
+                        &hooks,
+                        &mut this.refund.held,
                     ) else {
                         return Poll::Ready(Err(error));
                     };
@@ -403,20 +598,176 @@ where
     }
 }
 
+/// What a retried call came to: its result, how many attempts it took and how long; from
+/// [`Run::outcome`].
+///
+/// # Examples
+///
+/// ```
+/// use dike::prelude::*;
+/// use dike::retry::{Outcome, Retry};
+/// use dike::time::ManualTimer;
+///
+/// let policy = Retry::new();
+/// let mut calls = 0;
+/// let op = || {
+///     calls += 1;
+///     let n = calls;
+///     async move { if n < 2 { Err("flaky") } else { Ok(n) } }
+/// };
+/// let outcome: Outcome<u32, &str> = smol::block_on(op.retry(&policy, ManualTimer::new()).outcome());
+/// assert_eq!((outcome.attempts(), outcome.result()), (2, &Ok(2)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome<T, E> {
+    result: Result<T, E>,
+    attempts: u32,
+    elapsed: Duration,
+}
+
+impl<T, E> Outcome<T, E> {
+    /// The first success, or the last error, unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use dike::prelude::*;
+    /// # let policy = dike::retry::Retry::new();
+    /// let op = || async { Ok::<_, ()>(7) };
+    /// let outcome = smol::block_on(op.retry(&policy, dike::time::ManualTimer::new()).outcome());
+    /// assert_eq!(outcome.result(), &Ok(7));
+    /// ```
+    pub const fn result(&self) -> &Result<T, E> {
+        &self.result
+    }
+
+    /// The result, by value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use dike::prelude::*;
+    /// # let policy = dike::retry::Retry::new();
+    /// let op = || async { Ok::<_, ()>(7) };
+    /// let outcome = smol::block_on(op.retry(&policy, dike::time::ManualTimer::new()).outcome());
+    /// assert_eq!(outcome.into_result(), Ok(7));
+    /// ```
+    pub fn into_result(self) -> Result<T, E> {
+        self.result
+    }
+
+    /// How many times the operation was called, the first call included (at least 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use dike::prelude::*;
+    /// # let policy = dike::retry::Retry::new();
+    /// let op = || async { Ok::<_, ()>(7) };
+    /// let outcome = smol::block_on(op.retry(&policy, dike::time::ManualTimer::new()).outcome());
+    /// assert_eq!(outcome.attempts(), 1);
+    /// ```
+    pub const fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The timer's time from the first attempt's start to the outcome: attempts and delays.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use dike::prelude::*;
+    /// # let policy = dike::retry::Retry::new();
+    /// let op = || async { Ok::<_, ()>(7) };
+    /// let outcome = smol::block_on(op.retry(&policy, dike::time::ManualTimer::new()).outcome());
+    /// assert_eq!(outcome.elapsed(), core::time::Duration::ZERO);
+    /// ```
+    pub const fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
+pin_project! {
+    /// A [`Run`] that resolves to an [`Outcome`] (result, attempts, elapsed time) instead of
+    /// the bare result; built by [`Run::outcome`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Run`]: dropping it drops the attempt or the sleep in progress.
+    ///
+    /// # Panics
+    ///
+    /// Polling it again after it completed panics ("`RunOutcome` polled after completion").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::prelude::*;
+    /// use dike::retry::{Retry, RunOutcome};
+    ///
+    /// let policy = Retry::new();
+    /// let op = || async { Ok::<_, ()>(1) };
+    /// let outcome = op.retry(&policy, dike::time::ManualTimer::new()).outcome();
+    /// assert_eq!(smol::block_on(outcome).attempts(), 1);
+    /// ```
+    #[must_use = "futures do nothing unless you .await or poll them"]
+    pub struct RunOutcome<R> {
+        #[pin]
+        run: R,
+        start: Option<Duration>,
+        done: bool,
+    }
+}
+
+impl<R: fmt::Debug> fmt::Debug for RunOutcome<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunOutcome")
+            .field("run", &self.run)
+            .finish()
+    }
+}
+
+impl<T, F, S, H, X> Future for RunOutcome<Run<'_, T, F, S, H, X>>
+where
+    T: Timer,
+    F: Operation,
+    F::Error: fmt::Debug,
+    S: Clone + IntoIterator<Item = Duration>,
+    H: Hooks<F::Error>,
+    X: Hooks<F::Error>,
+{
+    type Output = Outcome<F::Ok, F::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        assert!(!*this.done, "`RunOutcome` polled after completion");
+        let start = *this.start.get_or_insert_with(|| this.run.timer.now());
+        let mut run = this.run;
+        let result = core::task::ready!(run.as_mut().poll(cx));
+        *this.done = true;
+        let end = run.as_mut().project().timer.now();
+        Poll::Ready(Outcome {
+            result,
+            attempts: run.attempt,
+            elapsed: end.saturating_sub(start),
+        })
+    }
+}
+
 /// After a failure of attempt number `attempt`: the delay before the next one, or `None` to
 /// give up. Notifies (and traces) every retry and every budget refusal.
 ///
 /// `retry_held` is set as soon as the budget pays for the retry, before the user's `notify`
 /// runs: if that hook panics, dropping the future still gives the withdrawal back.
 #[allow(clippy::too_many_arguments)] // the loop's state, passed apart to keep borrows split
-fn decide<E: fmt::Debug, S: IntoIterator<Item = Duration>, H: Hooks<E>>(
+fn decide<E: fmt::Debug, S: Clone + IntoIterator<Item = Duration>, H: Hooks<E>>(
     error: &E,
     attempt: u32,
     attempts: Option<NonZeroU32>,
     limit: Limit,
     now: Duration,
-    schedule: &mut Schedule<S, S::IntoIter>,
-    hooks: &mut H,
+    schedule: &mut Schedule<'_, S>,
+    hooks: &H,
     retry_held: &mut bool,
 ) -> Option<Duration> {
     if !hooks.should_retry(error) {
@@ -461,6 +812,8 @@ fn decide<E: fmt::Debug, S: IntoIterator<Item = Duration>, H: Hooks<E>>(
 /// An async function wrapped so that every call is retried, like Python dike's `@retry`
 /// decorator; built by [`retry`](super::retry).
 ///
+/// It owns its policy and timer; each call borrows them, so nothing is cloned per call.
+///
 /// # Examples
 ///
 /// ```
@@ -471,7 +824,7 @@ fn decide<E: fmt::Debug, S: IntoIterator<Item = Duration>, H: Hooks<E>>(
 ///     Ok(n * 2)
 /// }
 ///
-/// let double = retry(Retry::new().with_attempts(3)?, ManualTimer::new(), double);
+/// let double = retry(Retry::new().try_with_attempts(3)?, ManualTimer::new(), double);
 /// assert_eq!(smol::block_on(double.call(21)), Ok(42));
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
@@ -493,11 +846,10 @@ impl<T, F, S: fmt::Debug, H: fmt::Debug> fmt::Debug for RetryFn<T, F, S, H> {
 impl<T, F, S, H> RetryFn<T, F, S, H>
 where
     T: Timer,
-    S: IntoIterator<Item = Duration> + Clone,
-    H: Clone,
+    S: Clone + IntoIterator<Item = Duration>,
 {
     /// Calls the wrapped function with `args`, retrying per the policy; each attempt gets a
-    /// clone of `args`. Several arguments go in a tuple.
+    /// clone of `args`. Several arguments go in a tuple; none, see [`call0`](Self::call0).
     ///
     /// # Cancel safety
     ///
@@ -518,15 +870,45 @@ where
     /// });
     /// assert_eq!(smol::block_on(add.call((2, 3))), Ok(5));
     /// ```
-    pub fn call<A, Fut, R, E>(&self, args: A) -> Run<T, CallWith<'_, F, A>, S, H>
+    pub fn call<A, Fut, R, E>(&self, args: A) -> Run<'_, &T, CallWith<'_, F, A>, S, H>
     where
         F: Fn(A) -> Fut,
         A: Clone,
         Fut: Future<Output = Result<R, E>>,
         H: Hooks<E>,
     {
-        self.policy
-            .clone()
-            .run(self.timer.clone(), CallWith::new(&self.f, args))
+        self.policy.run(&self.timer, CallWith::new(&self.f, args))
+    }
+
+    /// Calls the wrapped function, which takes no argument, retrying per the policy.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future cancels the call, as for [`Run`].
+    ///
+    /// # Errors
+    ///
+    /// The last attempt's error, unchanged, once the policy gives up.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::retry::{Retry, retry};
+    /// use dike::time::ManualTimer;
+    ///
+    /// async fn ping() -> Result<&'static str, &'static str> {
+    ///     Ok("pong")
+    /// }
+    ///
+    /// let ping = retry(Retry::new(), ManualTimer::new(), ping);
+    /// assert_eq!(smol::block_on(ping.call0()), Ok("pong"));
+    /// ```
+    pub fn call0<Fut, R, E>(&self) -> Run<'_, &T, &F, S, H>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        H: Hooks<E>,
+    {
+        self.policy.run(&self.timer, &self.f)
     }
 }

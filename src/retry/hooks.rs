@@ -21,6 +21,10 @@ mod sealed {
 /// [`with_budget`](super::Retry::with_budget) build; sealed, so it can grow without breaking
 /// anyone. Write your logic in those closures instead.
 ///
+/// Every method takes `&self`: a policy is shared by every run of it (see
+/// [`Retry::run`](super::Retry::run)), so its hooks are `Fn` closures. Keep counters in a
+/// `Cell`, an atomic or a `Mutex`.
+///
 /// # Examples
 ///
 /// ```
@@ -32,18 +36,18 @@ mod sealed {
 /// ```
 pub trait Hooks<E>: sealed::Sealed {
     /// Whether `error` may be retried at all.
-    fn should_retry(&mut self, error: &E) -> bool;
+    fn should_retry(&self, error: &E) -> bool;
     /// A delay that replaces the schedule's for this `error` (a Retry-After hint).
-    fn delay_override(&mut self, error: &E) -> Option<Duration>;
+    fn delay_override(&self, error: &E) -> Option<Duration>;
     /// Called for each failure that will be retried after `next` (`Some`), or that the
     /// budget refused to retry (`None`).
-    fn notify(&mut self, error: &E, attempt: u32, next: Option<Duration>);
+    fn notify(&self, error: &E, attempt: u32, next: Option<Duration>);
     /// Withdraws a retry from the budget, if any; `false` refuses the retry.
-    fn acquire_retry(&mut self) -> bool;
+    fn acquire_retry(&self) -> bool;
     /// Gives back a retry acquired but never made (the future was dropped while waiting).
-    fn cancel_retry(&mut self);
+    fn cancel_retry(&self);
     /// Called when the operation succeeds.
-    fn on_success(&mut self);
+    fn on_success(&self);
 }
 
 /// No hooks: every error is retried, on the schedule, silently, without a budget.
@@ -63,23 +67,23 @@ impl sealed::Sealed for NoHooks {}
 
 impl<E> Hooks<E> for NoHooks {
     #[inline]
-    fn should_retry(&mut self, _: &E) -> bool {
+    fn should_retry(&self, _: &E) -> bool {
         true
     }
     #[inline]
-    fn delay_override(&mut self, _: &E) -> Option<Duration> {
+    fn delay_override(&self, _: &E) -> Option<Duration> {
         None
     }
     #[inline]
-    fn notify(&mut self, _: &E, _: u32, _: Option<Duration>) {}
+    fn notify(&self, _: &E, _: u32, _: Option<Duration>) {}
     #[inline]
-    fn acquire_retry(&mut self) -> bool {
+    fn acquire_retry(&self) -> bool {
         true
     }
     #[inline]
-    fn cancel_retry(&mut self) {}
+    fn cancel_retry(&self) {}
     #[inline]
-    fn on_success(&mut self) {}
+    fn on_success(&self) {}
 }
 
 /// Writes the listed [`Hooks`] methods as plain forwards to `self.inner`: each wrapper spells
@@ -88,37 +92,37 @@ macro_rules! forward {
     ($($method:ident),* $(,)?) => { $(forward!(@ $method);)* };
     (@ should_retry) => {
         #[inline]
-        fn should_retry(&mut self, error: &E) -> bool {
+        fn should_retry(&self, error: &E) -> bool {
             self.inner.should_retry(error)
         }
     };
     (@ delay_override) => {
         #[inline]
-        fn delay_override(&mut self, error: &E) -> Option<Duration> {
+        fn delay_override(&self, error: &E) -> Option<Duration> {
             self.inner.delay_override(error)
         }
     };
     (@ notify) => {
         #[inline]
-        fn notify(&mut self, error: &E, attempt: u32, next: Option<Duration>) {
+        fn notify(&self, error: &E, attempt: u32, next: Option<Duration>) {
             self.inner.notify(error, attempt, next);
         }
     };
     (@ acquire_retry) => {
         #[inline]
-        fn acquire_retry(&mut self) -> bool {
+        fn acquire_retry(&self) -> bool {
             self.inner.acquire_retry()
         }
     };
     (@ cancel_retry) => {
         #[inline]
-        fn cancel_retry(&mut self) {
+        fn cancel_retry(&self) {
             self.inner.cancel_retry();
         }
     };
     (@ on_success) => {
         #[inline]
-        fn on_success(&mut self) {
+        fn on_success(&self) {
             self.inner.on_success();
         }
     };
@@ -128,7 +132,7 @@ macro_rules! wrapper {
     ($(#[$doc:meta])* $name:ident<$f:ident>, $field:ident) => {
         $(#[$doc])*
         #[derive(Clone, Copy)]
-        pub struct $name<$f, H> {
+        pub struct $name<$f, H = NoHooks> {
             pub(super) $field: $f,
             pub(super) inner: H,
         }
@@ -152,17 +156,17 @@ wrapper! {
     /// # Examples
     ///
     /// ```
-    /// use dike::retry::{NoHooks, Retry, When};
+    /// use dike::retry::{Retry, When};
     ///
     /// fn transient(e: &&str) -> bool { *e == "busy" }
-    /// let policy: Retry<_, When<fn(&&str) -> bool, NoHooks>> = Retry::new().when(transient);
+    /// let policy: Retry<_, When<fn(&&str) -> bool>> = Retry::new().when(transient);
     /// # let _ = policy;
     /// ```
     When<P>, predicate
 }
 
-impl<E, P: FnMut(&E) -> bool, H: Hooks<E>> Hooks<E> for When<P, H> {
-    fn should_retry(&mut self, error: &E) -> bool {
+impl<E, P: Fn(&E) -> bool, H: Hooks<E>> Hooks<E> for When<P, H> {
+    fn should_retry(&self, error: &E) -> bool {
         (self.predicate)(error) && self.inner.should_retry(error)
     }
     forward!(
@@ -182,18 +186,18 @@ wrapper! {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use dike::retry::{DelayFor, NoHooks, Retry};
+    /// use dike::retry::{DelayFor, Retry};
     ///
     /// fn hint(_: &&str) -> Option<Duration> { None }
-    /// let policy: Retry<_, DelayFor<fn(&&str) -> Option<Duration>, NoHooks>> =
+    /// let policy: Retry<_, DelayFor<fn(&&str) -> Option<Duration>>> =
     ///     Retry::new().delay_for(hint);
     /// # let _ = policy;
     /// ```
     DelayFor<D>, delay
 }
 
-impl<E, D: FnMut(&E) -> Option<Duration>, H: Hooks<E>> Hooks<E> for DelayFor<D, H> {
-    fn delay_override(&mut self, error: &E) -> Option<Duration> {
+impl<E, D: Fn(&E) -> Option<Duration>, H: Hooks<E>> Hooks<E> for DelayFor<D, H> {
+    fn delay_override(&self, error: &E) -> Option<Duration> {
         (self.delay)(error).or_else(|| self.inner.delay_override(error))
     }
     forward!(
@@ -213,20 +217,20 @@ wrapper! {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use dike::retry::{NoHooks, Notify, Retry};
+    /// use dike::retry::{Notify, Retry};
     ///
     /// fn log(e: &&str, attempt: u32, next: Option<Duration>) {
     ///     println!("attempt {attempt} failed with {e}; next try in {next:?}");
     /// }
-    /// let policy: Retry<_, Notify<fn(&&str, u32, Option<Duration>), NoHooks>> =
+    /// let policy: Retry<_, Notify<fn(&&str, u32, Option<Duration>)>> =
     ///     Retry::new().notify(log);
     /// # let _ = policy;
     /// ```
     Notify<N>, notify
 }
 
-impl<E, N: FnMut(&E, u32, Option<Duration>), H: Hooks<E>> Hooks<E> for Notify<N, H> {
-    fn notify(&mut self, error: &E, attempt: u32, next: Option<Duration>) {
+impl<E, N: Fn(&E, u32, Option<Duration>), H: Hooks<E>> Hooks<E> for Notify<N, H> {
+    fn notify(&self, error: &E, attempt: u32, next: Option<Duration>) {
         self.inner.notify(error, attempt, next);
         (self.notify)(error, attempt, next);
     }
@@ -246,17 +250,17 @@ wrapper! {
     /// # Examples
     ///
     /// ```
-    /// use dike::retry::{Budgeted, NoHooks, Retry, RetryBudget};
+    /// use dike::retry::{Budgeted, Retry, RetryBudget};
     ///
     /// static BUDGET: RetryBudget = RetryBudget::new();
-    /// let policy: Retry<_, Budgeted<&RetryBudget, NoHooks>> = Retry::new().with_budget(&BUDGET);
+    /// let policy: Retry<_, Budgeted<&RetryBudget>> = Retry::new().with_budget(&BUDGET);
     /// # let _ = policy;
     /// ```
     Budgeted<B>, budget
 }
 
 impl<E, B: Borrow<RetryBudget>, H: Hooks<E>> Hooks<E> for Budgeted<B, H> {
-    fn acquire_retry(&mut self) -> bool {
+    fn acquire_retry(&self) -> bool {
         if !self.budget.borrow().try_withdraw() {
             return false;
         }
@@ -266,13 +270,56 @@ impl<E, B: Borrow<RetryBudget>, H: Hooks<E>> Hooks<E> for Budgeted<B, H> {
         self.budget.borrow().cancel_withdrawal();
         false
     }
-    fn cancel_retry(&mut self) {
+    fn cancel_retry(&self) {
         self.budget.borrow().cancel_withdrawal();
         self.inner.cancel_retry();
     }
-    fn on_success(&mut self) {
+    fn on_success(&self) {
         self.budget.borrow().deposit();
         self.inner.on_success();
     }
     forward!(should_retry, delay_override, notify);
+}
+
+/// A run's own hooks (`outer`, from [`Run::when`](super::Run::when) and its siblings) over
+/// the policy's (`inner`): both predicates must accept, the run's delay override wins, both
+/// are notified (the policy's first).
+pub(super) struct Layered<'a, X, H> {
+    pub(super) outer: &'a X,
+    pub(super) inner: &'a H,
+}
+
+impl<X, H> sealed::Sealed for Layered<'_, X, H> {}
+
+impl<E, X: Hooks<E>, H: Hooks<E>> Hooks<E> for Layered<'_, X, H> {
+    fn should_retry(&self, error: &E) -> bool {
+        self.outer.should_retry(error) && self.inner.should_retry(error)
+    }
+    fn delay_override(&self, error: &E) -> Option<Duration> {
+        self.outer
+            .delay_override(error)
+            .or_else(|| self.inner.delay_override(error))
+    }
+    fn notify(&self, error: &E, attempt: u32, next: Option<Duration>) {
+        self.inner.notify(error, attempt, next);
+        self.outer.notify(error, attempt, next);
+    }
+    fn acquire_retry(&self) -> bool {
+        if !self.inner.acquire_retry() {
+            return false;
+        }
+        if self.outer.acquire_retry() {
+            return true;
+        }
+        self.inner.cancel_retry();
+        false
+    }
+    fn cancel_retry(&self) {
+        self.inner.cancel_retry();
+        self.outer.cancel_retry();
+    }
+    fn on_success(&self) {
+        self.inner.on_success();
+        self.outer.on_success();
+    }
 }

@@ -1,24 +1,141 @@
 //! Retry: call an async operation again when it fails, with backoff, jitter, a time budget
 //! and a shared retry budget (Python dike's `@retry`).
 //!
+//! ```
+//! use core::num::NonZeroU32;
+//! use core::time::Duration;
+//! use dike::prelude::*;
+//! use dike::retry::{Jitter, Retry};
+//! # use dike::time::ManualTimer as TokioTimer;
+//!
+//! // 4 attempts, 100 ms then 200 ms then 400 ms apart (jittered), never more than 2 s.
+//! let policy = Retry::exponential(Duration::from_millis(100), 2.0)?
+//!     .with_max_delay(Duration::from_secs(2))
+//!     .with_jitter(Jitter::Full)
+//!     .with_attempts(NonZeroU32::new(4).unwrap());
+//!
+//! async fn fetch() -> Result<String, std::io::Error> {
+//!     Ok("<html>".into())
+//! }
+//! # smol::block_on(async {
+//! let timer = TokioTimer::new();
+//! let page = fetch.retry(&policy, &timer).await;
+//! # assert!(page.is_ok());
+//! # });
+//! # Ok::<(), dike::error::ConfigError>(())
+//! ```
+//!
 //! A [`Retry`] policy is plain data: how many attempts, which delays (a [`Backoff`] or any
 //! `Iterator<Item = Duration>`), how long in total, and optional hooks (which errors to
 //! retry, a per-error delay such as a Retry-After hint, a notification per failure, a
-//! [`RetryBudget`]). It runs an operation three ways:
+//! [`RetryBudget`]). Running it **borrows** it, so one policy (in a struct field, a `static`,
+//! a `const`) serves every call. It runs an operation three ways:
 //!
 //! - [`policy.run(&timer, op)`](Retry::run);
-//! - [`op.retry(policy, &timer)`](RetryExt::retry), with [`RetryExt`] from `dike::prelude`;
+//! - [`op.retry(&policy, &timer)`](RetryExt::retry), with [`RetryExt`] from `dike::prelude`;
 //! - [`retry(policy, timer, f)`](retry()), which wraps an async function like the Python
 //!   decorator.
 //!
 //! All three return a [`Run`] future that resolves to the first success or to the last
-//! error, unchanged.
+//! error, unchanged; [`Run::outcome`] resolves to an [`Outcome`] with the attempt count too.
+//!
+//! # Constructors and defaults
+//!
+//! | | [`Retry::exponential(d, f)`](Retry::exponential) | [`Retry::fixed(d)`](Retry::fixed) | [`Retry::new()`](Retry::new) | Python dike `@retry()` | backon `ExponentialBuilder::default()` | tenacity `@retry` |
+//! |---|---|---|---|---|---|---|
+//! | attempts | unlimited | unlimited | unlimited | unlimited | 4 (3 retries) | unlimited |
+//! | first delay | `d` (> 0) | `d` | 0 | 0 | 1 s | 0 (`wait_none`) |
+//! | multiplier | `f` (≥ 1) | 1 | 1 | 1 | 2 | none (`wait_exponential`: 2, from 1 s) |
+//! | cap | none | none | none | none | 60 s | none (`wait_exponential`: `max`) |
+//! | jitter | none | none | none | none | none | none (`wait_random_exponential`: full) |
+//! | total time | unlimited | unlimited | unlimited | unlimited | unlimited | unlimited |
+//! | errors retried | all | all | all | all (`Exception`) | all | all |
+//!
+//! Every column is changed with the same `with_*` methods: [`with_attempts`](Retry::with_attempts),
+//! [`with_max_delay`](Retry::with_max_delay), [`with_jitter`](Retry::with_jitter),
+//! [`with_max_elapsed`](Retry::with_max_elapsed), [`when`](Retry::when).
+//!
+//! A multiplier needs a first delay: `0 × 2ⁿ` is 0, so an "exponential" backoff from zero
+//! would retry at once, forever, and say nothing. [`Retry::exponential`] and
+//! [`Backoff::with_multiplier`] reject it with a [`ConfigError`]
+//! naming `first_delay`, and there is no setter that could set the first delay back to zero
+//! afterwards. (Python dike accepts `@retry(backoff=2)` without a delay and never waits.)
+//!
+//! # Storing a policy
+//!
+//! A policy with no closures has a short type, [`Retry`], and can be a `const` or `static`:
+//! the constructors are `const fn`, and the checks run at compile time.
+//!
+//! ```
+//! use core::num::NonZeroU32;
+//! use core::time::Duration;
+//! use dike::retry::{Jitter, Retry};
+//!
+//! static POLICY: Retry = match Retry::exponential(Duration::from_millis(100), 2.0) {
+//!     Ok(policy) => policy
+//!         .with_max_delay(Duration::from_secs(2))
+//!         .with_jitter(Jitter::Full)
+//!         .with_attempts(NonZeroU32::new(4).unwrap()),
+//!     Err(_) => panic!("invalid retry policy"), // a compile error, never a runtime panic
+//! };
+//! assert_eq!(POLICY.attempts(), Some(4));
+//! ```
+//!
+//! With hooks (built at run time: the hook methods are not `const`), name them with fn
+//! pointers in a type alias (every hook type defaults its inner hooks to [`NoHooks`]), or
+//! return `impl Hooks<E>` from a constructor function:
+//!
+//! ```
+//! use core::time::Duration;
+//! use dike::retry::{Backoff, Hooks, Retry, When};
+//! use dike::time::ManualTimer;
+//! use std::io;
+//!
+//! fn transient(e: &io::Error) -> bool {
+//!     e.kind() != io::ErrorKind::NotFound
+//! }
+//!
+//! // A type alias with a fn pointer: nameable in a struct field.
+//! type Policy = Retry<Backoff, When<fn(&io::Error) -> bool>>;
+//!
+//! fn policy() -> Policy {
+//!     Retry::fixed(Duration::from_millis(10)).when(transient as fn(&_) -> _)
+//! }
+//!
+//! // Or a constructor returning `impl Hooks`: closures allowed, the type is never written.
+//! fn closure_policy() -> Retry<Backoff, impl Hooks<io::Error>> {
+//!     Retry::fixed(Duration::from_millis(10))
+//!         .when(|e: &io::Error| e.kind() != io::ErrorKind::NotFound)
+//! }
+//!
+//! struct Client {
+//!     policy: Policy,
+//!     timer: ManualTimer,
+//! }
+//!
+//! impl Client {
+//!     async fn get(&self) -> Result<String, io::Error> {
+//!         // `run` borrows the policy: `&self` is enough, nothing is cloned.
+//!         self.policy.run(&self.timer, || async { Err(io::ErrorKind::NotFound.into()) }).await
+//!     }
+//! }
+//!
+//! let client = Client { policy: policy(), timer: ManualTimer::new() };
+//! assert!(smol::block_on(client.get()).is_err());
+//! assert!(smol::block_on(client.get()).is_err(), "the same policy, run again");
+//! let _ = closure_policy();
+//! ```
+//!
+//! A predicate on the policy names its error type, because the policy is built before any
+//! operation. To let the compiler infer it, as backon does, attach it to the run instead:
+//! [`op.retry(&policy, &timer).when(|e| ..)`](Run::when) (also [`Run::notify`] and
+//! [`Run::delay_for`]).
 //!
 //! # Behaviour
 //!
 //! After attempt `n` fails with error `e`, the loop gives up and returns `e` when:
 //!
-//! 1. the [`when`](Retry::when) predicate rejects `e` (no notification);
+//! 1. a [`when`](Retry::when) predicate rejects `e` (no notification);
 //! 2. `n` reached [`with_attempts`](Retry::with_attempts) (attempts count the first call);
 //! 3. the schedule iterator is exhausted;
 //! 4. the time budget of [`with_max_elapsed`](Retry::with_max_elapsed), counted from the
@@ -26,11 +143,11 @@
 //!    past it;
 //! 5. the [`RetryBudget`] is empty (notified with a `None` delay).
 //!
-//! Otherwise it calls the [`notify`](Retry::notify) hook with `(&e, n, Some(delay))`, emits a
-//! `tracing` warn event "Caught error … Retrying in 0.01s ..." (with the `tracing` feature),
-//! waits `delay` and calls the operation again. The delay is the schedule's next one, unless
-//! [`delay_for`](Retry::delay_for) returns one for `e`. A zero delay yields to the executor
-//! once instead of going through the timer.
+//! Otherwise it calls the [`notify`](Retry::notify) hooks with `(&e, n, Some(delay))`, emits
+//! a `tracing` warn event "Caught error … Retrying in 0.01s ..." (with the `tracing`
+//! feature), waits `delay` and calls the operation again. The delay is the schedule's next
+//! one, unless a [`delay_for`](Retry::delay_for) hook returns one for `e`. A zero delay
+//! yields to the executor once instead of going through the timer.
 //!
 //! # What to know
 //!
@@ -38,8 +155,10 @@
 //!   can be logged.
 //! - The operation is a closure called once per attempt; a dropped [`Run`] drops the attempt
 //!   in progress (see [`Retry::run`]'s cancel safety). Nothing is spawned.
+//! - Hooks are `Fn` closures, since every run of a policy shares them: keep counters in a
+//!   `Cell` or an atomic.
 //! - [`Run`] is `Send` when the timer, the operation, its future, the schedule, the hooks
-//!   and the timer's sleep are. Its type has four parameters however many hooks are set.
+//!   and the timer's sleep are (the hooks must be `Sync`, being borrowed).
 //! - The policy never reads a global clock: pass the [`Timer`] of your runtime, or a
 //!   [`ManualTimer`](crate::time::ManualTimer) in tests to assert exact delays.
 //!
@@ -69,9 +188,8 @@
 //! use futures_util::FutureExt;
 //!
 //! let timer = ManualTimer::new();
-//! let policy = Retry::new()
-//!     .with_attempts(3)?
-//!     .with_delay(Duration::from_millis(10))
+//! let policy = Retry::exponential(Duration::from_millis(10), 2.0)?
+//!     .try_with_attempts(3)?
 //!     .notify(|e: &&str, attempt, next| println!("attempt {attempt}: {e}; retrying in {next:?}"));
 //!
 //! let calls = core::cell::Cell::new(0);
@@ -79,16 +197,16 @@
 //!     calls.set(calls.get() + 1);
 //!     async { Err::<(), _>("connection reset") }
 //! });
-//! let mut run = core::pin::pin!(run);
-//! let result = loop {
-//!     if let Some(result) = run.as_mut().now_or_never() {
-//!         break result;
+//! let mut run = core::pin::pin!(run.outcome());
+//! let outcome = loop {
+//!     if let Some(outcome) = run.as_mut().now_or_never() {
+//!         break outcome;
 //!     }
 //!     timer.advance_to_next();
 //! };
-//! assert_eq!(result, Err("connection reset"));
-//! assert_eq!(calls.get(), 3);
-//! assert_eq!(timer.now(), Duration::from_millis(20));
+//! assert_eq!(outcome.result(), &Err("connection reset"));
+//! assert_eq!(outcome.attempts(), 3);
+//! assert_eq!(outcome.elapsed(), Duration::from_millis(30)); // 10 ms, then 20 ms
 //! # Ok::<(), dike::error::ConfigError>(())
 //! ```
 
@@ -106,7 +224,7 @@ mod rng;
 
 pub use backoff::{Backoff, BackoffIter};
 pub use budget::RetryBudget;
-pub use future::{CallWith, Operation, RetryFn, Run};
+pub use future::{CallWith, Operation, Outcome, RetryFn, Run, RunOutcome};
 pub use hooks::{Budgeted, DelayFor, Hooks, NoHooks, Notify, When};
 pub use jitter::Jitter;
 
@@ -115,28 +233,35 @@ use crate::time::Timer;
 
 /// A retry policy: attempts, schedule, time budget and hooks, in one value.
 ///
-/// `Retry::new()` retries every error, without limit and without delay, like Python dike's
-/// `@retry()`. Chain `with_*` methods to configure it; they validate their input and return
-/// [`ConfigError`] instead of accepting a meaningless value. The policy is `Copy` when its
-/// schedule and hooks are (a [`Backoff`] and plain closures are), and `Clone` when they are.
+/// Start from [`Retry::exponential`], [`Retry::fixed`] or [`Retry::new`] (see the
+/// [defaults table](self#constructors-and-defaults)) and chain `with_*` methods. Methods
+/// that take a plain number validate it and return [`ConfigError`] instead of accepting a
+/// meaningless value; the others take types that cannot be wrong (`NonZeroU32`,
+/// `Duration`) and are `const fn`, so a whole policy can be a `const` or a `static`.
 ///
-/// `S` is the schedule (any `IntoIterator<Item = Duration>`, [`Backoff`] by default), `H` the
-/// hooks ([`NoHooks`] by default; each hook method wraps them in one more layer).
+/// Running a policy borrows it ([`run`](Retry::run) takes `&self`), so it can live in a
+/// struct field or a `static` and serve any number of calls, even at once. The policy is
+/// `Copy` when its schedule and hooks are (a [`Backoff`] and plain closures are).
+///
+/// `S` is the schedule (any `Clone + IntoIterator<Item = Duration>`, [`Backoff`] by
+/// default), `H` the hooks ([`NoHooks`] by default; each hook method wraps them in one more
+/// layer).
 ///
 /// # Examples
 ///
 /// ```
+/// use core::num::NonZeroU32;
 /// use core::time::Duration;
 /// use dike::retry::{Jitter, Retry};
 ///
-/// const POLICY: Retry = Retry::new()
-///     .with_delay(Duration::from_millis(100))
-///     .with_max_delay(Duration::from_secs(5))
+/// const POLICY: Retry = Retry::fixed(Duration::from_millis(100))
 ///     .with_jitter(Jitter::Full)
-///     .with_max_elapsed(Duration::from_secs(30));
+///     .with_max_elapsed(Duration::from_secs(30))
+///     .with_attempts(NonZeroU32::new(5).unwrap());
+/// assert_eq!(POLICY.attempts(), Some(5));
 ///
-/// let policy = POLICY.with_attempts(5)?.with_backoff(2.0)?;
-/// assert_eq!(policy.attempts(), Some(5));
+/// let dynamic = Retry::exponential(Duration::from_millis(100), 2.0)?.try_with_attempts(5)?;
+/// assert_eq!(dynamic.schedule().multiplier(), 2.0);
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
 #[derive(Clone, Copy)]
@@ -148,18 +273,28 @@ pub struct Retry<S = Backoff, H = NoHooks> {
 }
 
 impl<S: fmt::Debug, H: fmt::Debug> fmt::Debug for Retry<S, H> {
+    /// `Retry { attempts: 4, max_elapsed: unlimited, schedule: Backoff { .. }, hooks: .. }`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Retry")
-            .field("attempts", &self.attempts)
-            .field("max_elapsed", &self.max_elapsed)
-            .field("schedule", &self.schedule)
+        let mut s = f.debug_struct("Retry");
+        match self.attempts {
+            Some(n) => s.field("attempts", &n.get()),
+            None => s.field("attempts", &format_args!("unlimited")),
+        };
+        match self.max_elapsed {
+            Some(max) => s.field("max_elapsed", &max),
+            None => s.field("max_elapsed", &format_args!("unlimited")),
+        };
+        s.field("schedule", &self.schedule)
             .field("hooks", &self.hooks)
             .finish()
     }
 }
 
 impl Retry {
-    /// Unlimited attempts, no delay, no time budget, every error retried.
+    /// Unlimited attempts, no delay, no time budget, every error retried: Python dike's
+    /// `@retry()`. Mostly a starting point for [`with_schedule`](Retry::with_schedule);
+    /// prefer [`exponential`](Retry::exponential) or [`fixed`](Retry::fixed) for calls over a
+    /// network.
     ///
     /// # Examples
     ///
@@ -170,8 +305,69 @@ impl Retry {
     /// assert_eq!(policy.attempts(), None);
     /// ```
     pub const fn new() -> Self {
+        Self::with_backoff(Backoff::none())
+    }
+
+    /// Waits `first_delay` before the first retry and `factor` times longer before each
+    /// next one: `d, d·f, d·f², …`. Unlimited attempts, no cap and no jitter until set.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming `multiplier` unless `factor` is finite and at least 1, and
+    /// naming `first_delay` when it is zero while `factor` is above 1 (`0 × fⁿ` is always 0:
+    /// no backoff at all).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::retry::Retry;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let policy = Retry::exponential(ms(100), 2.0)?.with_max_delay(ms(300));
+    /// let delays: Vec<_> = policy.schedule().iter().take(4).collect();
+    /// assert_eq!(delays, [ms(100), ms(200), ms(300), ms(300)]);
+    ///
+    /// let err = Retry::exponential(Duration::ZERO, 2.0).unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid first_delay = 0ns: expected more than zero with a multiplier above 1");
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub const fn exponential(first_delay: Duration, factor: f64) -> Result<Self, ConfigError> {
+        match Backoff::exponential(first_delay, factor) {
+            Ok(backoff) => Ok(Self::with_backoff(backoff)),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The same `delay` before every retry. Unlimited attempts until set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::retry::Retry;
+    ///
+    /// let policy = Retry::fixed(Duration::from_millis(10));
+    /// assert!(policy.schedule().iter().take(5).all(|d| d == Duration::from_millis(10)));
+    /// ```
+    pub const fn fixed(delay: Duration) -> Self {
+        Self::with_backoff(Backoff::constant(delay))
+    }
+
+    /// A policy on any [`Backoff`]: unlimited attempts, no time budget, no hooks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::retry::{Backoff, Retry};
+    ///
+    /// let backoff = Backoff::constant(Duration::from_secs(1));
+    /// assert_eq!(Retry::with_backoff(backoff).schedule(), &backoff);
+    /// ```
+    pub const fn with_backoff(backoff: Backoff) -> Self {
         Self {
-            schedule: Backoff::none(),
+            schedule: backoff,
             hooks: NoHooks,
             attempts: None,
             max_elapsed: None,
@@ -187,7 +383,7 @@ impl Default for Retry {
 }
 
 impl<H> Retry<Backoff, H> {
-    /// Sets the delay before the first retry (zero by default).
+    /// Caps every delay at `max_delay`, before jitter (no cap by default).
     ///
     /// # Examples
     ///
@@ -195,45 +391,7 @@ impl<H> Retry<Backoff, H> {
     /// use core::time::Duration;
     /// use dike::retry::Retry;
     ///
-    /// let policy = Retry::new().with_delay(Duration::from_millis(10));
-    /// assert_eq!(policy.schedule().delay(), Duration::from_millis(10));
-    /// ```
-    pub const fn with_delay(mut self, delay: Duration) -> Self {
-        self.schedule = self.schedule.with_delay(delay);
-        self
-    }
-
-    /// Multiplies each delay by `multiplier` to get the next (1 by default: constant delays).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError`] naming `multiplier` unless it is finite and at least 1.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use core::time::Duration;
-    /// use dike::retry::Retry;
-    ///
-    /// let policy = Retry::new().with_delay(Duration::from_millis(10)).with_backoff(2.0)?;
-    /// assert_eq!(policy.schedule().multiplier(), 2.0);
-    /// assert!(Retry::new().with_backoff(-1.0).is_err());
-    /// # Ok::<(), dike::error::ConfigError>(())
-    /// ```
-    pub fn with_backoff(mut self, multiplier: f64) -> Result<Self, ConfigError> {
-        self.schedule = self.schedule.with_multiplier(multiplier)?;
-        Ok(self)
-    }
-
-    /// Caps every delay at `max_delay`, before jitter.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use core::time::Duration;
-    /// use dike::retry::Retry;
-    ///
-    /// let policy = Retry::new().with_max_delay(Duration::from_secs(1));
+    /// let policy = Retry::fixed(Duration::from_secs(5)).with_max_delay(Duration::from_secs(1));
     /// assert_eq!(policy.schedule().max_delay(), Duration::from_secs(1));
     /// ```
     pub const fn with_max_delay(mut self, max_delay: Duration) -> Self {
@@ -241,14 +399,15 @@ impl<H> Retry<Backoff, H> {
         self
     }
 
-    /// Randomises each delay; see [`Jitter`].
+    /// Randomises each delay; see [`Jitter`] (none by default).
     ///
     /// # Examples
     ///
     /// ```
+    /// use core::time::Duration;
     /// use dike::retry::{Jitter, Retry};
     ///
-    /// let policy = Retry::new().with_jitter(Jitter::Decorrelated);
+    /// let policy = Retry::fixed(Duration::from_secs(1)).with_jitter(Jitter::Decorrelated);
     /// assert_eq!(policy.schedule().jitter(), Jitter::Decorrelated);
     /// ```
     pub const fn with_jitter(mut self, jitter: Jitter) -> Self {
@@ -264,8 +423,7 @@ impl<H> Retry<Backoff, H> {
     /// use core::time::Duration;
     /// use dike::retry::{Jitter, Retry};
     ///
-    /// let policy = Retry::new()
-    ///     .with_delay(Duration::from_secs(1))
+    /// let policy = Retry::fixed(Duration::from_secs(1))
     ///     .with_jitter(Jitter::Full)
     ///     .with_seed(3);
     /// assert!(policy.schedule().iter().take(4).eq(policy.schedule().iter().take(4)));
@@ -279,27 +437,44 @@ impl<H> Retry<Backoff, H> {
 impl<S, H> Retry<S, H> {
     /// Limits the number of calls, the first included (unlimited by default).
     ///
+    /// `NonZeroU32` because a policy that never calls is a mistake, not a policy; in a
+    /// `const` or `static`, `NonZeroU32::new(4).unwrap()` is checked at compile time. For a
+    /// count read at run time, [`try_with_attempts`](Retry::try_with_attempts) returns a
+    /// [`ConfigError`] instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::num::NonZeroU32;
+    /// use dike::retry::Retry;
+    ///
+    /// const THREE: NonZeroU32 = NonZeroU32::new(3).unwrap();
+    /// assert_eq!(Retry::new().with_attempts(THREE).attempts(), Some(3));
+    /// ```
+    pub const fn with_attempts(mut self, attempts: NonZeroU32) -> Self {
+        self.attempts = Some(attempts);
+        self
+    }
+
+    /// [`with_attempts`](Retry::with_attempts) for a count known only at run time.
+    ///
     /// # Errors
     ///
-    /// [`ConfigError`] naming `attempts` when it is 0: a retry policy that never calls is a
-    /// mistake, not a policy.
+    /// [`ConfigError`] naming `attempts` when it is 0.
     ///
     /// # Examples
     ///
     /// ```
     /// use dike::retry::Retry;
     ///
-    /// assert_eq!(Retry::new().with_attempts(3)?.attempts(), Some(3));
-    /// let err = Retry::new().with_attempts(0).unwrap_err();
+    /// assert_eq!(Retry::new().try_with_attempts(3)?.attempts(), Some(3));
+    /// let err = Retry::new().try_with_attempts(0).unwrap_err();
     /// assert_eq!(err.to_string(), "invalid attempts = 0: expected at least 1");
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
-    pub fn with_attempts(mut self, attempts: u32) -> Result<Self, ConfigError> {
+    pub fn try_with_attempts(self, attempts: u32) -> Result<Self, ConfigError> {
         match NonZeroU32::new(attempts) {
-            Some(n) => {
-                self.attempts = Some(n);
-                Ok(self)
-            }
+            Some(n) => Ok(self.with_attempts(n)),
             None => Err(ConfigError::new(
                 "attempts",
                 ConfigValue::Int(0),
@@ -327,9 +502,9 @@ impl<S, H> Retry<S, H> {
         self
     }
 
-    /// Replaces the schedule with any `IntoIterator<Item = Duration>`: each item is the delay
-    /// before the next retry, and an exhausted iterator stops retrying. The iterator is
-    /// created afresh for each run.
+    /// Replaces the schedule with any `Clone + IntoIterator<Item = Duration>`: each item is
+    /// the delay before the next retry, and an exhausted iterator stops retrying. Each run
+    /// clones the schedule at its first failure and iterates its own copy.
     ///
     /// # Examples
     ///
@@ -353,7 +528,7 @@ impl<S, H> Retry<S, H> {
     /// ```
     pub fn with_schedule<S2>(self, schedule: S2) -> Retry<S2, H>
     where
-        S2: IntoIterator<Item = Duration>,
+        S2: Clone + IntoIterator<Item = Duration>,
     {
         Retry {
             schedule,
@@ -365,6 +540,9 @@ impl<S, H> Retry<S, H> {
 
     /// Retries only the errors `predicate` accepts; others are returned at once, without a
     /// notification. Several predicates must all accept.
+    ///
+    /// The closure names its error type (`|e: &MyError| ..`), because the policy exists
+    /// before any operation; [`Run::when`] infers it instead.
     ///
     /// # Examples
     ///
@@ -385,9 +563,23 @@ impl<S, H> Retry<S, H> {
     /// ```
     pub fn when<E, P>(self, predicate: P) -> Retry<S, When<P, H>>
     where
-        P: FnMut(&E) -> bool,
+        P: Fn(&E) -> bool,
     {
-        self.wrap(|inner| When { predicate, inner })
+        let Retry {
+            schedule,
+            hooks,
+            attempts,
+            max_elapsed,
+        } = self;
+        Retry {
+            schedule,
+            hooks: When {
+                predicate,
+                inner: hooks,
+            },
+            attempts,
+            max_elapsed,
+        }
     }
 
     /// Lets an error choose its own delay (a Retry-After hint, say): when `delay` returns
@@ -407,8 +599,8 @@ impl<S, H> Retry<S, H> {
     /// struct TooManyRequests { retry_after: Duration }
     ///
     /// let timer = ManualTimer::new();
-    /// let policy = Retry::new()
-    ///     .with_attempts(2)?
+    /// let policy = Retry::fixed(Duration::from_millis(100))
+    ///     .try_with_attempts(2)?
     ///     .delay_for(|e: &TooManyRequests| Some(e.retry_after));
     /// let run = policy.run(&timer, || async {
     ///     Err::<(), _>(TooManyRequests { retry_after: Duration::from_secs(3) })
@@ -420,9 +612,23 @@ impl<S, H> Retry<S, H> {
     /// ```
     pub fn delay_for<E, D>(self, delay: D) -> Retry<S, DelayFor<D, H>>
     where
-        D: FnMut(&E) -> Option<Duration>,
+        D: Fn(&E) -> Option<Duration>,
     {
-        self.wrap(|inner| DelayFor { delay, inner })
+        let Retry {
+            schedule,
+            hooks,
+            attempts,
+            max_elapsed,
+        } = self;
+        Retry {
+            schedule,
+            hooks: DelayFor {
+                delay,
+                inner: hooks,
+            },
+            attempts,
+            max_elapsed,
+        }
     }
 
     /// Calls `hook(&error, attempt, next)` for each failure that will be retried, with the
@@ -433,30 +639,42 @@ impl<S, H> Retry<S, H> {
     /// # Examples
     ///
     /// ```
+    /// use core::cell::RefCell;
     /// use core::time::Duration;
     /// use dike::retry::Retry;
     ///
-    /// let mut log = Vec::new();
+    /// let log = RefCell::new(Vec::new());
     /// let policy = Retry::new()
-    ///     .with_attempts(3)?
-    ///     .notify(|e: &&str, attempt, next| {
-    ///         log.push(format!("{attempt}: {e}, retry in {next:?}"));
+    ///     .try_with_attempts(3)?
+    ///     .notify(|e: &&str, attempt, next: Option<Duration>| {
+    ///         log.borrow_mut().push(format!("{attempt}: {e}, retry in {next:?}"));
     ///     });
     /// let result = smol::block_on(policy.run(dike::time::ManualTimer::new(), || async {
     ///     Err::<(), _>("refused")
     /// }));
     /// assert_eq!(result, Err("refused"));
-    /// assert_eq!(log, ["1: refused, retry in Some(0ns)", "2: refused, retry in Some(0ns)"]);
+    /// assert_eq!(*log.borrow(), ["1: refused, retry in Some(0ns)", "2: refused, retry in Some(0ns)"]);
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
     pub fn notify<E, N>(self, hook: N) -> Retry<S, Notify<N, H>>
     where
-        N: FnMut(&E, u32, Option<Duration>),
+        N: Fn(&E, u32, Option<Duration>),
     {
-        self.wrap(|inner| Notify {
-            notify: hook,
-            inner,
-        })
+        let Retry {
+            schedule,
+            hooks,
+            attempts,
+            max_elapsed,
+        } = self;
+        Retry {
+            schedule,
+            hooks: Notify {
+                notify: hook,
+                inner: hooks,
+            },
+            attempts,
+            max_elapsed,
+        }
     }
 
     /// Draws every retry from a shared [`RetryBudget`] (by reference, `Arc` or value: any
@@ -480,7 +698,21 @@ impl<S, H> Retry<S, H> {
     where
         B: Borrow<RetryBudget>,
     {
-        self.wrap(|inner| Budgeted { budget, inner })
+        let Retry {
+            schedule,
+            hooks,
+            attempts,
+            max_elapsed,
+        } = self;
+        Retry {
+            schedule,
+            hooks: Budgeted {
+                budget,
+                inner: hooks,
+            },
+            attempts,
+            max_elapsed,
+        }
     }
 
     /// The attempt limit, if any.
@@ -520,7 +752,7 @@ impl<S, H> Retry<S, H> {
     /// use core::time::Duration;
     /// use dike::retry::Retry;
     ///
-    /// assert_eq!(Retry::new().schedule().delay(), Duration::ZERO);
+    /// assert_eq!(Retry::new().schedule().first_delay(), Duration::ZERO);
     /// ```
     pub const fn schedule(&self) -> &S {
         &self.schedule
@@ -540,10 +772,12 @@ impl<S, H> Retry<S, H> {
     }
 
     /// Runs `op` until it succeeds or the policy gives up, waiting on `timer` between
-    /// attempts.
+    /// attempts. Borrows the policy: run it again, or from many tasks at once.
     ///
     /// `op` is called once per attempt and returns that attempt's future. The first attempt
-    /// starts on the first poll. `timer` may be a reference (`&timer`) or a value.
+    /// starts on the first poll. `timer` may be a reference (`&timer`) or a value. Add
+    /// per-run hooks with an inferred error type by chaining [`Run::when`],
+    /// [`Run::notify`] or [`Run::delay_for`]; get the attempt count with [`Run::outcome`].
     ///
     /// # Cancel safety
     ///
@@ -562,40 +796,34 @@ impl<S, H> Retry<S, H> {
     /// use dike::retry::Retry;
     /// use dike::time::ManualTimer;
     ///
-    /// let timer = ManualTimer::new();
-    /// let mut calls = 0;
-    /// let result = smol::block_on(Retry::new().run(&timer, || {
-    ///     calls += 1;
-    ///     let ok = calls == 2;
-    ///     async move { if ok { Ok("done") } else { Err("flaky") } }
-    /// }));
-    /// assert_eq!(result, Ok("done"));
+    /// struct Client { policy: Retry, timer: ManualTimer }
+    ///
+    /// impl Client {
+    ///     async fn get(&self, ok_on: u32) -> Result<&'static str, &'static str> {
+    ///         let mut calls = 0;
+    ///         self.policy
+    ///             .run(&self.timer, || {
+    ///                 calls += 1;
+    ///                 let ok = calls == ok_on;
+    ///                 async move { if ok { Ok("done") } else { Err("flaky") } }
+    ///             })
+    ///             .await
+    ///     }
+    /// }
+    ///
+    /// let client = Client { policy: Retry::new(), timer: ManualTimer::new() };
+    /// assert_eq!(smol::block_on(client.get(2)), Ok("done"));
+    /// assert_eq!(smol::block_on(client.get(3)), Ok("done"));
     /// ```
     #[inline]
-    pub fn run<T, F>(self, timer: T, op: F) -> Run<T, F, S, H>
+    pub fn run<T, F>(&self, timer: T, op: F) -> Run<'_, T, F, S, H>
     where
         T: Timer,
         F: Operation,
-        S: IntoIterator<Item = Duration>,
+        S: Clone + IntoIterator<Item = Duration>,
         H: Hooks<F::Error>,
     {
-        Run::new(
-            timer,
-            op,
-            self.schedule,
-            self.hooks,
-            self.attempts,
-            self.max_elapsed,
-        )
-    }
-
-    fn wrap<H2>(self, f: impl FnOnce(H) -> H2) -> Retry<S, H2> {
-        Retry {
-            schedule: self.schedule,
-            hooks: f(self.hooks),
-            attempts: self.attempts,
-            max_elapsed: self.max_elapsed,
-        }
+        Run::new(timer, op, self)
     }
 }
 
@@ -603,12 +831,12 @@ impl<S, H> Retry<S, H> {
 /// `@retry` decorator.
 ///
 /// The function takes one argument (a tuple for several), cloned for each attempt; call the
-/// result with [`RetryFn::call`]. The policy and timer are cloned per call.
+/// result with [`RetryFn::call`], or [`RetryFn::call0`] for a function of no argument.
+/// Each call borrows the policy and the timer.
 ///
 /// # Examples
 ///
 /// ```
-/// use core::time::Duration;
 /// use dike::retry::{Retry, retry};
 /// use dike::time::ManualTimer;
 ///
@@ -617,7 +845,7 @@ impl<S, H> Retry<S, H> {
 /// }
 ///
 /// let web_request = retry(
-///     Retry::new().with_attempts(2)?,
+///     Retry::new().try_with_attempts(2)?,
 ///     ManualTimer::new(),
 ///     web_request,
 /// );
@@ -632,7 +860,7 @@ where
     RetryFn { policy, timer, f }
 }
 
-/// `op.retry(policy, &timer)`: retry any `FnMut() -> impl Future<Output = Result<..>>`.
+/// `op.retry(&policy, &timer)`: retry any `FnMut() -> impl Future<Output = Result<..>>`.
 ///
 /// In `dike::prelude`.
 ///
@@ -648,7 +876,8 @@ where
 /// }
 ///
 /// let timer = ManualTimer::new();
-/// let value = smol::block_on(fetch.retry(Retry::new().with_attempts(3)?, &timer));
+/// let policy = Retry::new().try_with_attempts(3)?;
+/// let value = smol::block_on(fetch.retry(&policy, &timer));
 /// assert_eq!(value, Ok(7));
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
@@ -673,18 +902,20 @@ pub trait RetryExt: Operation + Sized {
     /// let mut calls = 0;
     /// let op = || {
     ///     calls += 1;
-    ///     async { Err::<(), _>("nope") }
+    ///     async { Err::<(), _>(std::io::Error::other("nope")) }
     /// };
     /// let timer = dike::time::ManualTimer::new();
-    /// let result = smol::block_on(op.retry(Retry::new().with_attempts(2)?, &timer));
-    /// assert_eq!(result, Err("nope"));
+    /// let policy = Retry::new().try_with_attempts(2)?;
+    /// // The error type is inferred from `op`: no annotation on `e`.
+    /// let result = smol::block_on(op.retry(&policy, &timer).when(|e| e.kind() == std::io::ErrorKind::Other));
+    /// assert!(result.is_err());
     /// assert_eq!(calls, 2);
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
-    fn retry<T, S, H>(self, policy: Retry<S, H>, timer: T) -> Run<T, Self, S, H>
+    fn retry<T, S, H>(self, policy: &Retry<S, H>, timer: T) -> Run<'_, T, Self, S, H>
     where
         T: Timer,
-        S: IntoIterator<Item = Duration>,
+        S: Clone + IntoIterator<Item = Duration>,
         H: Hooks<Self::Error>,
     {
         policy.run(timer, self)

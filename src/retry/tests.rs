@@ -70,6 +70,47 @@ fn multiplier_is_validated() {
 }
 
 #[test]
+fn a_multiplier_needs_a_first_delay() {
+    // 0 × bⁿ = 0: an "exponential" schedule from zero would never wait.
+    let err = Backoff::exponential(Duration::ZERO, 2.0).unwrap_err();
+    assert_eq!(err.parameter(), "first_delay");
+    assert_eq!(err.value(), ConfigValue::Duration(Duration::ZERO));
+    assert_eq!(
+        Backoff::none()
+            .with_multiplier(1.5)
+            .unwrap_err()
+            .parameter(),
+        "first_delay"
+    );
+    // A bad multiplier is named first, whatever the delay.
+    let err = Backoff::exponential(Duration::ZERO, f64::NAN).unwrap_err();
+    assert_eq!(err.parameter(), "multiplier");
+    // Multiplier 1 from zero is the no-delay schedule, not a trap.
+    assert_eq!(
+        Backoff::exponential(Duration::ZERO, 1.0),
+        Ok(Backoff::none())
+    );
+}
+
+#[test]
+fn debug_shows_no_cap_and_no_seed_as_none() {
+    let text = format!("{:?}", Backoff::exponential(ms(100), 2.0).unwrap());
+    assert_eq!(
+        text,
+        "Backoff { first_delay: 100ms, multiplier: 2.0, max_delay: none, jitter: None, seed: none }"
+    );
+    let iter = Backoff::constant(ms(1))
+        .with_max_delay(ms(2))
+        .with_seed(1)
+        .iter();
+    assert_eq!(
+        format!("{iter:?}"),
+        "BackoffIter { next_nominal: 1ms, backoff: Backoff { first_delay: 1ms, multiplier: 1.0, \
+         max_delay: 2ms, jitter: None, seed: 1 }, .. }"
+    );
+}
+
+#[test]
 fn seeded_schedules_repeat_and_differ_by_seed() {
     let base = Backoff::exponential(ms(100), 2.0)
         .unwrap()
@@ -131,6 +172,16 @@ fn budget_arithmetic() {
 }
 
 #[test]
+fn budget_debug_shows_the_tokens_left() {
+    let budget = RetryBudget::with_capacity(10, 5, 1).unwrap();
+    assert!(budget.try_withdraw());
+    assert_eq!(
+        format!("{budget:?}"),
+        "RetryBudget { available: 5, capacity: 10, retry_cost: 5, success_refund: 1 }"
+    );
+}
+
+#[test]
 fn budget_is_validated() {
     let err = RetryBudget::with_capacity(10, 0, 1).unwrap_err();
     assert_eq!(err.parameter(), "retry_cost");
@@ -155,7 +206,7 @@ proptest! {
     /// Every jitter kind stays within its documented range, under the cap, for any seed.
     #[test]
     fn jitter_stays_in_bounds(
-        delay_us in 0u64..10_000_000,
+        delay_us in 1u64..10_000_000,
         multiplier in 1.0f64..4.0,
         cap_us in 0u64..60_000_000,
         jitter in jitter_kind(),
@@ -190,7 +241,7 @@ proptest! {
     /// The unjittered schedule is monotone and capped.
     #[test]
     fn schedule_is_monotone_and_capped(
-        delay_ns in 0u64..u64::MAX / 4,
+        delay_ns in 1u64..u64::MAX / 4,
         multiplier in 1.0f64..1e3,
         cap_ns in any::<u64>(),
     ) {

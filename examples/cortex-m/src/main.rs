@@ -21,6 +21,7 @@ mod driver;
 
 use core::cell::{Cell, RefCell};
 use core::future::{Future, poll_fn};
+use core::num::NonZeroU32;
 use core::pin::pin;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use core::task::Poll;
@@ -204,12 +205,9 @@ static RETRY_RESULT: Mutex<Cell<Option<(Result<u16, SensorError>, u32, Duration)
 async fn flaky() {
     let timer = EmbassyTimer::new();
     let calls = Cell::new(0u32);
-    let policy = Retry::new()
-        .with_attempts(4)
-        .expect("4 attempts")
-        .with_delay(Duration::from_millis(5))
-        .with_backoff(2.0)
-        .expect("a finite multiplier");
+    let policy = Retry::exponential(Duration::from_millis(5), 2.0)
+        .expect("a valid backoff")
+        .with_attempts(NonZeroU32::new(4).expect("4 attempts"));
     let start = timer.now();
     let result = policy
         .run(&timer, || {
