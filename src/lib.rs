@@ -15,6 +15,9 @@
 //!   per `period`, explicit `burst`) that rejects with a ready time or waits on any timer.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
+//! - [`coalesce`]: [`Coalescer`](coalesce::Coalescer), request coalescing: identical calls in
+//!   flight share one execution that survives the cancellation of any caller, with hooks and
+//!   statistics (Python's `async_reduce`, Go's `singleflight`); needs `alloc`.
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -115,6 +118,8 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+#[cfg(feature = "alloc")]
+pub mod coalesce;
 pub mod error;
 pub mod gate;
 pub mod prelude;
