@@ -420,11 +420,15 @@ impl<K, T, E, S> Engine<K, T, E, S> {
             };
             (stale, wake, Phase::Empty, false)
         });
-        let unmapped = if abandoned { self.unmap(&entry) } else { None };
         if let Some(waker) = wake {
             waker.wake();
         }
-        drop((stale, unmapped, dropped));
+        // The abandoned work is dropped before its key is freed (a caller on another thread
+        // that finds the emptied entry meanwhile starts a new run at once, though).
+        drop((stale, dropped));
+        if abandoned {
+            drop(self.unmap(&entry));
+        }
         (entry, abandoned)
     }
 }
