@@ -148,7 +148,10 @@ fn a_driver_dropped_while_the_work_wakes_hands_on() {
         let waker = Waker::from(Arc::clone(&unpark));
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut waiter).poll(&mut cx).is_pending());
-        assert!(poll_once(&mut driver).is_pending(), "takes over the driving");
+        assert!(
+            poll_once(&mut driver).is_pending(),
+            "takes over the driving"
+        );
         let releaser = {
             let gate = Arc::clone(&gate);
             thread::spawn(move || gate.release())
