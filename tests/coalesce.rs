@@ -450,7 +450,7 @@ fn keys_with_equal_hashes_are_not_merged() {
     });
     assert_eq!(coalescer.in_flight(), 2);
     let outcomes = smol::block_on(join_all(runs));
-    let results: Vec<_> = outcomes.iter().map(|o| o.result().clone()).collect();
+    let results: Vec<_> = outcomes.iter().map(|o| *o.result()).collect();
     assert_eq!(results, [Ok(-1), Ok(-2), Ok(-1)]);
     assert_eq!(mock.calls(), 2);
     let plain: Coalescer<i64, i64, ()> = Coalescer::new();
@@ -702,8 +702,8 @@ fn stress_on_a_multi_threaded_runtime() {
         .worker_threads(2)
         .build()
         .unwrap();
-    let coalescer: Arc<Coalescer<u64, (u64, u64), (), Arc<Stats>>> =
-        Arc::new(Coalescer::with_hooks(Arc::new(Stats::new())));
+    type Co = Coalescer<u64, (u64, u64), (), Arc<Stats>>;
+    let coalescer = Arc::new(Co::with_hooks(Arc::new(Stats::new())));
     let running: Arc<Vec<AtomicUsize>> = Arc::new((0..KEYS).map(|_| AtomicUsize::new(0)).collect());
     let executions: Arc<Vec<AtomicUsize>> =
         Arc::new((0..KEYS).map(|_| AtomicUsize::new(0)).collect());

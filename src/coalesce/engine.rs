@@ -155,6 +155,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
 
     /// Removes `entry` from the map if it is still there (a newer entry under an equal key is
     /// left alone); returns it to be dropped outside the lock.
+    #[inline]
     fn unmap(&self, entry: &Arc<Entry<K, T, E>>) -> Option<Arc<Entry<K, T, E>>> {
         self.map.with(|map| {
             map.find_entry(entry.hash, |e| Arc::ptr_eq(e, entry))
@@ -171,6 +172,7 @@ where
 {
     /// Joins the run in flight for `key`, or registers a new one; `true` when the caller is
     /// the executor and must [`start`](Self::start) the work.
+    #[inline]
     pub(crate) fn join<Q>(&self, key: &Q, to_owned: impl FnOnce(&Q) -> K) -> (Ticket<K, T, E>, bool)
     where
         K: Borrow<Q>,
@@ -232,6 +234,7 @@ where
 impl<K, T, E, S> Engine<K, T, E, S> {
     /// Stores the executor's work: `Starting → Idle`. Waiters that polled meanwhile are
     /// waiting for a driver: one of them is woken to become it.
+    #[inline]
     pub(crate) fn start(&self, entry: &Entry<K, T, E>, work: Work<T, E>) {
         let wake = entry.state.with(|s| {
             debug_assert!(matches!(s.phase, Phase::Starting));
@@ -267,6 +270,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     ///
     /// Takes the ticket out of `ticket` before anything that may unwind once the waiter has
     /// finished, so a panic never makes it leave twice.
+    #[inline]
     pub(crate) fn poll(
         &self,
         ticket: &mut Option<Ticket<K, T, E>>,
@@ -345,6 +349,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
 
     /// Completes the run with `result`, on behalf of the waiter in `ticket`, whose poll of the
     /// work returned it.
+    #[inline]
     fn finish(
         &self,
         ticket: &mut Option<Ticket<K, T, E>>,
@@ -393,6 +398,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
 
     /// A waiter dropped before it finished; `true` if it was the last one, so the work was
     /// dropped unfinished (abandoned) and the key freed. Returns the entry, for the hooks.
+    #[inline]
     pub(crate) fn leave(&self, ticket: Ticket<K, T, E>) -> (Arc<Entry<K, T, E>>, bool) {
         let Ticket { entry, slot } = ticket;
         let (stale, wake, dropped, abandoned) = entry.state.with(|s| {

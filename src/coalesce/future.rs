@@ -43,6 +43,7 @@ where
     ///
     /// `to_owned` makes the map's key (called with the map lock held, for the executor only);
     /// `work` is called without any lock, for the executor only.
+    #[inline]
     pub(crate) fn new<Q, W, Fut>(
         coalescer: C,
         key: &Q,
@@ -61,6 +62,7 @@ where
     }
 
     /// Registers in the run for `key` (joining or as its executor), without calling hooks.
+    #[inline]
     pub(crate) fn register<Q>(coalescer: C, key: &Q, to_owned: impl FnOnce(&Q) -> K) -> Self
     where
         K: core::borrow::Borrow<Q>,
@@ -75,6 +77,7 @@ where
     }
 
     /// Calls the hooks and, for the executor, `work()`, storing the work in the run.
+    #[inline]
     pub(crate) fn begin<W, Fut>(&mut self, work: W)
     where
         W: FnOnce() -> Fut,
@@ -111,6 +114,7 @@ where
     T: Clone,
     E: Clone,
 {
+    #[inline]
     fn poll(&mut self, cx: &mut Context<'_>, name: &str) -> Poll<Outcome<T, E>> {
         if self.ticket.is_none() {
             panic!("`{name}` polled after completion");

@@ -24,7 +24,15 @@ use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 
 /// Counters of coalesced calls, overall ([`Stats::counts`]) or for one key
-/// ([`KeyStats::get`]); see [the module docs](self) for what each counts.
+/// ([`KeyStats::get`]).
+///
+/// "Executed" has one meaning in both: runs started. (async_reduce counts successful runs as
+/// "executed" in its overall statistics and started runs in its detailed ones; a started run
+/// is what reached the backend, which is what coalescing saves, so dike counts that, and
+/// counts how runs ended apart.) Once nothing is in flight:
+///
+/// - `total = executed + joined` (every call either started a run or joined one);
+/// - `executed = succeeded + failed + abandoned` (every run ended one way).
 ///
 /// Counts wrap around at `usize::MAX`.
 ///
@@ -63,7 +71,8 @@ impl fmt::Display for Counts {
     }
 }
 
-/// Overall statistics of a coalescer, a hook: async_reduce's `StatisticsOverallHooks`.
+/// Overall statistics of a coalescer, a hook: async_reduce's `StatisticsOverallHooks`,
+/// counting the events of [`Counts`].
 ///
 /// Lock-free (one relaxed atomic increment per event). Keep it readable with
 /// [`Coalescer::hooks`](super::Coalescer::hooks), or share it as `&Stats` / `Arc<Stats>`.
@@ -179,7 +188,7 @@ impl<K, T, E> Hooks<K, T, E> for Stats {
 }
 
 /// Statistics per key, a hook: async_reduce's `StatisticsDetailHooks` (which counts per
-/// function; here the unit is the coalescing key).
+/// function; here the unit is the coalescing key), with [`Counts`] per key.
 ///
 /// A map from each key seen to its [`Counts`], behind a lock (the key's `Hash`, `Eq`, `Clone`
 /// and drop run under it; no other user code does). The first event of a key clones it into
@@ -296,7 +305,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyStats<K, S> {
         let mut all: Vec<(K, Counts)> = self
             .map
             .with(|map| map.iter().map(|(k, c)| (k.clone(), *c)).collect());
-        all.sort_by(|a, b| (b.1.total, b.1.executed).cmp(&(a.1.total, a.1.executed)));
+        all.sort_by_key(|(_, c)| core::cmp::Reverse((c.total, c.executed)));
         all
     }
 

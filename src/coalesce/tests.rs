@@ -321,15 +321,14 @@ fn a_joiner_of_a_run_whose_closure_panicked_gets_panicked() {
 #[test]
 fn joiners_polled_while_starting_are_woken_when_the_work_arrives() {
     // A hook joins from inside `execute` and polls the joiner before the closure ran.
+    type Joined = (
+        super::Run<'static, String, u32, String, PollInside>,
+        Arc<Counter>,
+        Waker,
+    );
     struct PollInside {
         co: std::sync::OnceLock<&'static Coalescer<String, u32, String, PollInside>>,
-        joined: Mutex<
-            Option<(
-                super::Run<'static, String, u32, String, PollInside>,
-                Arc<Counter>,
-                Waker,
-            )>,
-        >,
+        joined: Mutex<Option<Joined>>,
     }
     impl Hooks<String, u32, String> for PollInside {
         fn execute(&self, key: &String) {
