@@ -2,6 +2,9 @@
 //! errors, cancellation, the decorator, the debug and statistics hooks), then what dike adds
 //! (keys compared by `Eq`, panics, `forget`, a property test of random joins and drops, a
 //! multi-threaded stress run).
+//!
+//! The original's `test_ident` (unhashable arguments raise `TypeError`) has no counterpart: a
+//! key that cannot be hashed or compared does not compile.
 
 use std::collections::HashMap;
 use std::future::Future;

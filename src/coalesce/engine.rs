@@ -32,16 +32,19 @@
 //!   lock with this waiter's context; `Pending` puts it back (`Idle`), makes this waiter the
 //!   driver and records its waker; `Ready` finishes the run. `Starting` or `Polling` (another
 //!   waiter is inside the work) → record the waker, `Pending`. `Done` → clone the shared
-//!   outcome and finish this waiter.
+//!   outcome and finish this waiter (the last one to collect takes it out of the `Arc`
+//!   without a clone).
 //! - **finish** (the waiter whose poll completed the work): `Done(Arc)` unless it is the last
 //!   waiter (then it keeps the outcome, no `Arc`), take the whole waker slab, then unmap the
 //!   entry (map lock, found by identity: a `forget` may have put a newer entry under the key).
 //!   With `std` a panic inside the work's `poll` is caught and finishes the run with
 //!   `Panicked`; without `std` a guard does the same while the panic unwinds.
-//! - **leave** (a waiter dropped before finishing), entry lock: `live -= 1`, drop its waker.
-//!   The last one out of an unfinished run takes the work (`Empty`) and unmaps the entry: the
-//!   work is dropped, and the key is free. Otherwise, if the leaver was the driver, or there is
-//!   no driver, driving is handed on: one other recorded waker is taken and woken.
+//! - **leave** (a waiter dropped before finishing), entry lock: `live -= 1`, remove its waker.
+//!   The last one out of an unfinished run takes the work (`Empty`), drops it after the lock,
+//!   then unmaps the entry: the key is free (a caller on another thread that finds the
+//!   emptied entry before it is unmapped treats it as stale and starts anew). Otherwise, if the
+//!   leaver was the driver, or there is no driver, driving is handed on: one other recorded
+//!   waker is taken and woken (a scan of the waker slab, O(waiters), only on this path).
 //! - **forget**, map lock: unmap the entry; its waiters keep it.
 //!
 //! ## Who wakes whom
@@ -55,9 +58,17 @@
 //!
 //! ## User code under a lock
 //!
-//! Only the key's own `Hash`/`Eq` (lookups) and `ToOwned` (the executor's key) run with the map
-//! lock held; closures, works, hooks, `Clone` of outcomes and every drop of user values run
-//! outside.
+//! Only the key's `Eq` (lookups) and `ToOwned` (the executor's key) run with the map lock held;
+//! the key is hashed before it. Closures, works, hooks, `Clone` of outcomes, wakers and every
+//! drop of a user value (keys, works, outcomes) run outside the locks.
+//!
+//! ## Costs
+//!
+//! A call that starts a run: one hash, two allocations (the entry, the boxed work, which is
+//! free for a zero-sized future; plus the owned key's own), five short lock sections (insert,
+//! store the work, take it to poll, finish, unmap). A joiner: one hash, one map-and-entry
+//! section, one section per poll. Collecting a shared outcome clones it outside the lock,
+//! except for the last waiter, which takes it.
 
 use alloc::boxed::Box;
 use core::borrow::Borrow;

@@ -210,6 +210,24 @@ tuple_hooks!(A.0, B.1, C.2, D.3);
 /// assert_eq!(*lines.lock().unwrap(), ["[7] apply", "[7] execute", "[7] success: 49"]);
 /// # });
 /// ```
+///
+/// To a writer (here a file-like `Vec<u8>` behind a lock):
+///
+/// ```
+/// use std::io::Write;
+/// use std::sync::{Arc, Mutex};
+/// use dike::coalesce::{Coalescer, DebugHooks};
+///
+/// let log = Arc::new(Mutex::new(Vec::<u8>::new()));
+/// let writer = Arc::clone(&log);
+/// let coalescer: Coalescer<u8, u8, String, _> = Coalescer::with_hooks(DebugHooks::new(
+///     move |line: std::fmt::Arguments<'_>| {
+///         let _ = writeln!(writer.lock().unwrap(), "{line}");
+///     },
+/// ));
+/// let _pending = coalescer.run(&1, || async { Ok(1) });
+/// assert_eq!(String::from_utf8_lossy(&log.lock().unwrap()), "[1] apply\n[1] execute\n");
+/// ```
 #[derive(Clone, Copy)]
 pub struct DebugHooks<F> {
     sink: F,
