@@ -452,3 +452,41 @@ fn public_types_are_send_and_sync() {
     send_sync::<super::DebugHooks<fn(core::fmt::Arguments<'_>)>>();
     send::<super::Coalesceable<fn(u32) -> core::future::Ready<Result<u32, ()>>, u32, u32, ()>>();
 }
+
+/// Panics in `apply` for the `n`th call.
+struct PanicOnApply(AtomicUsize, usize);
+
+impl Hooks<String, u32, String> for PanicOnApply {
+    fn apply(&self, _: &String) {
+        if self.0.fetch_add(1, Ordering::SeqCst) == self.1 {
+            panic!("hook");
+        }
+    }
+}
+
+#[test]
+fn a_panicking_hook_leaves_the_coalescer_consistent() {
+    // The executor's hook panics: the run fails, the key is free.
+    let co = Coalescer::with_hooks(PanicOnApply(AtomicUsize::new(0), 0));
+    let caught = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+        co.run("k", || async { Ok(1) })
+    }));
+    assert!(caught.is_err());
+    assert_eq!(co.in_flight(), 0);
+    // A joiner's hook panics: the joiner leaves, the executor is not disturbed.
+    let co = Coalescer::with_hooks(PanicOnApply(AtomicUsize::new(0), 1));
+    let work = Arc::new(Release::default());
+    let mut first = co.run("k", || work.work(4));
+    let caught = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+        co.run("k", || async { Ok(0) })
+    }));
+    assert!(caught.is_err());
+    assert!(poll(&mut first, Waker::noop()).is_pending());
+    work.release();
+    let Poll::Ready(outcome) = poll(&mut first, Waker::noop()) else {
+        panic!("released");
+    };
+    assert!(outcome.is_shared(), "the joiner had joined before its hook panicked");
+    assert_eq!(outcome.into_result(), Ok(4));
+    assert_eq!(co.in_flight(), 0);
+}
