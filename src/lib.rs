@@ -45,7 +45,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `std` | yes | implies `alloc`; std locks and errors |
-//! | `alloc` | via `std` | waiting queues, [`ManualTimer`](time::ManualTimer); enough for `no_std` targets with a heap |
+//! | `alloc` | via `std` | waiting queues, [`ManualTimer`](time::ManualTimer), [`coalesce`]; enough for `no_std` targets with a heap |
 //! | `tokio` | no | `TokioTimer` |
 //! | `async-io` | no | `AsyncIoTimer` (smol, async-std) |
 //! | `async-std` | no | alias of `async-io` |

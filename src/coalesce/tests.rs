@@ -486,7 +486,10 @@ fn a_panicking_hook_leaves_the_coalescer_consistent() {
     let Poll::Ready(outcome) = poll(&mut first, Waker::noop()) else {
         panic!("released");
     };
-    assert!(outcome.is_shared(), "the joiner had joined before its hook panicked");
+    assert!(
+        outcome.is_shared(),
+        "the joiner had joined before its hook panicked"
+    );
     assert_eq!(outcome.into_result(), Ok(4));
     assert_eq!(co.in_flight(), 0);
 }
