@@ -693,13 +693,13 @@ impl<F: Future> Future for Exclusive<F> {
     }
 }
 
-/// 1 000 keys, many tasks each, on tokio with 2 worker threads; some calls are cancelled
+/// 1 000 keys, 64 tasks, on tokio with 2 worker threads; some calls are cancelled
 /// mid-flight. Per key, at most one work is polled at a time; every call that finished got its
 /// run's value; nothing is left in flight.
 #[test]
 fn stress_on_a_multi_threaded_runtime() {
     const KEYS: u64 = 1000;
-    const TASKS: usize = 16;
+    const TASKS: usize = 64;
     const CALLS: u64 = 1000;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -28,8 +28,11 @@ use super::RunError;
 /// - They are called outside every lock of the coalescer, so they MAY call into it (even
 ///   `run` on the same coalescer), but MUST NOT block for long: `apply`, `execute` and `join`
 ///   run inside `run`, the others inside a waiter's `poll`.
-/// - A panic in a hook reaches the caller whose call or poll invoked it; the coalescer stays
-///   consistent (that caller leaves its run as if dropped).
+/// - A panic in `apply`, `execute` or `join` unwinds out of `run`: that caller leaves the run
+///   (if it was the executor, the callers that joined meanwhile get
+///   [`RunError::Panicked`]). A panic in `success`, `error` or `abandon` unwinds out of the
+///   poll or drop that called it, after the run has settled and its other waiters were woken.
+///   Either way the coalescer stays consistent and the key is freed in due course.
 ///
 /// # Examples
 ///
