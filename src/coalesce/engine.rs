@@ -1,51 +1,53 @@
 //! # Implementation notes
 //!
-//! The in-flight map: one entry per key with a run in flight, and in each entry the shared
-//! work itself, so that no caller owns it.
+//! The in-flight map: one entry per key with a run in flight, and with each run the shared work
+//! itself, so that no caller owns it.
 //!
 //! ## State
 //!
-//! - `map: Mutex<HashTable<Arc<Entry>>>`: the entries whose key is in flight, found by the
-//!   key's hash (computed once, outside the lock, and kept in the entry) and the key's `Eq`
-//!   (never by hash alone). Lookups go through `Borrow`, so a joiner never builds an owned key.
-//! - `Entry { key, hash, state: Mutex<State> }`: the key is immutable, so hooks read it without
-//!   a lock. `State` holds the `Phase`, `live` (waiters that have not finished: each `Run`
-//!   counts until it returned `Ready` or was dropped), `shared` (someone joined), `wakers` (a
-//!   slab of the wakers of waiters that returned `Pending`; a waiter keeps its slab key) and
-//!   `driver` (the slab key of the waiter whose waker the work holds, from its last poll).
-//! - `Phase`: `Starting` (the executor is calling its closure, outside every lock) →
-//!   `Idle(work)` (boxed, waiting to be polled) ⇄ `Polling` (a waiter took the work out and
-//!   polls it without a lock) → `Done(Arc<outcome>)` (the remaining waiters clone it) →
-//!   `Empty` (the last waiter left).
+//! One lock over `Inner { map, runs }`:
 //!
-//! ## Transitions
+//! - `map: HashTable<Arc<Entry>>`: the entries whose key is in flight, found by the key's hash
+//!   (computed once, before the lock, and kept in the entry) and the key's `Eq` (never by hash
+//!   alone). Lookups go through `Borrow`, so a joiner never builds an owned key.
+//! - `Entry { key, hash, run }` is immutable, so hooks read the key without the lock; `run` is
+//!   the run's index in `runs`.
+//! - `runs: Slab<State>`: per run, the `Phase`, `live` (waiters that have not finished: each
+//!   `Run` counts until it returned `Ready` or was dropped), `shared` (someone joined), `wakers`
+//!   (a slab of the wakers of waiters that returned `Pending`; a waiter keeps its slab key) and
+//!   `driver` (the slab key of the waiter whose waker the work holds, from its last poll). A
+//!   run's state is removed when its last waiter finishes or leaves.
+//! - `Phase`: `Starting` (the executor is calling its closure, outside the lock) → `Idle(work)`
+//!   (boxed, waiting to be polled) ⇄ `Polling` (a waiter took the work out and polls it without
+//!   the lock) → `Done(Arc<outcome>)` (the remaining waiters clone it).
 //!
-//! - **join** (`run`), map lock then entry lock (the only nesting; the order is always map →
-//!   entry): an entry for an equal key whose phase is `Starting`, `Idle` or `Polling` is joined
-//!   (`live += 1`, `shared = true`). Otherwise (no entry, or a stale one that is `Done` or
-//!   `Empty` but not yet unmapped) a new entry in `Starting` replaces it and the caller is the
-//!   executor.
-//! - **start**: the executor calls its closure (and the apply/execute hooks) outside the locks,
+//! Invariant: an entry is in the map exactly while its run is `Starting`, `Idle` or `Polling`
+//! and was not forgotten. Completing, failing and abandoning a run unmap its entry in the same
+//! section, so a caller never finds a finished run.
+//!
+//! ## Transitions (each one lock section)
+//!
+//! - **join** (`run`): an entry for an equal key is joined (`live += 1`, `shared = true`);
+//!   otherwise a new run in `Starting` is inserted and the caller is its executor.
+//! - **start**: the executor calls its closure (and the apply/execute hooks) outside the lock,
 //!   then stores the work: `Starting → Idle`. A guard fails the run with `Panicked` if the
 //!   closure or a hook unwinds, so joiners never wait for a work that will not come.
-//! - **poll** of a waiter, entry lock: `Idle` → take the work (`Polling`), poll it outside the
-//!   lock with this waiter's context; `Pending` puts it back (`Idle`), makes this waiter the
-//!   driver and records its waker; `Ready` finishes the run. `Starting` or `Polling` (another
-//!   waiter is inside the work) → record the waker, `Pending`. `Done` → clone the shared
-//!   outcome and finish this waiter (the last one to collect takes it out of the `Arc`
-//!   without a clone).
+//! - **poll** of a waiter: `Idle` → take the work (`Polling`), poll it outside the lock with
+//!   this waiter's context; `Pending` puts it back (`Idle`), makes this waiter the driver and
+//!   records its waker; `Ready` finishes the run. `Starting` or `Polling` (another waiter is
+//!   inside the work) → record the waker, `Pending`. `Done` → clone the shared outcome and
+//!   finish this waiter (the last one to collect takes it out of the `Arc` without a clone).
 //! - **finish** (the waiter whose poll completed the work): `Done(Arc)` unless it is the last
-//!   waiter (then it keeps the outcome, no `Arc`), take the whole waker slab, then unmap the
-//!   entry (map lock, found by identity: a `forget` may have put a newer entry under the key).
-//!   With `std` a panic inside the work's `poll` is caught and finishes the run with
-//!   `Panicked`; without `std` a guard does the same while the panic unwinds.
-//! - **leave** (a waiter dropped before finishing), entry lock: `live -= 1`, remove its waker.
-//!   The last one out of an unfinished run takes the work (`Empty`), drops it after the lock,
-//!   then unmaps the entry: the key is free (a caller on another thread that finds the
-//!   emptied entry before it is unmapped treats it as stale and starts anew). Otherwise, if the
-//!   leaver was the driver, or there is no driver, driving is handed on: one other recorded
-//!   waker is taken and woken (a scan of the waker slab, O(waiters), only on this path).
-//! - **forget**, map lock: unmap the entry; its waiters keep it.
+//!   waiter (then it keeps the outcome, no `Arc`), take the whole waker slab, unmap the entry
+//!   (found by identity: a `forget` may have put a newer entry under the key). With `std` a
+//!   panic inside the work's `poll` is caught and finishes the run with `Panicked`; without
+//!   `std` a guard does the same while the panic unwinds.
+//! - **leave** (a waiter dropped before finishing): `live -= 1`, remove its waker. The last one
+//!   out of an unfinished run takes the work and unmaps the entry: the work is dropped (after
+//!   the lock) and the key is free. Otherwise, if the leaver was the driver, or there is no
+//!   driver, driving is handed on: one other recorded waker is taken and woken (a scan of the
+//!   waker slab, O(waiters), only on this path).
+//! - **forget**: unmap the entry; its waiters keep the run.
 //!
 //! ## Who wakes whom
 //!
@@ -54,26 +56,27 @@
 //! polled during `Starting`, wake exactly one recorded waiter, which drives the work on its next
 //! poll (and, if it leaves first, hands on in turn). So while the work is pending and someone
 //! waits, some waiter is always due to poll it. Wakers are woken and dropped, works dropped and
-//! hooks called only after the locks are released.
+//! hooks called only after the lock is released.
 //!
-//! ## User code under a lock
+//! ## User code under the lock
 //!
-//! Only the key's `Eq` (lookups) and `ToOwned` (the executor's key) run with the map lock held;
-//! the key is hashed before it. Closures, works, hooks, `Clone` of outcomes, wakers and every
-//! drop of a user value (keys, works, outcomes) run outside the locks.
+//! Only the key's `Eq` (lookups) and `ToOwned` (the executor's key) run with the lock held; the
+//! key is hashed before it. Closures, works, hooks, `Clone` of outcomes, wakers and every drop of
+//! a user value (keys, works, outcomes) run outside.
 //!
 //! ## Costs
 //!
-//! A call that starts a run: one hash, two allocations (the entry, the boxed work, which is
-//! free for a zero-sized future; plus the owned key's own), five short lock sections (insert,
-//! store the work, take it to poll, finish, unmap). A joiner: one hash, one map-and-entry
-//! section, one section per poll. Collecting a shared outcome clones it outside the lock,
-//! except for the last waiter, which takes it.
+//! A call that starts a run: one hash, two allocations (the entry, and the boxed work, which is
+//! free for a zero-sized future; plus the owned key's own), four lock sections (insert, store
+//! the work, take it to poll, finish). A joiner: one hash, one section to join, one per poll.
+//! Collecting a shared outcome clones it outside the lock, except for the last waiter, which
+//! takes it. One lock serves every key: sections are short and never wait on user code.
 
 use alloc::boxed::Box;
 use core::borrow::Borrow;
 use core::future::Future;
 use core::hash::{BuildHasher, Hash};
+use core::marker::PhantomData;
 use core::mem;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
@@ -93,14 +96,21 @@ type Shared<T, E> = alloc::sync::Arc<Result<T, RunError<E>>>;
 /// The in-flight map behind [`Coalescer`](super::Coalescer).
 pub(crate) struct Engine<K, T, E, S> {
     hasher: S,
-    map: Mutex<HashTable<Arc<Entry<K, T, E>>>>,
+    inner: Mutex<Inner<K, T, E>>,
 }
 
-/// One run: the key, and the work with its waiters.
+struct Inner<K, T, E> {
+    map: HashTable<Arc<Entry<K, T, E>>>,
+    runs: Slab<State<T, E>>,
+}
+
+/// One run's key: immutable, shared by the map and the run's waiters.
 pub(crate) struct Entry<K, T, E> {
     pub(crate) key: K,
     hash: u64,
-    state: Mutex<State<T, E>>,
+    /// The run's index in `runs`.
+    run: usize,
+    _types: PhantomData<fn() -> (T, E)>,
 }
 
 struct State<T, E> {
@@ -120,7 +130,6 @@ enum Phase<T, E> {
     Idle(Work<T, E>),
     Polling,
     Done(Shared<T, E>),
-    Empty,
 }
 
 /// A waiter's registration in a run.
@@ -140,18 +149,32 @@ pub(crate) struct Finished<K, T, E> {
     pub(crate) completed: bool,
 }
 
-/// What a waiter found under the entry lock.
+/// What a waiter found under the lock.
 enum Step<T, E> {
     Drive(Work<T, E>),
     Wait(Option<Waker>),
-    Take(Shared<T, E>, bool),
+    Take(Shared<T, E>, bool, Option<State<T, E>>),
+}
+
+impl<K, T, E> Inner<K, T, E> {
+    /// Removes `entry` from the map if it is still there (a newer entry under an equal key is
+    /// left alone); returns it, to be dropped after the lock.
+    fn unmap(&mut self, entry: &Arc<Entry<K, T, E>>) -> Option<Arc<Entry<K, T, E>>> {
+        self.map
+            .find_entry(entry.hash, |e| Arc::ptr_eq(e, entry))
+            .ok()
+            .map(|found| found.remove().0)
+    }
 }
 
 impl<K, T, E, S> Engine<K, T, E, S> {
     pub(crate) fn new(hasher: S) -> Self {
         Self {
             hasher,
-            map: Mutex::new(HashTable::new()),
+            inner: Mutex::new(Inner {
+                map: HashTable::new(),
+                runs: Slab::new(),
+            }),
         }
     }
 
@@ -161,18 +184,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
 
     /// Keys in flight.
     pub(crate) fn in_flight(&self) -> usize {
-        self.map.with(|map| map.len())
-    }
-
-    /// Removes `entry` from the map if it is still there (a newer entry under an equal key is
-    /// left alone); returns it to be dropped outside the lock.
-    #[inline]
-    fn unmap(&self, entry: &Arc<Entry<K, T, E>>) -> Option<Arc<Entry<K, T, E>>> {
-        self.map.with(|map| {
-            map.find_entry(entry.hash, |e| Arc::ptr_eq(e, entry))
-                .ok()
-                .map(|found| found.remove().0)
-        })
+        self.inner.with(|inner| inner.map.len())
     }
 }
 
@@ -190,39 +202,32 @@ where
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hasher.hash_one(key);
-        let (entry, executor, stale) = self.map.with(|map| {
-            let stale = match map.find_entry(hash, |e| e.key.borrow() == key) {
-                Ok(found) => {
-                    let joined = found.get().state.with(|s| match s.phase {
-                        Phase::Starting | Phase::Idle(_) | Phase::Polling => {
-                            s.live += 1;
-                            s.shared = true;
-                            true
-                        }
-                        Phase::Done(_) | Phase::Empty => false,
-                    });
-                    if joined {
-                        return (Arc::clone(found.get()), false, None);
-                    }
-                    Some(found.remove().0)
-                }
-                Err(_) => None,
-            };
+        let (entry, executor) = self.inner.with(|inner| {
+            if let Some(entry) = inner.map.find(hash, |e| e.key.borrow() == key) {
+                let run = &mut inner.runs[entry.run];
+                run.live += 1;
+                run.shared = true;
+                return (Arc::clone(entry), false);
+            }
+            let vacant = inner.runs.vacant_entry();
             let entry = Arc::new(Entry {
                 key: to_owned(key),
                 hash,
-                state: Mutex::new(State {
-                    phase: Phase::Starting,
-                    live: 1,
-                    shared: false,
-                    wakers: Slab::new(),
-                    driver: None,
-                }),
+                run: vacant.key(),
+                _types: PhantomData,
             });
-            map.insert_unique(hash, Arc::clone(&entry), |e| e.hash);
-            (entry, true, stale)
+            vacant.insert(State {
+                phase: Phase::Starting,
+                live: 1,
+                shared: false,
+                wakers: Slab::new(),
+                driver: None,
+            });
+            inner
+                .map
+                .insert_unique(hash, Arc::clone(&entry), |e| e.hash);
+            (entry, true)
         });
-        drop(stale);
         (Ticket { entry, slot: None }, executor)
     }
 
@@ -233,8 +238,10 @@ where
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hasher.hash_one(key);
-        let removed = self.map.with(|map| {
-            map.find_entry(hash, |e| e.key.borrow() == key)
+        let removed = self.inner.with(|inner| {
+            inner
+                .map
+                .find_entry(hash, |e| e.key.borrow() == key)
                 .ok()
                 .map(|found| found.remove().0)
         });
@@ -247,10 +254,11 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     /// waiting for a driver: one of them is woken to become it.
     #[inline]
     pub(crate) fn start(&self, entry: &Entry<K, T, E>, work: Work<T, E>) {
-        let wake = entry.state.with(|s| {
-            debug_assert!(matches!(s.phase, Phase::Starting));
-            s.phase = Phase::Idle(work);
-            take_one(s)
+        let wake = self.inner.with(|inner| {
+            let run = &mut inner.runs[entry.run];
+            debug_assert!(matches!(run.phase, Phase::Starting));
+            run.phase = Phase::Idle(work);
+            take_one(run)
         });
         if let Some(waker) = wake {
             waker.wake();
@@ -260,15 +268,16 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     /// Fails a run whose executor unwound before storing its work, or whose work panicked
     /// while polled without `std`: every waiter gets [`RunError::Panicked`], the key is free.
     pub(crate) fn fail(&self, entry: &Arc<Entry<K, T, E>>) {
-        let (stale, wakers) = entry.state.with(|s| {
+        let (stale, wakers, unmapped) = self.inner.with(|inner| {
+            let run = &mut inner.runs[entry.run];
             let stale = mem::replace(
-                &mut s.phase,
+                &mut run.phase,
                 Phase::Done(alloc::sync::Arc::new(Err(RunError::Panicked))),
             );
-            s.driver = None;
-            (stale, mem::take(&mut s.wakers))
+            run.driver = None;
+            let wakers = mem::take(&mut run.wakers);
+            (stale, wakers, inner.unmap(entry))
         });
-        let unmapped = self.unmap(entry);
         for (_, waker) in wakers {
             if let Some(waker) = waker {
                 waker.wake();
@@ -292,33 +301,35 @@ impl<K, T, E, S> Engine<K, T, E, S> {
         E: Clone,
     {
         let t = ticket.as_mut().expect("a waiting ticket");
-        let step = t
-            .entry
-            .state
-            .with(|s| match mem::replace(&mut s.phase, Phase::Polling) {
+        let step = self.inner.with(|inner| {
+            let run = &mut inner.runs[t.entry.run];
+            match mem::replace(&mut run.phase, Phase::Polling) {
                 Phase::Idle(work) => Step::Drive(work),
                 Phase::Done(shared) => {
-                    s.live -= 1;
-                    let last = s.live == 0;
-                    s.phase = if last {
-                        Phase::Empty
+                    run.live -= 1;
+                    let shared_flag = run.shared;
+                    if run.live == 0 {
+                        // The last waiter: the run's state goes (dropped after the lock).
+                        let state = inner.runs.remove(t.entry.run);
+                        Step::Take(shared, shared_flag, Some(state))
                     } else {
-                        Phase::Done(alloc::sync::Arc::clone(&shared))
-                    };
-                    Step::Take(shared, s.shared)
+                        run.phase = Phase::Done(alloc::sync::Arc::clone(&shared));
+                        Step::Take(shared, shared_flag, None)
+                    }
                 }
                 other @ (Phase::Starting | Phase::Polling) => {
-                    s.phase = other;
-                    Step::Wait(record(s, &mut t.slot, cx.waker()))
+                    run.phase = other;
+                    Step::Wait(record(run, &mut t.slot, cx.waker()))
                 }
-                Phase::Empty => unreachable!("a live waiter of an empty run"),
-            });
+            }
+        });
         match step {
             Step::Wait(stale) => {
                 drop(stale);
                 Poll::Pending
             }
-            Step::Take(outcome, shared) => {
+            Step::Take(outcome, shared, state) => {
+                drop(state);
                 let Ticket { entry, .. } = ticket.take().expect("a waiting ticket");
                 let result = alloc::sync::Arc::try_unwrap(outcome).unwrap_or_else(|o| (*o).clone());
                 Poll::Ready(Finished {
@@ -339,10 +350,11 @@ impl<K, T, E, S> Engine<K, T, E, S> {
                 drop(guard);
                 let result = match polled {
                     Some(Poll::Pending) => {
-                        let stale = t.entry.state.with(|s| {
-                            s.phase = Phase::Idle(work);
-                            let stale = record(s, &mut t.slot, cx.waker());
-                            s.driver = t.slot;
+                        let stale = self.inner.with(|inner| {
+                            let run = &mut inner.runs[t.entry.run];
+                            run.phase = Phase::Idle(work);
+                            let stale = record(run, &mut t.slot, cx.waker());
+                            run.driver = t.slot;
                             stale
                         });
                         drop(stale);
@@ -372,21 +384,22 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     {
         let Ticket { entry, slot } = ticket.take().expect("a waiting ticket");
         let mut result = Some(result);
-        let (kept, shared, wakers) = entry.state.with(|s| {
-            s.live -= 1;
-            s.driver = None;
-            let wakers = mem::take(&mut s.wakers);
-            let kept = if s.live == 0 {
-                s.phase = Phase::Empty;
-                None
+        let (kept, shared, wakers, unmapped) = self.inner.with(|inner| {
+            let run = &mut inner.runs[entry.run];
+            run.live -= 1;
+            run.driver = None;
+            let shared = run.shared;
+            let (kept, wakers) = if run.live == 0 {
+                // Nobody else waits: the state goes, the outcome stays with this waiter.
+                let state = inner.runs.remove(entry.run);
+                (None, state.wakers)
             } else {
                 let outcome = alloc::sync::Arc::new(result.take().expect("set above"));
-                s.phase = Phase::Done(alloc::sync::Arc::clone(&outcome));
-                Some(outcome)
+                run.phase = Phase::Done(alloc::sync::Arc::clone(&outcome));
+                (Some(outcome), mem::take(&mut run.wakers))
             };
-            (kept, s.shared, wakers)
+            (kept, shared, wakers, inner.unmap(&entry))
         });
-        let unmapped = self.unmap(&entry);
         for (key, waker) in wakers {
             if let Some(waker) = waker {
                 if Some(key) != slot {
@@ -412,40 +425,33 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     #[inline]
     pub(crate) fn leave(&self, ticket: Ticket<K, T, E>) -> (Arc<Entry<K, T, E>>, bool) {
         let Ticket { entry, slot } = ticket;
-        let (stale, wake, dropped, abandoned) = entry.state.with(|s| {
-            s.live -= 1;
-            if let Phase::Done(_) = s.phase {
-                // The finisher took the waker slab; only the outcome may be left to drop.
-                let dropped = if s.live == 0 {
-                    mem::replace(&mut s.phase, Phase::Empty)
-                } else {
-                    Phase::Empty
-                };
-                return (None, None, dropped, false);
+        let (stale, wake, gone, unmapped) = self.inner.with(|inner| {
+            let run = &mut inner.runs[entry.run];
+            run.live -= 1;
+            if let Phase::Done(_) = run.phase {
+                // The finisher took the waker slab; the last one out removes the state.
+                let gone = (run.live == 0).then(|| inner.runs.remove(entry.run));
+                return (None, None, gone, None);
             }
-            let stale = slot.and_then(|key| s.wakers.try_remove(key)).flatten();
-            if slot.is_some() && s.driver == slot {
-                s.driver = None;
+            let stale = slot.and_then(|key| run.wakers.try_remove(key)).flatten();
+            if slot.is_some() && run.driver == slot {
+                run.driver = None;
             }
-            if s.live == 0 {
-                s.driver = None;
-                return (stale, None, mem::replace(&mut s.phase, Phase::Empty), true);
+            if run.live == 0 {
+                let gone = inner.runs.remove(entry.run);
+                return (stale, None, Some(gone), Some(inner.unmap(&entry)));
             }
-            let wake = match s.phase {
-                Phase::Idle(_) if s.driver.is_none() => take_one(s),
+            let wake = match run.phase {
+                Phase::Idle(_) if run.driver.is_none() => take_one(run),
                 _ => None,
             };
-            (stale, wake, Phase::Empty, false)
+            (stale, wake, None, None)
         });
         if let Some(waker) = wake {
             waker.wake();
         }
-        // The abandoned work is dropped before its key is freed (a caller on another thread
-        // that finds the emptied entry meanwhile starts a new run at once, though).
-        drop((stale, dropped));
-        if abandoned {
-            drop(self.unmap(&entry));
-        }
+        let abandoned = unmapped.is_some();
+        drop((stale, gone, unmapped));
         (entry, abandoned)
     }
 }
