@@ -13,6 +13,7 @@ fn main() {
     gate();
     throttle();
     retry();
+    coalesce();
 }
 
 /// Time: a virtual clock moved by hand, and a timer made of two closures.
@@ -172,4 +173,60 @@ fn gate() {
         let c = c.map_err(|too_many| too_many.to_string());
         println!("limit_jobs(2), 3 calls at once: {a:?}, {b:?}, {c:?}");
     });
+}
+
+/// Coalesce: 100 identical requests at once make one call; the statistics say so.
+fn coalesce() {
+    use dike::coalesce::{Coalescer, Stats};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    println!("\n== coalesce");
+    let timer = ManualTimer::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let users: Coalescer<String, String, String, Stats> = Coalescer::with_hooks(Stats::new());
+    let fetch = |id: u32| {
+        let (timer, calls) = (timer.clone(), Arc::clone(&calls));
+        move || async move {
+            calls.fetch_add(1, Ordering::Relaxed);
+            timer.sleep(Duration::from_millis(100)).await; // the user service is slow
+            Ok(format!("user {id}"))
+        }
+    };
+    let mut requests: Vec<_> = (0..100)
+        .map(|_| Box::pin(users.run("users/42", fetch(42))))
+        .collect();
+    for request in &mut requests {
+        assert!(request.as_mut().now_or_never().is_none());
+    }
+    println!(
+        "100 identical requests, each polled once: {} key in flight, {} call to the service",
+        users.in_flight(),
+        calls.load(Ordering::Relaxed)
+    );
+    timer.advance(Duration::from_millis(100));
+    let outcomes: Vec<_> = requests
+        .into_iter()
+        .map(|request| request.now_or_never().expect("the call finished"))
+        .collect();
+    let joined = outcomes.iter().filter(|o| o.is_joined()).count();
+    println!(
+        "  after 100 ms: {} answers of {:?}, {joined} of them joined; the service was called {} time(s)",
+        outcomes.len(),
+        outcomes[0].result(),
+        calls.load(Ordering::Relaxed)
+    );
+    let mut again = Box::pin(users.run("users/42", fetch(42)));
+    let again = loop {
+        if let Some(outcome) = again.as_mut().now_or_never() {
+            break outcome;
+        }
+        timer.advance_to_next();
+    };
+    println!(
+        "  nothing is cached: the next request calls again ({:?}, {} calls)",
+        again.result(),
+        calls.load(Ordering::Relaxed)
+    );
+    println!("  {}", users.hooks());
 }

@@ -16,6 +16,9 @@
 //!   on any timer.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
+//! - [`coalesce`]: [`Coalescer`](coalesce::Coalescer), request coalescing: identical calls in
+//!   flight share one execution that survives the cancellation of any caller, with hooks and
+//!   statistics (Python's `async_reduce`, Go's `singleflight`); needs `alloc`.
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -47,7 +50,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `std` | yes | implies `alloc`; std locks and errors |
-//! | `alloc` | via `std` | waiting queues, [`ManualTimer`](time::ManualTimer); enough for `no_std` targets with a heap |
+//! | `alloc` | via `std` | waiting queues, [`ManualTimer`](time::ManualTimer), [`coalesce`]; enough for `no_std` targets with a heap |
 //! | `tokio` | no | `TokioTimer` |
 //! | `async-io` | no | `AsyncIoTimer` (smol, async-std) |
 //! | `async-std` | no | alias of `async-io` |
@@ -136,6 +139,8 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+#[cfg(feature = "alloc")]
+pub mod coalesce;
 pub mod error;
 pub mod gate;
 pub mod prelude;

@@ -1,0 +1,508 @@
+//! # Implementation notes
+//!
+//! The in-flight map: one entry per key with a run in flight, and with each run the shared work
+//! itself, so that no caller owns it.
+//!
+//! ## State
+//!
+//! One lock over `Inner { map, runs }`:
+//!
+//! - `map: HashTable<Arc<Entry>>`: the entries whose key is in flight, found by the key's hash
+//!   (computed once, before the lock, and kept in the entry) and the key's `Eq` (never by hash
+//!   alone). Lookups go through `Borrow`, so a joiner never builds an owned key.
+//! - `Entry { key, hash, run }` is immutable, so hooks read the key without the lock; `run` is
+//!   the run's index in `runs`.
+//! - `runs: Slab<State>`: per run, the `Phase`, `live` (waiters that have not finished: each
+//!   `Run` counts until it returned `Ready` or was dropped), `shared` (someone joined), `wakers`
+//!   (a slab of the wakers of waiters that returned `Pending`; a waiter keeps its slab key) and
+//!   `driver` (the slab key of the waiter whose waker the work holds, from its last poll). A
+//!   run's state is removed when its last waiter finishes or leaves.
+//! - `Phase`: `Starting` (the executor is calling its closure, outside the lock) → `Idle(work)`
+//!   (boxed, waiting to be polled) ⇄ `Polling` (a waiter took the work out and polls it without
+//!   the lock) → `Done(Arc<outcome>)` (the remaining waiters clone it).
+//!
+//! Invariant: an entry is in the map exactly while its run is `Starting`, `Idle` or `Polling`
+//! and was not forgotten. Completing, failing and abandoning a run unmap its entry in the same
+//! section, so a caller never finds a finished run.
+//!
+//! ## Transitions (each one lock section)
+//!
+//! - **join** (`run`): an entry for an equal key is joined (`live += 1`, `shared = true`);
+//!   otherwise a new run in `Starting` is inserted and the caller is its executor.
+//! - **start**: the executor calls its closure (and the apply/execute hooks) outside the lock,
+//!   then stores the work: `Starting → Idle`. A guard fails the run with `Panicked` if the
+//!   closure or a hook unwinds, so joiners never wait for a work that will not come.
+//! - **poll** of a waiter: `Idle` → take the work (`Polling`), poll it outside the lock with
+//!   this waiter's context; `Pending` puts it back (`Idle`), makes this waiter the driver and
+//!   records its waker; `Ready` finishes the run. `Starting` or `Polling` (another waiter is
+//!   inside the work) → record the waker, `Pending`. `Done` → clone the shared outcome and
+//!   finish this waiter (the last one to collect takes it out of the `Arc` without a clone).
+//! - **finish** (the waiter whose poll completed the work): `Done(Arc)` unless it is the last
+//!   waiter (then it keeps the outcome, no `Arc`), take the whole waker slab, unmap the entry
+//!   (found by identity: a `forget` may have put a newer entry under the key). With `std` a
+//!   panic inside the work's `poll` is caught and finishes the run with `Panicked`; without
+//!   `std` a guard does the same while the panic unwinds.
+//! - **leave** (a waiter dropped before finishing): `live -= 1`, remove its waker. The last one
+//!   out of an unfinished run takes the work and unmaps the entry: the work is dropped (after
+//!   the lock) and the key is free. Otherwise, if the leaver was the driver, or there is no
+//!   driver, driving is handed on: one other recorded waker is taken and woken (a scan of the
+//!   waker slab, O(waiters), only on this path).
+//! - **forget**: unmap the entry; its waiters keep the run.
+//!
+//! ## Who wakes whom
+//!
+//! The work holds the waker of its driver only (the last waiter that polled it). Finishing
+//! wakes every recorded waiter. A driver that leaves, and a `start` that finds waiters that
+//! polled during `Starting`, wake exactly one recorded waiter, which drives the work on its next
+//! poll (and, if it leaves first, hands on in turn). So while the work is pending and someone
+//! waits, some waiter is always due to poll it. Wakers are woken and dropped, works dropped and
+//! hooks called only after the lock is released.
+//!
+//! ## User code under the lock
+//!
+//! Only the key's `Eq` (lookups) and `ToOwned` (the executor's key) run with the lock held; the
+//! key is hashed before it. Closures, works, hooks, `Clone` of outcomes, wakers and every drop of
+//! a user value (keys, works, outcomes) run outside.
+//!
+//! ## Costs
+//!
+//! A call that starts a run: one hash, two allocations (the entry, and the boxed work, which is
+//! free for a zero-sized future; plus the owned key's own), four lock sections (insert, store
+//! the work, take it to poll, finish). A joiner: one hash, one section to join, one per poll.
+//! Collecting a shared outcome clones it outside the lock, except for the last waiter, which
+//! takes it. One lock serves every key: sections are short and never wait on user code.
+
+use alloc::boxed::Box;
+use core::borrow::Borrow;
+use core::future::Future;
+use core::hash::{BuildHasher, Hash};
+use core::marker::PhantomData;
+use core::mem;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+
+use hashbrown::HashTable;
+use slab::Slab;
+
+use super::RunError;
+use crate::sync::{Arc, Mutex};
+
+/// The shared work of one run.
+pub(crate) type Work<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// The outcome of a run, shared by its waiters once it completed.
+type Shared<T, E> = alloc::sync::Arc<Result<T, RunError<E>>>;
+
+/// The in-flight map behind [`Coalescer`](super::Coalescer).
+pub(crate) struct Engine<K, T, E, S> {
+    hasher: S,
+    inner: Mutex<Inner<K, T, E>>,
+}
+
+struct Inner<K, T, E> {
+    map: HashTable<Arc<Entry<K, T, E>>>,
+    runs: Slab<State<T, E>>,
+}
+
+/// One run's key: immutable, shared by the map and the run's waiters.
+pub(crate) struct Entry<K, T, E> {
+    pub(crate) key: K,
+    hash: u64,
+    /// The run's index in `runs`.
+    run: usize,
+    _types: PhantomData<fn() -> (T, E)>,
+}
+
+struct State<T, E> {
+    phase: Phase<T, E>,
+    /// Waiters that have neither finished nor left.
+    live: usize,
+    /// Whether a caller joined the run.
+    shared: bool,
+    /// Wakers of waiters that returned `Pending`, by the waiter's slab key.
+    wakers: Slab<Option<Waker>>,
+    /// The waiter whose waker the work holds.
+    driver: Option<usize>,
+}
+
+enum Phase<T, E> {
+    Starting,
+    Idle(Work<T, E>),
+    Polling,
+    Done(Shared<T, E>),
+}
+
+/// A waiter's registration in a run.
+pub(crate) struct Ticket<K, T, E> {
+    pub(crate) entry: Arc<Entry<K, T, E>>,
+    /// The waiter's slab key in `wakers`, once it returned `Pending`.
+    slot: Option<usize>,
+}
+
+/// A waiter's result.
+pub(crate) struct Finished<K, T, E> {
+    pub(crate) entry: Arc<Entry<K, T, E>>,
+    pub(crate) result: Result<T, RunError<E>>,
+    /// Whether a caller joined the run.
+    pub(crate) shared: bool,
+    /// Whether this waiter's poll completed the work (it reports success or error).
+    pub(crate) completed: bool,
+}
+
+/// What a waiter found under the lock.
+enum Step<T, E> {
+    Drive(Work<T, E>),
+    Wait(Option<Waker>),
+    Take(Shared<T, E>, bool, Option<State<T, E>>),
+}
+
+impl<K, T, E> Inner<K, T, E> {
+    /// Removes `entry` from the map if it is still there (a newer entry under an equal key is
+    /// left alone); returns it, to be dropped after the lock.
+    fn unmap(&mut self, entry: &Arc<Entry<K, T, E>>) -> Option<Arc<Entry<K, T, E>>> {
+        self.map
+            .find_entry(entry.hash, |e| Arc::ptr_eq(e, entry))
+            .ok()
+            .map(|found| found.remove().0)
+    }
+}
+
+impl<K, T, E, S> Engine<K, T, E, S> {
+    pub(crate) fn new(hasher: S) -> Self {
+        Self {
+            hasher,
+            inner: Mutex::new(Inner {
+                map: HashTable::new(),
+                runs: Slab::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn hasher(&self) -> &S {
+        &self.hasher
+    }
+
+    /// Keys in flight.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.inner.with(|inner| inner.map.len())
+    }
+}
+
+impl<K, T, E, S> Engine<K, T, E, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    /// Joins the run in flight for `key`, or registers a new one; `true` when the caller is
+    /// the executor and must [`start`](Self::start) the work.
+    #[inline]
+    pub(crate) fn join<Q>(&self, key: &Q, to_owned: impl FnOnce(&Q) -> K) -> (Ticket<K, T, E>, bool)
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let hash = self.hasher.hash_one(key);
+        let (entry, executor) = self.inner.with(|inner| {
+            if let Some(entry) = inner.map.find(hash, |e| e.key.borrow() == key) {
+                let run = &mut inner.runs[entry.run];
+                run.live += 1;
+                run.shared = true;
+                return (Arc::clone(entry), false);
+            }
+            let vacant = inner.runs.vacant_entry();
+            let entry = Arc::new(Entry {
+                key: to_owned(key),
+                hash,
+                run: vacant.key(),
+                _types: PhantomData,
+            });
+            vacant.insert(State {
+                phase: Phase::Starting,
+                live: 1,
+                shared: false,
+                wakers: Slab::new(),
+                driver: None,
+            });
+            inner
+                .map
+                .insert_unique(hash, Arc::clone(&entry), |e| e.hash);
+            (entry, true)
+        });
+        (Ticket { entry, slot: None }, executor)
+    }
+
+    /// Removes the entry for `key` from the map; `true` if there was one.
+    pub(crate) fn forget<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let hash = self.hasher.hash_one(key);
+        let removed = self.inner.with(|inner| {
+            inner
+                .map
+                .find_entry(hash, |e| e.key.borrow() == key)
+                .ok()
+                .map(|found| found.remove().0)
+        });
+        removed.is_some()
+    }
+}
+
+impl<K, T, E, S> Engine<K, T, E, S> {
+    /// Stores the executor's work: `Starting → Idle`. Waiters that polled meanwhile are
+    /// waiting for a driver: one of them is woken to become it.
+    #[inline]
+    pub(crate) fn start(&self, entry: &Entry<K, T, E>, work: Work<T, E>) {
+        let wake = self.inner.with(|inner| {
+            let run = &mut inner.runs[entry.run];
+            debug_assert!(matches!(run.phase, Phase::Starting));
+            run.phase = Phase::Idle(work);
+            take_one(run)
+        });
+        if let Some(waker) = wake {
+            waker.wake();
+        }
+    }
+
+    /// Fails a run whose executor unwound before storing its work, or whose work panicked
+    /// while polled without `std`: every waiter gets [`RunError::Panicked`], the key is free.
+    pub(crate) fn fail(&self, entry: &Arc<Entry<K, T, E>>) {
+        let (stale, wakers, unmapped) = self.inner.with(|inner| {
+            let run = &mut inner.runs[entry.run];
+            let stale = mem::replace(
+                &mut run.phase,
+                Phase::Done(alloc::sync::Arc::new(Err(RunError::Panicked))),
+            );
+            run.driver = None;
+            let wakers = mem::take(&mut run.wakers);
+            (stale, wakers, inner.unmap(entry))
+        });
+        for (_, waker) in wakers {
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+        drop((stale, unmapped));
+    }
+
+    /// Polls a waiter: drives the work if nobody is inside it, or waits for the outcome.
+    ///
+    /// Takes the ticket out of `ticket` before anything that may unwind once the waiter has
+    /// finished, so a panic never makes it leave twice.
+    #[inline]
+    pub(crate) fn poll(
+        &self,
+        ticket: &mut Option<Ticket<K, T, E>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Finished<K, T, E>>
+    where
+        T: Clone,
+        E: Clone,
+    {
+        let t = ticket.as_mut().expect("a waiting ticket");
+        let step = self.inner.with(|inner| {
+            let run = &mut inner.runs[t.entry.run];
+            match mem::replace(&mut run.phase, Phase::Polling) {
+                Phase::Idle(work) => Step::Drive(work),
+                Phase::Done(shared) => {
+                    run.live -= 1;
+                    let shared_flag = run.shared;
+                    if run.live == 0 {
+                        // The last waiter: the run's state goes (dropped after the lock).
+                        let state = inner.runs.remove(t.entry.run);
+                        Step::Take(shared, shared_flag, Some(state))
+                    } else {
+                        run.phase = Phase::Done(alloc::sync::Arc::clone(&shared));
+                        Step::Take(shared, shared_flag, None)
+                    }
+                }
+                other @ (Phase::Starting | Phase::Polling) => {
+                    run.phase = other;
+                    Step::Wait(record(run, &mut t.slot, cx.waker()))
+                }
+            }
+        });
+        match step {
+            Step::Wait(stale) => {
+                drop(stale);
+                Poll::Pending
+            }
+            Step::Take(outcome, shared, state) => {
+                drop(state);
+                let Ticket { entry, .. } = ticket.take().expect("a waiting ticket");
+                let result = alloc::sync::Arc::try_unwrap(outcome).unwrap_or_else(|o| (*o).clone());
+                Poll::Ready(Finished {
+                    entry,
+                    result,
+                    shared,
+                    completed: false,
+                })
+            }
+            Step::Drive(mut work) => {
+                let mut guard = Unwind {
+                    engine: self,
+                    entry: &t.entry,
+                    armed: true,
+                };
+                let polled = poll_work(&mut work, cx);
+                guard.armed = false;
+                drop(guard);
+                let result = match polled {
+                    Some(Poll::Pending) => {
+                        let stale = self.inner.with(|inner| {
+                            let run = &mut inner.runs[t.entry.run];
+                            run.phase = Phase::Idle(work);
+                            let stale = record(run, &mut t.slot, cx.waker());
+                            run.driver = t.slot;
+                            stale
+                        });
+                        drop(stale);
+                        return Poll::Pending;
+                    }
+                    Some(Poll::Ready(result)) => result.map_err(RunError::Failed),
+                    None => Err(RunError::Panicked),
+                };
+                let finished = self.finish(ticket, result);
+                drop(work);
+                Poll::Ready(finished)
+            }
+        }
+    }
+
+    /// Completes the run with `result`, on behalf of the waiter in `ticket`, whose poll of the
+    /// work returned it.
+    #[inline]
+    fn finish(
+        &self,
+        ticket: &mut Option<Ticket<K, T, E>>,
+        result: Result<T, RunError<E>>,
+    ) -> Finished<K, T, E>
+    where
+        T: Clone,
+        E: Clone,
+    {
+        let Ticket { entry, slot } = ticket.take().expect("a waiting ticket");
+        let mut result = Some(result);
+        let (kept, shared, wakers, unmapped) = self.inner.with(|inner| {
+            let run = &mut inner.runs[entry.run];
+            run.live -= 1;
+            run.driver = None;
+            let shared = run.shared;
+            let (kept, wakers) = if run.live == 0 {
+                // Nobody else waits: the state goes, the outcome stays with this waiter.
+                let state = inner.runs.remove(entry.run);
+                (None, state.wakers)
+            } else {
+                let outcome = alloc::sync::Arc::new(result.take().expect("set above"));
+                run.phase = Phase::Done(alloc::sync::Arc::clone(&outcome));
+                (Some(outcome), mem::take(&mut run.wakers))
+            };
+            (kept, shared, wakers, inner.unmap(&entry))
+        });
+        for (key, waker) in wakers {
+            if let Some(waker) = waker {
+                if Some(key) != slot {
+                    waker.wake();
+                }
+            }
+        }
+        drop(unmapped);
+        let result = match kept {
+            None => result.take().expect("kept for the last waiter"),
+            Some(outcome) => (*outcome).clone(),
+        };
+        Finished {
+            entry,
+            result,
+            shared,
+            completed: true,
+        }
+    }
+
+    /// A waiter dropped before it finished; `true` if it was the last one, so the work was
+    /// dropped unfinished (abandoned) and the key freed. Returns the entry, for the hooks.
+    #[inline]
+    pub(crate) fn leave(&self, ticket: Ticket<K, T, E>) -> (Arc<Entry<K, T, E>>, bool) {
+        let Ticket { entry, slot } = ticket;
+        let (stale, wake, gone, unmapped) = self.inner.with(|inner| {
+            let run = &mut inner.runs[entry.run];
+            run.live -= 1;
+            if let Phase::Done(_) = run.phase {
+                // The finisher took the waker slab; the last one out removes the state.
+                let gone = (run.live == 0).then(|| inner.runs.remove(entry.run));
+                return (None, None, gone, None);
+            }
+            let stale = slot.and_then(|key| run.wakers.try_remove(key)).flatten();
+            if slot.is_some() && run.driver == slot {
+                run.driver = None;
+            }
+            if run.live == 0 {
+                let gone = inner.runs.remove(entry.run);
+                return (stale, None, Some(gone), Some(inner.unmap(&entry)));
+            }
+            let wake = match run.phase {
+                Phase::Idle(_) if run.driver.is_none() => take_one(run),
+                _ => None,
+            };
+            (stale, wake, None, None)
+        });
+        if let Some(waker) = wake {
+            waker.wake();
+        }
+        let abandoned = unmapped.is_some();
+        drop((stale, gone, unmapped));
+        (entry, abandoned)
+    }
+}
+
+/// Records `waker` for the waiter with slab key `slot` (registering it on first use); returns
+/// the waker it replaces, to be dropped outside the lock.
+fn record<T, E>(s: &mut State<T, E>, slot: &mut Option<usize>, waker: &Waker) -> Option<Waker> {
+    match *slot {
+        Some(key) => {
+            let current = &mut s.wakers[key];
+            match current {
+                Some(w) if w.will_wake(waker) => None,
+                _ => current.replace(waker.clone()),
+            }
+        }
+        None => {
+            *slot = Some(s.wakers.insert(Some(waker.clone())));
+            None
+        }
+    }
+}
+
+/// Takes one recorded waker, to hand driving to its waiter.
+fn take_one<T, E>(s: &mut State<T, E>) -> Option<Waker> {
+    s.wakers.iter_mut().find_map(|(_, waker)| waker.take())
+}
+
+/// Polls the work; `None` if it panicked (caught with `std`).
+#[inline]
+fn poll_work<T, E>(work: &mut Work<T, E>, cx: &mut Context<'_>) -> Option<Poll<Result<T, E>>> {
+    #[cfg(feature = "std")]
+    {
+        std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| work.as_mut().poll(cx))).ok()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        Some(work.as_mut().poll(cx))
+    }
+}
+
+/// Fails the run if the poll of its work unwinds (without `std`, where it is not caught).
+struct Unwind<'a, K, T, E, S> {
+    engine: &'a Engine<K, T, E, S>,
+    entry: &'a Arc<Entry<K, T, E>>,
+    armed: bool,
+}
+
+impl<K, T, E, S> Drop for Unwind<'_, K, T, E, S> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.engine.fail(self.entry);
+        }
+    }
+}
