@@ -15,6 +15,8 @@
 //!   per `period`, explicit `burst`) that rejects with a ready time or waits on any timer.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
+//! - [`run`]: aiometer's `run_all`, `run_each`, `amap` and `run_any`: many tasks in one call
+//!   under `max_at_once` and `max_per_second`, from an iterator or a stream, without spawning.
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -119,6 +121,9 @@ pub mod error;
 pub mod gate;
 pub mod prelude;
 pub mod retry;
+#[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
+pub mod run;
 mod sync;
 pub mod throttle;
 pub mod time;
