@@ -25,9 +25,10 @@
 //! An output waiting in `done` keeps its slot: `max_at_once` bounds futures and unconsumed
 //! outputs together, so memory stays bounded whatever the input's length, and a consumer that
 //! does not take outputs slows the start of new tasks (backpressure), never the progress of
-//! started ones while the run is polled. A pass polls at most [`BUDGET`] futures; past it the
-//! run wakes itself and returns `Pending`, so a run of always-ready futures yields to its
-//! executor.
+//! started ones while the run is polled. One poll of a run's future or stream polls at most
+//! [`BUDGET`] futures (woken ones beyond it wait in the set's list); past it the run wakes
+//! itself and returns `Pending`, so tasks that keep waking themselves cannot monopolise the
+//! executor's thread.
 //!
 //! A permit or a start time obtained for an input that turns out to be exhausted (a stream
 //! that ends without saying so in advance) is given back (the permit) or spent (the start
@@ -113,16 +114,19 @@ where
     }
 
     /// The next output in completion order, with the index of its input.
+    ///
+    /// Polls at most `*budget` futures (and counts them off); with the budget spent and no
+    /// output to hand out, wakes the caller and returns `Pending`.
     pub(crate) fn poll_next(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
+        budget: &mut usize,
     ) -> Poll<Option<(usize, Output<S>)>> {
         let mut this = self.project();
-        let mut polled = 0;
         loop {
             // 1. Woken tasks.
             let done = &mut *this.done;
-            polled += this.set.poll_woken(|output, (index, permit)| {
+            *budget -= this.set.poll_woken(*budget, |output, (index, permit)| {
                 drop(permit);
                 done.push_back((index, output));
             });
@@ -133,7 +137,7 @@ where
             // 3. Refill.
             while !*this.input_done
                 && this.set.len() + this.done.len() < *this.max
-                && polled < BUDGET
+                && *budget > 0
             {
                 if this.source.is_exhausted() {
                     *this.input_done = true;
@@ -173,7 +177,7 @@ where
                         *this.paced = false;
                         let index = *this.next_index;
                         *this.next_index += 1;
-                        polled += 1;
+                        *budget -= 1;
                         let permit = this.permit.take();
                         *this.peak = (*this.peak).max(this.set.len() + 1);
                         if let Some((output, (index, permit))) =
@@ -196,7 +200,7 @@ where
             if *this.input_done && this.set.len() == 0 {
                 return Poll::Ready(None);
             }
-            if polled >= BUDGET {
+            if *budget == 0 || this.set.has_leftover() {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }

@@ -9,7 +9,7 @@ use core::task::{Context, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use super::engine::Engine;
+use super::engine::{BUDGET, Engine};
 use super::limits::Pace;
 use super::source::Source;
 
@@ -72,8 +72,9 @@ where
         let Some(mut engine) = this.engine.as_mut().as_pin_mut() else {
             panic!("`RunAll` polled after completion");
         };
+        let mut budget = BUDGET;
         loop {
-            match engine.as_mut().poll_next(cx) {
+            match engine.as_mut().poll_next(cx, &mut budget) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some((index, output))) => {
                     if index >= this.results.len() {
@@ -148,8 +149,9 @@ where
         let Some(mut engine) = this.engine.as_mut().as_pin_mut() else {
             panic!("`TryRunAll` polled after completion");
         };
+        let mut budget = BUDGET;
         loop {
-            match engine.as_mut().poll_next(cx) {
+            match engine.as_mut().poll_next(cx, &mut budget) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some((index, Ok(value)))) => {
                     if index >= this.results.len() {
@@ -227,8 +229,9 @@ where
         let Some(mut engine) = this.engine.as_mut().as_pin_mut() else {
             panic!("`RunEach` polled after completion");
         };
+        let mut budget = BUDGET;
         loop {
-            match engine.as_mut().poll_next(cx) {
+            match engine.as_mut().poll_next(cx, &mut budget) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(_)) => {}
                 Poll::Ready(None) => {
@@ -311,7 +314,8 @@ where
         let Some(engine) = this.engine.as_mut().as_pin_mut() else {
             panic!("`RunAny` polled after completion");
         };
-        let result = match engine.poll_next(cx) {
+        let mut budget = BUDGET;
+        let result = match engine.poll_next(cx, &mut budget) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some((_, output))) => Ok(output),
             Poll::Ready(None) => Err(EmptyInput),
@@ -426,7 +430,8 @@ macro_rules! stream_impl {
                 let Some(engine) = this.engine.as_mut().as_pin_mut() else {
                     return Poll::Ready(None);
                 };
-                match engine.poll_next(cx) {
+                let mut budget = BUDGET;
+                match engine.poll_next(cx, &mut budget) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(Some(($index, $output))) => Poll::Ready(Some($map)),
                     Poll::Ready(None) => {

@@ -84,8 +84,9 @@ pub(crate) struct TaskSet<F, X> {
     free: Vec<usize>,
     len: usize,
     shared: Arc<Shared>,
-    /// The ready list being worked through (kept to reuse its allocation).
+    /// The ready list being worked through (kept to reuse its allocation), and how far.
     scratch: Vec<usize>,
+    cursor: usize,
 }
 
 impl<F, X> core::fmt::Debug for TaskSet<F, X> {
@@ -105,6 +106,7 @@ impl<F: Future, X> TaskSet<F, X> {
             len: 0,
             shared: Arc::new(Shared::default()),
             scratch: Vec::new(),
+            cursor: 0,
         }
     }
 
@@ -169,28 +171,41 @@ impl<F: Future, X> TaskSet<F, X> {
         self.shared.pending.load(Ordering::Acquire)
     }
 
-    /// Polls every slot woken so far, once, handing each output to `sink`. Returns how many
-    /// futures were polled.
-    pub(crate) fn poll_woken(&mut self, mut sink: impl FnMut(F::Output, X)) -> usize {
-        if !self.has_woken() {
-            return 0;
+    /// Polls the slots woken so far, each once, at most `limit` of them, handing each output
+    /// to `sink`. Returns how many futures were polled; the woken slots beyond `limit` are
+    /// kept for the next call ([`has_leftover`](Self::has_leftover)).
+    pub(crate) fn poll_woken(&mut self, limit: usize, mut sink: impl FnMut(F::Output, X)) -> usize {
+        if self.cursor == self.scratch.len() {
+            if !self.has_woken() {
+                return 0;
+            }
+            self.scratch.clear();
+            self.cursor = 0;
+            let scratch = &mut self.scratch;
+            let shared = &self.shared;
+            shared.queue.with(|q| {
+                mem::swap(&mut q.ready, scratch);
+                shared.pending.store(false, Ordering::Release);
+            });
         }
-        let mut list = mem::take(&mut self.scratch);
-        self.shared.queue.with(|q| {
-            mem::swap(&mut q.ready, &mut list);
-            self.shared.pending.store(false, Ordering::Release);
-        });
-        let polled = list.len();
-        for &index in &list {
+        let mut polled = 0;
+        while polled < limit && self.cursor < self.scratch.len() {
+            let index = self.scratch[self.cursor];
+            self.cursor += 1;
+            polled += 1;
             // Cleared before the poll: a wake-up during the poll queues the slot again.
             self.slots[index].token.queued.store(false, Ordering::Release);
             if let Some((output, extra)) = self.poll_slot(index) {
                 sink(output, extra);
             }
         }
-        list.clear();
-        self.scratch = list;
         polled
+    }
+
+    /// Whether the last [`poll_woken`](Self::poll_woken) left woken slots unpolled.
+    #[inline]
+    pub(crate) fn has_leftover(&self) -> bool {
+        self.cursor < self.scratch.len()
     }
 
     /// Stores the run's waker for the next wake-up. `false` (and nothing stored) when a slot
