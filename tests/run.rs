@@ -725,6 +725,12 @@ fn send_and_sync_when_the_tasks_are() {
     send(&each);
     let any = run_any([async { 1 }], Limits::new().max_at_once(1).unwrap());
     send(&any);
+
+    // Unpin over an iterator whatever the timer's sleep, so `.next().await` needs no pin.
+    fn unpin<T: Unpin>(_: &T) {}
+    unpin(&stream);
+    let paced = Limits::new().max_per_second(1.0).unwrap().timer(dike::time::TokioTimer::new());
+    unpin(&amap(|i: u32| async move { i }, 0..3, paced));
 }
 
 #[test]

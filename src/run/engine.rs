@@ -134,66 +134,73 @@ where
             // 2. Hand out.
             let mut out = this.done.pop_front();
 
-            // 3. Refill.
-            while !*this.input_done
-                && this.set.len() + this.done.len() < *this.max
-                && *budget > 0
-            {
-                if this.source.is_exhausted() {
-                    *this.input_done = true;
-                    break;
-                }
-                if let (Some(gate), None) = (*this.gate, &*this.permit) {
-                    let enter = this.enter.get_or_insert_with(|| gate.enter());
-                    match Pin::new(enter).poll(cx) {
-                        Poll::Pending => break,
-                        Poll::Ready(Ok(permit)) => {
-                            *this.enter = None;
-                            *this.permit = Some(permit);
+            // 3. Refill. A slot freed by handing out an output produced by the refill itself
+            // (nothing was woken, the new task finished at once) is refilled in a second round.
+            for round in 0..2 {
+                while !*this.input_done
+                    && this.set.len() + this.done.len() < *this.max
+                    && *budget > 0
+                {
+                    if this.source.is_exhausted() {
+                        *this.input_done = true;
+                        break;
+                    }
+                    if let (Some(gate), None) = (*this.gate, &*this.permit) {
+                        let enter = this.enter.get_or_insert_with(|| gate.enter());
+                        match Pin::new(enter).poll(cx) {
+                            Poll::Pending => break,
+                            Poll::Ready(Ok(permit)) => {
+                                *this.enter = None;
+                                *this.permit = Some(permit);
+                            }
+                            Poll::Ready(Err(_refused)) => {
+                                // A closed gate or a full waiter queue: ask again at the next
+                                // poll (see "Shared limits" in the module docs).
+                                *this.enter = None;
+                                cx.waker().wake_by_ref();
+                                break;
+                            }
                         }
-                        Poll::Ready(Err(_refused)) => {
-                            // A closed gate or a full waiter queue: ask again at the next
-                            // poll (see "Shared limits" in the module docs).
-                            *this.enter = None;
-                            cx.waker().wake_by_ref();
+                    }
+                    if !*this.paced {
+                        if this.pacer.as_mut().poll_start(cx).is_pending() {
                             break;
                         }
+                        *this.paced = true;
                     }
-                }
-                if !*this.paced {
-                    if this.pacer.as_mut().poll_start(cx).is_pending() {
-                        break;
-                    }
-                    *this.paced = true;
-                }
-                match this.source.as_mut().poll_item(cx) {
-                    Poll::Pending => break,
-                    Poll::Ready(None) => {
-                        *this.input_done = true;
-                        *this.permit = None;
-                        break;
-                    }
-                    Poll::Ready(Some(future)) => {
-                        *this.paced = false;
-                        let index = *this.next_index;
-                        *this.next_index += 1;
-                        *budget -= 1;
-                        let permit = this.permit.take();
-                        *this.peak = (*this.peak).max(this.set.len() + 1);
-                        if let Some((output, (index, permit))) =
-                            this.set.start(future, (index, permit))
-                        {
-                            drop(permit);
-                            this.done.push_back((index, output));
+                    match this.source.as_mut().poll_item(cx) {
+                        Poll::Pending => break,
+                        Poll::Ready(None) => {
+                            *this.input_done = true;
+                            *this.permit = None;
+                            break;
+                        }
+                        Poll::Ready(Some(future)) => {
+                            *this.paced = false;
+                            let index = *this.next_index;
+                            *this.next_index += 1;
+                            *budget -= 1;
+                            let permit = this.permit.take();
+                            *this.peak = (*this.peak).max(this.set.len() + 1);
+                            if let Some((output, (index, permit))) =
+                                this.set.start(future, (index, permit))
+                            {
+                                drop(permit);
+                                this.done.push_back((index, output));
+                            }
                         }
                     }
                 }
+                if round == 0 && out.is_none() {
+                    out = this.done.pop_front();
+                    if out.is_some() {
+                        continue;
+                    }
+                }
+                break;
             }
 
             // 4. Return.
-            if out.is_none() {
-                out = this.done.pop_front();
-            }
             if out.is_some() {
                 return Poll::Ready(out);
             }

@@ -28,7 +28,7 @@ pin_project! {
     /// use dike::run::{Limits, RunAll, run_all};
     ///
     /// # smol::block_on(async {
-    /// let run = run_all([async { 'a' }, async { 'b' }], Limits::new());
+    /// let run = run_all(['a', 'b'].map(|c| async move { c }), Limits::new());
     /// assert_eq!(run.await, ['a', 'b']);
     /// # });
     /// ```
@@ -105,7 +105,7 @@ pin_project! {
     /// use dike::run::{Limits, try_run_all};
     ///
     /// # smol::block_on(async {
-    /// let ok = try_run_all([async { Ok::<_, &str>(1) }, async { Ok(2) }], Limits::new());
+    /// let ok = try_run_all([1, 2].map(|i| async move { Ok::<_, &str>(i) }), Limits::new());
     /// assert_eq!(ok.await, Ok(vec![1, 2]));
     /// # });
     /// ```

@@ -7,7 +7,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use pin_project_lite::pin_project;
+use alloc::boxed::Box;
 
 use crate::error::{ConfigError, ConfigValue};
 use crate::gate::Gate;
@@ -462,6 +462,16 @@ impl<'a, P> Limits<'a, P> {
 /// A pace the run functions accept: [`NoRate`] or [`Paced`] (not a [`Rate`] without its
 /// timer). Sealed.
 ///
+/// A rate without its timer does not compile:
+///
+/// ```compile_fail
+/// use dike::run::{Limits, run_all};
+///
+/// let limits = Limits::new().max_per_second(10.0)?; // no `.timer(..)`
+/// let run = run_all((0..3).map(|i| async move { i }), limits);
+/// # Ok::<(), dike::error::ConfigError>(())
+/// ```
+///
 /// # Examples
 ///
 /// ```
@@ -546,16 +556,20 @@ impl Own<'_> {
     }
 }
 
-pin_project! {
-    /// Waits for start times on a throttle: `try_acquire`, and when refused, a sleep until the
-    /// instant it names (the public [`Throttle`] API, so the throttle may be owned).
-    pub struct ThrottlePacer<'a, T: Timer> {
-        throttle: Option<Own<'a>>,
-        timer: T,
-        #[pin]
-        sleep: Option<T::Sleep>,
-    }
+/// Waits for start times on a throttle: `try_acquire`, and when refused, a sleep until the
+/// instant it names (the public [`Throttle`] API, so the throttle may be owned).
+///
+/// The sleep is boxed, so the pacer (and a run over an `Unpin` input) is `Unpin` whatever
+/// the timer: `amap(..).next().await` works without pinning. One allocation per wait, and
+/// only a start that has to wait waits.
+pub struct ThrottlePacer<'a, T: Timer> {
+    throttle: Option<Own<'a>>,
+    timer: T,
+    sleep: Option<Pin<Box<T::Sleep>>>,
 }
+
+// Nothing in it is pinned structurally (the sleep is boxed), so moving it is fine.
+impl<T: Timer> Unpin for ThrottlePacer<'_, T> {}
 
 impl<T: Timer> fmt::Debug for ThrottlePacer<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -568,7 +582,7 @@ impl<T: Timer> fmt::Debug for ThrottlePacer<'_, T> {
 
 impl<T: Timer> Pacer for ThrottlePacer<'_, T> {
     fn poll_start(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
+        let this = self.get_mut();
         let Some(throttle) = this.throttle.as_ref() else {
             return Poll::Ready(());
         };
@@ -576,17 +590,16 @@ impl<T: Timer> Pacer for ThrottlePacer<'_, T> {
         // As `Throttle::acquire`: check, sleep until the instant named, check again. A timer
         // whose sleeps end before its clock reaches the deadline makes us yield, not spin.
         for _ in 0..3 {
-            if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-                if sleep.poll(cx).is_pending() {
+            if let Some(sleep) = this.sleep.as_mut() {
+                if sleep.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                this.sleep.set(None);
+                this.sleep = None;
             }
-            match throttle.try_acquire(&*this.timer) {
+            match throttle.try_acquire(&this.timer) {
                 Ok(()) => return Poll::Ready(()),
                 Err(limited) => {
-                    let sleep = this.timer.sleep_until(limited.ready_at());
-                    this.sleep.set(Some(sleep));
+                    this.sleep = Some(Box::pin(this.timer.sleep_until(limited.ready_at())));
                 }
             }
         }

@@ -13,32 +13,64 @@
 //! Every function takes [`Limits`]: `max_at_once` (tasks in flight), `max_per_second` (starts
 //! per second, fractional allowed) with a `burst`, and optionally a shared
 //! [`Gate`](crate::gate::Gate) or [`Throttle`](crate::throttle::Throttle) so that a limit
-//! holds across runs. A timer is needed only when a rate is set:
+//! holds across runs. A timer is needed only when a rate is set.
+//!
+//! ```
+//! use dike::run::{Limits, amap};
+//! # #[cfg(feature = "tokio")]
+//! use dike::time::TokioTimer;
+//! use futures_util::StreamExt;
+//!
+//! async fn fetch(url: String) -> usize {
+//!     url.len() // an HTTP call in real life
+//! }
+//!
+//! # #[cfg(feature = "tokio")]
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), dike::error::ConfigError> {
+//!     let urls = (0..5).map(|i| format!("https://example.com/{i}"));
+//!     // At most 2 requests at once, at most 50 started per second.
+//!     let limits = Limits::new().max_at_once(2)?.max_per_second(50.0)?.timer(TokioTimer::new());
+//!     let mut results = amap(fetch, urls, limits);
+//!     while let Some(len) = results.next().await {
+//!         println!("{len}");
+//!     }
+//!     Ok(())
+//! }
+//! # #[cfg(not(feature = "tokio"))]
+//! # fn main() {}
+//! ```
+//!
+//! Without a rate no timer is involved, and any executor (or none: `now_or_never`) works:
 //!
 //! ```
 //! use dike::run::{Limits, run_all};
-//! use dike::time::ManualTimer;
+//! use futures_util::FutureExt;
 //!
-//! # smol::block_on(async {
-//! // Concurrency only: no timer.
-//! let squares = run_all((1..=4).map(|i| async move { i * i }), Limits::new().max_at_once(2)?).await;
-//! assert_eq!(squares, [1, 4, 9, 16]);
-//!
-//! // With a rate: the timer to read and wait on (TokioTimer, AsyncIoTimer, ... in a program).
-//! let timer = ManualTimer::new();
-//! let limits = Limits::new().max_at_once(2)?.max_per_second(1000.0)?.timer(&timer);
-//! let run = run_all((1..=4).map(|i| async move { i * i }), limits);
-//! let drive = async {
-//!     while timer.sleepers() > 0 || timer.next_deadline().is_none() {
-//!         futures_lite_yield().await;
-//!         if timer.advance_to_next().is_none() { break; }
-//!     }
-//! };
-//! # async fn futures_lite_yield() { smol::future::yield_now().await }
-//! let (squares, ()) = futures_util::join!(run, drive);
-//! assert_eq!(squares, [1, 4, 9, 16]);
+//! let squares = run_all((1..=4).map(|i| async move { i * i }), Limits::new().max_at_once(2)?);
+//! assert_eq!(squares.now_or_never(), Some(vec![1, 4, 9, 16]));
 //! # Ok::<(), dike::error::ConfigError>(())
-//! # }).unwrap();
+//! ```
+//!
+//! In tests, [`ManualTimer`](crate::time::ManualTimer) makes paced runs deterministic: poll
+//! the run, and when it is pending, jump the clock to the next start time.
+//!
+//! ```
+//! use core::pin::pin;
+//! use core::task::{Context, Poll, Waker};
+//! use dike::run::{Limits, run_each};
+//! use dike::time::{ManualTimer, Timer};
+//!
+//! let timer = ManualTimer::new();
+//! let starts = std::cell::RefCell::new(Vec::new());
+//! let limits = Limits::new().max_per_second(4.0)?.timer(&timer);
+//! let mut run = pin!(run_each(|_| { starts.borrow_mut().push(timer.now()); async {} }, 0..3, limits));
+//! while run.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending() {
+//!     timer.advance_to_next();
+//! }
+//! let ms: Vec<u128> = starts.take().iter().map(|t| t.as_millis()).collect();
+//! assert_eq!(ms, [0, 250, 500]);
+//! # Ok::<(), dike::error::ConfigError>(())
 //! ```
 //!
 //! # Inputs
@@ -176,12 +208,21 @@ where
 /// use dike::time::{ManualTimer, Timer};
 ///
 /// let timer = ManualTimer::new();
-/// let fast = || async { "fast" };
-/// let slow = || async { timer.sleep(Duration::from_millis(10)).await; "slow" };
-///
+/// let process = |slow: bool| {
+///     let timer = timer.clone();
+///     async move {
+///         if slow {
+///             timer.sleep(Duration::from_millis(10)).await;
+///             "slow"
+///         } else {
+///             "fast"
+///         }
+///     }
+/// };
 /// # smol::block_on(async {
-/// let run = run_all([Box::pin(slow()) as core::pin::Pin<Box<dyn Future<Output = _>>>, Box::pin(fast())], Limits::new());
-/// let (out, _) = futures_util::join!(run, async { smol::future::yield_now().await; timer.advance(Duration::from_millis(10)) });
+/// let run = run_all([true, false].map(process), Limits::new());
+/// let clock = async { smol::future::yield_now().await; timer.advance(Duration::from_millis(10)) };
+/// let (out, ()) = futures_util::join!(run, clock);
 /// assert_eq!(out, ["slow", "fast"]);
 /// # });
 /// ```
@@ -385,15 +426,23 @@ where
 /// use core::time::Duration;
 /// use dike::run::{Limits, run_any};
 /// use dike::time::{ManualTimer, Timer};
+/// use futures_util::FutureExt;
 ///
 /// let timer = ManualTimer::new();
-/// let slow = async { timer.sleep(Duration::from_millis(10)).await; "slow" };
-/// let fast = async { "fast" };
-/// # smol::block_on(async {
-/// let first = run_any([Box::pin(slow) as core::pin::Pin<Box<dyn Future<Output = _>>>, Box::pin(fast)], Limits::new()).await;
-/// assert_eq!(first, Ok("fast"));
+/// let process = |slow: bool| {
+///     let timer = timer.clone();
+///     async move {
+///         if slow {
+///             timer.sleep(Duration::from_millis(10)).await;
+///             "slow"
+///         } else {
+///             "fast"
+///         }
+///     }
+/// };
+/// let first = run_any([true, false].map(process), Limits::new()).now_or_never();
+/// assert_eq!(first, Some(Ok("fast")));
 /// assert_eq!(timer.sleepers(), 0); // the slow one was dropped
-/// # });
 /// ```
 pub fn run_any<'a, I, P>(futures: I, limits: Limits<'a, P>) -> RunAny<'a, I::Source, P>
 where

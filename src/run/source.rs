@@ -23,8 +23,8 @@ use pin_project_lite::pin_project;
 /// use dike::run::{Limits, from_stream, run_all};
 ///
 /// # smol::block_on(async {
-/// let from_vec = run_all([async { 1 }, async { 2 }], Limits::new()).await;
-/// let items = futures_util::stream::iter([async { 1 }, async { 2 }]);
+/// let from_vec = run_all([1, 2].map(|i| async move { i }), Limits::new()).await;
+/// let items = futures_util::stream::iter([1, 2].map(|i| async move { i }));
 /// let from_stream = run_all(from_stream(items), Limits::new()).await;
 /// assert_eq!(from_vec, from_stream);
 /// # });
