@@ -128,14 +128,12 @@ fn run_each_processes_every_item() {
 }
 
 /// A fast and a slow task as one future type.
-fn process(timer: &ManualTimer, slow: bool) -> impl Future<Output = &'static str> + '_ {
-    async move {
-        if slow {
-            timer.sleep(ms(10)).await;
-            "slow"
-        } else {
-            "fast"
-        }
+async fn process(timer: &ManualTimer, slow: bool) -> &'static str {
+    if slow {
+        timer.sleep(ms(10)).await;
+        "slow"
+    } else {
+        "fast"
     }
 }
 
