@@ -12,11 +12,11 @@
 
 use core::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use dike::run::{Limits, amap, run_all};
 use core::future::Future;
 use core::pin::pin;
 use core::task::{Context, Poll, Waker};
+use criterion::{Criterion, criterion_group, criterion_main};
+use dike::run::{Limits, amap, run_all};
 use futures_util::{StreamExt, stream};
 
 /// Polls `fut` until it is ready (it only yields after waking itself).
@@ -38,7 +38,8 @@ fn unordered(c: &mut Criterion) {
     group.bench_function("dike", |b| {
         b.iter(|| {
             let limits = Limits::new().max_at_once(C).unwrap();
-            let out: Vec<u64> = block_on(amap(|i| async move { i }, 0..black_box(N), limits).collect());
+            let out: Vec<u64> =
+                block_on(amap(|i| async move { i }, 0..black_box(N), limits).collect());
             black_box(out)
         });
     });

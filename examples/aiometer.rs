@@ -46,7 +46,10 @@ struct Load {
 }
 
 /// `POST /json`: echoes the JSON body after 800 ms.
-async fn echo(State(load): State<Arc<Load>>, body: String) -> ([(&'static str, &'static str); 1], String) {
+async fn echo(
+    State(load): State<Arc<Load>>,
+    body: String,
+) -> ([(&'static str, &'static str); 1], String) {
     let now = load.now.fetch_add(1, Ordering::SeqCst) + 1;
     load.peak.fetch_max(now, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -70,13 +73,19 @@ async fn post_json(addr: SocketAddr, path: &str, json: &str) -> std::io::Result<
         .split_once("\r\n\r\n")
         .ok_or_else(|| std::io::Error::other("no HTTP header end"))?;
     if !head.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(format!("unexpected response: {head}")));
+        return Err(std::io::Error::other(format!(
+            "unexpected response: {head}"
+        )));
     }
     Ok(body.to_string())
 }
 
 /// aiometer's `fetch_and_process(client, url, payload)`.
-async fn fetch_and_process(addr: SocketAddr, url: &str, payload: String) -> std::io::Result<String> {
+async fn fetch_and_process(
+    addr: SocketAddr,
+    url: &str,
+    payload: String,
+) -> std::io::Result<String> {
     post_json(addr, url, &payload).await
 }
 
@@ -85,11 +94,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let load = Arc::new(Load::default());
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let app = Router::new().route("/json", post(echo)).with_state(Arc::clone(&load));
+    let app = Router::new()
+        .route("/json", post(echo))
+        .with_state(Arc::clone(&load));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     println!("echo server on http://{addr}/json");
 
-    let payloads: Vec<String> = (0..20).map(|index| format!("{{\"index\": {index}}}")).collect();
+    let payloads: Vec<String> = (0..20)
+        .map(|index| format!("{{\"index\": {index}}}"))
+        .collect();
     let urls = vec!["/json"; payloads.len()];
 
     let limits = Limits::new()

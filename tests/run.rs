@@ -71,7 +71,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -99,7 +102,9 @@ const TASKS: usize = 30;
 
 fn random_sleeps(seed: u64) -> Vec<Duration> {
     let mut rng = Lcg(seed);
-    (0..TASKS).map(|_| Duration::from_micros(rng.below(10_000))).collect()
+    (0..TASKS)
+        .map(|_| Duration::from_micros(rng.below(10_000)))
+        .collect()
 }
 
 // ---- aiometer: TestRunners ----
@@ -140,9 +145,15 @@ async fn process(timer: &ManualTimer, slow: bool) -> &'static str {
 #[test]
 fn run_all_returns_outputs_in_input_order() {
     let timer = ManualTimer::new();
-    let out = drive(&timer, run_all([false, true].map(|s| process(&timer, s)), Limits::new()));
+    let out = drive(
+        &timer,
+        run_all([false, true].map(|s| process(&timer, s)), Limits::new()),
+    );
     assert_eq!(out, ["fast", "slow"]);
-    let out = drive(&timer, run_all([true, false].map(|s| process(&timer, s)), Limits::new()));
+    let out = drive(
+        &timer,
+        run_all([true, false].map(|s| process(&timer, s)), Limits::new()),
+    );
     assert_eq!(out, ["slow", "fast"]);
 }
 
@@ -179,14 +190,20 @@ fn amap_task_error_surfaces_unchanged() {
             Ok(item)
         }
     };
-    let out = drive(&timer, amap(process, items, Limits::new()).try_collect::<Vec<_>>());
+    let out = drive(
+        &timer,
+        amap(process, items, Limits::new()).try_collect::<Vec<_>>(),
+    );
     assert_eq!(out, Err(Failure("fail")));
 }
 
 #[test]
 fn run_any_returns_the_fast_one() {
     let timer = ManualTimer::new();
-    let out = drive(&timer, run_any([true, false].map(|s| process(&timer, s)), Limits::new()));
+    let out = drive(
+        &timer,
+        run_any([true, false].map(|s| process(&timer, s)), Limits::new()),
+    );
     assert_eq!(out, Ok("fast"));
     assert_eq!(timer.sleepers(), 0, "the slow one was dropped");
 }
@@ -195,7 +212,10 @@ fn run_any_returns_the_fast_one() {
 
 fn assert_peak(spy: &Spy, max_at_once: usize) {
     let peak = spy.peak.get();
-    assert!(0 < peak && peak <= max_at_once, "peak {peak} for max_at_once {max_at_once}");
+    assert!(
+        0 < peak && peak <= max_at_once,
+        "peak {peak} for max_at_once {max_at_once}"
+    );
 }
 
 #[test]
@@ -203,7 +223,10 @@ fn max_at_once_run_each() {
     for (i, max) in MAX_AT_ONCE.into_iter().enumerate() {
         let (timer, spy) = (ManualTimer::new(), Spy::default());
         let limits = Limits::new().max_at_once(max).unwrap();
-        drive(&timer, run_each(|d| spy.task(&timer, d), random_sleeps(i as u64), limits));
+        drive(
+            &timer,
+            run_each(|d| spy.task(&timer, d), random_sleeps(i as u64), limits),
+        );
         assert_peak(&spy, max);
         assert_eq!(spy.running.get(), 0);
     }
@@ -214,7 +237,9 @@ fn max_at_once_run_all() {
     for (i, max) in MAX_AT_ONCE.into_iter().enumerate() {
         let (timer, spy) = (ManualTimer::new(), Spy::default());
         let limits = Limits::new().max_at_once(max).unwrap();
-        let tasks = random_sleeps(i as u64).into_iter().map(|d| spy.task(&timer, d));
+        let tasks = random_sleeps(i as u64)
+            .into_iter()
+            .map(|d| spy.task(&timer, d));
         assert_eq!(drive(&timer, run_all(tasks, limits)).len(), TASKS);
         assert_peak(&spy, max);
     }
@@ -225,7 +250,10 @@ fn max_at_once_amap() {
     for (i, max) in MAX_AT_ONCE.into_iter().enumerate() {
         let (timer, spy) = (ManualTimer::new(), Spy::default());
         let limits = Limits::new().max_at_once(max).unwrap();
-        let out = drive_stream(&timer, amap(|d| spy.task(&timer, d), random_sleeps(i as u64), limits));
+        let out = drive_stream(
+            &timer,
+            amap(|d| spy.task(&timer, d), random_sleeps(i as u64), limits),
+        );
         assert_eq!(out.len(), TASKS);
         assert_peak(&spy, max);
     }
@@ -236,10 +264,16 @@ fn max_at_once_run_any() {
     for (i, max) in MAX_AT_ONCE.into_iter().enumerate() {
         let (timer, spy) = (ManualTimer::new(), Spy::default());
         let limits = Limits::new().max_at_once(max).unwrap();
-        let tasks = random_sleeps(i as u64).into_iter().map(|d| spy.task(&timer, d + ms(1)));
+        let tasks = random_sleeps(i as u64)
+            .into_iter()
+            .map(|d| spy.task(&timer, d + ms(1)));
         assert_eq!(drive(&timer, run_any(tasks, limits)), Ok(()));
         assert_peak(&spy, max);
-        assert_eq!(spy.peak.get(), max, "every slot was filled before the first finished");
+        assert_eq!(
+            spy.peak.get(),
+            max,
+            "every slot was filled before the first finished"
+        );
     }
 }
 
@@ -288,8 +322,14 @@ fn assert_gaps(starts: &Starts, rate: u32, count: usize) {
 fn max_per_second_run_each() {
     for rate in MAX_PER_SECOND {
         let (timer, starts) = (ManualTimer::new(), Starts::default());
-        let limits = Limits::new().max_per_second(f64::from(rate)).unwrap().timer(&timer);
-        drive(&timer, run_each(|_| starts.task(&timer, Duration::ZERO), 0..10, limits));
+        let limits = Limits::new()
+            .max_per_second(f64::from(rate))
+            .unwrap()
+            .timer(&timer);
+        drive(
+            &timer,
+            run_each(|_| starts.task(&timer, Duration::ZERO), 0..10, limits),
+        );
         assert_gaps(&starts, rate, 10);
     }
 }
@@ -298,7 +338,10 @@ fn max_per_second_run_each() {
 fn max_per_second_run_all() {
     for rate in MAX_PER_SECOND {
         let (timer, starts) = (ManualTimer::new(), Starts::default());
-        let limits = Limits::new().max_per_second(f64::from(rate)).unwrap().timer(&timer);
+        let limits = Limits::new()
+            .max_per_second(f64::from(rate))
+            .unwrap()
+            .timer(&timer);
         let tasks = (0..10).map(|_| starts.task(&timer, Duration::ZERO));
         drive(&timer, run_all(tasks, limits));
         assert_gaps(&starts, rate, 10);
@@ -309,8 +352,14 @@ fn max_per_second_run_all() {
 fn max_per_second_amap() {
     for rate in MAX_PER_SECOND {
         let (timer, starts) = (ManualTimer::new(), Starts::default());
-        let limits = Limits::new().max_per_second(f64::from(rate)).unwrap().timer(&timer);
-        drive_stream(&timer, amap(|_| starts.task(&timer, Duration::ZERO), 0..10, limits));
+        let limits = Limits::new()
+            .max_per_second(f64::from(rate))
+            .unwrap()
+            .timer(&timer);
+        drive_stream(
+            &timer,
+            amap(|_| starts.task(&timer, Duration::ZERO), 0..10, limits),
+        );
         assert_gaps(&starts, rate, 10);
     }
 }
@@ -319,7 +368,10 @@ fn max_per_second_amap() {
 fn max_per_second_run_any() {
     for rate in MAX_PER_SECOND {
         let (timer, starts) = (ManualTimer::new(), Starts::default());
-        let limits = Limits::new().max_per_second(f64::from(rate)).unwrap().timer(&timer);
+        let limits = Limits::new()
+            .max_per_second(f64::from(rate))
+            .unwrap()
+            .timer(&timer);
         // Each task holds for a second, so the first finishes after 1 s; every start before
         // that is paced.
         let tasks = (0..3).map(|_| starts.task(&timer, Duration::from_secs(1)));
@@ -330,11 +382,23 @@ fn max_per_second_run_any() {
 
 #[test]
 fn invalid_limits_are_errors() {
-    for bad in [0.0, -0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e-30] {
+    for bad in [
+        0.0,
+        -0.0,
+        -1.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e-30,
+    ] {
         let err = Limits::new().max_per_second(bad).unwrap_err();
         assert_eq!(err.parameter(), "max_per_second", "{bad}");
     }
-    let err = Limits::new().max_per_second(1.0).unwrap().burst(0).unwrap_err();
+    let err = Limits::new()
+        .max_per_second(1.0)
+        .unwrap()
+        .burst(0)
+        .unwrap_err();
     assert_eq!(err.parameter(), "burst");
     assert_eq!(err.to_string(), "invalid burst = 0: expected at least 1");
     assert!(Limits::new().max_at_once(0).is_err());
@@ -346,15 +410,26 @@ fn invalid_limits_are_errors() {
 fn fractional_rate_spaces_starts_by_its_inverse() {
     let (timer, starts) = (ManualTimer::new(), Starts::default());
     let limits = Limits::new().max_per_second(0.5).unwrap().timer(&timer);
-    drive(&timer, run_each(|_| starts.task(&timer, Duration::ZERO), 0..4, limits));
+    drive(
+        &timer,
+        run_each(|_| starts.task(&timer, Duration::ZERO), 0..4, limits),
+    );
     assert_eq!(starts.gaps(), [Duration::from_secs(2); 3]);
 }
 
 #[test]
 fn burst_starts_that_many_at_once_then_spaces() {
     let (timer, starts) = (ManualTimer::new(), Starts::default());
-    let limits = Limits::new().max_per_second(10.0).unwrap().burst(3).unwrap().timer(&timer);
-    drive(&timer, run_each(|_| starts.task(&timer, Duration::ZERO), 0..6, limits));
+    let limits = Limits::new()
+        .max_per_second(10.0)
+        .unwrap()
+        .burst(3)
+        .unwrap()
+        .timer(&timer);
+    drive(
+        &timer,
+        run_each(|_| starts.task(&timer, Duration::ZERO), 0..6, limits),
+    );
     assert_eq!(*starts.0.borrow(), [0, 0, 0, 100, 200, 300].map(ms));
 }
 
@@ -363,14 +438,30 @@ fn both_limits_take_the_slot_then_the_start_time() {
     // Tasks of 250 ms, one at a time, 10 per second: the slot is the binding limit, and a
     // task that gets its slot still waits for its start time (never two within 100 ms).
     let (timer, starts) = (ManualTimer::new(), Starts::default());
-    let limits = Limits::new().max_at_once(1).unwrap().max_per_second(10.0).unwrap().timer(&timer);
-    drive(&timer, run_each(|_| starts.task(&timer, ms(250)), 0..3, limits));
+    let limits = Limits::new()
+        .max_at_once(1)
+        .unwrap()
+        .max_per_second(10.0)
+        .unwrap()
+        .timer(&timer);
+    drive(
+        &timer,
+        run_each(|_| starts.task(&timer, ms(250)), 0..3, limits),
+    );
     assert_eq!(*starts.0.borrow(), [0, 250, 500].map(ms));
 
     // Tasks of 50 ms, two at once: the rate is the binding limit.
     let (timer, starts) = (ManualTimer::new(), Starts::default());
-    let limits = Limits::new().max_at_once(2).unwrap().max_per_second(10.0).unwrap().timer(&timer);
-    drive(&timer, run_each(|_| starts.task(&timer, ms(50)), 0..4, limits));
+    let limits = Limits::new()
+        .max_at_once(2)
+        .unwrap()
+        .max_per_second(10.0)
+        .unwrap()
+        .timer(&timer);
+    drive(
+        &timer,
+        run_each(|_| starts.task(&timer, ms(50)), 0..4, limits),
+    );
     assert_eq!(*starts.0.borrow(), [0, 100, 200, 300].map(ms));
 }
 
@@ -381,12 +472,25 @@ fn settled_keeps_every_result_in_order() {
         let timer = &timer;
         async move {
             timer.sleep(ms(10 * (6 - i))).await; // finish in reverse order
-            if i % 2 == 0 { Ok(i) } else { Err(format!("{i} failed")) }
+            if i % 2 == 0 {
+                Ok(i)
+            } else {
+                Err(format!("{i} failed"))
+            }
         }
     });
-    let out = drive(&timer, run_all_settled(calls, Limits::new().max_at_once(3).unwrap()));
+    let out = drive(
+        &timer,
+        run_all_settled(calls, Limits::new().max_at_once(3).unwrap()),
+    );
     let expected: Vec<Result<u64, String>> = (0..6)
-        .map(|i| if i % 2 == 0 { Ok(i) } else { Err(format!("{i} failed")) })
+        .map(|i| {
+            if i % 2 == 0 {
+                Ok(i)
+            } else {
+                Err(format!("{i} failed"))
+            }
+        })
         .collect();
     assert_eq!(out, expected);
 }
@@ -455,7 +559,14 @@ fn stream_input() {
     assert_eq!(out, [0, 10, 20, 30, 40, 50]);
 
     let items = futures_util::stream::iter(["a", "bb", "ccc"]);
-    let mut lens = drive_stream(&timer, amap_indexed(|s: &str| async move { s.len() }, from_stream(items), Limits::new()));
+    let mut lens = drive_stream(
+        &timer,
+        amap_indexed(
+            |s: &str| async move { s.len() },
+            from_stream(items),
+            Limits::new(),
+        ),
+    );
     lens.sort();
     assert_eq!(lens, [(0, 1), (1, 2), (2, 3)]);
 }
@@ -473,7 +584,11 @@ fn dropping_amap_drops_every_task_and_frees_a_shared_gate() {
             timer.sleep(ms(100)).await;
         }
     };
-    let mut stream = Box::pin(amap(task, 0..10, Limits::new().max_at_once(5).unwrap().gate(&gate)));
+    let mut stream = Box::pin(amap(
+        task,
+        0..10,
+        Limits::new().max_at_once(5).unwrap().gate(&gate),
+    ));
     assert!(poll_stream(stream.as_mut()).is_pending());
     assert_eq!(stream.in_flight(), 2, "the shared gate admits 2");
     assert_eq!(gate.stats().in_use, 2);
@@ -533,8 +648,14 @@ fn shared_gate_holds_across_two_concurrent_runs() {
     let gate = Gate::new(3);
     let spy = Spy::default();
     let limits = Limits::new().max_at_once(3).unwrap().gate(&gate);
-    let a = run_all(random_sleeps(1).into_iter().map(|d| spy.task(&timer, d)), limits);
-    let b = run_all(random_sleeps(2).into_iter().map(|d| spy.task(&timer, d)), limits);
+    let a = run_all(
+        random_sleeps(1).into_iter().map(|d| spy.task(&timer, d)),
+        limits,
+    );
+    let b = run_all(
+        random_sleeps(2).into_iter().map(|d| spy.task(&timer, d)),
+        limits,
+    );
     let (a, b) = drive(&timer, futures_util::future::join(a, b));
     assert_eq!((a.len(), b.len()), (TASKS, TASKS));
     assert_eq!(spy.peak.get(), 3, "3 in total, not 3 per run");
@@ -551,7 +672,10 @@ fn shared_throttle_holds_across_two_concurrent_runs() {
     let a = run_each(|_| starts.task(&timer, Duration::ZERO), 0..5, limits);
     let b = run_each(|_| starts.task(&timer, Duration::ZERO), 0..5, limits);
     drive(&timer, futures_util::future::join(a, b));
-    assert_eq!(*starts.0.borrow(), (0..10).map(|i| ms(100 * i)).collect::<Vec<_>>());
+    assert_eq!(
+        *starts.0.borrow(),
+        (0..10).map(|i| ms(100 * i)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -567,13 +691,22 @@ fn try_run_all_returns_the_first_error_and_drops_the_rest() {
             if i == 2 { Err(Failure("two")) } else { Ok(i) }
         }
     });
-    let out = drive(&timer, try_run_all(calls, Limits::new().max_at_once(4).unwrap()));
+    let out = drive(
+        &timer,
+        try_run_all(calls, Limits::new().max_at_once(4).unwrap()),
+    );
     assert_eq!(out, Err(Failure("two")));
     assert_eq!(live.get(), 0, "the tasks in flight were dropped");
     assert_eq!(timer.sleepers(), 0);
     assert_eq!(peak.get(), 4);
 
-    let ok = drive(&timer, try_run_all((0..5).map(|i| async move { Ok::<_, Failure>(i) }), Limits::new()));
+    let ok = drive(
+        &timer,
+        try_run_all(
+            (0..5).map(|i| async move { Ok::<_, Failure>(i) }),
+            Limits::new(),
+        ),
+    );
     assert_eq!(ok, Ok(vec![0, 1, 2, 3, 4]));
 }
 
@@ -584,7 +717,10 @@ fn run_any_of_nothing_is_an_error() {
     assert_eq!(drive(&timer, run_any(none, Limits::new())), Err(EmptyInput));
     let none = futures_util::stream::empty::<core::future::Ready<u8>>();
     let paced = Limits::new().max_per_second(1.0).unwrap().timer(&timer);
-    assert_eq!(drive(&timer, run_any(from_stream(none), paced)), Err(EmptyInput));
+    assert_eq!(
+        drive(&timer, run_any(from_stream(none), paced)),
+        Err(EmptyInput)
+    );
 }
 
 #[test]
@@ -592,8 +728,16 @@ fn dropping_a_run_waiting_for_its_start_time_cancels_the_sleep() {
     let timer = ManualTimer::new();
     let limits = Limits::new().max_per_second(1.0).unwrap().timer(&timer);
     let mut run = Box::pin(run_all((0..3).map(|i| async move { i }), limits));
-    assert!(run.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
-    assert_eq!(timer.sleepers(), 1, "only the next task waits for a start time");
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    assert_eq!(
+        timer.sleepers(),
+        1,
+        "only the next task waits for a start time"
+    );
     drop(run);
     assert_eq!(timer.sleepers(), 0);
 }
@@ -604,15 +748,27 @@ fn a_woken_task_wakes_the_run() {
     let flag = Arc::new(Flag::default());
     let waker = Waker::from(flag.clone());
     let mut run = pin!(run_all((1..=3).map(|i| timer.sleep(ms(i))), Limits::new()));
-    assert!(run.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
     assert_eq!(flag.1.load(Ordering::SeqCst), 0);
     timer.advance(ms(1));
     assert_eq!(flag.1.load(Ordering::SeqCst), 1);
     timer.advance(ms(1)); // not polled meanwhile: the run was already woken, no second wake
     assert!(flag.1.load(Ordering::SeqCst) <= 2);
-    assert!(run.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
     timer.advance(ms(1));
-    assert!(run.as_mut().poll(&mut Context::from_waker(&waker)).is_ready());
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready()
+    );
 }
 
 /// A future that wakes itself `n` times before it completes.
@@ -638,7 +794,10 @@ fn self_waking_tasks_make_the_run_yield_to_its_executor() {
     let mut cx = Context::from_waker(&waker);
     let mut pendings = 0;
     while run.as_mut().poll(&mut cx).is_pending() {
-        assert!(flag.0.swap(false, Ordering::SeqCst), "yielded without a wake-up");
+        assert!(
+            flag.0.swap(false, Ordering::SeqCst),
+            "yielded without a wake-up"
+        );
         pendings += 1;
     }
     // 51 000 polls in passes of at most BUDGET (256) futures.
@@ -650,10 +809,16 @@ fn a_closed_shared_gate_delays_the_run_without_failing_or_hanging() {
     let gate = Gate::new(0);
     let flag = Arc::new(Flag::default());
     let waker = Waker::from(flag.clone());
-    let mut run = pin!(run_all((0..3).map(|i| async move { i }), Limits::new().gate(&gate)));
+    let mut run = pin!(run_all(
+        (0..3).map(|i| async move { i }),
+        Limits::new().gate(&gate)
+    ));
     let mut cx = Context::from_waker(&waker);
     assert!(run.as_mut().poll(&mut cx).is_pending());
-    assert!(flag.0.load(Ordering::SeqCst), "it asks again at the next poll");
+    assert!(
+        flag.0.load(Ordering::SeqCst),
+        "it asks again at the next poll"
+    );
     gate.set_limit(1);
     assert_eq!(run.as_mut().poll(&mut cx), Poll::Ready(vec![0, 1, 2]));
 }
@@ -713,13 +878,23 @@ fn send_and_sync_when_the_tasks_are() {
     send_sync::<EmptyInput>();
     let gate = Gate::new(1);
     let timer = ManualTimer::new();
-    let limits = Limits::new().gate(&gate).max_per_second(5.0).unwrap().timer(&timer);
+    let limits = Limits::new()
+        .gate(&gate)
+        .max_per_second(5.0)
+        .unwrap()
+        .timer(&timer);
     let run = run_all((0..3).map(|i| async move { i }), limits);
     send(&run);
     sync(&run);
     let stream = amap(|i: u32| async move { i }, 0..3, limits);
     send(&stream);
-    let each = run_each(|i: u32| async move { let _ = i; }, 0..3, Limits::new());
+    let each = run_each(
+        |i: u32| async move {
+            let _ = i;
+        },
+        0..3,
+        Limits::new(),
+    );
     send(&each);
     let any = run_any([async { 1 }], Limits::new().max_at_once(1).unwrap());
     send(&any);
@@ -727,7 +902,10 @@ fn send_and_sync_when_the_tasks_are() {
     // Unpin over an iterator whatever the timer's sleep, so `.next().await` needs no pin.
     fn unpin<T: Unpin>(_: &T) {}
     unpin(&stream);
-    let paced = Limits::new().max_per_second(1.0).unwrap().timer(dike::time::TokioTimer::new());
+    let paced = Limits::new()
+        .max_per_second(1.0)
+        .unwrap()
+        .timer(dike::time::TokioTimer::new());
     unpin(&amap(|i: u32| async move { i }, 0..3, paced));
 }
 

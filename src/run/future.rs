@@ -458,7 +458,9 @@ macro_rules! stream_impl {
 }
 
 stream_impl!(Amap, Output<S>, |_index, output| output);
-stream_impl!(AmapIndexed, (usize, Output<S>), |index, output| (index, output));
+stream_impl!(AmapIndexed, (usize, Output<S>), |index, output| (
+    index, output
+));
 
 macro_rules! debug_impl {
     ($name:ident) => {

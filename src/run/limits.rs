@@ -494,7 +494,8 @@ pub trait Pace<'a>: private::Sealed {
     fn into_pacer(self) -> Self::Pacer;
 }
 
-/// The per-run start-time state of a [`Pace`]. Sealed; its method is internal.
+/// The per-run start-time state of a [`Pace`]. Sealed; internal.
+#[doc(hidden)]
 pub trait Pacer: private::Sealed {
     /// Waits for the next start time; `Ready` spends it.
     #[doc(hidden)]
@@ -556,12 +557,13 @@ impl Own<'_> {
     }
 }
 
-/// Waits for start times on a throttle: `try_acquire`, and when refused, a sleep until the
+/// Waits for start times on a throttle (internal): `try_acquire`, and when refused, a sleep until the
 /// instant it names (the public [`Throttle`] API, so the throttle may be owned).
 ///
 /// The sleep is boxed, so the pacer (and a run over an `Unpin` input) is `Unpin` whatever
 /// the timer: `amap(..).next().await` works without pinning. One allocation per wait, and
 /// only a start that has to wait waits.
+#[doc(hidden)]
 pub struct ThrottlePacer<'a, T: Timer> {
     throttle: Option<Own<'a>>,
     timer: T,

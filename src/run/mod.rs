@@ -7,7 +7,7 @@
 //! | [`try_run_all`] | every `Ok` in input order, or the first error (the rest dropped) | `try_join_all` |
 //! | [`run_all_settled`] | every `Result`, in input order (errors do not stop the run) | `Promise.allSettled` |
 //! | [`run_each`] | nothing: runs `f(item)` for its effect | aiometer `run_on_each` |
-//! | [`amap`] / [`amap_indexed`] | a [`Stream`] of outputs in completion order | `buffer_unordered`, aiometer `amap` |
+//! | [`amap`] / [`amap_indexed`] | a [`Stream`](futures_core::Stream) of outputs in completion order | `buffer_unordered`, aiometer `amap` |
 //! | [`run_any`] | the first output to finish (the rest dropped) | `select_ok`, aiometer `run_any` |
 //!
 //! Every function takes [`Limits`]: `max_at_once` (tasks in flight), `max_per_second` (starts
@@ -290,7 +290,10 @@ where
 /// assert_eq!(out, [Ok(1), Err(2), Ok(3)]);
 /// # });
 /// ```
-pub fn run_all_settled<'a, I, P, T, E>(futures: I, limits: Limits<'a, P>) -> RunAll<'a, I::Source, P>
+pub fn run_all_settled<'a, I, P, T, E>(
+    futures: I,
+    limits: Limits<'a, P>,
+) -> RunAll<'a, I::Source, P>
 where
     I: IntoSource,
     I::Item: Future<Output = Result<T, E>>,
@@ -364,7 +367,11 @@ where
 /// # Ok::<(), dike::error::ConfigError>(())
 /// # }).unwrap();
 /// ```
-pub fn amap<'a, F, Fut, I, P>(f: F, items: I, limits: Limits<'a, P>) -> Amap<'a, Map<I::Source, F>, P>
+pub fn amap<'a, F, Fut, I, P>(
+    f: F,
+    items: I,
+    limits: Limits<'a, P>,
+) -> Amap<'a, Map<I::Source, F>, P>
 where
     I: IntoSource,
     F: FnMut(I::Item) -> Fut,

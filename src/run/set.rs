@@ -194,7 +194,10 @@ impl<F: Future, X> TaskSet<F, X> {
             self.cursor += 1;
             polled += 1;
             // Cleared before the poll: a wake-up during the poll queues the slot again.
-            self.slots[index].token.queued.store(false, Ordering::Release);
+            self.slots[index]
+                .token
+                .queued
+                .store(false, Ordering::Release);
             if let Some((output, extra)) = self.poll_slot(index) {
                 sink(output, extra);
             }

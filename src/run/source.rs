@@ -41,7 +41,24 @@ pub trait IntoSource: private::Sealed {
 
 /// What a run pulls its items from, one at a time ([`Iter`], [`FromStream`], [`Map`]).
 ///
-/// Sealed: its methods are internal.
+/// Sealed: its methods are internal. It appears in the type of a run (`RunAll<'_, S, _>`);
+/// name it only to store a run in a struct.
+///
+/// # Examples
+///
+/// ```
+/// use dike::run::source::{Iter, Source};
+/// use dike::run::{Limits, NoRate, RunAll, run_all};
+///
+/// fn keep<S: Source>(run: RunAll<'_, S, NoRate>) -> RunAll<'_, S, NoRate>
+/// where
+///     S::Item: Future,
+/// {
+///     run
+/// }
+/// let run: RunAll<'_, Iter<_>, NoRate> = keep(run_all([1, 2].map(|i| async move { i }), Limits::new()));
+/// # let _ = run;
+/// ```
 pub trait Source: private::Sealed {
     /// The items.
     type Item;
@@ -182,7 +199,19 @@ impl<S: Stream> Source for FromStream<S> {
 
 pin_project! {
     /// A source of futures made by applying `f` to each item of another source (the input of
-    /// [`amap`](super::amap) and [`run_each`](super::run_each)).
+    /// [`amap`](super::amap) and [`run_each`](super::run_each)); `f` is called only when a
+    /// task may start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::run::source::{Iter, Map};
+    /// use dike::run::{Amap, Limits, NoRate, amap};
+    ///
+    /// let double = |x: u32| async move { x * 2 };
+    /// let stream: Amap<'_, Map<Iter<std::ops::Range<u32>>, _>, NoRate> = amap(double, 0..3, Limits::new());
+    /// # let _ = stream;
+    /// ```
     pub struct Map<S, F> {
         #[pin]
         source: S,

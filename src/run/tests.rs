@@ -48,11 +48,18 @@ impl Future for Latch<'_> {
 
 #[test]
 fn set_polls_only_woken_slots_and_wakes_the_parent_once() {
-    let (open, polls) = ([Cell::new(false), Cell::new(false)], [Cell::new(0), Cell::new(0)]);
+    let (open, polls) = (
+        [Cell::new(false), Cell::new(false)],
+        [Cell::new(0), Cell::new(0)],
+    );
     let wakers = [Cell::new(None), Cell::new(None)];
     let mut set = TaskSet::new();
     for i in 0..2 {
-        let latch = Latch { open: &open[i], waker: &wakers[i], polls: &polls[i] };
+        let latch = Latch {
+            open: &open[i],
+            waker: &wakers[i],
+            polls: &polls[i],
+        };
         assert!(set.start(latch, i).is_none(), "pending on its first poll");
     }
     assert_eq!(set.len(), 2);
@@ -69,7 +76,11 @@ fn set_polls_only_woken_slots_and_wakes_the_parent_once() {
     let mut out = Vec::new();
     assert_eq!(set.poll_woken(usize::MAX, |(), i| out.push(i)), 1);
     assert_eq!(out, [1]);
-    assert_eq!((polls[0].get(), polls[1].get()), (1, 2), "slot 0 was not polled");
+    assert_eq!(
+        (polls[0].get(), polls[1].get()),
+        (1, 2),
+        "slot 0 was not polled"
+    );
     assert_eq!(set.len(), 1);
     assert!(!set.has_woken());
 }
@@ -79,7 +90,17 @@ fn set_reuses_slots_and_tolerates_a_stale_waker() {
     let (open, polls) = (Cell::new(false), Cell::new(0));
     let waker = Cell::new(None);
     let mut set = TaskSet::new();
-    assert!(set.start(Latch { open: &open, waker: &waker, polls: &polls }, 0).is_none());
+    assert!(
+        set.start(
+            Latch {
+                open: &open,
+                waker: &waker,
+                polls: &polls
+            },
+            0
+        )
+        .is_none()
+    );
     let stale = waker.take().unwrap();
     open.set(true);
     stale.wake_by_ref();
@@ -89,7 +110,17 @@ fn set_reuses_slots_and_tolerates_a_stale_waker() {
     // A new task in the same slot; the old task's waker fires: a spurious poll, no harm.
     let (open2, polls2) = (Cell::new(false), Cell::new(0));
     let waker2 = Cell::new(None);
-    assert!(set.start(Latch { open: &open2, waker: &waker2, polls: &polls2 }, 1).is_none());
+    assert!(
+        set.start(
+            Latch {
+                open: &open2,
+                waker: &waker2,
+                polls: &polls2
+            },
+            1
+        )
+        .is_none()
+    );
     stale.wake();
     assert_eq!(set.poll_woken(usize::MAX, |(), _| panic!("not ready")), 1);
     assert_eq!(polls2.get(), 2);
@@ -106,7 +137,17 @@ fn register_refuses_when_a_slot_was_woken_meanwhile() {
     let (open, polls) = (Cell::new(false), Cell::new(0));
     let waker = Cell::new(None);
     let mut set = TaskSet::new();
-    assert!(set.start(Latch { open: &open, waker: &waker, polls: &polls }, 0).is_none());
+    assert!(
+        set.start(
+            Latch {
+                open: &open,
+                waker: &waker,
+                polls: &polls
+            },
+            0
+        )
+        .is_none()
+    );
     waker.take().unwrap().wake();
     assert!(!set.register(Waker::noop()), "poll again rather than sleep");
 }
@@ -119,7 +160,11 @@ fn poll_woken_stops_at_its_limit_and_keeps_the_rest() {
     let mut set = TaskSet::new();
     for i in 0..5 {
         opens[i].set(false);
-        let latch = Latch { open: &opens[i], waker: &wakers[i], polls: &polls[i] };
+        let latch = Latch {
+            open: &opens[i],
+            waker: &wakers[i],
+            polls: &polls[i],
+        };
         assert!(set.start(latch, i).is_none());
         opens[i].set(true);
     }
@@ -188,11 +233,20 @@ fn an_unconsumed_output_keeps_its_slot() {
     let mut engine = pin!(engine_of(tasks, Limits::new().max_at_once(3).unwrap()));
     let mut cx = Context::from_waker(Waker::noop());
     let mut budget = BUDGET;
-    assert!(matches!(engine.as_mut().poll_next(&mut cx, &mut budget), Poll::Ready(Some((0, 0)))));
+    assert!(matches!(
+        engine.as_mut().poll_next(&mut cx, &mut budget),
+        Poll::Ready(Some((0, 0)))
+    ));
     assert_eq!(started.get(), 4);
-    assert!(matches!(engine.as_mut().poll_next(&mut cx, &mut budget), Poll::Ready(Some((1, 1)))));
+    assert!(matches!(
+        engine.as_mut().poll_next(&mut cx, &mut budget),
+        Poll::Ready(Some((1, 1)))
+    ));
     assert_eq!(started.get(), 5);
-    assert!(matches!(engine.as_mut().poll_next(&mut cx, &mut budget), Poll::Ready(Some((2, 2)))));
+    assert!(matches!(
+        engine.as_mut().poll_next(&mut cx, &mut budget),
+        Poll::Ready(Some((2, 2)))
+    ));
     assert_eq!(started.get(), 6);
 }
 
@@ -203,7 +257,11 @@ fn rate_intervals() {
     assert_eq!(interval(0.5), Duration::from_secs(2));
     assert_eq!(interval(3.0), Duration::from_nanos(333_333_334));
     assert_eq!(interval(2.5), Duration::from_millis(400));
-    assert_eq!(interval(1e12), Duration::from_nanos(1), "capped at one per nanosecond");
+    assert_eq!(
+        interval(1e12),
+        Duration::from_nanos(1),
+        "capped at one per nanosecond"
+    );
     assert_eq!(interval(1.0 / 3.0), Duration::from_secs(3));
     assert!(Limits::new().max_per_second(1e-12).is_err());
 }
@@ -213,11 +271,20 @@ fn a_refused_start_at_the_end_of_a_stream_gives_the_permit_back() {
     // A stream that does not know its end: the last start prepares a permit, then finds
     // nothing; the permit goes back to the gate.
     let gate = crate::gate::Gate::new(1);
-    let items = futures_util::stream::unfold(0, |i| async move { (i < 2).then_some((async move { i }, i + 1)) });
-    let out = futures_util::FutureExt::now_or_never(run_all(from_stream(items), Limits::new().gate(&gate)));
+    let items = futures_util::stream::unfold(0, |i| async move {
+        (i < 2).then_some((async move { i }, i + 1))
+    });
+    let out = futures_util::FutureExt::now_or_never(run_all(
+        from_stream(items),
+        Limits::new().gate(&gate),
+    ));
     assert_eq!(out, Some(vec![0, 1]));
     assert_eq!(gate.stats().in_use, 0);
-    assert_eq!(gate.stats().admitted, 3, "two tasks and the probe of the end");
+    assert_eq!(
+        gate.stats().admitted,
+        3,
+        "two tasks and the probe of the end"
+    );
 }
 
 #[test]
