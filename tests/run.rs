@@ -572,6 +572,69 @@ fn stream_input() {
 }
 
 #[test]
+fn a_slow_input_does_not_squeeze_starts_closer_than_the_rate() {
+    // Items come 90 ms apart, the rate allows one start per 100 ms: the start time is taken
+    // when the item is there, so no two starts are closer than 100 ms.
+    let (timer, starts) = (ManualTimer::new(), Starts::default());
+    let items = futures_util::stream::unfold(0, |i| {
+        let timer = timer.clone();
+        async move {
+            if i == 5 {
+                return None;
+            }
+            timer.sleep(ms(90)).await;
+            Some((i, i + 1))
+        }
+    });
+    let limits = Limits::new().max_per_second(10.0).unwrap().timer(&timer);
+    drive(
+        &timer,
+        run_each(
+            |_| starts.task(&timer, Duration::ZERO),
+            from_stream(items),
+            limits,
+        ),
+    );
+    assert_eq!(starts.0.borrow().len(), 5);
+    for gap in starts.gaps() {
+        assert!(gap >= ms(100), "{:?}", starts.0.borrow());
+    }
+}
+
+#[test]
+fn a_run_waiting_for_its_input_holds_no_permit_and_drops_cleanly() {
+    let timer = ManualTimer::new();
+    let gate = Gate::new(1);
+    let items = futures_util::stream::unfold(0, |i| {
+        let timer = timer.clone();
+        async move {
+            timer.sleep(ms(100)).await;
+            Some((i, i + 1))
+        }
+    });
+    let limits = Limits::new()
+        .gate(&gate)
+        .max_per_second(1.0)
+        .unwrap()
+        .timer(&timer);
+    let mut run = Box::pin(run_each(|_: i32| async {}, from_stream(items), limits));
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    assert_eq!(
+        gate.stats().in_use,
+        0,
+        "no permit while the input is pending"
+    );
+    assert_eq!(timer.sleepers(), 1, "the input's own sleep");
+    drop(run);
+    assert_eq!(timer.sleepers(), 0);
+    assert_eq!(gate.stats().in_use, 0);
+}
+
+#[test]
 fn dropping_amap_drops_every_task_and_frees_a_shared_gate() {
     let timer = ManualTimer::new();
     let gate = Gate::new(2);
@@ -593,7 +656,11 @@ fn dropping_amap_drops_every_task_and_frees_a_shared_gate() {
     assert_eq!(stream.in_flight(), 2, "the shared gate admits 2");
     assert_eq!(gate.stats().in_use, 2);
     assert_eq!(gate.stats().waiting, 1, "the next task waits on the gate");
-    assert_eq!(live.get(), 2);
+    assert_eq!(
+        live.get(),
+        3,
+        "2 running, 1 pulled into its slot, waiting for a permit"
+    );
     drop(stream);
     assert_eq!(live.get(), 0);
     assert_eq!(gate.stats().in_use, 0);

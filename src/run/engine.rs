@@ -12,12 +12,21 @@
 //!    at that moment.
 //! 2. **Hand out.** The oldest output in `done` is taken out to be returned.
 //! 3. **Refill.** While `in flight + done < max_at_once` and the input is not exhausted, a
-//!    start is prepared in aiometer's order: the slot (the count above), then a permit of the
-//!    shared gate if one is set, then the start time from the pacer, and only then the next
-//!    item of the input (so at most `max_at_once` futures ever exist, and an input that says
-//!    it is empty costs no permit and no start time). The new future is polled at once, in
-//!    the same pass; if it finishes at once its output goes to `done`. Any `Pending` (gate,
-//!    pacer or input) ends the refill; whichever was pending has registered the run's waker.
+//!    start is prepared in aiometer's order, concurrency first: the slot (the count above),
+//!    the next item of the input (an iterator or stream of futures creates the future now,
+//!    in its slot, so at most `max_at_once` futures ever exist; for `amap` / `run_each` this
+//!    is the argument, and `f` is called only at the start), a permit of the shared gate if
+//!    one is set, and last the start time from the pacer; then the future is made (`f`) and
+//!    polled for the first time at once, in the same pass (its start), and if it finishes at
+//!    once its output goes to `done`. Any
+//!    `Pending` (input, gate or pacer) ends the refill; whichever was pending has registered
+//!    the run's waker, and what was obtained (the item, the permit) waits in the engine for
+//!    the next pass. The start time is taken last and spent only by a start that happens at
+//!    that very instant, so starts are spaced by the rate even when the input or the gate is
+//!    slow; an input that ends costs no permit and no start time, and the run holds no
+//!    shared permit while it waits for its input.
+//!    If nothing was woken and the new tasks finished at once, the output handed out comes
+//!    from this step, and its slot is refilled in a second round.
 //! 4. Return the output taken in step 2 (or one produced by step 3), or `None` when the input
 //!    is exhausted and nothing is in flight or buffered, or else `Pending` after storing the
 //!    run's waker in the task set (if a task was woken meanwhile, the pass starts over).
@@ -29,10 +38,6 @@
 //! [`BUDGET`] futures (woken ones beyond it wait in the set's list); past it the run wakes
 //! itself and returns `Pending`, so tasks that keep waking themselves cannot monopolise the
 //! executor's thread.
-//!
-//! A permit or a start time obtained for an input that turns out to be exhausted (a stream
-//! that ends without saying so in advance) is given back (the permit) or spent (the start
-//! time: a throttle cannot un-admit).
 //!
 //! Dropping the engine drops every in-flight future with its permit, the pending gate entry
 //! (leaving the gate's queue) and the pending start-time sleep.
@@ -70,9 +75,10 @@ pin_project! {
         max: usize,
         gate: Option<&'a Gate>,
         enter: Option<Enter<'a>>,
-        // The permit and start time taken for the next start, while its item is awaited.
+        // The next task, pulled from the input, and its gate permit, while they wait for the
+        // permit and the start time.
+        next: Option<S::Raw>,
         permit: Option<Permit<'a>>,
-        paced: bool,
         next_index: usize,
         input_done: bool,
         peak: usize,
@@ -94,8 +100,8 @@ where
             max,
             gate,
             enter: None,
+            next: None,
             permit: None,
-            paced: false,
             next_index: 0,
             input_done: false,
             peak: 0,
@@ -141,9 +147,19 @@ where
                     && this.set.len() + this.done.len() < *this.max
                     && *budget > 0
                 {
-                    if this.source.is_exhausted() {
-                        *this.input_done = true;
-                        break;
+                    if this.next.is_none() {
+                        if this.source.is_exhausted() {
+                            *this.input_done = true;
+                            break;
+                        }
+                        match this.source.as_mut().poll_item(cx) {
+                            Poll::Pending => break,
+                            Poll::Ready(None) => {
+                                *this.input_done = true;
+                                break;
+                            }
+                            Poll::Ready(Some(raw)) => *this.next = Some(raw),
+                        }
                     }
                     if let (Some(gate), None) = (*this.gate, &*this.permit) {
                         let enter = this.enter.get_or_insert_with(|| gate.enter());
@@ -162,33 +178,22 @@ where
                             }
                         }
                     }
-                    if !*this.paced {
-                        if this.pacer.as_mut().poll_start(cx).is_pending() {
-                            break;
-                        }
-                        *this.paced = true;
+                    if this.pacer.as_mut().poll_start(cx).is_pending() {
+                        break;
                     }
-                    match this.source.as_mut().poll_item(cx) {
-                        Poll::Pending => break,
-                        Poll::Ready(None) => {
-                            *this.input_done = true;
-                            *this.permit = None;
-                            break;
-                        }
-                        Poll::Ready(Some(future)) => {
-                            *this.paced = false;
-                            let index = *this.next_index;
-                            *this.next_index += 1;
-                            *budget -= 1;
-                            let permit = this.permit.take();
-                            *this.peak = (*this.peak).max(this.set.len() + 1);
-                            if let Some((output, (index, permit))) =
-                                this.set.start(future, (index, permit))
-                            {
-                                drop(permit);
-                                this.done.push_back((index, output));
-                            }
-                        }
+                    let Some(raw) = this.next.take() else {
+                        break; // unreachable: `next` was filled above
+                    };
+                    let future = this.source.as_mut().make(raw);
+                    let index = *this.next_index;
+                    *this.next_index += 1;
+                    *budget -= 1;
+                    let permit = this.permit.take();
+                    *this.peak = (*this.peak).max(this.set.len() + 1);
+                    if let Some((output, (index, permit))) = this.set.start(future, (index, permit))
+                    {
+                        drop(permit);
+                        this.done.push_back((index, output));
                     }
                 }
                 if round == 0 && out.is_none() {

@@ -77,11 +77,13 @@
 //!
 //! Any [`IntoIterator`], or any [`Stream`](futures_core::Stream) wrapped by [`from_stream`].
 //! [`run_all`], [`try_run_all`], [`run_all_settled`] and [`run_any`] take futures (a lazy
-//! `iter.map(|x| fetch(x))` creates each only when it may start); [`run_each`] and [`amap`]
+//! `iter.map(|x| fetch(x))` creates each only when it is pulled); [`run_each`] and [`amap`]
 //! take a function and its inputs, as aiometer. The input is consumed **lazily**: the next
-//! item is pulled only when a task may start (a slot is free and the start time has come), so
-//! at most `max_at_once` futures exist at once and a 10 000 000-item iterator costs memory for
-//! `max_at_once` futures, not for the input.
+//! item is pulled only when a slot is free, so at most `max_at_once` futures exist at once,
+//! and a 10 000 000-item iterator costs memory for `max_at_once` futures, not for the input.
+//! The pulled item then waits in its slot for its gate permit and its start time: a future
+//! from an input of futures waits unpolled; for [`amap`] and [`run_each`], `f(item)` is
+//! called only at the start, as aiometer calls its async function.
 //!
 //! # No spawning
 //!

@@ -60,11 +60,17 @@ pub trait IntoSource: private::Sealed {
 /// # let _ = run;
 /// ```
 pub trait Source: private::Sealed {
-    /// The items.
+    /// The items (the tasks' futures, for the source of a run).
     type Item;
-    /// The next item, when a task may start.
+    /// What is pulled from the input when a slot is free, before the task's start.
     #[doc(hidden)]
-    fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>>;
+    type Raw;
+    /// The next raw item, when a slot is free.
+    #[doc(hidden)]
+    fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Raw>>;
+    /// Makes the item of `raw`, at the task's start.
+    #[doc(hidden)]
+    fn make(self: Pin<&mut Self>, raw: Self::Raw) -> Self::Item;
     /// `true` when the source knows it has nothing more (its `size_hint` says 0), so that no
     /// start is paid for in vain.
     #[doc(hidden)]
@@ -122,6 +128,12 @@ pub struct Iter<I> {
 
 impl<I: Iterator> Source for Iter<I> {
     type Item = I::Item;
+    type Raw = I::Item;
+
+    #[inline]
+    fn make(self: Pin<&mut Self>, raw: I::Item) -> I::Item {
+        raw
+    }
 
     #[inline]
     fn poll_item(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<I::Item>> {
@@ -164,8 +176,8 @@ pin_project! {
 
 /// Takes a [`Stream`] as the input of a run (aiometer takes async iterators too).
 ///
-/// The stream is polled for its next item only when a task may start (a slot is free and the
-/// start time has come), so a run never buffers the input.
+/// The stream is polled for its next item only when a slot is free, so a run never buffers
+/// the input. While the stream is pending, the run holds no gate permit and no start time.
 ///
 /// # Examples
 ///
@@ -185,6 +197,12 @@ pub fn from_stream<S: Stream>(stream: S) -> FromStream<S> {
 
 impl<S: Stream> Source for FromStream<S> {
     type Item = S::Item;
+    type Raw = S::Item;
+
+    #[inline]
+    fn make(self: Pin<&mut Self>, raw: S::Item) -> S::Item {
+        raw
+    }
 
     #[inline]
     fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
@@ -199,8 +217,9 @@ impl<S: Stream> Source for FromStream<S> {
 
 pin_project! {
     /// A source of futures made by applying `f` to each item of another source (the input of
-    /// [`amap`](super::amap) and [`run_each`](super::run_each)); `f` is called only when a
-    /// task may start.
+    /// [`amap`](super::amap) and [`run_each`](super::run_each)). The item is pulled when a
+    /// slot is free; `f` is called at the task's start (after its permit and start time),
+    /// and its future is polled at once.
     ///
     /// # Examples
     ///
@@ -240,11 +259,22 @@ where
     Fut: Future,
 {
     type Item = Fut;
+    type Raw = S::Item;
 
     #[inline]
-    fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut>> {
-        let this = self.project();
-        this.source.poll_item(cx).map(|item| item.map(this.f))
+    fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let mut this = self.project();
+        match this.source.as_mut().poll_item(cx) {
+            Poll::Ready(Some(raw)) => Poll::Ready(Some(this.source.make(raw))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// `f` is called here, at the task's start.
+    #[inline]
+    fn make(self: Pin<&mut Self>, raw: S::Item) -> Fut {
+        (self.project().f)(raw)
     }
 
     #[inline]
