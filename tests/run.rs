@@ -1012,3 +1012,63 @@ fn stress_on_a_multi_threaded_runtime_loses_nothing() {
     assert_eq!(gate.stats().in_use, 0);
     assert!(gate.stats().peak_in_use <= 3);
 }
+
+// ---- properties ----
+
+/// Runs `durations` through `amap_indexed` under `limits`; returns (indices in completion
+/// order, start times in start order, peak running).
+fn run_recorded<'a, P: dike::run::Pace<'a>>(
+    timer: &'a ManualTimer,
+    durations: &'a [u64],
+    limits: Limits<'a, P>,
+) -> (Vec<usize>, Vec<Duration>, usize) {
+    let spy = Spy::default();
+    let starts = Starts::default();
+    let task = |i: usize| {
+        let (spy, starts) = (&spy, &starts);
+        async move {
+            starts.0.borrow_mut().push(timer.now());
+            spy.task(timer, ms(durations[i])).await;
+        }
+    };
+    let out = drive_stream(timer, amap_indexed(task, 0..durations.len(), limits));
+    let indices = out.into_iter().map(|(i, ())| i).collect();
+    let peak = spy.peak.get();
+    (indices, starts.0.into_inner(), peak)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn every_input_runs_once_within_both_limits(
+        durations in proptest::collection::vec(0u64..20, 0..40),
+        max_at_once in 1usize..8,
+        rate in proptest::option::of(1u32..60),
+        burst in 1u32..4,
+    ) {
+        let timer = ManualTimer::new();
+        let base = Limits::new().max_at_once(max_at_once).unwrap();
+        let (mut indices, starts, peak) = match rate {
+            None => run_recorded(&timer, &durations, base),
+            Some(rate) => {
+                let limits = base
+                    .max_per_second(f64::from(rate)).unwrap()
+                    .burst(burst).unwrap()
+                    .timer(&timer);
+                run_recorded(&timer, &durations, limits)
+            }
+        };
+        indices.sort_unstable();
+        proptest::prop_assert_eq!(indices, (0..durations.len()).collect::<Vec<_>>());
+        proptest::prop_assert!(peak <= max_at_once);
+        if let Some(rate) = rate {
+            // At most `burst` starts at once, then one per interval: any `burst + 1`
+            // consecutive starts span at least one interval.
+            let b = burst as usize;
+            for i in b..starts.len() {
+                proptest::prop_assert!(starts[i] - starts[i - b] >= period(rate));
+            }
+        }
+    }
+}
