@@ -108,6 +108,11 @@ where
         }
     }
 
+    /// The input's lower bound of items not yet pulled.
+    pub(crate) fn remaining_hint(&self) -> usize {
+        self.source.size_hint().0
+    }
+
     /// Futures in flight now.
     pub(crate) fn in_flight(&self) -> usize {
         self.set.len()
@@ -148,7 +153,7 @@ where
                     && *budget > 0
                 {
                     if this.next.is_none() {
-                        if this.source.is_exhausted() {
+                        if this.source.size_hint().1 == Some(0) {
                             *this.input_done = true;
                             break;
                         }

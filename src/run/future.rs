@@ -16,6 +16,14 @@ use super::source::Source;
 type Output<S> = <<S as Source>::Item as Future>::Output;
 type EngineOf<'a, S, P> = Engine<'a, S, <P as Pace<'a>>::Pacer>;
 
+/// The outputs stored by input index, in input order.
+fn take_all<T>(results: &mut Vec<Option<T>>) -> Vec<T> {
+    let results = core::mem::take(results);
+    let mut out = Vec::with_capacity(results.len());
+    out.extend(results.into_iter().flatten());
+    out
+}
+
 pin_project! {
     /// The future of [`run_all`](super::run_all) and
     /// [`run_all_settled`](super::run_all_settled): every output, in input order.
@@ -52,9 +60,11 @@ where
     P: Pace<'a>,
 {
     pub(crate) fn new(engine: EngineOf<'a, S, P>) -> Self {
+        // As `collect` does: room for the input's lower bound, whose outputs are all kept.
+        let results = Vec::with_capacity(engine.remaining_hint());
         Self {
             engine: Some(engine),
-            results: Vec::new(),
+            results,
         }
     }
 }
@@ -84,9 +94,8 @@ where
                 }
                 Poll::Ready(None) => {
                     this.engine.set(None);
-                    let results = core::mem::take(this.results);
                     // Every index below the count of started tasks was filled exactly once.
-                    return Poll::Ready(results.into_iter().flatten().collect());
+                    return Poll::Ready(take_all(this.results));
                 }
             }
         }
@@ -129,9 +138,11 @@ where
     P: Pace<'a>,
 {
     pub(crate) fn new(engine: EngineOf<'a, S, P>) -> Self {
+        // As `collect` does: room for the input's lower bound, whose outputs are all kept.
+        let results = Vec::with_capacity(engine.remaining_hint());
         Self {
             engine: Some(engine),
-            results: Vec::new(),
+            results,
         }
     }
 }
@@ -167,8 +178,7 @@ where
                 }
                 Poll::Ready(None) => {
                     this.engine.set(None);
-                    let results = core::mem::take(this.results);
-                    return Poll::Ready(Ok(results.into_iter().flatten().collect()));
+                    return Poll::Ready(Ok(take_all(this.results)));
                 }
             }
         }

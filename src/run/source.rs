@@ -71,10 +71,10 @@ pub trait Source: private::Sealed {
     /// Makes the item of `raw`, at the task's start.
     #[doc(hidden)]
     fn make(self: Pin<&mut Self>, raw: Self::Raw) -> Self::Item;
-    /// `true` when the source knows it has nothing more (its `size_hint` says 0), so that no
-    /// start is paid for in vain.
+    /// The input's `size_hint`: an upper bound of 0 ends the run without pulling; the lower
+    /// bound sizes `run_all`'s output.
     #[doc(hidden)]
-    fn is_exhausted(&self) -> bool;
+    fn size_hint(&self) -> (usize, Option<usize>);
 }
 
 mod private {
@@ -142,8 +142,8 @@ impl<I: Iterator> Source for Iter<I> {
     }
 
     #[inline]
-    fn is_exhausted(&self) -> bool {
-        self.iter.size_hint().1 == Some(0)
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.iter.size_hint()
     }
 }
 
@@ -210,8 +210,8 @@ impl<S: Stream> Source for FromStream<S> {
     }
 
     #[inline]
-    fn is_exhausted(&self) -> bool {
-        self.stream.size_hint().1 == Some(0)
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
     }
 }
 
@@ -278,7 +278,7 @@ where
     }
 
     #[inline]
-    fn is_exhausted(&self) -> bool {
-        self.source.is_exhausted()
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.source.size_hint()
     }
 }
