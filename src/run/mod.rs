@@ -121,17 +121,18 @@
 //!
 //! A run makes progress only while its future or stream is polled. One poll does everything
 //! that can be done at that moment: it polls **every** task woken since the last poll (not
-//! only until one finishes, as `FuturesUnordered` does), then starts new tasks in the free
-//! slots (each new task is polled once at once), and only then returns. So an [`amap`]
-//! stream whose consumer takes an item and works on it for a while has, during that while,
-//! left no woken task unpolled and no free slot unfilled; tasks in flight keep their
-//! progress and their timers keep running.
+//! only until one finishes, as `FuturesUnordered` does), starts new tasks in the free slots
+//! (each polled once at once, its start), and only then returns. So when the consumer of an
+//! [`amap`] stream takes an output, every task that was ready by then has run, the outputs
+//! of those that finished are buffered, and the free slots hold started tasks.
 //!
-//! A stream that is **not polled at all** does nothing: its tasks are not polled while it is
-//! not (their wake-ups are remembered, and they are polled at the next poll). Without
-//! spawning nothing else could poll them. Work that should overlap with the consumer's own
-//! slow work belongs in the task (`amap(|x| async { process(fetch(x).await).await }, ..)`), or
-//! the consumer must poll the stream concurrently with its work (for example in a `select`).
+//! While the consumer then works on its output **without polling the stream**, nothing of
+//! the run executes: tasks that become ready meanwhile (a response arrives, a sleep ends) are
+//! recorded as woken and run at the next poll, all of them in that one poll. Their timers and
+//! I/O keep going meanwhile (a sleep that ended is simply ready), but their code waits.
+//! Without spawning nothing else could run it. Work that must overlap with the consumer's
+//! own slow work belongs in the task (`amap(|x| async { process(fetch(x).await).await }, ..)`),
+//! or the consumer must poll the stream concurrently with its work (in a `select` or `join`).
 //!
 //! # Backpressure
 //!
@@ -145,9 +146,10 @@
 //! With [`Limits::gate`] each task holds a permit of the gate while it runs, taken after the
 //! run's own slot and before its start time; only the next task to start waits on the gate,
 //! so a run is one waiter in the gate's FIFO queue. If the gate refuses (its limit is zero,
-//! or its bound on waiters is reached) the run asks again at its next poll: it yields to the
-//! executor and retries, it does not fail and does not hang. With [`Limits::throttle`] only
-//! the next task waits for a start time on the shared throttle.
+//! or its bound on waiters is reached) the run wakes itself and asks again at its next poll:
+//! a busy wait, yielding to the executor between tries, until the gate admits again; it does
+//! not fail (its outputs have no place for a refusal) and it does not hang unnoticed. With
+//! [`Limits::throttle`] only the next task waits for a start time on the shared throttle.
 //!
 //! # Cancellation
 //!
