@@ -925,10 +925,41 @@ fn run_any_polled_after_completion_panics() {
 
 #[test]
 fn amap_keeps_returning_none_after_the_end() {
+    use futures_core::stream::FusedStream;
     let mut stream = pin!(amap(|i: u8| async move { i }, [1], Limits::new()));
+    assert_eq!(stream.size_hint(), (1, Some(1)));
+    assert!(!stream.is_terminated());
     assert_eq!(poll_stream(stream.as_mut()), Poll::Ready(Some(1)));
     assert_eq!(poll_stream(stream.as_mut()), Poll::Ready(None));
+    assert!(stream.is_terminated());
+    assert_eq!(stream.size_hint(), (0, Some(0)));
     assert_eq!(poll_stream(stream.as_mut()), Poll::Ready(None));
+}
+
+#[test]
+fn amap_size_hint_counts_what_is_still_to_come() {
+    let timer = ManualTimer::new();
+    let mut stream = pin!(amap(
+        |d: u64| timer.sleep(ms(d)),
+        [5, 1, 3, 2],
+        Limits::new().max_at_once(2).unwrap()
+    ));
+    assert_eq!(stream.size_hint(), (4, Some(4)));
+    assert!(poll_stream(stream.as_mut()).is_pending());
+    assert_eq!(
+        stream.size_hint(),
+        (4, Some(4)),
+        "2 in flight, 2 in the input"
+    );
+    timer.advance(ms(1));
+    assert!(poll_stream(stream.as_mut()).is_ready());
+    assert_eq!(stream.size_hint(), (3, Some(3)));
+    let unknown = amap(
+        |i: u32| async move { i },
+        (0..10).filter(|i| i % 2 == 0),
+        Limits::new(),
+    );
+    assert_eq!(unknown.size_hint(), (0, Some(10)));
 }
 
 #[test]

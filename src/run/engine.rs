@@ -113,6 +113,19 @@ where
         self.source.size_hint().0
     }
 
+    /// Outputs still to come: buffered, in flight, pulled, and the input's bounds.
+    pub(crate) fn size_hint(&self) -> (usize, Option<usize>) {
+        let here = self.done.len() + self.set.len() + usize::from(self.next.is_some());
+        if self.input_done {
+            return (here, Some(here));
+        }
+        let (lower, upper) = self.source.size_hint();
+        (
+            here.saturating_add(lower),
+            upper.and_then(|upper| upper.checked_add(here)),
+        )
+    }
+
     /// Futures in flight now.
     pub(crate) fn in_flight(&self) -> usize {
         self.set.len()

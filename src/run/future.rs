@@ -6,7 +6,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use futures_core::Stream;
+use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use super::engine::{BUDGET, Engine};
@@ -339,8 +339,8 @@ pin_project! {
     /// The stream of [`amap`](super::amap): outputs in completion order.
     ///
     /// Each poll drives the whole run (see [Progress](super#progress)). After it returned
-    /// `None` it keeps returning `None`. Dropping it drops every task in flight and releases
-    /// their permits.
+    /// `None` it keeps returning `None` (it is a `FusedStream`). Its `size_hint` is exact when
+    /// the input's is. Dropping it drops every task in flight and releases their permits.
     ///
     /// # Examples
     ///
@@ -449,6 +449,23 @@ macro_rules! stream_impl {
                         Poll::Ready(None)
                     }
                 }
+            }
+
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                self.engine
+                    .as_ref()
+                    .map_or((0, Some(0)), |engine| engine.size_hint())
+            }
+        }
+
+        impl<'a, S, P> FusedStream for $name<'a, S, P>
+        where
+            S: Source,
+            S::Item: Future,
+            P: Pace<'a>,
+        {
+            fn is_terminated(&self) -> bool {
+                self.engine.is_none()
             }
         }
 
