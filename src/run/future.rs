@@ -1,5 +1,6 @@
 //! The named futures and streams of [`run`](super).
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
@@ -16,12 +17,54 @@ use super::source::Source;
 type Output<S> = <<S as Source>::Item as Future>::Output;
 type EngineOf<'a, S, P> = Engine<'a, S, <P as Pace<'a>>::Pacer>;
 
-/// The outputs stored by input index, in input order.
-fn take_all<T>(results: &mut Vec<Option<T>>) -> Vec<T> {
-    let results = core::mem::take(results);
-    let mut out = Vec::with_capacity(results.len());
-    out.extend(results.into_iter().flatten());
-    out
+/// Outputs put back in input order: the in-order prefix in a `Vec`, and the outputs that
+/// arrived ahead of an earlier one in a window behind it (a slot per index), moved over as
+/// soon as the gap closes. Outputs that arrive in order (the common case) go straight to the
+/// `Vec`; the window holds only the out-of-order span.
+#[derive(Debug)]
+pub(super) struct InOrder<T> {
+    done: Vec<T>,
+    window: VecDeque<Option<T>>,
+}
+
+impl<T> InOrder<T> {
+    pub(super) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            done: Vec::with_capacity(capacity),
+            window: VecDeque::new(),
+        }
+    }
+
+    /// Stores the output of input `index` (each index once, never below `done.len()`).
+    #[inline]
+    pub(super) fn insert(&mut self, index: usize, value: T) {
+        let offset = index - self.done.len();
+        if offset == 0 && self.window.is_empty() {
+            self.done.push(value);
+            return;
+        }
+        if offset >= self.window.len() {
+            self.window.resize_with(offset + 1, || None);
+        }
+        self.window[offset] = Some(value);
+        while let Some(Some(_)) = self.window.front() {
+            if let Some(Some(value)) = self.window.pop_front() {
+                self.done.push(value);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.done = Vec::new();
+        self.window = VecDeque::new();
+    }
+
+    /// Every output, in input order (the window is empty once every output arrived).
+    pub(super) fn take(&mut self) -> Vec<T> {
+        let mut done = core::mem::take(&mut self.done);
+        done.extend(core::mem::take(&mut self.window).into_iter().flatten());
+        done
+    }
 }
 
 pin_project! {
@@ -49,7 +92,7 @@ pin_project! {
     {
         #[pin]
         engine: Option<EngineOf<'a, S, P>>,
-        results: Vec<Option<Output<S>>>,
+        results: InOrder<Output<S>>,
     }
 }
 
@@ -61,7 +104,7 @@ where
 {
     pub(crate) fn new(engine: EngineOf<'a, S, P>) -> Self {
         // As `collect` does: room for the input's lower bound, whose outputs are all kept.
-        let results = Vec::with_capacity(engine.remaining_hint());
+        let results = InOrder::with_capacity(engine.remaining_hint());
         Self {
             engine: Some(engine),
             results,
@@ -86,16 +129,10 @@ where
         loop {
             match engine.as_mut().poll_next(cx, &mut budget) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some((index, output))) => {
-                    if index >= this.results.len() {
-                        this.results.resize_with(index + 1, || None);
-                    }
-                    this.results[index] = Some(output);
-                }
+                Poll::Ready(Some((index, output))) => this.results.insert(index, output),
                 Poll::Ready(None) => {
                     this.engine.set(None);
-                    // Every index below the count of started tasks was filled exactly once.
-                    return Poll::Ready(take_all(this.results));
+                    return Poll::Ready(this.results.take());
                 }
             }
         }
@@ -127,7 +164,7 @@ pin_project! {
     {
         #[pin]
         engine: Option<EngineOf<'a, S, P>>,
-        results: Vec<Option<T>>,
+        results: InOrder<T>,
     }
 }
 
@@ -139,7 +176,7 @@ where
 {
     pub(crate) fn new(engine: EngineOf<'a, S, P>) -> Self {
         // As `collect` does: room for the input's lower bound, whose outputs are all kept.
-        let results = Vec::with_capacity(engine.remaining_hint());
+        let results = InOrder::with_capacity(engine.remaining_hint());
         Self {
             engine: Some(engine),
             results,
@@ -164,12 +201,7 @@ where
         loop {
             match engine.as_mut().poll_next(cx, &mut budget) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some((index, Ok(value)))) => {
-                    if index >= this.results.len() {
-                        this.results.resize_with(index + 1, || None);
-                    }
-                    this.results[index] = Some(value);
-                }
+                Poll::Ready(Some((index, Ok(value)))) => this.results.insert(index, value),
                 Poll::Ready(Some((_, Err(err)))) => {
                     // Fail fast: every task still in flight is dropped here.
                     this.engine.set(None);
@@ -178,7 +210,7 @@ where
                 }
                 Poll::Ready(None) => {
                     this.engine.set(None);
-                    return Poll::Ready(Ok(take_all(this.results)));
+                    return Poll::Ready(Ok(this.results.take()));
                 }
             }
         }

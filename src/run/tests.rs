@@ -16,6 +16,7 @@ use super::set::TaskSet;
 use super::source::IntoSource;
 use super::*;
 use crate::time::{ManualTimer, Timer};
+use proptest::strategy::Strategy;
 
 #[derive(Default)]
 struct Counter(AtomicUsize);
@@ -292,4 +293,18 @@ fn a_paced_run_only_sleeps_for_the_next_start() {
     assert!(run.as_mut().poll(&mut cx).is_pending());
     assert_eq!(timer.sleepers(), 1);
     assert_eq!(timer.next_deadline(), Some(Duration::from_millis(100)));
+}
+
+proptest::proptest! {
+    #[test]
+    fn in_order_puts_any_arrival_order_back_in_input_order(
+        order in (0..64usize).prop_flat_map(|n| proptest::strategy::Just((0..n).collect::<Vec<_>>()).prop_shuffle()),
+    ) {
+        let mut in_order = super::future::InOrder::with_capacity(0);
+        for &index in &order {
+            in_order.insert(index, index * 10);
+        }
+        let expected: Vec<usize> = (0..order.len()).map(|i| i * 10).collect();
+        proptest::prop_assert_eq!(in_order.take(), expected);
+    }
 }
