@@ -265,6 +265,10 @@ impl<'a> Limits<'a, NoRate> {
             };
             Quota::per_second(1).with_period(Duration::from_nanos(interval.max(1)))
         };
+        // Checked here once, so that a run's own throttle is always built from a valid quota.
+        if Throttle::new(quota).is_err() {
+            return Err(bad("at least one start per u64::MAX nanoseconds"));
+        }
         Ok(Limits {
             max_at_once: self.max_at_once,
             gate: self.gate,
