@@ -12,19 +12,21 @@
 //!    at that moment.
 //! 2. **Hand out.** The oldest output in `done` is taken out to be returned.
 //! 3. **Refill.** While `in flight + done < max_at_once` and the input is not exhausted, a
-//!    start is prepared in aiometer's order, concurrency first: the slot (the count above),
-//!    the next item of the input (an iterator or stream of futures creates the future now,
-//!    in its slot, so at most `max_at_once` futures ever exist; for `amap` / `run_each` this
-//!    is the argument, and `f` is called only at the start), a permit of the shared gate if
-//!    one is set, and last the start time from the pacer; then the future is made (`f`) and
-//!    polled for the first time at once, in the same pass (its start), and if it finishes at
-//!    once its output goes to `done`. Any
-//!    `Pending` (input, gate or pacer) ends the refill; whichever was pending has registered
-//!    the run's waker, and what was obtained (the item, the permit) waits in the engine for
-//!    the next pass. The start time is taken last and spent only by a start that happens at
-//!    that very instant, so starts are spaced by the rate even when the input or the gate is
-//!    slow; an input that ends costs no permit and no start time, and the run holds no
-//!    shared permit while it waits for its input.
+//!    start is prepared in aiometer's order, concurrency first:
+//!    - the slot (the count above);
+//!    - the next item of the input (an input of futures creates the future now, in its slot,
+//!      so at most `max_at_once` futures ever exist; for `amap` / `run_each` the item is the
+//!      argument, and `f` is not called yet);
+//!    - a permit of the shared gate, if one is set;
+//!    - last, the start time from the pacer;
+//!
+//!    and then the task starts: the future is made (`f(item)`) and polled for the first
+//!    time, in the same pass; if it finishes at once its output goes to `done`. Any `Pending`
+//!    (input, gate or pacer) ends the refill; whichever was pending has registered the run's
+//!    waker, and what was obtained (the item, the permit) waits in the engine for the next
+//!    pass. The start time is taken last and spent only by a start at that very instant, so
+//!    starts stay spaced by the rate even behind a slow input or gate; an input that ends
+//!    costs no permit and no start time; a run waiting for its input holds no shared permit.
 //!    If nothing was woken and the new tasks finished at once, the output handed out comes
 //!    from this step, and its slot is refilled in a second round.
 //! 4. Return the output taken in step 2 (or one produced by step 3), or `None` when the input

@@ -265,7 +265,10 @@ fn rate_intervals() {
     );
     assert_eq!(interval(1.0 / 3.0), Duration::from_secs(3));
     assert!(Limits::new().max_per_second(1e-12).is_err());
-    assert_eq!(interval(1e-10), Duration::from_nanos(10_000_000_000_000_000_000));
+    assert_eq!(
+        interval(1e-10),
+        Duration::from_nanos(10_000_000_000_000_000_000)
+    );
 }
 
 #[test]
