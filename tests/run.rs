@@ -997,11 +997,58 @@ fn send_and_sync_when_the_tasks_are() {
     // Unpin over an iterator whatever the timer's sleep, so `.next().await` needs no pin.
     fn unpin<T: Unpin>(_: &T) {}
     unpin(&stream);
-    let paced = Limits::new()
-        .max_per_second(1.0)
-        .unwrap()
-        .timer(dike::time::TokioTimer::new());
-    unpin(&amap(|i: u32| async move { i }, 0..3, paced));
+    #[cfg(feature = "tokio")]
+    {
+        let paced = Limits::new()
+            .max_per_second(1.0)
+            .unwrap()
+            .timer(dike::time::TokioTimer::new());
+        unpin(&amap(|i: u32| async move { i }, 0..3, paced));
+    }
+}
+
+/// On the real tokio runtime (paused clock) with `TokioTimer`: starts are paced by the rate
+/// and capped by `max_at_once`, measured on tokio's clock.
+#[cfg(feature = "tokio")]
+#[test]
+fn paced_on_tokio() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let origin = tokio::time::Instant::now();
+        let starts = RefCell::new(Vec::new());
+        let limits = Limits::new()
+            .max_at_once(2)
+            .unwrap()
+            .max_per_second(10.0)
+            .unwrap()
+            .timer(dike::time::TokioTimer::new());
+        let task = |i: u64| {
+            let starts = &starts;
+            async move {
+                starts.borrow_mut().push(origin.elapsed());
+                tokio::time::sleep(ms(250)).await;
+                i
+            }
+        };
+        let mut out: Vec<u64> = amap(task, 0..6, limits).collect().await;
+        out.sort_unstable();
+        assert_eq!(out, [0, 1, 2, 3, 4, 5]);
+        let starts = starts.into_inner();
+        // 10/s, 2 at once, 250 ms each: starts at 0, 100, 250, 350, 500, 600 ms (never
+        // early; a paused clock jumps exactly to each deadline, at most 1 ms late from the
+        // millisecond rounding of tokio's timer).
+        let expected = [0, 100, 250, 350, 500, 600].map(ms);
+        for (start, expected) in starts.iter().zip(expected) {
+            assert!(
+                *start >= expected && *start <= expected + ms(2),
+                "{starts:?}"
+            );
+        }
+    });
 }
 
 #[test]
