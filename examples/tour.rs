@@ -14,6 +14,7 @@ fn main() {
     throttle();
     retry();
     coalesce();
+    run();
 }
 
 /// Time: a virtual clock moved by hand, and a timer made of two closures.
@@ -229,4 +230,45 @@ fn coalesce() {
         calls.load(Ordering::Relaxed)
     );
     println!("  {}", users.hooks());
+}
+
+/// Run: aiometer's amap, 20 fake URLs at most 5 at once and at most 10 per second.
+fn run() {
+    println!("\n== run");
+    let timer = ManualTimer::new();
+    let fetch = |i: u32| {
+        let timer = timer.clone();
+        async move {
+            let started = timer.now();
+            timer.sleep(Duration::from_millis(700)).await; // a slow fake request
+            (i, started)
+        }
+    };
+    let urls = 0..20u32; // https://example.com/0 .. /19
+    let limits = dike::run::Limits::new()
+        .max_at_once(5)
+        .and_then(|l| l.max_per_second(10.0))
+        .expect("valid limits")
+        .timer(&timer);
+    let mut results = Box::pin(futures_util::StreamExt::collect::<Vec<_>>(dike::run::amap(
+        fetch, urls, limits,
+    )));
+    let results = loop {
+        if let Some(results) = results.as_mut().now_or_never() {
+            break results;
+        }
+        timer.advance_to_next().expect("a pending run sleeps");
+    };
+    println!("amap: 20 fake URLs, 700 ms each, max_at_once 5, max_per_second 10");
+    for chunk in results.chunks(5) {
+        let line: Vec<String> = chunk
+            .iter()
+            .map(|(i, t)| format!("url {i:>2} @ {:>4} ms", t.as_millis()))
+            .collect();
+        println!("  {}", line.join(", "));
+    }
+    println!(
+        "  starts 100 ms apart until 5 are in flight, then as slots free; done at {:?}",
+        timer.now()
+    );
 }

@@ -19,6 +19,8 @@
 //! - [`coalesce`]: [`Coalescer`](coalesce::Coalescer), request coalescing: identical calls in
 //!   flight share one execution that survives the cancellation of any caller, with hooks and
 //!   statistics (Python's `async_reduce`, Go's `singleflight`); needs `alloc`.
+//! - [`run`]: aiometer's `run_all`, `run_each`, `amap` and `run_any`: many tasks in one call
+//!   under `max_at_once` and `max_per_second`, from an iterator or a stream, without spawning.
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -145,6 +147,9 @@ pub mod error;
 pub mod gate;
 pub mod prelude;
 pub mod retry;
+#[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
+pub mod run;
 mod sync;
 pub mod throttle;
 pub mod time;
