@@ -15,6 +15,9 @@
 //!   per `period`, explicit `burst`) that rejects with a ready time or waits on any timer.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
+//! - [`batch`]: [`Batcher`](batch::Batcher), mini-batching of concurrent calls into one call
+//!   of a batch function, each caller getting its own slice of the results (Python dike's
+//!   `@batch`), driven by the callers' own futures.
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -115,6 +118,8 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+#[cfg(feature = "alloc")]
+pub mod batch;
 pub mod error;
 pub mod gate;
 pub mod prelude;

@@ -1,0 +1,1 @@
+//! Poll-level tests of the batcher.
