@@ -9,18 +9,19 @@
 //!
 //! ## State
 //!
-//! - `open`: `None`, or the open batch: the instant its first row arrived (`opened_at`), its
-//!   parts (one slot per member in arrival order; `None` once that member withdrew), their
+//! - `open`: `None`, or the open batch: the instant its clock started (`opened_at`: the
+//!   first `seal_due` after it opened, which the facade calls on the very poll that pushed
+//!   the batch's first rows, so in effect their arrival), its parts (one slot per member in arrival order; `None` once that member withdrew), their
 //!   lengths, the live row count and the live member count.
 //! - `queued`: rows accepted and not yet handed to the batch function: the open batch's, plus
 //!   those of sealed batches that have not started (waiting for a concurrency slot).
 //!
 //! ## Transitions
 //!
-//! - **push(rows, len, now)**: refused with `Full(rows)` when `queued + len` would exceed
+//! - **push(rows, len)**: refused with `Full(rows)` when `queued + len` would exceed
 //!   `max_queued_rows` (so a call larger than the bound is always refused), and with
 //!   `Incompatible(rows)` when the rows cannot join the open batch's. Otherwise the rows join
-//!   the open batch (opening one at `now` if there is none) as member `index`; when the batch
+//!   the open batch (opening one if there is none) as member `index`; when the batch
 //!   then holds `>= target_size` rows it is sealed by size and returned with the push. Calls
 //!   are never split, so a sealed batch may exceed the target.
 //! - **withdraw(index)**: a member of the open batch leaves before sealing; its part is handed
@@ -72,7 +73,8 @@ pub(crate) struct Accumulator<I> {
 
 #[derive(Debug)]
 struct Open<I> {
-    opened_at: Duration,
+    /// When the batch's clock started: the first [`Accumulator::seal_due`] after it opened.
+    opened_at: Option<Duration>,
     parts: Vec<Option<I>>,
     lens: Vec<usize>,
     rows: usize,
@@ -129,6 +131,12 @@ impl<I: Rows> Accumulator<I> {
         }
     }
 
+    /// Members to make room for when a batch opens: single-row calls fill it in `target`
+    /// calls (bounded, so a huge target does not reserve a huge buffer up front).
+    pub(crate) fn expected_members(&self) -> usize {
+        if self.target < 256 { self.target } else { 256 }
+    }
+
     /// Rows accepted and not yet started.
     pub(crate) const fn queued(&self) -> usize {
         self.queued
@@ -139,22 +147,23 @@ impl<I: Rows> Accumulator<I> {
         self.open.as_ref().map_or(0, |open| open.rows)
     }
 
-    /// When the open batch is due to be sealed by time.
+    /// When the open batch is due to be sealed by time (`None` before its clock started).
     pub(crate) fn deadline(&self) -> Option<Duration> {
         let open = self.open.as_ref()?;
-        Some(open.opened_at.saturating_add(self.max_wait))
+        Some(open.opened_at?.saturating_add(self.max_wait))
     }
 
     /// Adds `rows` (`len` of them, `len >= 1`) to the open batch; see the module notes.
-    pub(crate) fn push(&mut self, rows: I, len: usize, now: Duration) -> Push<I> {
+    pub(crate) fn push(&mut self, rows: I, len: usize) -> Push<I> {
         if len > self.max_queued.saturating_sub(self.queued) {
             return Push::Full(rows);
         }
         let opened = self.open.is_none();
+        let capacity = self.expected_members();
         let open = self.open.get_or_insert_with(|| Open {
-            opened_at: now,
-            parts: Vec::new(),
-            lens: Vec::new(),
+            opened_at: None,
+            parts: Vec::with_capacity(capacity),
+            lens: Vec::with_capacity(capacity),
             rows: 0,
             live: 0,
         });
@@ -197,8 +206,11 @@ impl<I: Rows> Accumulator<I> {
         Some(Withdrawn { rows, len, emptied })
     }
 
-    /// Seals the open batch by time if its deadline has passed at `now`.
+    /// Seals the open batch by time if its deadline has passed at `now`. The first call for
+    /// an open batch starts its clock at `now`.
     pub(crate) fn seal_due(&mut self, now: Duration) -> Option<Sealed<I>> {
+        let open = self.open.as_mut()?;
+        open.opened_at.get_or_insert(now);
         if now >= self.deadline()? {
             self.seal(SealReason::Time)
         } else {

@@ -35,42 +35,43 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Drop for Membership<'_, I, F, T> {
     }
 }
 
-pin_project! {
-    /// The future returned by [`Batcher::call`]: resolves to the call's own slice of the
-    /// batch function's results.
-    ///
-    /// The rows join the open batch on the first poll. Dropping the future is always safe:
-    /// see [Cancel safety](super#cancel-safety). Polling it again after it completed panics.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use core::time::Duration;
-    /// use dike::batch::{BatchConfig, Batcher, Call};
-    /// use dike::time::ManualTimer;
-    /// use futures_util::FutureExt;
-    ///
-    /// # fn main() -> Result<(), dike::error::ConfigError> {
-    /// let config = BatchConfig::new(2, Duration::from_secs(1));
-    /// let batcher = Batcher::new(ManualTimer::new(), config, |rows: Vec<u8>| async move {
-    ///     Ok::<_, ()>(rows.iter().map(|x| x + 1).collect::<Vec<_>>())
-    /// })?;
-    /// let mut first: Call<'_, _, _, _> = batcher.call(vec![1]);
-    /// assert!((&mut first).now_or_never().is_none(), "1 of 2 rows: waits");
-    /// let second = batcher.call(vec![2]).now_or_never(); // seals, runs, completes
-    /// assert_eq!(second, Some(Ok(vec![3])));
-    /// assert_eq!(first.now_or_never(), Some(Ok(vec![2])));
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use = "futures do nothing unless you .await or poll them"]
-    pub struct Call<'a, I: Rows, F: BatchFn<I>, T: Timer> {
-        member: Membership<'a, I, F, T>,
-        #[pin]
-        sleep: Option<T::Sleep>,
-        sleep_at: Duration,
-    }
+/// The future returned by [`Batcher::call`]: resolves to the call's own slice of the
+/// batch function's results.
+///
+/// The rows join the open batch on the first poll. Dropping the future is always safe:
+/// see [Cancel safety](super#cancel-safety). Polling it again after it completed panics.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use dike::batch::{BatchConfig, Batcher, Call};
+/// use dike::time::ManualTimer;
+/// use futures_util::FutureExt;
+///
+/// # fn main() -> Result<(), dike::error::ConfigError> {
+/// let config = BatchConfig::new(2, Duration::from_secs(1));
+/// let batcher = Batcher::new(ManualTimer::new(), config, |rows: Vec<u8>| async move {
+///     Ok::<_, ()>(rows.iter().map(|x| x + 1).collect::<Vec<_>>())
+/// })?;
+/// let mut first: Call<'_, _, _, _> = batcher.call(vec![1]);
+/// assert!((&mut first).now_or_never().is_none(), "1 of 2 rows: waits");
+/// let second = batcher.call(vec![2]).now_or_never(); // seals, runs, completes
+/// assert_eq!(second, Some(Ok(vec![3])));
+/// assert_eq!(first.now_or_never(), Some(Ok(vec![2])));
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct Call<'a, I: Rows, F: BatchFn<I>, T: Timer> {
+    member: Membership<'a, I, F, T>,
+    /// The driver's sleep (boxed: only drivers have one, and a call stays small).
+    sleep: Option<Pin<Box<T::Sleep>>>,
+    sleep_at: Duration,
 }
+
+// Nothing in a call is ever pinned (its sleep is boxed), so it is `Unpin` whatever its rows.
+impl<I: Rows, F: BatchFn<I>, T: Timer> Unpin for Call<'_, I, F, T> {}
 
 impl<'a, I: Rows, F: BatchFn<I>, T: Timer> Call<'a, I, F, T> {
     #[inline]
@@ -90,8 +91,8 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Future for Call<'_, I, F, T> {
     type Output = Result<F::Output, BatchError<F::Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let member = this.member;
+        let this = self.get_mut();
+        let member = &mut this.member;
         let batcher = member.batcher;
         let ticket = match core::mem::replace(&mut member.state, State::Done) {
             State::Start(rows) => match batcher.join(rows, cx) {
@@ -110,7 +111,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Future for Call<'_, I, F, T> {
             }
             State::Done => panic!("`Call` polled after completion"),
         };
-        let out = batcher.poll_member(ticket, this.sleep, this.sleep_at, cx);
+        let out = batcher.poll_member(ticket, &mut this.sleep, &mut this.sleep_at, cx);
         if out.is_ready() {
             member.state = State::Done;
         }

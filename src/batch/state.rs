@@ -98,6 +98,8 @@ pub(super) struct Ticket {
 
 /// Work a driver does with the lock released.
 enum Step<I, F: BatchFn<I>> {
+    /// Read the clock and step again.
+    NeedNow,
     Done(Out<I, F>),
     Wait,
     /// Sleep until the open batch's seal deadline.
@@ -141,7 +143,20 @@ impl<I, F: BatchFn<I>> Default for Garbage<I, F> {
 
 impl<I, F: BatchFn<I>> Garbage<I, F> {
     /// Wakes and drops everything; call with no lock held.
+    #[inline]
     fn flush(self) {
+        if self.wake.is_empty()
+            && self.stale.is_none()
+            && self.rows.is_none()
+            && self.outs.is_empty()
+            && self.phase.is_none()
+        {
+            return;
+        }
+        self.flush_slow();
+    }
+
+    fn flush_slow(self) {
         let Self {
             wake,
             stale,
@@ -221,10 +236,9 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         if len == 0 {
             return Err(BatchError::Empty);
         }
-        let now = self.timer.now();
         let mut garbage = Garbage::<I, F>::default();
         let mut sealed_rows = None;
-        let result = self.shared.with(|s| match s.acc.push(rows, len, now) {
+        let result = self.shared.with(|s| match s.acc.push(rows, len) {
             Push::Full(rows) => {
                 garbage.rows = Some(rows);
                 s.stats.rejected += 1;
@@ -245,7 +259,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 if opened {
                     let key = s.batches.insert(Batch {
                         phase: Phase::Open,
-                        members: Vec::new(),
+                        members: Vec::with_capacity(s.acc.expected_members()),
                         present: 0,
                         driver: None,
                     });
@@ -309,12 +323,13 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     pub(super) fn poll_member(
         &self,
         ticket: Ticket,
-        mut sleep: Pin<&mut Option<T::Sleep>>,
+        sleep: &mut Option<Pin<Box<T::Sleep>>>,
         sleep_at: &mut Duration,
         cx: &mut Context<'_>,
     ) -> Poll<Out<I, F>> {
+        // The clock is read only when a step needs it (the open batch's deadline).
+        let mut now = None;
         loop {
-            let now = self.timer.now();
             let mut garbage = Garbage::<I, F>::default();
             let mut sealed_now = None;
             let step = self
@@ -325,20 +340,21 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 trace_seal(rows, Some(SealReason::Time));
             }
             match step {
+                Step::NeedNow => now = Some(self.timer.now()),
                 Step::Done(out) => {
-                    sleep.set(None);
+                    *sleep = None;
                     return Poll::Ready(out);
                 }
                 Step::Wait => {
-                    sleep.set(None);
+                    *sleep = None;
                     return Poll::Pending;
                 }
                 Step::Sleep(deadline) => {
-                    if poll_sleep(&self.timer, sleep.as_mut(), sleep_at, deadline, cx).is_pending()
-                    {
+                    if poll_sleep(&self.timer, sleep, sleep_at, deadline, cx).is_pending() {
                         return Poll::Pending;
                     }
                     // Due: the next round seals by time.
+                    now = Some(self.timer.now());
                 }
                 Step::Enter(mut enter) => match Pin::new(&mut enter).poll(cx) {
                     Poll::Ready(permit) => {
@@ -376,10 +392,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                         self.complete(ticket, result.map_err(|e| BatchError::Failed(Arc::new(e))));
                         continue;
                     }
-                    if now >= deadline
-                        || poll_sleep(&self.timer, sleep.as_mut(), sleep_at, deadline, cx)
-                            .is_ready()
-                    {
+                    if poll_sleep(&self.timer, sleep, sleep_at, deadline, cx).is_ready() {
                         drop(fut);
                         self.complete(
                             ticket,
@@ -405,7 +418,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         &self,
         s: &mut Shared<I, F>,
         ticket: Ticket,
-        now: Duration,
+        now: Option<Duration>,
         cx: &Context<'_>,
         garbage: &mut Garbage<I, F>,
         sealed_now: &mut Option<usize>,
@@ -425,7 +438,10 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             // Another member drives. Take over if its work is lying in the table (the driver
             // is not polling it right now): whoever is polled makes progress.
             let idle_work = match &batch.phase {
-                Phase::Open => s.acc.deadline().is_some_and(|d| now >= d),
+                Phase::Open => match now {
+                    None => return Step::NeedNow,
+                    Some(now) => s.acc.deadline().is_some_and(|d| now >= d),
+                },
                 Phase::Sealed { enter, .. } => self.gate.is_none() || enter.is_some(),
                 Phase::Running { fut, .. } => fut.is_some(),
                 Phase::Starting | Phase::Done => false,
@@ -443,10 +459,13 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         }
         match &mut batch.phase {
             Phase::Open => {
+                let Some(now) = now else {
+                    return Step::NeedNow;
+                };
                 if let Some(sealed) = s.acc.seal_due(now) {
                     *sealed_now = Some(sealed.rows);
                     s.install_sealed(sealed, self.gate.as_ref());
-                    return self.step_locked(s, ticket, now, cx, garbage, sealed_now);
+                    return self.step_locked(s, ticket, Some(now), cx, garbage, sealed_now);
                 }
                 Step::Sleep(s.acc.deadline().expect("the open batch has a deadline"))
             }
@@ -528,8 +547,13 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         let expected: usize = lens.iter().sum();
         let (mut outs, outcome): (Vec<Out<I, F>>, Outcome) = match result {
             Ok(output) if output.len() == expected => {
-                let sizes: Vec<usize> = lens.iter().copied().filter(|&n| n > 0).collect();
-                let mut pieces = output.split(&sizes).into_iter();
+                let mut pieces = if lens.contains(&0) {
+                    let sizes: Vec<usize> = lens.iter().copied().filter(|&n| n > 0).collect();
+                    output.split(&sizes)
+                } else {
+                    output.split(&lens)
+                }
+                .into_iter();
                 let outs = lens
                     .iter()
                     .map(|&n| {
@@ -690,14 +714,19 @@ fn store_waker<I, F: BatchFn<I>>(
 /// instant) first.
 fn poll_sleep<T: Timer>(
     timer: &T,
-    mut sleep: Pin<&mut Option<T::Sleep>>,
+    sleep: &mut Option<Pin<Box<T::Sleep>>>,
     sleep_at: &mut Duration,
     deadline: Duration,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
-    if sleep.is_none() || *sleep_at != deadline {
-        sleep.set(Some(timer.sleep_until(deadline)));
-        *sleep_at = deadline;
+    match sleep {
+        Some(sleep) if *sleep_at == deadline => sleep.as_mut().poll(cx),
+        _ => {
+            *sleep_at = deadline;
+            sleep
+                .insert(Box::pin(timer.sleep_until(deadline)))
+                .as_mut()
+                .poll(cx)
+        }
     }
-    sleep.as_pin_mut().expect("the sleep was just set").poll(cx)
 }
