@@ -105,7 +105,7 @@ mod rows;
 mod state;
 
 pub use engine::SealReason;
-pub use future::{Call, CallOne};
+pub use future::{Call, CallOne, CallOwned};
 pub use rows::Rows;
 
 use engine::Accumulator;
@@ -536,6 +536,41 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     #[inline]
     pub fn call(&self, rows: I) -> Call<'_, I, F, T> {
         Call::new(self, rows)
+    }
+
+    /// [`call`](Batcher::call) for an `Arc<Batcher>`: the future is `'static`, to move into a
+    /// spawned task or hold across an `Arc`'d service state.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`call`](Batcher::call).
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Batcher::call).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use std::sync::Arc;
+    /// use dike::batch::{BatchConfig, Batcher};
+    /// use dike::time::ManualTimer;
+    ///
+    /// # fn main() -> Result<(), dike::error::ConfigError> {
+    /// let config = BatchConfig::new(1, Duration::from_secs(1));
+    /// let batcher = Arc::new(Batcher::new(ManualTimer::new(), config, |rows: Vec<u8>| async move {
+    ///     Ok::<_, ()>(rows)
+    /// })?);
+    /// let call = batcher.call_owned(vec![5]);
+    /// let out = std::thread::spawn(move || smol::block_on(call)).join().unwrap();
+    /// assert_eq!(out, Ok(vec![5]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn call_owned(self: &Arc<Self>, rows: I) -> CallOwned<I, F, T> {
+        CallOwned::new(Arc::clone(self), rows)
     }
 
     /// Seals the open batch now, whatever its size, and returns how many rows it held (0 when

@@ -596,11 +596,16 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             let batch = &mut s.batches[ticket.key];
             let phase = core::mem::replace(&mut batch.phase, Phase::Done);
             garbage.phase = Some(phase);
-            for (member, out) in batch.members.iter_mut().zip(outs.drain(..)) {
+            for (i, (member, out)) in batch.members.iter_mut().zip(outs.drain(..)).enumerate() {
                 match member {
                     Member::Waiting(waker) => {
+                        // The driver takes its result in this very poll: no wake for it.
                         if let Some(waker) = waker.take() {
-                            garbage.wake.push(waker);
+                            if i == ticket.index {
+                                garbage.stale = Some(waker);
+                            } else {
+                                garbage.wake.push(waker);
+                            }
                         }
                         *member = Member::Ready(out);
                     }
