@@ -65,13 +65,11 @@ fn assert_clean<I: Rows, F: BatchFn<I>, T: Timer>(batcher: &Batcher<I, F, T>) {
 /// A batch function over rows of `(number, letter)` that records every batch it sees and
 /// returns `results`.
 type Seen = Arc<Mutex<Vec<Vec<(i32, &'static str)>>>>;
+type Row = (i32, &'static str);
+type Ready = core::future::Ready<Result<Vec<i32>, Infallible>>;
+type Outcome = Result<Vec<u32>, BatchError<Infallible>>;
 
-fn recording(
-    results: Vec<i32>,
-) -> (
-    Seen,
-    impl Fn(Vec<(i32, &'static str)>) -> core::future::Ready<Result<Vec<i32>, Infallible>>,
-) {
+fn recording(results: Vec<i32>) -> (Seen, impl Fn(Vec<Row>) -> Ready) {
     let seen: Seen = Arc::default();
     let log = Arc::clone(&seen);
     let f = move |rows: Vec<(i32, &'static str)>| {
@@ -152,6 +150,7 @@ fn single_items_timeout() {
     assert_eq!(batcher.stats().sealed_by_time, 1);
 }
 
+#[allow(clippy::type_complexity)]
 fn multi(target: usize) -> (ManualTimer, Seen, (Vec<i32>, Vec<i32>, Vec<i32>)) {
     let timer = ManualTimer::new();
     let (seen, f) = recording(vec![10, 11, 12, 13, 14]);
@@ -842,7 +841,7 @@ proptest! {
         .unwrap();
         let mut next = 0u32;
         let mut pending: Vec<(Vec<u32>, Pin<Box<Call<'_, _, _, _>>>)> = Vec::new();
-        let mut done: Vec<(Vec<u32>, Result<Vec<u32>, BatchError<Infallible>>)> = Vec::new();
+        let mut done: Vec<(Vec<u32>, Outcome)> = Vec::new();
         let mut withdrawn_unsealed: Vec<u32> = Vec::new();
         let mut cx = Context::from_waker(Waker::noop());
         let mut poll_all = |pending: &mut Vec<(Vec<u32>, Pin<Box<Call<'_, _, _, _>>>)>,

@@ -1,6 +1,7 @@
 //! The named futures of [`Batcher`]: [`Call`] (a call's rows to its results), [`CallOwned`]
 //! (the same, `'static`) and [`CallOne`] (one row to one result).
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;

@@ -521,11 +521,11 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     ///
     /// # fn main() -> Result<(), dike::error::ConfigError> {
     /// let config = BatchConfig::new(2, Duration::from_secs(1));
-    /// let batcher = Batcher::new(ManualTimer::new(), config, |rows: Vec<&str>| async move {
+    /// let batcher = Batcher::new(ManualTimer::new(), config, |rows: Vec<String>| async move {
     ///     Ok::<_, ()>(rows.iter().map(|s| s.len()).collect::<Vec<_>>())
     /// })?;
     /// let (a, b) = smol::block_on(futures_util::future::join(
-    ///     batcher.call(vec!["a", "bb"]),
+    ///     batcher.call(vec!["a".to_string(), "bb".to_string()]),
     ///     batcher.call(vec![]),
     /// ));
     /// assert_eq!(a, Ok(vec![1, 2]));
@@ -693,9 +693,7 @@ where
     /// ```
     #[inline]
     pub fn call_one(&self, row: A) -> CallOne<'_, A, F, T> {
-        let mut rows = alloc::vec::Vec::with_capacity(1);
-        rows.push(row);
-        CallOne::new(self.call(rows))
+        CallOne::new(self.call(alloc::vec![row]))
     }
 }
 
@@ -785,7 +783,7 @@ impl BatchStats {
 /// ```
 /// use dike::batch::BatchError;
 ///
-/// let err: BatchError<()> = BatchError::WrongLength { expected: 3, actual: 2 };
+/// let err: BatchError<String> = BatchError::WrongLength { expected: 3, actual: 2 };
 /// assert_eq!(
 ///     err.to_string(),
 ///     "batch function returned 2 rows for a batch of 3"

@@ -38,6 +38,12 @@ pub trait Rows: Sized {
     /// The number of rows (the length along the first axis).
     fn len(&self) -> usize;
 
+    /// Whether there are no rows (a call with none is rejected with
+    /// [`BatchError::Empty`](super::BatchError::Empty)).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether `other` may join a batch that holds `self` (for arrays: the same shape past
     /// the first axis). A call whose rows are not compatible with the rows already waiting is
     /// rejected with [`BatchError::Incompatible`](super::BatchError::Incompatible).
@@ -75,9 +81,7 @@ impl<T> Rows for Vec<T> {
 
     fn split(self, lens: &[usize]) -> Vec<Self> {
         if let [_] = lens {
-            let mut one = Vec::with_capacity(1);
-            one.push(self);
-            return one;
+            return alloc::vec![self];
         }
         let mut rows = self.into_iter();
         lens.iter()
@@ -120,9 +124,7 @@ mod array {
 
         fn split(self, lens: &[usize]) -> Vec<Self> {
             if let [_] = lens {
-                let mut one = Vec::with_capacity(1);
-                one.push(self);
-                return one;
+                return alloc::vec![self];
             }
             let mut start = 0;
             lens.iter()

@@ -233,7 +233,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         cx: &Context<'_>,
     ) -> Result<(Ticket, bool), BatchError<F::Error>> {
         let len = rows.len();
-        if len == 0 {
+        if rows.is_empty() {
             return Err(BatchError::Empty);
         }
         let mut garbage = Garbage::<I, F>::default();

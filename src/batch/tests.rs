@@ -76,7 +76,7 @@ fn accumulator_seals_by_time_from_its_first_clock_reading() {
 fn accumulator_withdrawals_keep_the_deadline_and_discard_an_empty_batch() {
     let mut acc = Accumulator::new(10, 10 * MS, usize::MAX);
     joined(acc.push(vec![1], 1));
-    assert!(acc.seal_due(0 * MS).is_none());
+    assert!(acc.seal_due(Duration::ZERO).is_none());
     joined(acc.push(vec![2, 3], 2));
     joined(acc.push(vec![4], 1));
     let gone = acc.withdraw(0).expect("a live member");
@@ -321,7 +321,7 @@ fn a_panicking_batch_function_fails_the_other_members() {
     let (ca, wa) = counting();
     let mut a = batcher.call(vec![1]);
     assert!(poll(&mut a, &wa).is_pending());
-    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let panicked = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
         let mut b = batcher.call(vec![2]);
         let _ = poll(&mut b, Waker::noop());
     }));
