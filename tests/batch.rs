@@ -768,6 +768,23 @@ fn call_one_polled_after_completion_panics() {
 }
 
 #[test]
+#[should_panic(expected = "`CallOwned` polled after completion")]
+fn call_owned_polled_after_completion_panics() {
+    let batcher = Arc::new(
+        Batcher::new(
+            ManualTimer::new(),
+            BatchConfig::new(1, Duration::from_secs(1)),
+            |rows: Vec<u8>| async move { Ok::<_, Infallible>(rows) },
+        )
+        .unwrap(),
+    );
+    let mut call = batcher.call_owned(vec![1]);
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(Pin::new(&mut call).poll(&mut cx).is_ready());
+    let _ = Pin::new(&mut call).poll(&mut cx);
+}
+
+#[test]
 fn public_types_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>(_: &T) {}
@@ -786,6 +803,11 @@ fn public_types_are_send_and_sync() {
     send(&call);
     let one: CallOne<'_, _, _, _> = batcher.call_one(1);
     send(&one);
+    drop((call, one));
+    let batcher = Arc::new(batcher);
+    let owned: dike::batch::CallOwned<_, _, _> = batcher.call_owned(vec![1]);
+    fn send_static<T: Send + 'static>(_: &T) {}
+    send_static(&owned);
 }
 
 // ---- Random schedules -------------------------------------------------------------------

@@ -11,6 +11,9 @@
 //!   as soon as it holds at least [`target_size`](BatchConfig::with_target_size) rows (so a
 //!   batch may exceed the target), or when its first row has waited
 //!   [`max_wait`](BatchConfig::with_max_wait), or when [`flush`](Batcher::flush) is called.
+//!   (The wait counts from the first poll of the call that opened the batch: a call's rows
+//!   join when it is first polled. A call arriving after the deadline but before the batch's
+//!   driver saw it joins the batch.)
 //! - The batch function gets all rows of the batch, in arrival order; row `i` of its output
 //!   belongs to row `i` of its input. An output of the wrong length is an error for every
 //!   caller of the batch, naming both lengths (never silently short slices).
