@@ -958,11 +958,15 @@ fn stress_two_workers_100k_rows() {
     let config = BatchConfig::new(64, Duration::from_millis(1))
         .with_max_concurrent_batches(4)
         .with_max_queued_rows(10_000);
-    let sent = Arc::new(AtomicUsize::new(0));
+    // Every row ever sent to the batch function: none may arrive twice.
+    let sent = Arc::new(Mutex::new(std::collections::HashSet::new()));
     let log = Arc::clone(&sent);
     let batcher = Arc::new(
         Batcher::new(timer.clone(), config, move |rows: Vec<u64>| {
-            log.fetch_add(rows.len(), Ordering::Relaxed);
+            let mut log = log.lock().unwrap();
+            for row in &rows {
+                assert!(log.insert(*row), "row {row} sent twice");
+            }
             async move {
                 tokio::task::yield_now().await;
                 Ok::<_, Infallible>(rows.iter().map(|x| x ^ 0xABCD).collect::<Vec<_>>())
@@ -984,13 +988,14 @@ fn stress_two_workers_100k_rows() {
             .map(|t| {
                 let batcher = Arc::clone(&batcher);
                 tokio::spawn(async move {
-                    let mut ok = 0;
+                    let mut ok = Vec::new();
                     for i in 0..CALLS {
                         let row = t * CALLS + i;
                         // Every tenth call brings two rows, some calls are abandoned.
                         if i % 10 == 0 {
                             let out = batcher.call(vec![row, row + 1_000_000]).await.unwrap();
                             assert_eq!(out, [row ^ 0xABCD, (row + 1_000_000) ^ 0xABCD]);
+                            ok.push(row + 1_000_000);
                         } else if i % 97 == 0 {
                             // Abandoned after one poll, wherever its batch stands.
                             let mut call = core::pin::pin!(batcher.call_one(row));
@@ -1001,21 +1006,24 @@ fn stress_two_workers_100k_rows() {
                         } else {
                             assert_eq!(batcher.call_one(row).await.unwrap(), row ^ 0xABCD);
                         }
-                        ok += 1;
+                        ok.push(row);
                     }
                     ok
                 })
             })
             .collect();
-        let mut ok = 0;
+        let mut ok = Vec::new();
         for task in tasks {
-            ok += task.await.unwrap();
+            ok.extend(task.await.unwrap());
         }
         ticker.abort();
-        assert!(ok > 90_000);
+        assert!(ok.len() > 90_000);
+        // Every row of a surviving caller was sent (exactly once, checked as sent).
+        let sent = sent.lock().unwrap();
+        assert!(ok.iter().all(|row| sent.contains(row)), "a row was lost");
     });
     let stats = batcher.stats();
-    assert_eq!(stats.rows, sent.load(Ordering::Relaxed));
+    assert_eq!(stats.rows, sent.lock().unwrap().len());
     assert!(stats.rows >= 100_000, "{stats:?}");
     assert!(stats.max_batch_size >= 64);
     assert_clean(&batcher);
