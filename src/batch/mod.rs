@@ -390,6 +390,15 @@ pub trait BatchFn<I> {
     type Future: Future<Output = Result<Self::Output, Self::Error>>;
 
     /// Calls the function on a batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::batch::BatchFn;
+    ///
+    /// let f = |rows: Vec<u8>| async move { Ok::<_, ()>(rows) };
+    /// assert_eq!(smol::block_on(BatchFn::call(&f, vec![1, 2])), Ok(vec![1, 2]));
+    /// ```
     fn call(&self, rows: I) -> Self::Future;
 }
 

@@ -36,10 +36,26 @@ use alloc::vec::Vec;
 /// ```
 pub trait Rows: Sized {
     /// The number of rows (the length along the first axis).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::batch::Rows;
+    ///
+    /// assert_eq!(Rows::len(&vec![(1, 'a'), (2, 'b')]), 2);
+    /// ```
     fn len(&self) -> usize;
 
     /// Whether there are no rows (a call with none is rejected with
     /// [`BatchError::Empty`](super::BatchError::Empty)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::batch::Rows;
+    ///
+    /// assert!(Rows::is_empty(&Vec::<u8>::new()));
+    /// ```
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -49,15 +65,41 @@ pub trait Rows: Sized {
     /// rejected with [`BatchError::Incompatible`](super::BatchError::Incompatible).
     ///
     /// The default says yes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::batch::Rows;
+    ///
+    /// assert!(vec![1, 2].compatible(&vec![3]));
+    /// ```
     fn compatible(&self, other: &Self) -> bool {
         let _ = other;
         true
     }
 
     /// The rows of `parts`, in order, as one value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::batch::Rows;
+    ///
+    /// let batch = <Vec<char> as Rows>::concat(vec![vec!['a'], vec!['b', 'c']]);
+    /// assert_eq!(batch, ['a', 'b', 'c']);
+    /// ```
     fn concat(parts: Vec<Self>) -> Self;
 
     /// Consecutive pieces of `lens[0]`, `lens[1]`, ... rows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::batch::Rows;
+    ///
+    /// let pieces = Rows::split(vec![10, 11, 12, 13, 14], &[1, 3, 1]);
+    /// assert_eq!(pieces, [vec![10], vec![11, 12, 13], vec![14]]);
+    /// ```
     fn split(self, lens: &[usize]) -> Vec<Self>;
 }
 
