@@ -319,7 +319,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     }
 
     /// Polls member `ticket`: drives its batch if it is (or becomes) the driver, or waits.
-    /// `sleep` is the member's own deadline sleep, `(instant, sleep)`.
+    /// `sleep` is the member's own deadline sleep, for the instant `sleep_at`.
     pub(super) fn poll_member(
         &self,
         ticket: Ticket,
@@ -373,11 +373,14 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                         }
                     }
                     Poll::Pending => {
-                        self.put_back(ticket, |phase| {
-                            if let Phase::Sealed { enter: slot, .. } = phase {
+                        let unplaced = self.put_back(ticket, |phase| match phase {
+                            Phase::Sealed { enter: slot, .. } => {
                                 *slot = Some(enter);
+                                None
                             }
+                            _ => Some(enter),
                         });
+                        drop(unplaced); // never: only the driver moves a sealed batch on
                         return Poll::Pending;
                     }
                 },
@@ -402,11 +405,14 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                         );
                         continue;
                     }
-                    self.put_back(ticket, |phase| {
-                        if let Phase::Running { fut: slot, .. } = phase {
+                    let unplaced = self.put_back(ticket, |phase| match phase {
+                        Phase::Running { fut: slot, .. } => {
                             *slot = Some(fut);
+                            None
                         }
+                        _ => Some(fut),
                     });
+                    drop(unplaced); // never: only the driver completes a running batch
                     return Poll::Pending;
                 }
             }
@@ -521,19 +527,22 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         let now = self.timer.now();
         let fut = Box::pin(self.f.call(rows));
         let deadline = now.saturating_add(self.config.max_processing_time);
-        self.put_back(ticket, move |phase| {
-            *phase = Phase::Running {
+        let old = self.put_back(ticket, move |phase| {
+            let running = Phase::Running {
                 fut: Some(fut),
                 lens,
                 deadline,
                 _permit: permit,
             };
+            core::mem::replace(phase, running) // `Starting`: holds nothing
         });
+        drop(old);
     }
 
-    /// Runs `f` on the phase of the ticket's batch, with the lock.
-    fn put_back(&self, ticket: Ticket, f: impl FnOnce(&mut Phase<I, F>)) {
-        self.shared.with(|s| f(&mut s.batches[ticket.key].phase));
+    /// Runs `f` on the phase of the ticket's batch, with the lock. `f` must not drop user
+    /// work there: it returns what it could not place, for the caller to drop after.
+    fn put_back<R>(&self, ticket: Ticket, f: impl FnOnce(&mut Phase<I, F>) -> R) -> R {
+        self.shared.with(|s| f(&mut s.batches[ticket.key].phase))
     }
 
     /// The driver finished the batch with `result`: split it, hand out the pieces, wake.
