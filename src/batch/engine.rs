@@ -69,7 +69,13 @@ pub(crate) struct Accumulator<I> {
     max_queued: usize,
     open: Option<Open<I>>,
     queued: usize,
+    /// Emptied part lists and length lists of earlier batches, reused for the next ones.
+    spare_parts: Vec<Vec<Option<I>>>,
+    spare_lens: Vec<Vec<usize>>,
 }
+
+/// How many spare buffers of each kind the accumulator keeps.
+const SPARE: usize = 4;
 
 #[derive(Debug)]
 struct Open<I> {
@@ -128,6 +134,16 @@ impl<I: Rows> Accumulator<I> {
             max_queued,
             open: None,
             queued: 0,
+            spare_parts: Vec::new(),
+            spare_lens: Vec::new(),
+        }
+    }
+
+    /// Takes back a sealed batch's length list once its results are handed out.
+    pub(crate) fn recycle_lens(&mut self, mut lens: Vec<usize>) {
+        lens.clear();
+        if self.spare_lens.len() < SPARE {
+            self.spare_lens.push(lens);
         }
     }
 
@@ -160,10 +176,15 @@ impl<I: Rows> Accumulator<I> {
         }
         let opened = self.open.is_none();
         let capacity = self.expected_members();
+        let (spare_parts, spare_lens) = (&mut self.spare_parts, &mut self.spare_lens);
         let open = self.open.get_or_insert_with(|| Open {
             opened_at: None,
-            parts: Vec::with_capacity(capacity),
-            lens: Vec::with_capacity(capacity),
+            parts: spare_parts
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(capacity)),
+            lens: spare_lens
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(capacity)),
             rows: 0,
             live: 0,
         });
@@ -201,7 +222,17 @@ impl<I: Rows> Accumulator<I> {
         self.queued -= len;
         let emptied = open.live == 0;
         if emptied {
-            self.open = None;
+            if let Some(mut open) = self.open.take() {
+                // Every part was withdrawn: the lists hold no rows.
+                open.parts.clear();
+                open.lens.clear();
+                if self.spare_parts.len() < SPARE {
+                    self.spare_parts.push(open.parts);
+                }
+                if self.spare_lens.len() < SPARE {
+                    self.spare_lens.push(open.lens);
+                }
+            }
         }
         Some(Withdrawn { rows, len, emptied })
     }
@@ -220,9 +251,13 @@ impl<I: Rows> Accumulator<I> {
 
     /// Seals the open batch now (for any reason), if there is one.
     pub(crate) fn seal(&mut self, reason: SealReason) -> Option<Sealed<I>> {
-        let open = self.open.take()?;
+        let mut open = self.open.take()?;
+        let parts = open.parts.drain(..).flatten().collect();
+        if self.spare_parts.len() < SPARE {
+            self.spare_parts.push(open.parts);
+        }
         Some(Sealed {
-            parts: open.parts.into_iter().flatten().collect(),
+            parts,
             lens: open.lens,
             rows: open.rows,
             reason,

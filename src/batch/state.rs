@@ -47,7 +47,12 @@ pub(super) struct Shared<I, F: BatchFn<I>> {
     /// The slot of the open batch.
     open: Option<usize>,
     pub(super) stats: BatchStats,
+    /// Member lists of freed slots, for reuse.
+    spare_members: Vec<Vec<Member<I, F>>>,
 }
+
+/// How many spare buffers of each kind a batcher keeps.
+pub(super) const SPARE: usize = 4;
 
 struct Batch<I, F: BatchFn<I>> {
     phase: Phase<I, F>,
@@ -142,9 +147,10 @@ impl<I, F: BatchFn<I>> Default for Garbage<I, F> {
 }
 
 impl<I, F: BatchFn<I>> Garbage<I, F> {
-    /// Wakes and drops everything; call with no lock held.
+    /// Wakes and drops everything; call with no lock held. (By reference: the struct is
+    /// large, and most of the time empty.)
     #[inline]
-    fn flush(self) {
+    fn flush(&mut self) {
         if self.wake.is_empty()
             && self.stale.is_none()
             && self.rows.is_none()
@@ -156,16 +162,13 @@ impl<I, F: BatchFn<I>> Garbage<I, F> {
         self.flush_slow();
     }
 
-    fn flush_slow(self) {
-        let Self {
-            wake,
-            stale,
-            rows,
-            outs,
-            phase,
-        } = self;
-        drop((stale, rows, outs, phase));
-        for waker in wake {
+    #[cold]
+    fn flush_slow(&mut self) {
+        drop(self.stale.take());
+        drop(self.rows.take());
+        drop(core::mem::take(&mut self.outs));
+        drop(self.phase.take());
+        for waker in self.wake.drain(..) {
             waker.wake();
         }
     }
@@ -178,6 +181,22 @@ impl<I: Rows, F: BatchFn<I>> Shared<I, F> {
             batches: Slab::new(),
             open: None,
             stats: BatchStats::default(),
+            spare_members: Vec::new(),
+        }
+    }
+
+    /// Keeps the member list of a freed slot for the next batch (a batch's buffers are the
+    /// same size every time; reusing them keeps them warm and out of the allocator).
+    /// Every member of a freed slot is gone or finished: clearing drops no user data.
+    fn recycle_members(&mut self, mut members: Vec<Member<I, F>>) {
+        debug_assert!(
+            members
+                .iter()
+                .all(|m| matches!(m, Member::Gone | Member::Finished))
+        );
+        members.clear();
+        if self.spare_members.len() < SPARE {
+            self.spare_members.push(members);
         }
     }
 
@@ -259,7 +278,10 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 if opened {
                     let key = s.batches.insert(Batch {
                         phase: Phase::Open,
-                        members: Vec::with_capacity(s.acc.expected_members()),
+                        members: s
+                            .spare_members
+                            .pop()
+                            .unwrap_or_else(|| Vec::with_capacity(s.acc.expected_members())),
                         present: 0,
                         driver: None,
                     });
@@ -554,31 +576,16 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 _ => unreachable!("only a running batch completes"),
             });
         let expected: usize = lens.iter().sum();
-        let (mut outs, outcome): (Vec<Out<I, F>>, Outcome) = match result {
+        // The pieces, or the one error every caller gets. `split` is user code: no lock.
+        let (mut pieces, outcome) = match result {
             Ok(output) if output.len() == expected => {
-                let mut pieces = if lens.contains(&0) {
+                let pieces = if lens.contains(&0) {
                     let sizes: Vec<usize> = lens.iter().copied().filter(|&n| n > 0).collect();
                     output.split(&sizes)
                 } else {
                     output.split(&lens)
-                }
-                .into_iter();
-                let outs = lens
-                    .iter()
-                    .map(|&n| {
-                        if n == 0 {
-                            // A withdrawn member: gone, never handed out.
-                            Err(BatchError::Empty)
-                        } else {
-                            // A `split` that returns too few pieces is a broken `Rows`.
-                            pieces.next().ok_or(BatchError::WrongLength {
-                                expected,
-                                actual: expected,
-                            })
-                        }
-                    })
-                    .collect();
-                (outs, Outcome::Ok)
+                };
+                (Ok(pieces.into_iter()), Outcome::Ok)
             }
             Ok(output) => {
                 let err = BatchError::WrongLength {
@@ -586,10 +593,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                     actual: output.len(),
                 };
                 drop(output);
-                (
-                    lens.iter().map(|_| Err(err.clone())).collect(),
-                    Outcome::Error,
-                )
+                (Err(err), Outcome::Error)
             }
             Err(err) => {
                 let outcome = if matches!(err, BatchError::TimedOut { .. }) {
@@ -597,7 +601,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 } else {
                     Outcome::Error
                 };
-                (lens.iter().map(|_| Err(err.clone())).collect(), outcome)
+                (Err(err), outcome)
             }
         };
         let mut garbage = Garbage::<I, F>::default();
@@ -605,7 +609,18 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             let batch = &mut s.batches[ticket.key];
             let phase = core::mem::replace(&mut batch.phase, Phase::Done);
             garbage.phase = Some(phase);
-            for (i, (member, out)) in batch.members.iter_mut().zip(outs.drain(..)).enumerate() {
+            for (i, (member, &n)) in batch.members.iter_mut().zip(&lens).enumerate() {
+                if n == 0 {
+                    continue; // withdrawn before sealing: gone, no piece
+                }
+                let out = match &mut pieces {
+                    // A `split` that returns too few pieces is a broken `Rows`.
+                    Ok(pieces) => pieces.next().ok_or(BatchError::WrongLength {
+                        expected,
+                        actual: expected,
+                    }),
+                    Err(err) => Err(err.clone()),
+                };
                 match member {
                     Member::Waiting(waker) => {
                         // The driver takes its result in this very poll: no wake for it.
@@ -621,6 +636,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                     _ => garbage.outs.push(out),
                 }
             }
+            s.acc.recycle_lens(lens);
             match outcome {
                 Outcome::Ok => {}
                 Outcome::Error => s.stats.errors += 1,
@@ -628,6 +644,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             }
         });
         garbage.flush();
+        drop(pieces); // pieces a broken `split` returned in excess
     }
 
     /// A member left a done batch (took its result): free the slot when nobody refers to it.
@@ -640,6 +657,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         if batch.present == 0 {
             let batch = s.batches.remove(key);
             garbage.phase = Some(batch.phase);
+            s.recycle_members(batch.members);
         }
     }
 
@@ -681,6 +699,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                     s.stats.batches_dropped += 1;
                 }
                 garbage.phase = Some(batch.phase);
+                s.recycle_members(batch.members);
                 return;
             }
             if was_driver && busy {
