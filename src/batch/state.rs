@@ -21,7 +21,8 @@
 //! The driver splits the result outside the lock (user [`Rows::split`]), then, with the lock,
 //! gives each waiting member its piece and takes their wakers; pieces of members dropped after
 //! sealing are dropped outside the lock. Wakers are woken after the lock is released. A slot of
-//! the table is freed when the last member that refers to it has taken its result or gone.
+//! the table is freed when the last member that refers to it has taken its result or gone;
+//! its member list (then holding no user data) is kept for a later batch.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
