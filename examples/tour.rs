@@ -13,6 +13,7 @@ fn main() {
     gate();
     throttle();
     retry();
+    batch();
     coalesce();
     run();
 }
@@ -174,6 +175,57 @@ fn gate() {
         let c = c.map_err(|too_many| too_many.to_string());
         println!("limit_jobs(2), 3 calls at once: {a:?}, {b:?}, {c:?}");
     });
+}
+
+/// Batch: concurrent calls become one call of a batch function; each caller gets its slice.
+fn batch() {
+    use core::convert::Infallible;
+    use dike::batch::{BatchConfig, Batcher};
+    use std::sync::Mutex;
+
+    println!("\n== batch");
+    let timer = ManualTimer::new();
+    let seen = Mutex::new(Vec::new());
+    let config = BatchConfig::new(3, Duration::from_millis(10));
+    // Python dike's README example: element-wise sums of two columns, as rows of pairs.
+    let add_args = Batcher::new(timer.clone(), config, |rows: Vec<(i32, i32)>| {
+        let (arg1, arg2): (Vec<i32>, Vec<i32>) = rows.iter().copied().unzip();
+        println!("  the function sees arg1: {arg1:?}, arg2: {arg2:?}");
+        seen.lock().unwrap().push(rows.len());
+        async move { Ok::<_, Infallible>(rows.iter().map(|(a, b)| a + b).collect::<Vec<_>>()) }
+    })
+    .expect("a valid config");
+    let result = smol::block_on(futures_util::future::join3(
+        add_args.call(vec![(0, 1)]),
+        add_args.call(vec![(1, 1)]),
+        add_args.call(vec![(2, 1), (3, 1)]),
+    ));
+    println!("Batcher(target 3), calls of 1 + 1 + 2 rows: results {result:?}");
+
+    // Two lone calls: the batch is sealed when its first row has waited 10 ms.
+    let mut lone = Box::pin(futures_util::future::join(
+        add_args.call_one((10, 5)),
+        add_args.call_one((20, 5)),
+    ));
+    let result = loop {
+        if let Some(result) = lone.as_mut().now_or_never() {
+            break result;
+        }
+        timer.advance_to_next();
+    };
+    println!(
+        "  2 lone calls: {result:?} at {:?}, sealed by time",
+        timer.now()
+    );
+    let stats = add_args.stats();
+    println!(
+        "  {} batches of sizes {:?}: mean {:.1}, sealed by size {}, by time {}",
+        stats.batches,
+        seen.lock().unwrap(),
+        stats.mean_batch_size(),
+        stats.sealed_by_size,
+        stats.sealed_by_time
+    );
 }
 
 /// Coalesce: 100 identical requests at once make one call; the statistics say so.

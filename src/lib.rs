@@ -16,6 +16,9 @@
 //!   on any timer.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
+//! - [`batch`]: [`Batcher`](batch::Batcher), mini-batching of concurrent calls into one call
+//!   of a batch function, each caller getting its own slice of the results (Python dike's
+//!   `@batch`), driven by the callers' own futures.
 //! - [`coalesce`]: [`Coalescer`](coalesce::Coalescer), request coalescing: identical calls in
 //!   flight share one execution that survives the cancellation of any caller, with hooks and
 //!   statistics (Python's `async_reduce`, Go's `singleflight`); needs `alloc`.
@@ -59,6 +62,7 @@
 //! | `embassy` | no | `EmbassyTimer` (no_std) |
 //! | `wasm` | no | `WasmTimer` (`wasm32-unknown-unknown`) |
 //! | `tracing` | no | events for retries, rejections and batch flushes |
+//! | `ndarray` | no | [`Rows`](batch::Rows) for `ndarray` arrays along axis 0 (the batcher's "numpy" mode) |
 //!
 //! With `--no-default-features --features alloc` dike builds for bare-metal targets such as
 //! `thumbv7em-none-eabihf`.
@@ -141,6 +145,8 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+#[cfg(feature = "alloc")]
+pub mod batch;
 #[cfg(feature = "alloc")]
 pub mod coalesce;
 pub mod error;

@@ -1,0 +1,111 @@
+//! Batcher against the batcher a tokio user writes by hand: an mpsc channel to a spawned
+//! worker that collects up to 64 rows (or waits `max_wait` for more), calls the batch function
+//! and answers each caller through a oneshot. Ids are `batch/<case>/<impl>`:
+//!
+//! - `batch/100k_b64/*`: 100 000 single-row calls from 64 concurrent callers (each awaits
+//!   its result before its next call, as request handlers do), on a tokio current-thread
+//!   runtime; target 64 rows, `max_wait` 1 ms; the same batch function (double every row).
+//! - `batch/100k_b64_at_once/*`: the same 100 000 calls issued all at once from one task
+//!   (`join_all`): 100 000 futures alive together, so it mostly measures memory traffic.
+
+use core::convert::Infallible;
+use core::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use dike::batch::{BatchConfig, Batcher};
+use dike::time::TokioTimer;
+use futures_util::future::join_all;
+use tokio::sync::{mpsc, oneshot};
+
+const CALLS: u64 = 100_000;
+const CALLERS: u64 = 64;
+const TARGET: usize = 64;
+const MAX_WAIT: Duration = Duration::from_millis(1);
+
+async fn model(rows: Vec<u64>) -> Result<Vec<u64>, Infallible> {
+    Ok(rows.iter().map(|x| x * 2).collect())
+}
+
+/// `CALLS` calls of `call(i)`, either from `CALLERS` sequential callers or all at once.
+async fn drive<F, Fut>(at_once: bool, call: F)
+where
+    F: Fn(u64) -> Fut,
+    Fut: core::future::Future<Output = u64>,
+{
+    if at_once {
+        let results = join_all((0..CALLS).map(&call)).await;
+        assert!(results.iter().enumerate().all(|(i, r)| *r == 2 * i as u64));
+    } else {
+        let per_caller = CALLS / CALLERS;
+        join_all((0..CALLERS).map(|c| {
+            let call = &call;
+            async move {
+                for i in c * per_caller..(c + 1) * per_caller {
+                    assert_eq!(call(i).await, 2 * i);
+                }
+            }
+        }))
+        .await;
+    }
+}
+
+async fn dike_100k(at_once: bool) {
+    let config = BatchConfig::new(TARGET, MAX_WAIT);
+    let batcher = Batcher::new(TokioTimer::new(), config, model).unwrap();
+    drive(at_once, |i| {
+        let call = batcher.call_one(i);
+        async move { call.await.unwrap() }
+    })
+    .await;
+}
+
+/// The usual hand-written batcher.
+async fn mpsc_100k(at_once: bool) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, oneshot::Sender<u64>)>();
+    let worker = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(TARGET);
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            let deadline = tokio::time::Instant::now() + MAX_WAIT;
+            while batch.len() < TARGET {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(item)) => batch.push(item),
+                    _ => break,
+                }
+            }
+            let (rows, replies): (Vec<u64>, Vec<oneshot::Sender<u64>>) = batch.drain(..).unzip();
+            let results = model(rows).await.unwrap();
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+    });
+    let call = |i: u64| {
+        let tx = &tx;
+        async move {
+            let (reply, result) = oneshot::channel();
+            tx.send((i, reply)).unwrap();
+            result.await.unwrap()
+        }
+    };
+    drive(at_once, call).await;
+    drop(tx);
+    worker.await.unwrap();
+}
+
+fn batch_100k(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    for (name, at_once) in [("batch/100k_b64", false), ("batch/100k_b64_at_once", true)] {
+        let mut group = c.benchmark_group(name);
+        group.sample_size(10);
+        group.bench_function("dike", |b| b.iter(|| rt.block_on(dike_100k(at_once))));
+        group.bench_function("tokio-mpsc", |b| b.iter(|| rt.block_on(mpsc_100k(at_once))));
+        group.finish();
+    }
+}
+
+criterion_group!(benches, batch_100k);
+criterion_main!(benches);
