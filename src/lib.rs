@@ -83,7 +83,10 @@
 //! The repository's `examples/cortex-m/` firmware is the worked example, run under QEMU in CI:
 //! embassy tasks share a `static` [`Gate`](gate::Gate) while the SysTick interrupt handler
 //! drops permits, a `static` [`Throttle`](throttle::Throttle) paces a task on
-//! `EmbassyTimer`, and a [`Retry`](retry::Retry) backs off around a flaky driver call.
+//! `EmbassyTimer`, a [`Retry`](retry::Retry) backs off around a flaky driver call, and on
+//! a small heap a [`Batcher`](batch::Batcher) and a [`Coalescer`](coalesce::Coalescer) run
+//! inside one task through [`run::run_all`] (which needs embassy-time's `generic-queue-N`
+//! feature: see `EmbassyTimer`).
 //!
 //! # Example
 //!

@@ -19,6 +19,14 @@ use super::{Never, Timer, ceil_units, units_to_duration};
 /// The program must link an embassy-time driver (a HAL's, or `std` on the host), as any use of
 /// embassy-time must.
 ///
+/// **Timer queue.** [`run`](crate::run), [`Coalescer`](crate::coalesce::Coalescer) and
+/// [`Batcher`](crate::batch::Batcher) poll futures with wakers of their own (to wake the right
+/// caller or task slot), and embassy-time's default *integrated* timer queue accepts only
+/// wakers made by the embassy executor: a sleep polled there panics with "Found waker not
+/// created by the Embassy executor". Enable one of embassy-time's `generic-queue-N` features
+/// (a queue of any wakers, `N` timers at once) when sleeps run inside those primitives. The
+/// gate, the throttle and retry poll with the task's own waker and work with either queue.
+///
 /// # Examples
 ///
 /// ```no_run

@@ -7,6 +7,9 @@
 //!   ticks land while the gate's critical sections are held.
 //! - A `Throttle` of 100/s pacing a task; its admission times are read from the embassy clock.
 //! - A `Retry` with exponential backoff around a flaky fake sensor driver.
+//! - On a small heap (`embedded-alloc`): a `Batcher` turning six single-row calls into batches
+//!   of 4 (by size) and 2 (by time), and a `Coalescer` sharing one execution among five
+//!   identical requests; both driven concurrently inside one task by `dike::run::run_all`.
 //!
 //! The firmware checks its own invariants, prints a report over semihosting and exits with
 //! code 0 only when every check held (run: `cargo run --release` in this folder, which starts
@@ -19,8 +22,11 @@ extern crate alloc;
 
 mod driver;
 
+use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
+use core::convert::Infallible;
 use core::future::{Future, poll_fn};
+use core::hash::{BuildHasher, Hasher};
 use core::num::NonZeroU32;
 use core::pin::pin;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -31,8 +37,11 @@ use cortex_m as _; // links cortex-m's critical-section implementation
 use cortex_m_rt::{ExceptionFrame, exception};
 use cortex_m_semihosting::{debug, hprintln};
 use critical_section::Mutex;
+use dike::batch::{BatchConfig, Batcher};
+use dike::coalesce::{Coalescer, NoHooks};
 use dike::gate::{Gate, Permit};
 use dike::retry::Retry;
+use dike::run::{Limits, run_all};
 use dike::throttle::{Quota, Throttle};
 use dike::time::{EmbassyTimer, Timer};
 use embassy_executor::Spawner;
@@ -231,6 +240,87 @@ async fn flaky() {
     FINISHED.fetch_add(1, Ordering::SeqCst);
 }
 
+/// What the batch function saw, batch by batch.
+static BATCH_SIZES: Mutex<RefCell<Vec<usize>>> = Mutex::new(RefCell::new(Vec::new()));
+/// Whether every batched caller got exactly its own result.
+static BATCH_RESULTS_OK: AtomicBool = AtomicBool::new(false);
+
+/// Six single-row calls to a batch function (target 4 rows, at most 5 ms of waiting), run
+/// concurrently in this one task.
+#[embassy_executor::task]
+async fn batched() {
+    let config = BatchConfig::new(4, Duration::from_millis(5));
+    let batcher = Batcher::new(EmbassyTimer::new(), config, |rows: Vec<u32>| {
+        critical_section::with(|cs| BATCH_SIZES.borrow_ref_mut(cs).push(rows.len()));
+        async move { Ok::<_, Infallible>(rows.iter().map(|row| row * 10).collect::<Vec<_>>()) }
+    })
+    .expect("a valid batch config");
+    let results = run_all((0..6u32).map(|i| batcher.call_one(i)), Limits::new()).await;
+    let ok = results
+        .iter()
+        .zip(0u32..)
+        .all(|(result, i)| result.as_ref().ok() == Some(&(i * 10)));
+    BATCH_RESULTS_OK.store(ok, Ordering::SeqCst);
+    FINISHED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// FNV-1a: without `std` the coalescer's map takes a hasher from the application. (Keys here
+/// are the firmware's own; keys from a network would want a keyed hasher.)
+#[derive(Clone, Copy, Default)]
+struct Fnv;
+
+struct FnvHasher(u64);
+
+impl BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+static SENSOR_READS: AtomicU32 = AtomicU32::new(0);
+/// (answers equal to the one value, joined answers, keys left in flight)
+static COALESCED: Mutex<Cell<(u32, u32, usize)>> = Mutex::new(Cell::new((0, 0, usize::MAX)));
+
+/// Five identical requests for sensor 7 at once: one read, five answers.
+#[embassy_executor::task]
+async fn coalesced() {
+    let sensors: Coalescer<u32, u32, SensorError, NoHooks, Fnv> = Coalescer::with_hasher(Fnv);
+    let read = || async {
+        SENSOR_READS.fetch_add(1, Ordering::SeqCst);
+        EmbassyTimer::new().sleep(Duration::from_millis(3)).await;
+        Ok(421)
+    };
+    let outcomes = run_all((0..5).map(|_| sensors.run(&7, read)), Limits::new()).await;
+    let right = outcomes
+        .iter()
+        .filter(|outcome| outcome.result() == &Ok(421))
+        .count() as u32;
+    let joined = outcomes
+        .iter()
+        .filter(|outcome| outcome.is_joined())
+        .count() as u32;
+    critical_section::with(|cs| {
+        COALESCED
+            .borrow(cs)
+            .set((right, joined, sensors.in_flight()))
+    });
+    FINISHED.fetch_add(1, Ordering::SeqCst);
+}
+
 struct Report {
     checks: u32,
     failed: u32,
@@ -251,7 +341,7 @@ impl Report {
 #[embassy_executor::task]
 async fn supervisor() {
     let timer = EmbassyTimer::new();
-    let tasks = WORKERS as u32 + 3; // workers, parker, throttled, flaky
+    let tasks = WORKERS as u32 + 5; // workers, parker, throttled, flaky, batched, coalesced
     while FINISHED.load(Ordering::SeqCst) < tasks {
         timer.sleep(Duration::from_millis(5)).await;
     }
@@ -317,6 +407,28 @@ async fn supervisor() {
         format_args!("{result:?} after {calls} calls in {elapsed:?} (delays 5 ms, 10 ms)"),
     );
 
+    let sizes = critical_section::with(|cs| BATCH_SIZES.borrow_ref(cs).clone());
+    let batch_ok = BATCH_RESULTS_OK.load(Ordering::SeqCst);
+    report.check(
+        "batcher",
+        sizes == [4, 2] && batch_ok,
+        format_args!(
+            "6 single-row calls became batches of {sizes:?} (by size, then by time); \
+             every caller got its own result: {batch_ok}"
+        ),
+    );
+
+    let (right, joined, in_flight) = critical_section::with(|cs| COALESCED.borrow(cs).get());
+    let reads = SENSOR_READS.load(Ordering::SeqCst);
+    report.check(
+        "coalescer",
+        reads == 1 && right == 5 && joined == 4 && in_flight == 0,
+        format_args!(
+            "5 identical requests: {reads} sensor read, {right} answers of 421, {joined} joined, \
+             {in_flight} keys left in flight"
+        ),
+    );
+
     hprintln!(
         "heap: {} of {} bytes in use at the end",
         HEAP.used(),
@@ -349,6 +461,8 @@ async fn main(spawner: Spawner) {
     spawner.spawn(hammer().expect("task slot"));
     spawner.spawn(throttled().expect("task slot"));
     spawner.spawn(flaky().expect("task slot"));
+    spawner.spawn(batched().expect("task slot"));
+    spawner.spawn(coalesced().expect("task slot"));
     spawner.spawn(supervisor().expect("task slot"));
 }
 
