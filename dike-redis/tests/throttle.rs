@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use dike::throttle::Quota;
 use dike::time::{Timer, TokioTimer};
 use dike_redis::{Admission, BackendErrorKind, Connection, FailMode, RedisThrottle, ThrottleError};
-use support::{DriftTimer, Server, serial};
+use support::{DriftTimer, Redis, serial};
 
-fn throttle(server: &Server, name: &str, quota: Quota) -> RedisThrottle {
-    let conn = Connection::open(&server.url()).unwrap();
+async fn throttle(server: &Redis, name: &str, quota: Quota) -> RedisThrottle {
+    let conn = server.connect().await;
     RedisThrottle::new(&conn, name, quota).unwrap()
 }
 
@@ -32,7 +32,7 @@ fn max_in_window(trips: &[(Instant, Instant)], w: Duration) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_of_16_drifting_clients_stays_within_the_bound_and_saturates() {
     let _serial = serial();
-    let server = Server::start();
+    let server = Redis::start();
     let (rate, burst) = (200u32, 10u32);
     let quota = Quota::per_second(rate).with_burst(burst);
     let run = Duration::from_secs(3);
@@ -40,7 +40,7 @@ async fn fleet_of_16_drifting_clients_stays_within_the_bound_and_saturates() {
     let mut tasks = Vec::new();
     for k in 0..16 {
         // Each instance on its own connection, with a clock 1 + 0.25·k times too fast.
-        let throttle = throttle(&server, "exact", quota)
+        let throttle = throttle(&server, "exact", quota).await
             .with_timeout(Duration::from_secs(20))
             .unwrap();
         let timer = DriftTimer { factor: 1.0 + 0.25 * k as f64 };
@@ -82,8 +82,8 @@ async fn fleet_of_16_drifting_clients_stays_within_the_bound_and_saturates() {
 #[tokio::test]
 async fn acquire_waits_on_the_callers_timer() {
     let _serial = serial();
-    let server = Server::start();
-    let throttle = throttle(&server, "spacing", Quota::per_second(20));
+    let server = Redis::start();
+    let throttle = throttle(&server, "spacing", Quota::per_second(20)).await;
     let timer = TokioTimer::new();
     let start = Instant::now();
     for _ in 0..6 {
@@ -99,8 +99,8 @@ async fn acquire_waits_on_the_callers_timer() {
 #[tokio::test]
 async fn costs_above_the_burst_are_refused_without_a_round_trip() {
     let _serial = serial();
-    let server = Server::start();
-    let throttle = throttle(&server, "cost", Quota::per_second(10).with_burst(4));
+    let server = Redis::start();
+    let throttle = throttle(&server, "cost", Quota::per_second(10).with_burst(4)).await;
     let timer = TokioTimer::new();
     let before = server.command_calls("evalsha");
     assert_eq!(
@@ -119,8 +119,8 @@ async fn costs_above_the_burst_are_refused_without_a_round_trip() {
 #[tokio::test]
 async fn idle_keys_expire_and_names_are_hash_tagged() {
     let _serial = serial();
-    let server = Server::start();
-    let throttle = throttle(&server, "idle", Quota::per_second(10).with_burst(2));
+    let server = Redis::start();
+    let throttle = throttle(&server, "idle", Quota::per_second(10).with_burst(2)).await;
     throttle.try_acquire(&TokioTimer::new()).await.unwrap();
     let ttl: i64 = server.cli(&["PTTL", "{dike:idle}:throttle"]).parse().unwrap();
     assert!((1..=1001).contains(&ttl), "pttl {ttl}");
@@ -129,8 +129,8 @@ async fn idle_keys_expire_and_names_are_hash_tagged() {
 #[tokio::test]
 async fn noscript_after_script_flush_and_restart_is_recovered_transparently() {
     let _serial = serial();
-    let mut server = Server::start();
-    let throttle = throttle(&server, "noscript", Quota::per_second(1000).with_burst(100));
+    let mut server = Redis::start();
+    let throttle = throttle(&server, "noscript", Quota::per_second(1000).with_burst(100)).await;
     let timer = TokioTimer::new();
     throttle.try_acquire(&timer).await.unwrap();
     let evals = server.command_calls("eval");
@@ -155,11 +155,11 @@ async fn noscript_after_script_flush_and_restart_is_recovered_transparently() {
 #[tokio::test]
 async fn a_paused_server_fails_closed_or_open_within_the_timeout_and_recovers() {
     let _serial = serial();
-    let mut server = Server::start();
+    let mut server = Redis::start();
     let timeout = Duration::from_millis(200);
     let quota = Quota::per_second(1000).with_burst(10);
-    let closed = throttle(&server, "faults", quota).with_timeout(timeout).unwrap();
-    let open = throttle(&server, "faults", quota)
+    let closed = throttle(&server, "faults", quota).await.with_timeout(timeout).unwrap();
+    let open = throttle(&server, "faults", quota).await
         .with_timeout(timeout)
         .unwrap()
         .with_fail_mode(FailMode::Open);
@@ -227,10 +227,10 @@ async fn invalid_configuration_is_a_config_error() {
 #[tokio::test]
 async fn names_are_data_not_script() {
     let _serial = serial();
-    let server = Server::start();
+    let server = Redis::start();
     let name = "x') redis.call('FLUSHALL') --\"}";
     server.cli(&["SET", "canary", "1"]);
-    let throttle = throttle(&server, name, Quota::per_second(5));
+    let throttle = throttle(&server, name, Quota::per_second(5)).await;
     throttle.try_acquire(&TokioTimer::new()).await.unwrap();
     assert_eq!(server.cli(&["GET", "canary"]), "1");
 }

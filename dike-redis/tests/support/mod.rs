@@ -66,14 +66,14 @@ pub fn free_port(cluster: bool) -> u16 {
     }
 }
 
-pub struct Server {
+pub struct Node {
     pub port: u16,
     dir: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
 }
 
-impl Server {
+impl Node {
     pub fn start() -> Self {
         Self::start_with(&[])
     }
@@ -97,7 +97,7 @@ impl Server {
         server
     }
 
-    fn spawn(&mut self) {
+    pub fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
@@ -217,7 +217,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl Drop for Node {
     fn drop(&mut self) {
         if let Some(child) = &self.child {
             // A paused server must be resumed to die cleanly of SIGKILL in every case.
@@ -231,7 +231,7 @@ impl Drop for Server {
 
 /// A 3-master Redis Cluster on loopback.
 pub struct Cluster {
-    pub nodes: Vec<Server>,
+    pub nodes: Vec<Node>,
 }
 
 impl Cluster {
@@ -239,7 +239,7 @@ impl Cluster {
         let mut nodes = Vec::new();
         for _ in 0..3 {
             let port = free_port(true);
-            nodes.push(Server::start_on(
+            nodes.push(Node::start_on(
                 port,
                 &[
                     "--cluster-enabled",
@@ -259,9 +259,17 @@ impl Cluster {
             .output()
             .expect("redis-cli --cluster create");
         assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+        let cluster = Self { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Until every node reports the cluster ok with all slots and 3 nodes.
+    pub fn wait_ok(&self) {
+        let nodes = &self.nodes;
         let start = Instant::now();
         'wait: while start.elapsed() < Duration::from_secs(20) {
-            for n in &nodes {
+            for n in nodes {
                 let info = n.cli(&["CLUSTER", "INFO"]);
                 if !(info.contains("cluster_state:ok")
                     && info.contains("cluster_slots_ok:16384")
@@ -271,13 +279,13 @@ impl Cluster {
                     continue 'wait;
                 }
             }
-            return Self { nodes };
+            return;
         }
         panic!("cluster not ready within 20 s");
     }
 
     pub fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(Server::url).collect()
+        self.nodes.iter().map(Node::url).collect()
     }
 }
 
@@ -299,5 +307,123 @@ impl Timer for DriftTimer {
         let real = Duration::try_from_secs_f64(deadline.as_secs_f64() / self.factor)
             .unwrap_or(Duration::MAX);
         TokioTimer::new().sleep_until(real)
+    }
+}
+
+/// What the tests talk to: one server, or a local 3-master cluster when the environment
+/// variable `DIKE_REDIS_CLUSTER=1` is set (the same tests run unchanged on both).
+pub struct Redis {
+    single: Option<Node>,
+    cluster: Option<Cluster>,
+}
+
+pub fn cluster_mode() -> bool {
+    std::env::var("DIKE_REDIS_CLUSTER").is_ok_and(|v| v == "1")
+}
+
+impl Redis {
+    pub fn start() -> Self {
+        if cluster_mode() {
+            Self { single: None, cluster: Some(Cluster::start()) }
+        } else {
+            Self { single: Some(Node::start()), cluster: None }
+        }
+    }
+
+    /// One server with extra arguments, in both modes (ACL and password tests).
+    pub fn standalone_with(extra: &[&str]) -> Self {
+        Self { single: Some(Node::start_with(extra)), cluster: None }
+    }
+
+    pub fn nodes(&self) -> Vec<&Node> {
+        match (&self.single, &self.cluster) {
+            (Some(node), _) => vec![node],
+            (None, Some(cluster)) => cluster.nodes.iter().collect(),
+            (None, None) => unreachable!(),
+        }
+    }
+
+    fn nodes_mut(&mut self) -> Vec<&mut Node> {
+        match (&mut self.single, &mut self.cluster) {
+            (Some(node), _) => vec![node],
+            (None, Some(cluster)) => cluster.nodes.iter_mut().collect(),
+            (None, None) => unreachable!(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.nodes()[0].url()
+    }
+
+    /// A new connection (its own TCP connections) to the server or the cluster.
+    pub async fn connect(&self) -> dike_redis::Connection {
+        match &self.cluster {
+            Some(cluster) => {
+                let urls = cluster.urls();
+                let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+                dike_redis::Connection::open_cluster(&urls).await.unwrap()
+            }
+            None => dike_redis::Connection::open(&self.url()).unwrap(),
+        }
+    }
+
+    pub fn pause(&self) {
+        self.nodes().iter().for_each(|n| n.pause());
+    }
+
+    pub fn resume(&self) {
+        self.nodes().iter().for_each(|n| n.resume());
+    }
+
+    pub fn kill(&mut self) {
+        self.nodes_mut().into_iter().for_each(Node::kill);
+    }
+
+    /// kill -9 and start again on the same ports, data and scripts lost (a cluster keeps its
+    /// nodes.conf, as a restarted master does).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.nodes_mut().into_iter().for_each(|n| n.spawn());
+        if let Some(cluster) = &self.cluster {
+            cluster.wait_ok();
+        }
+    }
+
+    /// A command for one key (redirections followed in a cluster).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let node = self.nodes()[0];
+        if self.cluster.is_some() {
+            let mut all = vec!["-c"];
+            all.extend_from_slice(args);
+            node.cli(&all)
+        } else {
+            node.cli(args)
+        }
+    }
+
+    pub fn flushall(&self) {
+        self.nodes().iter().for_each(|n| n.flushall());
+    }
+
+    pub fn script_flush(&self) {
+        self.nodes().iter().for_each(|n| n.script_flush());
+    }
+
+    /// Clients killed on all nodes.
+    pub fn client_kill(&self, kind: &str) -> u64 {
+        self.nodes().iter().map(|n| n.client_kill(kind).parse::<u64>().unwrap_or(0)).sum()
+    }
+
+    /// Calls of `cmd` summed over the nodes.
+    pub fn command_calls(&self, cmd: &str) -> u64 {
+        self.nodes().iter().map(|n| n.command_calls(cmd)).sum()
+    }
+
+    /// Subscribers of `channel`, summed over the nodes.
+    pub fn numsub(&self, channel: &str) -> u64 {
+        self.nodes()
+            .iter()
+            .map(|n| n.cli(&["PUBSUB", "NUMSUB", channel]).lines().last().unwrap_or("0").parse::<u64>().unwrap_or(0))
+            .sum()
     }
 }
