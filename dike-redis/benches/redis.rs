@@ -22,25 +22,38 @@ struct Setup {
 }
 
 async fn setup(node: &Node, conns: usize) -> Setup {
-    let mut s = Setup { throttles: Vec::new(), gates: Vec::new(), raw: Vec::new() };
+    let mut s = Setup {
+        throttles: Vec::new(),
+        gates: Vec::new(),
+        raw: Vec::new(),
+    };
     for _ in 0..conns {
         let conn = Connection::open(&node.url()).unwrap();
         // Never refuses: each op is one admitted round trip (a SET on the server).
         let quota = Quota::per_second(1_000_000_000).with_burst(1_000_000);
-        s.throttles.push(RedisThrottle::new(&conn, "bench", quota).unwrap());
-        s.gates.push(RedisGate::new(&conn, "bench", 1000, Duration::from_secs(10)).unwrap());
+        s.throttles
+            .push(RedisThrottle::new(&conn, "bench", quota).unwrap());
+        s.gates
+            .push(RedisGate::new(&conn, "bench", 1000, Duration::from_secs(10)).unwrap());
         let client = redis::Client::open(node.url()).unwrap();
-        s.raw.push(client.get_multiplexed_async_connection().await.unwrap());
+        s.raw
+            .push(client.get_multiplexed_async_connection().await.unwrap());
     }
     s
 }
 
-/// The usual hand-written limiter: `MULTI INCR k; EXPIRE k 1; EXEC` (a fixed 1 s window).
+/// The usual hand-written limiter: `MULTI; INCR k:<second>; EXPIRE k:<second> 2; EXEC` (a fixed
+/// 1 s window, keyed by the client's wall-clock second).
 async fn fixed_window(conn: &mut redis::aio::MultiplexedConnection) -> bool {
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let key = format!("fixed:{second}");
     let (count,): (u64,) = redis::pipe()
         .atomic()
-        .incr("fixed:bench", 1)
-        .expire("fixed:bench", 1)
+        .incr(&key, 1)
+        .expire(&key, 2)
         .ignore()
         .query_async(conn)
         .await
@@ -69,11 +82,19 @@ async fn round(s: &Setup, which: &str, conns: usize) {
     join_all((0..conns).map(|i| op(s, which, i))).await;
 }
 
-const OPS: [&str; 3] = ["throttle_try/dike", "throttle_try/fixed_window", "gate_enter_release/dike"];
+const OPS: [&str; 3] = [
+    "throttle_try/dike",
+    "throttle_try/fixed_window",
+    "gate_enter_release/dike",
+];
 
 fn benches(c: &mut Criterion) {
     let node = Node::start();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     for conns in [1, 16] {
         let s = rt.block_on(setup(&node, conns));
         for which in OPS {
@@ -92,9 +113,16 @@ fn benches(c: &mut Criterion) {
 fn latency_pass(secs: f64) {
     let node = Node::start();
     let version = node.cli(&["INFO", "server"]);
-    let version = version.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("?");
+    let version = version
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?");
     println!("\nredis {version}; ops/s and p99 per operation");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     for conns in [1, 16] {
         let s = rt.block_on(setup(&node, conns));
         for which in OPS {
@@ -127,7 +155,9 @@ criterion_group!(group, benches);
 
 fn main() {
     group();
-    criterion::Criterion::default().configure_from_args().final_summary();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
     if std::env::args().any(|a| a == "--bench") {
         latency_pass(3.0);
     }

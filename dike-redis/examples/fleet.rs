@@ -22,9 +22,20 @@ struct LocalRedis(Child, u16);
 
 impl LocalRedis {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "no"])
             .stdout(Stdio::null())
             .spawn()
@@ -64,8 +75,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for replica in 0..REPLICAS {
         // Each replica has its own connection, as separate processes would.
         let conn = Connection::open(&url)?;
-        let throttle = Arc::new(RedisThrottle::new(&conn, "fleet-api", Quota::per_second(10))?);
-        let gate = Arc::new(RedisGate::new(&conn, "fleet-db", 3, Duration::from_secs(5))?);
+        let throttle = Arc::new(RedisThrottle::new(
+            &conn,
+            "fleet-api",
+            Quota::per_second(10),
+        )?);
+        let gate = Arc::new(RedisGate::new(
+            &conn,
+            "fleet-db",
+            3,
+            Duration::from_secs(5),
+        )?);
         for _ in 0..4 {
             let (throttle, gate) = (throttle.clone(), gate.clone());
             let (admitted, inside, peak) = (admitted.clone(), inside.clone(), peak.clone());
@@ -92,10 +112,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let per: Vec<usize> = (0..REPLICAS)
             .map(|r| admitted[r][second].load(Ordering::Relaxed))
             .collect();
-        let line: Vec<String> = per.iter().enumerate().map(|(r, n)| format!("replica {r}: {n:2}")).collect();
-        println!("second {second}: {}  | fleet: {:2}/s (limit 10/s)", line.join("  "), per.iter().sum::<usize>());
+        let line: Vec<String> = per
+            .iter()
+            .enumerate()
+            .map(|(r, n)| format!("replica {r}: {n:2}"))
+            .collect();
+        println!(
+            "second {second}: {}  | fleet: {:2}/s (limit 10/s)",
+            line.join("  "),
+            per.iter().sum::<usize>()
+        );
     }
-    println!("at most {} in the gate at once (limit 3)", peak.load(Ordering::SeqCst));
+    println!(
+        "at most {} in the gate at once (limit 3)",
+        peak.load(Ordering::SeqCst)
+    );
     drop(redis);
     Ok(())
 }

@@ -88,7 +88,8 @@ impl Connection {
             .set_max_delay(Duration::from_millis(200))
             .set_number_of_retries(6)
             .set_connection_timeout(Some(Duration::from_secs(2)));
-        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(err)?;
+        let manager =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(err)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 kind: Kind::Single(manager),
@@ -122,9 +123,9 @@ impl Connection {
     pub async fn open_cluster(urls: &[&str]) -> Result<Self, ConnectError> {
         let secret = urls.iter().find_map(|u| password_of(u));
         let err = |e: RedisError| ConnectError(BackendError::from_redis(&e, secret.as_deref()));
-        let first = urls.first().ok_or_else(|| {
-            ConnectError(BackendError::protocol("no cluster node URL given"))
-        })?;
+        let first = urls
+            .first()
+            .ok_or_else(|| ConnectError(BackendError::protocol("no cluster node URL given")))?;
         let client = ClusterClient::builder(urls.iter().copied())
             .connection_timeout(Duration::from_secs(2))
             .response_timeout(Duration::from_secs(2))
@@ -140,6 +141,58 @@ impl Connection {
                 secret,
             }),
         })
+    }
+
+    /// A connection from the application's own `ConnectionManager`, plus the client that gate
+    /// waiters open their pub/sub connections with (usually the one the manager was made
+    /// from).
+    ///
+    /// `Debug` shows the client's host and port only. Errors are scrubbed of nothing (the
+    /// password is not known here), and redis-rs does not put it in its messages.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// let manager = redis::aio::ConnectionManager::new(client.clone()).await?;
+    /// let conn = dike_redis::Connection::from_manager(manager, client);
+    /// # let _ = conn; Ok(()) }
+    /// ```
+    pub fn from_manager(manager: ConnectionManager, pubsub: redis::Client) -> Self {
+        let redacted = format!("{} (existing manager)", pubsub.get_connection_info().addr());
+        Self {
+            inner: Arc::new(Inner {
+                kind: Kind::Single(manager),
+                pubsub,
+                redacted,
+                secret: None,
+            }),
+        }
+    }
+
+    /// A connection from the application's own cluster connection, plus a client for one of
+    /// the cluster's nodes that gate waiters subscribe through (`PUBLISH` reaches every node).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let nodes = ["redis://127.0.0.1:7000/", "redis://127.0.0.1:7001/"];
+    /// let cluster = redis::cluster::ClusterClient::new(nodes)?.get_async_connection().await?;
+    /// let conn = dike_redis::Connection::from_cluster(cluster, redis::Client::open(nodes[0])?);
+    /// # let _ = conn; Ok(()) }
+    /// ```
+    pub fn from_cluster(cluster: ClusterConnection, pubsub: redis::Client) -> Self {
+        let redacted = format!("{} (existing cluster)", pubsub.get_connection_info().addr());
+        Self {
+            inner: Arc::new(Inner {
+                kind: Kind::Cluster(cluster),
+                pubsub,
+                redacted,
+                secret: None,
+            }),
+        }
     }
 
     pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {

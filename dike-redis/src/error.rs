@@ -73,8 +73,7 @@ impl BackendError {
     pub(crate) fn from_redis(err: &redis::RedisError, secret: Option<&str>) -> Self {
         let kind = if err.is_timeout() {
             BackendErrorKind::Timeout
-        } else if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped()
-        {
+        } else if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped() {
             BackendErrorKind::Unreachable
         } else {
             BackendErrorKind::Server

@@ -7,14 +7,14 @@ use std::sync::Mutex;
 use dike::error::{ConfigError, ConfigValue, TooManyCalls, TooManyCallsKind};
 use dike::gate::Gate;
 use dike::time::Timer;
-use futures_util::future::{Either, FutureExt, select};
 use futures_util::StreamExt;
+use futures_util::future::{Either, FutureExt, select};
 use redis::aio::PubSub;
 
+use crate::FailMode;
 use crate::conn::Connection;
 use crate::error::{BackendError, GateError, StaleToken};
 use crate::util::{DEFAULT_TIMEOUT, Script, check_name, check_timeout, within};
-use crate::FailMode;
 
 /// KEYS: holders (zset token → expiry µs), fence (last token). ARGV: limit, lease µs,
 /// holders' key TTL ms, fence TTL ms. Returns {1, token} or {0, µs until the earliest expiry}.
@@ -372,7 +372,13 @@ impl RedisGate {
         ];
         let (ok, value): (i64, i64) = self
             .enter_script
-            .run(&self.conn, timer, self.timeout, &[&self.holders, &self.fence], &args)
+            .run(
+                &self.conn,
+                timer,
+                self.timeout,
+                &[&self.holders, &self.fence],
+                &args,
+            )
             .await?;
         let value = u64::try_from(value).map_err(|_| BackendError::protocol("negative number"))?;
         Ok(if ok == 1 {
@@ -400,16 +406,20 @@ impl RedisGate {
         let mut sub = self.take_subscriber();
         let result = self.wait_as_head(timer, deadline, &mut sub).await;
         // Hand a live subscription to the next local waiter; close it when nobody waits.
-        if let Some(sub) = sub {
-            if self.local.stats().waiting > 0 {
-                *self.subscriber.lock().unwrap_or_else(|e| e.into_inner()) = Some(sub);
-            }
+        if let Some(sub) = sub
+            && self.local.stats().waiting > 0
+        {
+            *self.subscriber.lock().unwrap_or_else(|e| e.into_inner()) = Some(sub);
         }
         result
     }
 
     fn take_subscriber(&self) -> Option<PubSub> {
-        let mut sub = self.subscriber.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        let mut sub = self
+            .subscriber
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
         // Messages of releases before this waiter arrived say nothing about now.
         let open = {
             let mut messages = sub.on_message();
@@ -440,8 +450,7 @@ impl RedisGate {
             if deadline.is_some_and(|d| now >= d) {
                 return Err(self.timed_out());
             }
-            let mut wake_at =
-                now.saturating_add((earliest + BACKSTOP_MARGIN).min(self.lease));
+            let mut wake_at = now.saturating_add((earliest + BACKSTOP_MARGIN).min(self.lease));
             if sub.is_none() {
                 let subscribed = within(timer, self.timeout, self.subscribe_call()).await;
                 if let Some(Ok(new)) = subscribed {
@@ -586,7 +595,11 @@ impl RedisPermit<'_> {
             .renew_script
             .run(&gate.conn, timer, gate.timeout, &[&gate.holders], &args)
             .await?;
-        if done == 1 { Ok(()) } else { Err(StaleToken { token }.into()) }
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(StaleToken { token }.into())
+        }
     }
 
     /// Frees the place at once and wakes the fleet's waiters.
@@ -615,7 +628,11 @@ impl RedisPermit<'_> {
             .release_script
             .run(&gate.conn, timer, gate.timeout, &[&gate.holders], &args)
             .await?;
-        if done == 1 { Ok(()) } else { Err(StaleToken { token }.into()) }
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(StaleToken { token }.into())
+        }
     }
 }
 

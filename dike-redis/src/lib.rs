@@ -75,7 +75,9 @@ mod throttle;
 mod util;
 
 pub use conn::{ConnectError, Connection};
-pub use error::{BackendError, BackendErrorKind, GateError, RateLimited, StaleToken, ThrottleError};
+pub use error::{
+    BackendError, BackendErrorKind, GateError, RateLimited, StaleToken, ThrottleError,
+};
 pub use gate::{RedisGate, RedisPermit};
 pub use throttle::{Admission, RedisThrottle};
 pub use util::{DEFAULT_TIMEOUT, MAX_NAME_LEN};

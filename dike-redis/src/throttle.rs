@@ -7,10 +7,10 @@ use dike::error::ConfigError;
 use dike::throttle::{Quota, Throttle};
 use dike::time::Timer;
 
+use crate::FailMode;
 use crate::conn::Connection;
 use crate::error::{RateLimited, ThrottleError};
 use crate::util::{DEFAULT_TIMEOUT, Script, check_name, check_timeout, micros_f};
-use crate::FailMode;
 
 /// GCRA on the server's clock. KEYS[1]: the theoretical arrival time (µs since the epoch, on
 /// the server). ARGV: interval µs, tolerance µs (burst × interval), cost n.

@@ -81,7 +81,9 @@ impl Script {
             cmd.arg(&self.sha).arg(keys.len()).arg(keys).arg(args);
             let first: RedisResult<R> = conn.query(&cmd).await;
             match first {
-                Err(err) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                Err(err)
+                    if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
                     let mut cmd = redis::cmd("EVAL");
                     cmd.arg(self.source).arg(keys.len()).arg(keys).arg(args);
                     conn.query(&cmd).await

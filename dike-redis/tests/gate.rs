@@ -1,4 +1,7 @@
 //! RedisGate against a real redis-server the test starts (see tests/support).
+// The process-wide test lock is held across awaits on purpose: each test has its own runtime
+// and rate tests must run one at a time.
+#![allow(clippy::await_holding_lock)]
 
 mod support;
 
@@ -17,7 +20,10 @@ async fn gate(server: &Redis, name: &str, limit: usize, lease: Duration) -> Redi
 }
 
 fn holders(server: &Redis, name: &str) -> u64 {
-    server.cli(&["ZCARD", &format!("{{dike:{name}}}:gate:holders")]).parse().unwrap()
+    server
+        .cli(&["ZCARD", &format!("{{dike:{name}}}:gate:holders")])
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,8 +38,11 @@ async fn never_exceeds_the_limit_across_16_instances_and_ends_with_no_holders() 
     for k in 0..16 {
         let gate = Arc::new(gate(&server, "fleet", limit, Duration::from_secs(10)).await);
         for _ in 0..4 {
-            let (gate, inside, peak, done) = (gate.clone(), inside.clone(), peak.clone(), done.clone());
-            let timer = DriftTimer { factor: 1.0 + 0.25 * k as f64 };
+            let (gate, inside, peak, done) =
+                (gate.clone(), inside.clone(), peak.clone(), done.clone());
+            let timer = DriftTimer {
+                factor: 1.0 + 0.25 * k as f64,
+            };
             tasks.push(tokio::spawn(async move {
                 for _ in 0..8 {
                     let permit = gate.enter(&timer).await.unwrap();
@@ -54,7 +63,10 @@ async fn never_exceeds_the_limit_across_16_instances_and_ends_with_no_holders() 
     assert_eq!(done.load(Ordering::SeqCst), 16 * 4 * 8);
     let peak = peak.load(Ordering::SeqCst);
     assert!(peak <= limit, "{peak} holders at once, limit {limit}");
-    assert_eq!(peak, limit, "the limit was never reached: no contention tested");
+    assert_eq!(
+        peak, limit,
+        "the limit was never reached: no contention tested"
+    );
     assert_eq!(holders(&server, "fleet"), 0);
 }
 
@@ -65,8 +77,10 @@ async fn a_dropped_permit_frees_its_place_at_lease_expiry() {
     let lease = Duration::from_millis(300);
     let gate = gate(&server, "dropped", 1, lease).await;
     let timer = TokioTimer::new();
-    let permit = gate.enter(&timer).await.unwrap();
-    drop(permit); // no I/O: the lease stays until it expires
+    {
+        // Dropped without release: no I/O, the lease stays until it expires.
+        let _permit = gate.enter(&timer).await.unwrap();
+    }
     let dropped = Instant::now();
     let err = gate.try_enter(&timer).await.unwrap_err();
     assert!(matches!(err, GateError::TooManyCalls(e) if e.kind() == TooManyCallsKind::Full));
@@ -128,7 +142,10 @@ async fn a_stale_token_is_refused_and_frees_nothing_else() {
     assert!(stale(old.renew(&timer).await));
     assert!(stale(old.release(&timer).await));
     // The new holder still holds the only place.
-    assert!(matches!(gate.try_enter(&timer).await, Err(GateError::TooManyCalls(_))));
+    assert!(matches!(
+        gate.try_enter(&timer).await,
+        Err(GateError::TooManyCalls(_))
+    ));
     assert_eq!(holders(&server, "stale"), 1);
     new.release(&timer).await.unwrap();
     assert_eq!(holders(&server, "stale"), 0);
@@ -171,12 +188,19 @@ async fn a_blocked_waiter_wakes_by_pubsub_and_does_not_poll() {
     let before = server.command_calls("evalsha") + server.command_calls("eval");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = server.command_calls("evalsha") + server.command_calls("eval");
-    assert_eq!(after, before, "the blocked waiter ran scripts while nothing was released");
+    assert_eq!(
+        after, before,
+        "the blocked waiter ran scripts while nothing was released"
+    );
     assert!(!waiter.is_finished());
     let released = Instant::now();
     holder.release(&timer).await.unwrap();
     let woke = waiter.await.unwrap();
-    assert!(woke - released < Duration::from_millis(200), "{:?}", woke - released);
+    assert!(
+        woke - released < Duration::from_millis(200),
+        "{:?}",
+        woke - released
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,11 +219,19 @@ async fn the_subscriber_resubscribes_after_client_kill() {
     assert!(killed > 0, "no pub/sub client to kill");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiter.is_finished());
-    assert_eq!(server.numsub("{dike:resub}:gate:released"), 1, "resubscribed");
+    assert_eq!(
+        server.numsub("{dike:resub}:gate:released"),
+        1,
+        "resubscribed"
+    );
     let released = Instant::now();
     holder.release(&timer).await.unwrap();
     waiter.await.unwrap().unwrap();
-    assert!(released.elapsed() < Duration::from_millis(300), "{:?}", released.elapsed());
+    assert!(
+        released.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        released.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -210,11 +242,19 @@ async fn enter_timeout_gives_up_with_timed_out() {
     let timer = TokioTimer::new();
     let held = gate.enter(&timer).await.unwrap();
     let start = Instant::now();
-    let err = gate.enter_timeout(&timer, Duration::from_millis(150)).await.unwrap_err();
+    let err = gate
+        .enter_timeout(&timer, Duration::from_millis(150))
+        .await
+        .unwrap_err();
     assert!(matches!(err, GateError::TooManyCalls(e) if e.kind() == TooManyCallsKind::TimedOut));
-    assert!(start.elapsed() >= Duration::from_millis(150) && start.elapsed() < Duration::from_millis(400));
+    assert!(
+        start.elapsed() >= Duration::from_millis(150)
+            && start.elapsed() < Duration::from_millis(400)
+    );
     held.release(&timer).await.unwrap();
-    gate.enter_timeout(&timer, Duration::from_millis(150)).await.unwrap();
+    gate.enter_timeout(&timer, Duration::from_millis(150))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +277,11 @@ async fn a_dropped_waiter_passes_its_turn_to_the_next_one_in_this_process() {
     first.abort(); // the head, dropped while subscribed and waiting
     assert!(first.await.unwrap_err().is_cancelled());
     holder.release(&timer).await.unwrap();
-    let token = tokio::time::timeout(Duration::from_secs(1), second).await.unwrap().unwrap().unwrap();
+    let token = tokio::time::timeout(Duration::from_secs(1), second)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(token.is_some());
 }
 
@@ -246,8 +290,12 @@ async fn fail_modes_while_paused_and_recovery_after_restart() {
     let _serial = serial();
     let mut server = Redis::start();
     let timeout = Duration::from_millis(200);
-    let closed = gate(&server, "gfaults", 2, Duration::from_secs(5)).await.with_timeout(timeout).unwrap();
-    let open = gate(&server, "gfaults", 2, Duration::from_secs(5)).await
+    let closed = gate(&server, "gfaults", 2, Duration::from_secs(5))
+        .await
+        .with_timeout(timeout)
+        .unwrap();
+    let open = gate(&server, "gfaults", 2, Duration::from_secs(5))
+        .await
         .with_timeout(timeout)
         .unwrap()
         .with_fail_mode(FailMode::Open);
@@ -256,10 +304,23 @@ async fn fail_modes_while_paused_and_recovery_after_restart() {
     server.pause();
     let start = Instant::now();
     let err = closed.try_enter(&timer).await.unwrap_err();
-    assert!(matches!(&err, GateError::Backend(e) if e.kind() == BackendErrorKind::Timeout), "{err:?}");
-    assert!(matches!(closed.enter(&timer).await, Err(GateError::Backend(_))));
-    assert!(matches!(held.release(&timer).await, Err(GateError::Backend(_))));
-    assert!(start.elapsed() < 3 * timeout + Duration::from_millis(200), "{:?}", start.elapsed());
+    assert!(
+        matches!(&err, GateError::Backend(e) if e.kind() == BackendErrorKind::Timeout),
+        "{err:?}"
+    );
+    assert!(matches!(
+        closed.enter(&timer).await,
+        Err(GateError::Backend(_))
+    ));
+    assert!(matches!(
+        held.release(&timer).await,
+        Err(GateError::Backend(_))
+    ));
+    assert!(
+        start.elapsed() < 3 * timeout + Duration::from_millis(200),
+        "{:?}",
+        start.elapsed()
+    );
     let unchecked = open.enter(&timer).await.unwrap();
     assert!(!unchecked.is_checked());
     assert_eq!(unchecked.token(), None);
@@ -282,7 +343,10 @@ async fn fail_modes_while_paused_and_recovery_after_restart() {
     // The fail-open gate's connection notices the restart on its first request (unchecked),
     // then checks again.
     while !open.enter(&timer).await.unwrap().is_checked() {
-        assert!(restarted.elapsed() < Duration::from_secs(2), "fail-open gate not checking again");
+        assert!(
+            restarted.elapsed() < Duration::from_secs(2),
+            "fail-open gate not checking again"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -291,9 +355,22 @@ async fn fail_modes_while_paused_and_recovery_after_restart() {
 fn invalid_configuration_is_a_config_error() {
     let conn = Connection::open("redis://127.0.0.1:1/").unwrap();
     let lease = Duration::from_secs(1);
-    assert_eq!(RedisGate::new(&conn, "g", 0, lease).unwrap_err().parameter(), "limit");
-    assert_eq!(RedisGate::new(&conn, "g", 1, Duration::ZERO).unwrap_err().parameter(), "lease");
-    assert_eq!(RedisGate::new(&conn, "", 1, lease).unwrap_err().parameter(), "name length");
+    assert_eq!(
+        RedisGate::new(&conn, "g", 0, lease)
+            .unwrap_err()
+            .parameter(),
+        "limit"
+    );
+    assert_eq!(
+        RedisGate::new(&conn, "g", 1, Duration::ZERO)
+            .unwrap_err()
+            .parameter(),
+        "lease"
+    );
+    assert_eq!(
+        RedisGate::new(&conn, "", 1, lease).unwrap_err().parameter(),
+        "name length"
+    );
     assert!(RedisGate::new(&conn, &"n".repeat(129), 1, lease).is_err());
 }
 

@@ -1,4 +1,7 @@
 //! RedisThrottle against a real redis-server the test starts (see tests/support).
+// The process-wide test lock is held across awaits on purpose: each test has its own runtime
+// and rate tests must run one at a time.
+#![allow(clippy::await_holding_lock)]
 
 mod support;
 
@@ -40,10 +43,13 @@ async fn fleet_of_16_drifting_clients_stays_within_the_bound_and_saturates() {
     let mut tasks = Vec::new();
     for k in 0..16 {
         // Each instance on its own connection, with a clock 1 + 0.25·k times too fast.
-        let throttle = throttle(&server, "exact", quota).await
+        let throttle = throttle(&server, "exact", quota)
+            .await
             .with_timeout(Duration::from_secs(20))
             .unwrap();
-        let timer = DriftTimer { factor: 1.0 + 0.25 * k as f64 };
+        let timer = DriftTimer {
+            factor: 1.0 + 0.25 * k as f64,
+        };
         tasks.push(tokio::spawn(async move {
             let mut trips = Vec::new();
             while begin.elapsed() < run {
@@ -70,13 +76,25 @@ async fn fleet_of_16_drifting_clients_stays_within_the_bound_and_saturates() {
     let bound = |w: Duration| w.as_secs_f64() * f64::from(rate) + f64::from(burst);
     for w in [0.1, 0.25, 0.5, 1.0].map(Duration::from_secs_f64) {
         let max = max_in_window(&trips, w);
-        assert!(max as f64 <= bound(w), "{max} admissions in a {w:?} window, bound {}", bound(w));
+        assert!(
+            max as f64 <= bound(w),
+            "{max} admissions in a {w:?} window, bound {}",
+            bound(w)
+        );
     }
     let whole = trips.last().unwrap().1 - trips.first().unwrap().0;
     let n = trips.len() as f64;
     eprintln!("{n} admissions in {whole:?} (bound {:.1})", bound(whole));
-    assert!(n <= bound(whole), "{n} in the whole run of {whole:?}, bound {}", bound(whole));
-    assert!(n >= 0.95 * bound(whole), "only {n} of a bound of {} under saturation", bound(whole));
+    assert!(
+        n <= bound(whole),
+        "{n} in the whole run of {whole:?}, bound {}",
+        bound(whole)
+    );
+    assert!(
+        n >= 0.95 * bound(whole),
+        "only {n} of a bound of {} under saturation",
+        bound(whole)
+    );
 }
 
 #[tokio::test]
@@ -90,9 +108,15 @@ async fn acquire_waits_on_the_callers_timer() {
         assert_eq!(throttle.acquire(&timer).await.unwrap(), Admission::Checked);
     }
     // Five intervals of 50 ms after the first.
-    assert!(start.elapsed() >= Duration::from_millis(245), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(245),
+        "{:?}",
+        start.elapsed()
+    );
     let err = throttle.try_acquire(&timer).await.unwrap_err();
-    let ThrottleError::RateLimited(limited) = err else { panic!("{err:?}") };
+    let ThrottleError::RateLimited(limited) = err else {
+        panic!("{err:?}")
+    };
     assert!(limited.wait() <= Duration::from_millis(50) && limited.wait() > Duration::ZERO);
 }
 
@@ -113,7 +137,10 @@ async fn costs_above_the_burst_are_refused_without_a_round_trip() {
     );
     assert_eq!(server.command_calls("evalsha"), before);
     throttle.try_acquire_n(&timer, 4).await.unwrap();
-    assert!(matches!(throttle.try_acquire_n(&timer, 1).await, Err(ThrottleError::RateLimited(_))));
+    assert!(matches!(
+        throttle.try_acquire_n(&timer, 1).await,
+        Err(ThrottleError::RateLimited(_))
+    ));
 }
 
 #[tokio::test]
@@ -122,7 +149,10 @@ async fn idle_keys_expire_and_names_are_hash_tagged() {
     let server = Redis::start();
     let throttle = throttle(&server, "idle", Quota::per_second(10).with_burst(2)).await;
     throttle.try_acquire(&TokioTimer::new()).await.unwrap();
-    let ttl: i64 = server.cli(&["PTTL", "{dike:idle}:throttle"]).parse().unwrap();
+    let ttl: i64 = server
+        .cli(&["PTTL", "{dike:idle}:throttle"])
+        .parse()
+        .unwrap();
     assert!((1..=1001).contains(&ttl), "pttl {ttl}");
 }
 
@@ -135,17 +165,31 @@ async fn noscript_after_script_flush_and_restart_is_recovered_transparently() {
     throttle.try_acquire(&timer).await.unwrap();
     let evals = server.command_calls("eval");
     server.script_flush();
-    assert_eq!(throttle.try_acquire(&timer).await.unwrap(), Admission::Checked);
-    assert_eq!(server.command_calls("eval"), evals + 1, "one EVAL after the NOSCRIPT");
+    assert_eq!(
+        throttle.try_acquire(&timer).await.unwrap(),
+        Admission::Checked
+    );
+    assert_eq!(
+        server.command_calls("eval"),
+        evals + 1,
+        "one EVAL after the NOSCRIPT"
+    );
     throttle.try_acquire(&timer).await.unwrap();
-    assert_eq!(server.command_calls("eval"), evals + 1, "cached again: EVALSHA");
+    assert_eq!(
+        server.command_calls("eval"),
+        evals + 1,
+        "cached again: EVALSHA"
+    );
     server.restart();
     let start = Instant::now();
     loop {
         match throttle.try_acquire(&timer).await {
             Ok(Admission::Checked) => break,
             other => {
-                assert!(start.elapsed() < Duration::from_secs(2), "not back after 2 s: {other:?}");
+                assert!(
+                    start.elapsed() < Duration::from_secs(2),
+                    "not back after 2 s: {other:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -158,8 +202,12 @@ async fn a_paused_server_fails_closed_or_open_within_the_timeout_and_recovers() 
     let mut server = Redis::start();
     let timeout = Duration::from_millis(200);
     let quota = Quota::per_second(1000).with_burst(10);
-    let closed = throttle(&server, "faults", quota).await.with_timeout(timeout).unwrap();
-    let open = throttle(&server, "faults", quota).await
+    let closed = throttle(&server, "faults", quota)
+        .await
+        .with_timeout(timeout)
+        .unwrap();
+    let open = throttle(&server, "faults", quota)
+        .await
         .with_timeout(timeout)
         .unwrap()
         .with_fail_mode(FailMode::Open);
@@ -171,14 +219,26 @@ async fn a_paused_server_fails_closed_or_open_within_the_timeout_and_recovers() 
     for _ in 0..2 {
         let start = Instant::now();
         let err = closed.try_acquire(&timer).await.unwrap_err();
-        let ThrottleError::Backend(err) = err else { panic!("{err:?}") };
+        let ThrottleError::Backend(err) = err else {
+            panic!("{err:?}")
+        };
         assert_eq!(err.kind(), BackendErrorKind::Timeout);
-        assert!(start.elapsed() < timeout + Duration::from_millis(150), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < timeout + Duration::from_millis(150),
+            "{:?}",
+            start.elapsed()
+        );
         let start = Instant::now();
-        assert!(matches!(closed.acquire(&timer).await, Err(ThrottleError::Backend(_))));
+        assert!(matches!(
+            closed.acquire(&timer).await,
+            Err(ThrottleError::Backend(_))
+        ));
         assert!(start.elapsed() < timeout + Duration::from_millis(150));
         let start = Instant::now();
-        assert_eq!(open.try_acquire(&timer).await.unwrap(), Admission::Unchecked);
+        assert_eq!(
+            open.try_acquire(&timer).await.unwrap(),
+            Admission::Unchecked
+        );
         assert_eq!(open.acquire(&timer).await.unwrap(), Admission::Unchecked);
         assert!(start.elapsed() < 2 * timeout + Duration::from_millis(150));
     }
@@ -193,12 +253,18 @@ async fn a_paused_server_fails_closed_or_open_within_the_timeout_and_recovers() 
     server.kill();
     let err = closed.try_acquire(&timer).await.unwrap_err();
     assert!(matches!(err, ThrottleError::Backend(_)), "{err:?}");
-    assert_eq!(open.try_acquire(&timer).await.unwrap(), Admission::Unchecked);
+    assert_eq!(
+        open.try_acquire(&timer).await.unwrap(),
+        Admission::Unchecked
+    );
     server.restart();
     let restarted = Instant::now();
     let mut recovered = (false, false);
     while !(recovered.0 && recovered.1) {
-        assert!(restarted.elapsed() < Duration::from_secs(2), "not recovered within 2 s: {recovered:?}");
+        assert!(
+            restarted.elapsed() < Duration::from_secs(2),
+            "not recovered within 2 s: {recovered:?}"
+        );
         recovered.0 |= closed.try_acquire(&timer).await.is_ok();
         recovered.1 |= open.try_acquire(&timer).await == Ok(Admission::Checked);
         tokio::time::sleep(Duration::from_millis(20)).await;

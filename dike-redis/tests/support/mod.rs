@@ -129,7 +129,10 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not answer PING within 10 s", self.port);
+        panic!(
+            "redis-server on port {} did not answer PING within 10 s",
+            self.port
+        );
     }
 
     fn ping(&self) -> bool {
@@ -251,14 +254,21 @@ impl Cluster {
                 ],
             ));
         }
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .output()
             .expect("redis-cli --cluster create");
-        assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let cluster = Self { nodes };
         cluster.wait_ok();
         cluster
@@ -324,15 +334,24 @@ pub fn cluster_mode() -> bool {
 impl Redis {
     pub fn start() -> Self {
         if cluster_mode() {
-            Self { single: None, cluster: Some(Cluster::start()) }
+            Self {
+                single: None,
+                cluster: Some(Cluster::start()),
+            }
         } else {
-            Self { single: Some(Node::start()), cluster: None }
+            Self {
+                single: Some(Node::start()),
+                cluster: None,
+            }
         }
     }
 
     /// One server with extra arguments, in both modes (ACL and password tests).
     pub fn standalone_with(extra: &[&str]) -> Self {
-        Self { single: Some(Node::start_with(extra)), cluster: None }
+        Self {
+            single: Some(Node::start_with(extra)),
+            cluster: None,
+        }
     }
 
     pub fn nodes(&self) -> Vec<&Node> {
@@ -411,7 +430,10 @@ impl Redis {
 
     /// Clients killed on all nodes.
     pub fn client_kill(&self, kind: &str) -> u64 {
-        self.nodes().iter().map(|n| n.client_kill(kind).parse::<u64>().unwrap_or(0)).sum()
+        self.nodes()
+            .iter()
+            .map(|n| n.client_kill(kind).parse::<u64>().unwrap_or(0))
+            .sum()
     }
 
     /// Calls of `cmd` summed over the nodes.
@@ -423,7 +445,14 @@ impl Redis {
     pub fn numsub(&self, channel: &str) -> u64 {
         self.nodes()
             .iter()
-            .map(|n| n.cli(&["PUBSUB", "NUMSUB", channel]).lines().last().unwrap_or("0").parse::<u64>().unwrap_or(0))
+            .map(|n| {
+                n.cli(&["PUBSUB", "NUMSUB", channel])
+                    .lines()
+                    .last()
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
             .sum()
     }
 }
