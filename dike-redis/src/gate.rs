@@ -234,21 +234,81 @@ impl RedisGate {
     }
 
     /// The limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike_redis::{Connection, FailMode, RedisGate, DEFAULT_TIMEOUT};
+    ///
+    /// let conn = Connection::open("redis://127.0.0.1:6379/")?;
+    /// let gate = RedisGate::new(&conn, "db", 5, Duration::from_secs(10))?;
+    /// assert_eq!(gate.limit(), 5);
+    /// assert_eq!(gate.lease(), Duration::from_secs(10));
+    /// assert_eq!(gate.fail_mode(), FailMode::Closed);
+    /// assert_eq!(gate.timeout(), DEFAULT_TIMEOUT);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn limit(&self) -> usize {
         self.limit
     }
 
     /// The lease each permit gets (and each renewal extends to).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike_redis::{Connection, FailMode, RedisGate, DEFAULT_TIMEOUT};
+    ///
+    /// let conn = Connection::open("redis://127.0.0.1:6379/")?;
+    /// let gate = RedisGate::new(&conn, "db", 5, Duration::from_secs(10))?;
+    /// assert_eq!(gate.limit(), 5);
+    /// assert_eq!(gate.lease(), Duration::from_secs(10));
+    /// assert_eq!(gate.fail_mode(), FailMode::Closed);
+    /// assert_eq!(gate.timeout(), DEFAULT_TIMEOUT);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lease(&self) -> Duration {
         self.lease
     }
 
     /// The fail mode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike_redis::{Connection, FailMode, RedisGate, DEFAULT_TIMEOUT};
+    ///
+    /// let conn = Connection::open("redis://127.0.0.1:6379/")?;
+    /// let gate = RedisGate::new(&conn, "db", 5, Duration::from_secs(10))?;
+    /// assert_eq!(gate.limit(), 5);
+    /// assert_eq!(gate.lease(), Duration::from_secs(10));
+    /// assert_eq!(gate.fail_mode(), FailMode::Closed);
+    /// assert_eq!(gate.timeout(), DEFAULT_TIMEOUT);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fail_mode(&self) -> FailMode {
         self.fail_mode
     }
 
     /// The time limit of each round trip.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike_redis::{Connection, FailMode, RedisGate, DEFAULT_TIMEOUT};
+    ///
+    /// let conn = Connection::open("redis://127.0.0.1:6379/")?;
+    /// let gate = RedisGate::new(&conn, "db", 5, Duration::from_secs(10))?;
+    /// assert_eq!(gate.limit(), 5);
+    /// assert_eq!(gate.lease(), Duration::from_secs(10));
+    /// assert_eq!(gate.fail_mode(), FailMode::Closed);
+    /// assert_eq!(gate.timeout(), DEFAULT_TIMEOUT);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -549,6 +609,10 @@ impl RedisPermit<'_> {
     }
 
     /// The lease length (from entering or the last renewal).
+    ///
+    /// # Examples
+    ///
+    /// See [`RedisPermit::token`]; `permit.lease()` is the gate's [`RedisGate::lease`].
     pub fn lease(&self) -> Duration {
         self.gate.lease
     }

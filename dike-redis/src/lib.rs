@@ -56,6 +56,13 @@
 //!   orphaned lease lives at most its TTL.
 //! - A holder process that dies frees its gate place when its lease expires.
 //!
+//! # Futures
+//!
+//! The waiting methods are `async fn`s: their futures borrow the limiter and the timer, are
+//! `Send` when the timer's sleep is, and (as every `async fn`) panic if polled again after
+//! they completed; they never do the work twice. Each method's docs say what dropping its
+//! future mid-way does (its "Cancel safety" section).
+//!
 //! # Runtimes
 //!
 //! Feature `tokio` (default) runs redis-rs on tokio; feature `smol` on smol/async-io. With

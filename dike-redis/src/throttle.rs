@@ -207,11 +207,37 @@ impl RedisThrottle {
     }
 
     /// The fail mode. See [`with_fail_mode`](RedisThrottle::with_fail_mode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::throttle::Quota;
+    /// use dike_redis::{Connection, FailMode, RedisThrottle, DEFAULT_TIMEOUT};
+    ///
+    /// let conn = Connection::open("redis://127.0.0.1:6379/")?;
+    /// let throttle = RedisThrottle::new(&conn, "api", Quota::per_second(5))?;
+    /// assert_eq!(throttle.fail_mode(), FailMode::Closed);
+    /// assert_eq!(throttle.timeout(), DEFAULT_TIMEOUT);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fail_mode(&self) -> FailMode {
         self.fail_mode
     }
 
     /// The time limit of each round trip. See [`with_timeout`](RedisThrottle::with_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::throttle::Quota;
+    /// use dike_redis::{Connection, FailMode, RedisThrottle, DEFAULT_TIMEOUT};
+    ///
+    /// let conn = Connection::open("redis://127.0.0.1:6379/")?;
+    /// let throttle = RedisThrottle::new(&conn, "api", Quota::per_second(5))?;
+    /// assert_eq!(throttle.fail_mode(), FailMode::Closed);
+    /// assert_eq!(throttle.timeout(), DEFAULT_TIMEOUT);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn timeout(&self) -> Duration {
         self.timeout
     }

@@ -12,9 +12,27 @@ use crate::conn::Connection;
 use crate::error::BackendError;
 
 /// The longest limiter name, in bytes.
+///
+/// # Examples
+///
+/// ```
+/// use dike::throttle::Quota;
+/// use dike_redis::{Connection, RedisThrottle, MAX_NAME_LEN};
+///
+/// let conn = Connection::open("redis://127.0.0.1:6379/")?;
+/// assert!(RedisThrottle::new(&conn, &"n".repeat(MAX_NAME_LEN), Quota::per_second(1)).is_ok());
+/// assert!(RedisThrottle::new(&conn, &"n".repeat(MAX_NAME_LEN + 1), Quota::per_second(1)).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_NAME_LEN: usize = 128;
 
 /// The default time limit of one call to Redis.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(dike_redis::DEFAULT_TIMEOUT, core::time::Duration::from_secs(1));
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `f`, or `None` when `d` passes first on `timer`.
