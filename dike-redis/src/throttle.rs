@@ -2,8 +2,9 @@
 
 use core::fmt;
 use core::time::Duration;
+use std::sync::Mutex;
 
-use dike::error::ConfigError;
+use dike::error::{ConfigError, ConfigValue};
 use dike::throttle::{Quota, Throttle};
 use dike::time::Timer;
 
@@ -13,23 +14,26 @@ use crate::error::{RateLimited, ThrottleError};
 use crate::util::{DEFAULT_TIMEOUT, Script, check_name, check_timeout, micros_f};
 
 /// GCRA on the server's clock. KEYS[1]: the theoretical arrival time (µs since the epoch, on
-/// the server). ARGV: interval µs, tolerance µs (burst × interval), cost n.
-/// Returns {1, 0} when admitted, {0, wait µs} when refused (nothing is consumed).
+/// the server). ARGV: interval µs, tolerance µs (burst × interval), cost n, and the most units
+/// to take (≥ n: a local reservation takes what is free up to it).
+/// Returns {units taken, 0} when admitted, {0, wait µs} when refused (nothing is consumed).
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
+local most = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if tat < now then tat = now end
-local new_tat = tat + n * interval
-local allow_at = new_tat - tolerance
+local allow_at = tat + n * interval - tolerance
 if now < allow_at then
   return {0, math.ceil(allow_at - now)}
 end
+while n < most and now >= tat + (n + 1) * interval - tolerance do n = n + 1 end
+local new_tat = tat + n * interval
 redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return {1, 0}
+return {n, 0}
 ";
 
 /// Whether a call was checked against the fleet's quota.
@@ -101,6 +105,15 @@ pub struct RedisThrottle {
     fail_mode: FailMode,
     timeout: Duration,
     script: Script,
+    reservation: Option<Reservation>,
+}
+
+/// Units taken from Redis ahead of need, handed out locally until `hold` has passed.
+struct Reservation {
+    units: u32,
+    hold: Duration,
+    /// (units left, when they lapse on the caller's timer).
+    left: Mutex<(u32, Duration)>,
 }
 
 impl RedisThrottle {
@@ -139,6 +152,7 @@ impl RedisThrottle {
             fail_mode: FailMode::Closed,
             timeout: DEFAULT_TIMEOUT,
             script: Script::new(GCRA),
+            reservation: None,
         })
     }
 
@@ -186,6 +200,65 @@ impl RedisThrottle {
     pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         check_timeout(timeout)?;
         self.timeout = timeout;
+        Ok(self)
+    }
+
+    /// Local reservation, for callers that need more than Redis' round-trip rate: each round
+    /// trip takes up to `units` units (as many as are free, at least the cost asked for) and
+    /// hands the rest out locally, without a round trip, for at most `hold` (on the caller's
+    /// timer) after the request was sent; units not used by then lapse.
+    ///
+    /// The bound becomes: over any window of length `W`, the fleet *uses* at most
+    /// `rate·(W + hold)/period + burst` units (a unit is counted by the server when reserved
+    /// and used within `hold` of that), provided the callers' timers do not run slow. Unused
+    /// units that lapse are lost to the fleet, so keep `hold` short and `units` near one
+    /// caller's share. All calls on one throttle must use the same timer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when `units` is 0 or larger than the burst, or `hold` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::throttle::Quota;
+    /// use dike_redis::{Connection, RedisThrottle};
+    ///
+    /// let conn = Connection::open("redis://127.0.0.1:6379/")?;
+    /// let quota = Quota::per_second(10_000).with_burst(100);
+    /// let throttle = RedisThrottle::new(&conn, "hot", quota)?
+    ///     .with_local_reservation(10, Duration::from_millis(20))?;
+    /// assert!(RedisThrottle::new(&conn, "hot", quota)?
+    ///     .with_local_reservation(101, Duration::from_millis(20))
+    ///     .is_err());
+    /// # let _ = throttle;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_local_reservation(
+        mut self,
+        units: u32,
+        hold: Duration,
+    ) -> Result<Self, ConfigError> {
+        if units == 0 || units > self.quota.burst() {
+            return Err(ConfigError::new(
+                "reservation units",
+                ConfigValue::Int(i128::from(units)),
+                "1 to the quota's burst",
+            ));
+        }
+        if hold.is_zero() {
+            return Err(ConfigError::new(
+                "reservation hold",
+                ConfigValue::Duration(hold),
+                "longer than zero",
+            ));
+        }
+        self.reservation = Some(Reservation {
+            units,
+            hold,
+            left: Mutex::new((0, Duration::ZERO)),
+        });
         Ok(self)
     }
 
@@ -305,17 +378,42 @@ impl RedisThrottle {
         if n == 0 {
             return Ok(Admission::Checked);
         }
+        let sent = timer.now();
+        let most = match &self.reservation {
+            Some(reservation) => {
+                let mut left = reservation.left.lock().unwrap_or_else(|e| e.into_inner());
+                if left.0 >= n && sent < left.1 {
+                    left.0 -= n;
+                    return Ok(Admission::Checked);
+                }
+                reservation.units.max(n)
+            }
+            None => n,
+        };
         let args = [
             format!("{:.3}", self.interval_us),
             format!("{:.3}", self.interval_us * f64::from(burst)),
             n.to_string(),
+            most.to_string(),
         ];
         let reply: Result<(i64, i64), _> = self
             .script
             .run(&self.conn, timer, self.timeout, &[&self.key], &args)
             .await;
         match reply {
-            Ok((1, _)) => Ok(Admission::Checked),
+            Ok((taken, _)) if taken > 0 => {
+                let extra = u32::try_from(taken).unwrap_or(n).saturating_sub(n);
+                if let (Some(reservation), true) = (&self.reservation, extra > 0) {
+                    let lapse = sent.saturating_add(reservation.hold);
+                    let mut left = reservation.left.lock().unwrap_or_else(|e| e.into_inner());
+                    let now = timer.now();
+                    let live = if now < left.1 { left.0 } else { 0 };
+                    // Units still live keep their earlier lapse: no unit is held longer.
+                    left.1 = if live > 0 { left.1.min(lapse) } else { lapse };
+                    left.0 = live + extra;
+                }
+                Ok(Admission::Checked)
+            }
             Ok((_, wait_us)) => Err(RateLimited::new(Duration::from_micros(
                 u64::try_from(wait_us).unwrap_or(0),
             ))

@@ -322,3 +322,114 @@ fn throttle_without_server() -> RedisThrottle {
         .with_timeout(Duration::from_millis(100))
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_reservation_keeps_its_stated_bound_across_16_drifting_clients() {
+    let _serial = serial();
+    let server = Redis::start();
+    let (rate, burst) = (400u32, 20u32);
+    let hold = Duration::from_millis(50);
+    let quota = Quota::per_second(rate).with_burst(burst);
+    let run = Duration::from_secs(3);
+    let begin = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..16 {
+        let throttle = throttle(&server, "reserved", quota)
+            .await
+            .with_timeout(Duration::from_secs(20))
+            .unwrap()
+            .with_local_reservation(4, hold)
+            .unwrap();
+        let timer = DriftTimer {
+            factor: 1.0 + 0.25 * k as f64,
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut trips = Vec::new();
+            while begin.elapsed() < run {
+                let start = Instant::now();
+                match throttle.try_acquire(&timer).await {
+                    Ok(_) => trips.push((start, Instant::now())),
+                    Err(ThrottleError::RateLimited(limited)) => timer.sleep(limited.wait()).await,
+                    Err(err) => panic!("{err}"),
+                }
+            }
+            trips
+        }));
+    }
+    let mut trips = Vec::new();
+    for task in tasks {
+        trips.extend(task.await.unwrap());
+    }
+    trips.sort();
+    let bound = |w: Duration| (w + hold).as_secs_f64() * f64::from(rate) + f64::from(burst);
+    for w in [0.1, 0.25, 0.5, 1.0].map(Duration::from_secs_f64) {
+        let max = max_in_window(&trips, w);
+        assert!(
+            max as f64 <= bound(w),
+            "{max} uses in a {w:?} window, bound {}",
+            bound(w)
+        );
+    }
+    let whole = trips.last().unwrap().1 - trips.first().unwrap().0;
+    let n = trips.len() as f64;
+    let plain = whole.as_secs_f64() * f64::from(rate) + f64::from(burst);
+    eprintln!(
+        "{n} uses in {whole:?} (bound {:.1}, without reservation {plain:.1})",
+        bound(whole)
+    );
+    assert!(n <= bound(whole));
+    // Units still reserved when the run ends are lost: at most 16 × 3.
+    assert!(
+        n >= 0.9 * plain,
+        "only {n} under saturation, {plain} without reservation"
+    );
+}
+
+#[tokio::test]
+async fn local_reservation_saves_round_trips_and_lapses() {
+    let _serial = serial();
+    let server = Redis::start();
+    let quota = Quota::per_second(1000).with_burst(100);
+    let timer = TokioTimer::new();
+    // Load the script (same source, another name) so NOSCRIPT does not add a call below.
+    let warm = throttle(&server, "warm", quota).await;
+    warm.try_acquire(&timer).await.unwrap();
+    let throttle = throttle(&server, "saving", quota)
+        .await
+        .with_local_reservation(10, Duration::from_millis(200))
+        .unwrap();
+    let before = server.command_calls("evalsha") + server.command_calls("eval");
+    for _ in 0..50 {
+        assert_eq!(
+            throttle.try_acquire(&timer).await.unwrap(),
+            Admission::Checked
+        );
+    }
+    let trips = server.command_calls("evalsha") + server.command_calls("eval") - before;
+    assert_eq!(trips, 5, "50 units in round trips of 10");
+    // A unit reserved and not used within the hold lapses: the next call asks Redis.
+    throttle.try_acquire(&timer).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let before = server.command_calls("evalsha") + server.command_calls("eval");
+    throttle.try_acquire(&timer).await.unwrap();
+    assert_eq!(
+        server.command_calls("evalsha") + server.command_calls("eval") - before,
+        1
+    );
+    let err = throttle_without_server()
+        .with_local_reservation(1, Duration::ZERO)
+        .unwrap_err();
+    assert_eq!(err.parameter(), "reservation hold");
+    let err = throttle_without_server()
+        .with_local_reservation(2, hold_ok())
+        .unwrap_err();
+    assert_eq!(err.parameter(), "reservation units");
+    let err = throttle_without_server()
+        .with_local_reservation(0, hold_ok())
+        .unwrap_err();
+    assert_eq!(err.parameter(), "reservation units");
+}
+
+fn hold_ok() -> Duration {
+    Duration::from_millis(10)
+}
