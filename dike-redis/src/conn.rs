@@ -81,15 +81,57 @@ impl Connection {
     /// ```
     pub fn open(url: &str) -> Result<Self, ConnectError> {
         let secret = password_of(url);
-        let err = |e: RedisError| ConnectError(BackendError::from_redis(&e, secret.as_deref()));
-        let client = redis::Client::open(url).map_err(err)?;
+        let client = redis::Client::open(url).map_err(|e| connect_error(&e, secret.as_deref()))?;
+        Self::single(client, url, secret)
+    }
+
+    /// A TLS connection (`rediss://...`) that trusts `root_ca_pem` (a PEM certificate, e.g.
+    /// a private CA) instead of the system's roots; `None` uses the system's roots (as
+    /// [`open`](Connection::open) does with a `rediss://` URL).
+    ///
+    /// TLS is rustls with the ring provider, installed as the process' default rustls
+    /// provider unless the application installed one before.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] when the URL or the certificate cannot be used.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let ca = std::fs::read("ca.crt")?;
+    /// let conn = dike_redis::Connection::open_tls("rediss://app:secret@redis.internal:6380/0", Some(&ca))?;
+    /// # let _ = conn;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn open_tls(url: &str, root_ca_pem: Option<&[u8]>) -> Result<Self, ConnectError> {
+        install_tls_provider();
+        let secret = password_of(url);
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: root_ca_pem.map(<[u8]>::to_vec),
+        };
+        let client = redis::Client::build_with_tls(url, certs)
+            .map_err(|e| connect_error(&e, secret.as_deref()))?;
+        Self::single(client, url, secret)
+    }
+
+    fn single(
+        client: redis::Client,
+        url: &str,
+        secret: Option<String>,
+    ) -> Result<Self, ConnectError> {
+        #[cfg(feature = "tls")]
+        install_tls_provider();
         let config = ConnectionManagerConfig::new()
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(200))
             .set_number_of_retries(6)
             .set_connection_timeout(Some(Duration::from_secs(2)));
-        let manager =
-            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(err)?;
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| connect_error(&e, secret.as_deref()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 kind: Kind::Single(manager),
@@ -216,6 +258,18 @@ impl fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("url", &self.inner.redacted)
             .finish()
+    }
+}
+
+fn connect_error(err: &RedisError, secret: Option<&str>) -> ConnectError {
+    ConnectError(BackendError::from_redis(err, secret))
+}
+
+#[cfg(feature = "tls")]
+fn install_tls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err means another thread installed one first: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

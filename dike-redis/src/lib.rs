@@ -63,6 +63,16 @@
 //! they completed; they never do the work twice. Each method's docs say what dropping its
 //! future mid-way does (its "Cancel safety" section).
 //!
+//! # Connections
+//!
+//! [`Connection::open`] takes a `redis://[user[:password]@]host[:port][/db]` URL (a
+//! `requirepass` password or an ACL user; the user needs `EVALSHA`, `EVAL`, `SCRIPT`,
+//! `PUBLISH`, `SUBSCRIBE` and the commands the scripts run, on keys and channels
+//! `{dike:<name>}:*`); feature `tls` adds `rediss://` and [`Connection::open_tls`] with a
+//! private CA. [`Connection::open_cluster`] takes some nodes of a Redis Cluster;
+//! [`Connection::from_manager`] and [`Connection::from_cluster`] take connections the
+//! application already has. Credentials never appear in `Debug`, `Display` or errors.
+//!
 //! # Runtimes
 //!
 //! Feature `tokio` (default) runs redis-rs on tokio; feature `smol` on smol/async-io. With

@@ -139,6 +139,10 @@ impl Node {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.args.iter().any(|a| a == "--tls-port") {
+            // A TLS port answers nothing in clear text: listening is ready.
+            return true;
+        }
         s.set_read_timeout(Some(Duration::from_millis(500))).ok();
         if s.write_all(b"PING\r\n").is_err() {
             return false;
@@ -150,6 +154,18 @@ impl Node {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A TLS-only server on a free port with `cert`/`key` (PEM files), clients not
+    /// authenticated by certificate.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path, extra: &[&str]) -> Self {
+        let port = free_port(false);
+        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        let p = port.to_string();
+        let mut args = vec!["--port", "0", "--tls-port", &p, "--tls-cert-file", cert];
+        args.extend(["--tls-key-file", key, "--tls-auth-clients", "no"]);
+        args.extend(extra);
+        Self::start_on(port, &args)
     }
 
     pub fn pid(&self) -> i32 {
