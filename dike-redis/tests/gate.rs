@@ -388,3 +388,38 @@ fn credentials_never_show() {
     let gate = RedisGate::new(&conn, "g", 1, Duration::from_secs(1)).unwrap();
     assert!(!format!("{conn:?} {gate:?}").contains("hunter2"));
 }
+
+#[tokio::test]
+async fn a_timed_out_enter_may_still_take_a_lease_that_lives_at_most_its_ttl() {
+    let _serial = serial();
+    let server = Redis::start();
+    let lease = Duration::from_millis(600);
+    let gate = gate(&server, "orphan", 1, lease)
+        .await
+        .with_timeout(Duration::from_millis(200))
+        .unwrap();
+    let timer = TokioTimer::new();
+    gate.enter(&timer)
+        .await
+        .unwrap()
+        .release(&timer)
+        .await
+        .unwrap();
+    server.pause();
+    let err = gate.try_enter(&timer).await.unwrap_err();
+    assert!(matches!(&err, GateError::Backend(e) if e.kind() == BackendErrorKind::Timeout));
+    server.resume();
+    let resumed = Instant::now();
+    // The queued request ran when the server resumed: an orphaned lease holds the place.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(holders(&server, "orphan"), 1);
+    assert!(gate.try_enter(&timer).await.is_err());
+    // ... for at most its TTL.
+    let permit = gate.enter(&timer).await.unwrap();
+    assert!(
+        resumed.elapsed() <= lease + Duration::from_millis(500),
+        "{:?}",
+        resumed.elapsed()
+    );
+    permit.release(&timer).await.unwrap();
+}

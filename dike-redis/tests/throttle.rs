@@ -433,3 +433,30 @@ async fn local_reservation_saves_round_trips_and_lapses() {
 fn hold_ok() -> Duration {
     Duration::from_millis(10)
 }
+
+#[tokio::test]
+async fn a_timed_out_call_may_still_take_one_slot() {
+    let _serial = serial();
+    let server = Redis::start();
+    let conn = server.connect().await;
+    let throttle = RedisThrottle::new(&conn, "orphan", Quota::per_second(2).with_burst(2))
+        .unwrap()
+        .with_timeout(Duration::from_millis(200))
+        .unwrap();
+    let timer = TokioTimer::new();
+    // Connected and the script loaded on the limiter's node: one of the two slots taken.
+    throttle.try_acquire(&timer).await.unwrap();
+    // One slot free now.
+    server.pause();
+    let err = throttle.try_acquire(&timer).await.unwrap_err();
+    assert!(matches!(err, ThrottleError::Backend(_)), "{err:?}");
+    server.resume();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The queued call ran on resume and took the slot; the damage is that one slot.
+    let Err(ThrottleError::RateLimited(limited)) = throttle.try_acquire(&timer).await else {
+        panic!("the orphaned call did not take its slot")
+    };
+    assert!(limited.wait() <= Duration::from_millis(500));
+    tokio::time::sleep(limited.wait()).await;
+    throttle.try_acquire(&timer).await.unwrap();
+}
