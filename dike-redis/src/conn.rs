@@ -151,6 +151,11 @@ impl Connection {
     ///
     /// [`ConnectError`] when a URL cannot be parsed or no node answers.
     ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before it completes closes the connections made so far; nothing else
+    /// happens.
+    ///
     /// # Examples
     ///
     /// ```no_run

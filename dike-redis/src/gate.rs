@@ -376,7 +376,8 @@ impl RedisGate {
     ///
     /// # Errors
     ///
-    /// [`GateError::TooManyCalls`] (kind `TimedOut`) when the time runs out;
+    /// [`GateError::TooManyCalls`] (kind `TimedOut`) when the time runs out (checked between
+    /// round trips, so it may return up to one round trip's timeout late);
     /// [`GateError::Backend`] when Redis cannot be asked and the gate fails closed.
     ///
     /// # Cancel safety
