@@ -83,3 +83,66 @@ async fn fixed_window_doubles_at_the_edge_gcra_does_not() {
     );
     assert!(gcra >= LIMIT + 2, "GCRA admitted only {gcra}");
 }
+
+/// The GCRA script with the client's clock in place of the server's `TIME`.
+const CLIENT_CLOCK_GCRA: &str = r"
+local now = tonumber(ARGV[3])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if tat < now then tat = now end
+local allow_at = tat + interval - tolerance
+if now < allow_at then return math.ceil(allow_at - now) end
+redis.call('SET', KEYS[1], string.format('%.17g', tat + interval))
+return 0
+";
+
+/// The fleet test's setup (16 clients, clocks 1 + 0.25·k too fast) against a limiter that
+/// trusts client clocks: it breaks the bound that RedisThrottle keeps (tests/throttle.rs). This
+/// shows the drifting-clock test can tell the two apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_clock_limiter_fails_the_drifting_fleet_test() {
+    use dike::time::Timer;
+    let _serial = serial();
+    let node = Node::start();
+    let (rate, burst) = (200.0, 10.0);
+    let interval_us = 1e6 / rate;
+    let run = Duration::from_secs(2);
+    let begin = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..16 {
+        let client = redis::Client::open(node.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let timer = support::DriftTimer::new(1.0 + 0.25 * k as f64);
+        tasks.push(tokio::spawn(async move {
+            let script = redis::Script::new(CLIENT_CLOCK_GCRA);
+            let mut admitted = 0u32;
+            while begin.elapsed() < run {
+                let now_us = timer.now().as_micros() as f64;
+                let wait: i64 = script
+                    .key("client-clock")
+                    .arg(interval_us)
+                    .arg(interval_us * burst)
+                    .arg(now_us)
+                    .invoke_async(&mut conn)
+                    .await
+                    .unwrap();
+                if wait == 0 {
+                    admitted += 1;
+                } else {
+                    timer.sleep(Duration::from_micros(wait as u64)).await;
+                }
+            }
+            admitted
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    let bound = rate * run.as_secs_f64() + burst;
+    assert!(
+        f64::from(total) > 1.5 * bound,
+        "client clocks kept {total} within {bound}?"
+    );
+}

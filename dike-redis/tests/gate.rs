@@ -40,9 +40,7 @@ async fn never_exceeds_the_limit_across_16_instances_and_ends_with_no_holders() 
         for _ in 0..4 {
             let (gate, inside, peak, done) =
                 (gate.clone(), inside.clone(), peak.clone(), done.clone());
-            let timer = DriftTimer {
-                factor: 1.0 + 0.25 * k as f64,
-            };
+            let timer = DriftTimer::new(1.0 + 0.25 * k as f64);
             tasks.push(tokio::spawn(async move {
                 for _ in 0..8 {
                     let permit = gate.enter(&timer).await.unwrap();

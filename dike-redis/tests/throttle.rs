@@ -47,9 +47,7 @@ async fn fleet_of_16_drifting_clients_stays_within_the_bound_and_saturates() {
             .await
             .with_timeout(Duration::from_secs(20))
             .unwrap();
-        let timer = DriftTimer {
-            factor: 1.0 + 0.25 * k as f64,
-        };
+        let timer = DriftTimer::new(1.0 + 0.25 * k as f64);
         tasks.push(tokio::spawn(async move {
             let mut trips = Vec::new();
             while begin.elapsed() < run {
@@ -340,9 +338,7 @@ async fn local_reservation_keeps_its_stated_bound_across_16_drifting_clients() {
             .unwrap()
             .with_local_reservation(4, hold)
             .unwrap();
-        let timer = DriftTimer {
-            factor: 1.0 + 0.25 * k as f64,
-        };
+        let timer = DriftTimer::new(1.0 + 0.25 * k as f64);
         tasks.push(tokio::spawn(async move {
             let mut trips = Vec::new();
             while begin.elapsed() < run {

@@ -315,24 +315,36 @@ impl Cluster {
     }
 }
 
-/// A timer running `factor` times too fast: its `now` advances `factor` s per real second and
-/// its sleeps end `factor` times early. A limiter that trusted client clocks would break.
-#[derive(Clone, Copy, Debug)]
+/// A timer running `factor` times too fast: its `now` advances `factor` s per real second (from
+/// one origin shared by every instance) and its sleeps end `factor` times early. A limiter
+/// that trusted client clocks would break.
+#[derive(Clone, Debug)]
 pub struct DriftTimer {
     pub factor: f64,
+    base: TokioTimer,
+}
+
+impl DriftTimer {
+    pub fn new(factor: f64) -> Self {
+        static ORIGIN: std::sync::OnceLock<TokioTimer> = std::sync::OnceLock::new();
+        Self {
+            factor,
+            base: ORIGIN.get_or_init(TokioTimer::new).clone(),
+        }
+    }
 }
 
 impl Timer for DriftTimer {
     type Sleep = <TokioTimer as Timer>::Sleep;
 
     fn now(&self) -> Duration {
-        TokioTimer::new().now().mul_f64(self.factor)
+        self.base.now().mul_f64(self.factor)
     }
 
     fn sleep_until(&self, deadline: Duration) -> Self::Sleep {
         let real = Duration::try_from_secs_f64(deadline.as_secs_f64() / self.factor)
             .unwrap_or(Duration::MAX);
-        TokioTimer::new().sleep_until(real)
+        self.base.sleep_until(real)
     }
 }
 
