@@ -329,7 +329,7 @@ impl DriftTimer {
         static ORIGIN: std::sync::OnceLock<TokioTimer> = std::sync::OnceLock::new();
         Self {
             factor,
-            base: ORIGIN.get_or_init(TokioTimer::new).clone(),
+            base: *ORIGIN.get_or_init(TokioTimer::new),
         }
     }
 }
