@@ -456,3 +456,25 @@ async fn a_timed_out_call_may_still_take_one_slot() {
     tokio::time::sleep(limited.wait()).await;
     throttle.try_acquire(&timer).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_killed_connection_is_remade_without_a_client_restart() {
+    let _serial = serial();
+    let server = Redis::start();
+    let throttle = throttle(&server, "killed", Quota::per_second(1000).with_burst(100)).await;
+    let timer = TokioTimer::new();
+    throttle.try_acquire(&timer).await.unwrap();
+    assert!(server.client_kill("normal") > 0);
+    let killed = Instant::now();
+    // The first call may see the dead connection; the next ones go to a new one.
+    while throttle.try_acquire(&timer).await.is_err() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(2),
+            "not reconnected within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..3 {
+        throttle.try_acquire(&timer).await.unwrap();
+    }
+}
