@@ -222,7 +222,7 @@ async fn a_paused_server_fails_closed_or_open_within_the_timeout_and_recovers() 
         };
         assert_eq!(err.kind(), BackendErrorKind::Timeout);
         assert!(
-            start.elapsed() < timeout + Duration::from_millis(150),
+            start.elapsed() < timeout + Duration::from_millis(400),
             "{:?}",
             start.elapsed()
         );
@@ -231,14 +231,14 @@ async fn a_paused_server_fails_closed_or_open_within_the_timeout_and_recovers() 
             closed.acquire(&timer).await,
             Err(ThrottleError::Backend(_))
         ));
-        assert!(start.elapsed() < timeout + Duration::from_millis(150));
+        assert!(start.elapsed() < timeout + Duration::from_millis(400));
         let start = Instant::now();
         assert_eq!(
             open.try_acquire(&timer).await.unwrap(),
             Admission::Unchecked
         );
         assert_eq!(open.acquire(&timer).await.unwrap(), Admission::Unchecked);
-        assert!(start.elapsed() < 2 * timeout + Duration::from_millis(150));
+        assert!(start.elapsed() < 2 * timeout + Duration::from_millis(400));
     }
     server.resume();
     // The requests queued while paused ran on resume; the throttle works again at once.
