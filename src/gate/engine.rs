@@ -424,25 +424,33 @@ impl Engine {
             let in_use = (limit + slow.debt).saturating_sub(free);
             self.peak.fetch_max(in_use, Ordering::Relaxed);
         } else if limit < old {
-            let mut sub = old - limit;
+            // Take what is free and, if that is not enough, set `SLOW` in the same
+            // compare-and-swap: from then on a release takes the lock and pays the debt, so a
+            // permit dropped meanwhile can never go back to `available` while debt is owed.
+            let sub = old - limit;
             let mut s = self.state.load(Ordering::Relaxed);
-            loop {
+            let owed = loop {
                 let take = sub.min(available(s));
+                let owed = sub - take;
+                let new = if owed > 0 {
+                    (s - take * ONE) | SLOW
+                } else {
+                    s - take * ONE
+                };
                 match self.state.compare_exchange_weak(
                     s,
-                    s - take * ONE,
+                    new,
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => {
-                        sub -= take;
-                        break;
-                    }
+                    Ok(_) => break owed,
                     Err(actual) => s = actual,
                 }
+            };
+            if owed > 0 {
+                slow.debt += owed;
+                slow.slow_flag = true;
             }
-            slow.debt += sub;
-            self.sync_slow_flag(slow);
         }
         #[cfg(feature = "alloc")]
         wakers
