@@ -52,6 +52,7 @@ use crate::time::Timer;
 mod engine;
 #[cfg(feature = "alloc")]
 mod future;
+mod queue;
 #[cfg(feature = "alloc")]
 mod limit_jobs;
 

@@ -17,9 +17,6 @@ use core::task::Waker;
 /// No entry (the end of the chain).
 const NIL: usize = usize::MAX;
 
-/// A drained queue whose store grew past this many entries gives its memory back.
-const SHRINK_ABOVE: usize = 1024;
-
 /// Where a queued waiter is: its key in the store and its id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ticket {
@@ -124,6 +121,12 @@ impl WaitQueue {
         Some(self.unlink(ticket.key))
     }
 
+    /// The store's capacity in entries (tests of its memory bound).
+    #[cfg(all(test, feature = "alloc"))]
+    pub(crate) fn capacity(&self) -> usize {
+        self.store.0.capacity()
+    }
+
     /// The stored waker of `ticket`'s entry, if still queued.
     pub(crate) fn waker_mut(&mut self, ticket: Ticket) -> Option<&mut Waker> {
         self.store
@@ -157,7 +160,8 @@ pub(crate) struct WakeList {
 }
 
 impl WakeList {
-    const fn new() -> Self {
+    /// An empty list.
+    pub(crate) const fn new() -> Self {
         Self {
             #[cfg(feature = "alloc")]
             wakers: alloc::vec::Vec::new(),
@@ -187,6 +191,9 @@ struct Store(slab::Slab<Node>);
 
 #[cfg(feature = "alloc")]
 impl Store {
+    /// A drained queue whose store grew past this many entries gives its memory back.
+    const SHRINK_ABOVE: usize = 1024;
+
     const fn new() -> Self {
         Self(slab::Slab::new())
     }
@@ -225,7 +232,7 @@ impl Store {
     /// The queue is empty: give back the memory of a storm.
     #[inline]
     fn drained(&mut self) {
-        if self.0.capacity() > SHRINK_ABOVE {
+        if self.0.capacity() > Self::SHRINK_ABOVE {
             self.0 = slab::Slab::new();
         }
     }

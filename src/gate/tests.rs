@@ -586,3 +586,95 @@ fn wakers_are_woken_and_dropped_outside_the_lock() {
     drop((wa, wb)); // granted, never observed: the permits go back
     assert_eq!(gate.stats().in_use, 0);
 }
+
+mod queue {
+    use alloc::sync::Arc;
+    use alloc::task::Wake;
+    use alloc::vec::Vec;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    use core::task::Waker;
+
+    use super::super::queue::WaitQueue;
+
+    /// A waker that remembers its number when woken.
+    struct Tag(usize, Arc<AtomicUsize>);
+
+    impl Wake for Tag {
+        fn wake(self: Arc<Self>) {
+            self.1.store(self.0, Ordering::SeqCst);
+        }
+    }
+
+    fn tagged(n: usize, cell: &Arc<AtomicUsize>) -> Waker {
+        Waker::from(Arc::new(Tag(n, Arc::clone(cell))))
+    }
+
+    #[test]
+    fn pops_in_arrival_order_around_removals_from_anywhere() {
+        let cell = Arc::new(AtomicUsize::new(usize::MAX));
+        let mut q = WaitQueue::new();
+        let tickets: Vec<_> = (0..6).map(|n| q.push_back(tagged(n, &cell)).unwrap()).collect();
+        assert_eq!(q.len(), 6);
+        assert_eq!(q.front_id(), tickets[0].id());
+        // Remove the middle, the back and the front.
+        assert!(q.remove(tickets[3]).is_some());
+        assert!(q.remove(tickets[5]).is_some());
+        assert!(q.remove(tickets[0]).is_some());
+        assert_eq!(q.front_id(), tickets[1].id());
+        assert!(q.remove(tickets[3]).is_none(), "already removed");
+        let late = q.push_back(tagged(6, &cell)).unwrap();
+        let mut order = Vec::new();
+        while let Some(waker) = q.pop_front() {
+            waker.wake();
+            order.push(cell.load(Ordering::SeqCst));
+        }
+        assert_eq!(order, [1, 2, 4, 6]);
+        assert_eq!(q.front_id(), late.id() + 1, "empty: the next id");
+    }
+
+    #[test]
+    fn a_ticket_whose_key_was_reused_is_not_mistaken_for_the_new_entry() {
+        let cell = Arc::new(AtomicUsize::new(usize::MAX));
+        let mut q = WaitQueue::new();
+        let old = q.push_back(tagged(0, &cell)).unwrap();
+        assert!(q.pop_front().is_some());
+        let new = q.push_back(tagged(1, &cell)).unwrap();
+        assert!(old.id() < new.id());
+        assert!(q.remove(old).is_none(), "the key is reused, the id is not");
+        assert!(q.waker_mut(old).is_none());
+        assert!(q.waker_mut(new).is_some());
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn memory_follows_the_waiters_alive() {
+        let mut q = WaitQueue::new();
+        // Steady traffic of one waiter at a time reuses one entry.
+        for _ in 0..10_000 {
+            let t = q.push_back(Waker::noop().clone()).unwrap();
+            assert!(q.remove(t).is_some());
+        }
+        assert!(q.capacity() <= 4, "{}", q.capacity());
+        // A storm grows the store; once it drains, the memory goes back.
+        let storm: Vec<_> = (0..5_000)
+            .map(|_| q.push_back(Waker::noop().clone()).unwrap())
+            .collect();
+        assert!(q.capacity() >= 5_000);
+        for t in storm.into_iter().rev() {
+            assert!(q.remove(t).is_some());
+        }
+        assert_eq!((q.len(), q.capacity()), (0, 0));
+    }
+
+    #[test]
+    fn pop_front_n_takes_at_most_what_waits() {
+        let mut q = WaitQueue::new();
+        for _ in 0..3 {
+            q.push_back(Waker::noop().clone()).unwrap();
+        }
+        q.pop_front_n(2).wake_all();
+        assert_eq!(q.len(), 1);
+        q.pop_front_n(5).wake_all();
+        assert_eq!(q.len(), 0);
+    }
+}
