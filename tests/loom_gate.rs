@@ -1,6 +1,8 @@
-//! loom models of the gate: every interleaving of a release with a waiter registering, being
-//! dropped or timing out. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test --release --test loom_gate`.
+//! loom models of the gate: every interleaving of a release or a limit change with a waiter
+//! registering, being dropped or timing out. Run with
+//! `RUSTFLAGS="--cfg loom" cargo test --release --test loom_gate`, and once more with
+//! `RUSTFLAGS="--cfg loom --cfg dike_loom_32"` (in its own target directory) to check the
+//! grant check of targets without 64-bit atomics, which always takes the lock.
 #![cfg(loom)]
 
 use core::future::Future;
