@@ -18,28 +18,41 @@ use crate::time::Timer;
 /// A waiting entry into a gate reached through `G` (`&Gate` or `Arc<Gate>`).
 ///
 /// Dropping it withdraws its registration; a permit it had been granted but not observed
-/// passes on to the next waiter.
+/// passes on to the next waiter. Once it has completed, polling it again panics with the
+/// message "`<name>` polled after completion", `name` being the public future's.
 struct Acquire<G: Deref<Target = Gate>> {
     gate: G,
     slot: Slot,
+    done: bool,
 }
 
 impl<G: Deref<Target = Gate>> Acquire<G> {
     #[inline]
     fn new(gate: G) -> Self {
-        Self { gate, slot: None }
+        Self {
+            gate,
+            slot: None,
+            done: false,
+        }
     }
 
     #[inline]
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TooManyCalls>> {
+    #[track_caller]
+    fn poll(&mut self, cx: &mut Context<'_>, name: &str) -> Poll<Result<(), TooManyCalls>> {
+        if self.done {
+            polled_after_completion(name);
+        }
         let engine = &self.gate.engine;
-        engine
+        let poll = engine
             .poll_acquire(&mut self.slot, cx)
-            .map_err(|kind| TooManyCalls::new(engine.limit(), kind))
+            .map_err(|kind| TooManyCalls::new(engine.limit(), kind));
+        self.done = poll.is_ready();
+        poll
     }
 
     /// Gives up waiting at a deadline: `Ok` if a permit was granted meanwhile.
     fn time_out(&mut self) -> Result<(), TooManyCalls> {
+        self.done = true;
         let engine = &self.gate.engine;
         if engine.withdraw(&mut self.slot) {
             Ok(())
@@ -62,11 +75,18 @@ impl<G: Deref<Target = Gate>> Drop for Acquire<G> {
     }
 }
 
+#[cold]
+#[track_caller]
+fn polled_after_completion(name: &str) -> ! {
+    panic!("`{name}` polled after completion")
+}
+
 impl<G: Deref<Target = Gate>> fmt::Debug for Acquire<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acquire")
             .field("gate", &*self.gate)
             .field("queued", &self.slot.is_some())
+            .field("done", &self.done)
             .finish()
     }
 }
@@ -74,6 +94,7 @@ impl<G: Deref<Target = Gate>> fmt::Debug for Acquire<G> {
 /// The future returned by [`Gate::enter`]: resolves to a [`Permit`] once one is free.
 ///
 /// It joins the gate's queue on its first `Pending` poll and leaves it when dropped.
+/// Polling it again after it completed panics.
 ///
 /// # Examples
 ///
@@ -110,14 +131,17 @@ impl<'a> Future for Enter<'a> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let gate = self.acquire.gate;
-        self.acquire.poll(cx).map_ok(|()| Permit::new(gate))
+        self.acquire
+            .poll(cx, "Enter")
+            .map_ok(|()| Permit::new(gate))
     }
 }
 
 /// The future returned by [`Gate::enter_owned`]: resolves to an [`OwnedPermit`] once one is
 /// free.
 ///
-/// `'static` and `Send`, so a spawned task can wait on it.
+/// `'static` and `Send`, so a spawned task can wait on it. Polling it again after it
+/// completed panics.
 ///
 /// # Examples
 ///
@@ -157,7 +181,7 @@ impl Future for EnterOwned {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let acquire = &mut self.acquire;
         acquire
-            .poll(cx)
+            .poll(cx, "EnterOwned")
             .map_ok(|()| OwnedPermit::new(Arc::clone(&acquire.gate)))
     }
 }
@@ -166,7 +190,8 @@ pin_project! {
     /// The future returned by [`Gate::enter_timeout`] and [`Gate::enter_until`]: resolves to
     /// a [`Permit`] once one is free, or to [`TooManyCalls`] at the deadline.
     ///
-    /// A permit handed over by the time the deadline is seen wins over the timeout.
+    /// A permit handed over by the time the deadline is seen wins over the timeout. Polling it
+    /// again after it completed panics.
     ///
     /// # Examples
     ///
@@ -208,7 +233,7 @@ impl<'a, T: Timer> Future for EnterTimeout<'a, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let gate = this.acquire.gate;
-        poll_timed(this.acquire, this.sleep, cx).map_ok(|()| Permit::new(gate))
+        poll_timed(this.acquire, this.sleep, cx, "EnterTimeout").map_ok(|()| Permit::new(gate))
     }
 }
 
@@ -224,6 +249,8 @@ pin_project! {
     /// The future returned by [`Gate::enter_timeout_owned`] and [`Gate::enter_until_owned`]:
     /// resolves to an [`OwnedPermit`] once one is free, or to [`TooManyCalls`] at the
     /// deadline.
+    ///
+    /// Polling it again after it completed panics.
     ///
     /// # Examples
     ///
@@ -266,7 +293,7 @@ impl<T: Timer> Future for EnterTimeoutOwned<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let acquire = this.acquire;
-        match poll_timed(acquire, this.sleep, cx) {
+        match poll_timed(acquire, this.sleep, cx, "EnterTimeoutOwned") {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(OwnedPermit::new(Arc::clone(&acquire.gate)))),
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
             Poll::Pending => Poll::Pending,
@@ -284,12 +311,14 @@ impl<T: Timer> fmt::Debug for EnterTimeoutOwned<T> {
 
 /// Polls the entry first, then the deadline; a permit granted by the time the deadline is seen
 /// wins over the timeout.
+#[track_caller]
 fn poll_timed<G: Deref<Target = Gate>, S: Future<Output = ()>>(
     acquire: &mut Acquire<G>,
     sleep: Pin<&mut S>,
     cx: &mut Context<'_>,
+    name: &str,
 ) -> Poll<Result<(), TooManyCalls>> {
-    if let Poll::Ready(result) = acquire.poll(cx) {
+    if let Poll::Ready(result) = acquire.poll(cx, name) {
         return Poll::Ready(result);
     }
     match sleep.poll(cx) {

@@ -587,6 +587,77 @@ fn wakers_are_woken_and_dropped_outside_the_lock() {
     assert_eq!(gate.stats().in_use, 0);
 }
 
+/// Polls `fut` until `Ready` (it must be ready at once), then polls it once more.
+fn poll_twice<F: Future + Unpin>(mut fut: F) {
+    assert!(poll_noop(&mut fut).is_ready());
+    let _ = poll_noop(&mut fut);
+}
+
+#[test]
+#[should_panic(expected = "`Enter` polled after completion")]
+fn enter_panics_when_polled_after_completion() {
+    let gate = Gate::new(2);
+    poll_twice(gate.enter());
+}
+
+#[test]
+#[should_panic(expected = "`Enter` polled after completion")]
+fn enter_panics_when_polled_after_a_rejection() {
+    let gate = Gate::new(0);
+    poll_twice(gate.enter());
+}
+
+#[test]
+#[should_panic(expected = "`EnterOwned` polled after completion")]
+fn enter_owned_panics_when_polled_after_completion() {
+    let gate = Arc::new(Gate::new(2));
+    poll_twice(gate.enter_owned());
+}
+
+#[test]
+#[should_panic(expected = "`EnterTimeout` polled after completion")]
+fn enter_timeout_panics_when_polled_after_completion() {
+    let gate = Gate::new(2);
+    let timer = ManualTimer::new();
+    poll_twice(Box::pin(gate.enter_timeout(&timer, Duration::from_secs(1))));
+}
+
+#[test]
+#[should_panic(expected = "`EnterTimeout` polled after completion")]
+fn enter_timeout_panics_when_polled_after_timing_out() {
+    let gate = Gate::new(1);
+    let _held = gate.try_enter().unwrap();
+    let timer = ManualTimer::new();
+    poll_twice(Box::pin(gate.enter_until(&timer, Duration::ZERO)));
+}
+
+#[test]
+#[should_panic(expected = "`EnterTimeoutOwned` polled after completion")]
+fn enter_timeout_owned_panics_when_polled_after_completion() {
+    let gate = Arc::new(Gate::new(2));
+    let timer = ManualTimer::new();
+    poll_twice(Box::pin(
+        gate.enter_timeout_owned(&timer, Duration::from_secs(1)),
+    ));
+}
+
+/// The panic leaves the gate as it was: the one permit handed out, nothing taken twice.
+#[test]
+fn a_second_poll_after_completion_takes_no_second_permit() {
+    let gate = Gate::new(2);
+    let mut enter = gate.enter();
+    let Poll::Ready(Ok(permit)) = poll_noop(&mut enter) else {
+        panic!("a permit is free");
+    };
+    let again = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+        let _ = poll_noop(&mut enter);
+    }));
+    assert!(again.is_err());
+    assert_eq!(gate.stats().in_use, 1);
+    drop(permit);
+    assert_eq!(gate.stats().in_use, 0);
+}
+
 mod queue {
     use alloc::sync::Arc;
     use alloc::task::Wake;
