@@ -638,9 +638,10 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// Shows the gate it belongs to: `Permit { gate: Gate { limit: 1, in_use: 1, waiting: 0, .. } }`.
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit").finish_non_exhaustive()
+        f.debug_struct("Permit").field("gate", self.gate).finish()
     }
 }
 
@@ -699,9 +700,12 @@ impl Drop for OwnedPermit {
 }
 
 #[cfg(feature = "alloc")]
+/// Shows the gate it belongs to, as [`Permit`]'s does.
 impl fmt::Debug for OwnedPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedPermit").finish_non_exhaustive()
+        f.debug_struct("OwnedPermit")
+            .field("gate", &*self.gate)
+            .finish()
     }
 }
 

@@ -658,6 +658,21 @@ fn a_second_poll_after_completion_takes_no_second_permit() {
     assert_eq!(gate.stats().in_use, 0);
 }
 
+#[test]
+fn permits_show_their_gate_in_debug() {
+    let gate = Arc::new(Gate::new(2));
+    let permit = gate.try_enter().unwrap();
+    assert_eq!(
+        format!("{permit:?}"),
+        "Permit { gate: Gate { limit: 2, in_use: 1, waiting: 0, .. } }"
+    );
+    let owned = gate.try_enter_owned().unwrap();
+    assert_eq!(
+        format!("{owned:?}"),
+        "OwnedPermit { gate: Gate { limit: 2, in_use: 2, waiting: 0, .. } }"
+    );
+}
+
 mod queue {
     use alloc::sync::Arc;
     use alloc::task::Wake;
