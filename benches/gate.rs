@@ -134,7 +134,10 @@ fn storm<F: Future>(order: &[usize], mut make: impl FnMut() -> F) -> Duration {
     let mut waiters: Vec<Option<Pin<Box<F>>>> = (0..STORM)
         .map(|_| {
             let mut fut = Box::pin(make());
-            assert!(fut.as_mut().poll(&mut cx).is_pending(), "the permit is held");
+            assert!(
+                fut.as_mut().poll(&mut cx).is_pending(),
+                "the permit is held"
+            );
             Some(fut)
         })
         .collect();

@@ -128,7 +128,9 @@ mod isr {
         assert!(old.is_none(), "the slot was full");
     }
 
-    fn poll(enter: &mut Enter<'static>) -> Poll<Result<Permit<'static>, dike::error::TooManyCalls>> {
+    fn poll(
+        enter: &mut Enter<'static>,
+    ) -> Poll<Result<Permit<'static>, dike::error::TooManyCalls>> {
         Pin::new(enter).poll(&mut Context::from_waker(Waker::noop()))
     }
 
@@ -246,8 +248,14 @@ mod isr {
             grants <= dropped && dropped <= grants + 1,
             "grants {grants}, dropped {dropped}"
         );
-        assert!(dropped >= 1_000, "the handler dropped only {dropped} permits");
-        assert!(inside >= 1_000, "only {inside} signals landed in a gate operation");
+        assert!(
+            dropped >= 1_000,
+            "the handler dropped only {dropped} permits"
+        );
+        assert!(
+            inside >= 1_000,
+            "only {inside} signals landed in a gate operation"
+        );
 
         // Tear down: nothing lost, nothing leaked, every count consistent.
         drop(critical_section::with(|cs| SLOT.borrow_ref_mut(cs).take()));

@@ -140,12 +140,12 @@ struct FrontMirror(crate::sync::atomic::AtomicU64);
 impl FrontMirror {
     #[cfg(not(loom))]
     const fn new() -> Self {
-        Self(crate::sync::atomic::AtomicU64::new(0))
+        Self(crate::sync::atomic::AtomicU64::new(super::queue::FIRST_ID))
     }
 
     #[cfg(loom)]
     fn new() -> Self {
-        Self(crate::sync::atomic::AtomicU64::new(0))
+        Self(crate::sync::atomic::AtomicU64::new(super::queue::FIRST_ID))
     }
 
     /// Publishes the queue's front id (lock held; release ordering: a granted permit travels
@@ -644,11 +644,15 @@ impl Engine {
     /// Whether `ticket` was granted; if not, unlinks its entry and returns its waker, for the
     /// caller to drop once the lock is released.
     fn remove_locked(&self, slow: &mut Slow, ticket: Ticket) -> (bool, Option<Waker>) {
-        if ticket.id() < slow.queue.front_id() {
+        let front = slow.queue.front_id();
+        if ticket.id() < front {
             return (true, None);
         }
         let removed = slow.queue.remove(ticket);
-        self.front.publish(slow.queue.front_id());
+        if ticket.id() == front {
+            // It was the front entry: the next one is the front now.
+            self.front.publish(slow.queue.front_id());
+        }
         self.sync_slow_flag(slow);
         (false, removed)
     }

@@ -37,7 +37,6 @@ impl<G: Deref<Target = Gate>> Acquire<G> {
     }
 
     #[inline]
-    #[track_caller]
     fn poll(&mut self, cx: &mut Context<'_>, name: &str) -> Poll<Result<(), TooManyCalls>> {
         if self.done {
             polled_after_completion(name);
@@ -311,7 +310,6 @@ impl<T: Timer> fmt::Debug for EnterTimeoutOwned<T> {
 
 /// Polls the entry first, then the deadline; a permit granted by the time the deadline is seen
 /// wins over the timeout.
-#[track_caller]
 fn poll_timed<G: Deref<Target = Gate>, S: Future<Output = ()>>(
     acquire: &mut Acquire<G>,
     sleep: Pin<&mut S>,

@@ -82,9 +82,9 @@ use crate::time::Timer;
 mod engine;
 #[cfg(feature = "alloc")]
 mod future;
-mod queue;
 #[cfg(feature = "alloc")]
 mod limit_jobs;
+mod queue;
 
 #[cfg(feature = "alloc")]
 pub use future::{Enter, EnterOwned, EnterTimeout, EnterTimeoutOwned};

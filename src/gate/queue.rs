@@ -12,23 +12,28 @@
 //! without `alloc` a store of capacity zero, so registration is refused as a full queue. A
 //! fixed-capacity array store would slot in here for heap-less waiting.
 
+use core::num::NonZeroU64;
 use core::task::Waker;
 
 /// No entry (the end of the chain).
 const NIL: usize = usize::MAX;
 
+/// The id of the first entry ever queued (ids start at 1, so an `Option<Ticket>` is as small
+/// as a ticket and a waiting future stays small).
+pub(crate) const FIRST_ID: u64 = 1;
+
 /// Where a queued waiter is: its key in the store and its id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ticket {
-    key: usize,
-    id: u64,
+    key: u32,
+    id: NonZeroU64,
 }
 
 impl Ticket {
     /// The waiter's id: position in arrival order.
     #[inline]
     pub(crate) const fn id(self) -> u64 {
-        self.id
+        self.id.get()
     }
 }
 
@@ -53,7 +58,7 @@ impl WaitQueue {
             store: Store::new(),
             head: NIL,
             tail: NIL,
-            next_id: 0,
+            next_id: FIRST_ID,
         }
     }
 
@@ -86,12 +91,16 @@ impl WaitQueue {
             next: NIL,
         })?;
         self.next_id += 1;
+        let ticket = Ticket {
+            key: u32::try_from(key).expect("keys stay below the store's bound"),
+            id: NonZeroU64::new(id).expect("ids start at 1"),
+        };
         match self.store.get_mut(self.tail) {
             Some(tail) => tail.next = key,
             None => self.head = key,
         }
         self.tail = key;
-        Some(Ticket { key, id })
+        Some(ticket)
     }
 
     /// Takes the front entry off the queue; returns its waker.
@@ -117,8 +126,9 @@ impl WaitQueue {
     /// Takes `ticket`'s entry out of the queue; returns its waker, or `None` if the entry is
     /// no longer queued.
     pub(crate) fn remove(&mut self, ticket: Ticket) -> Option<Waker> {
-        self.store.get(ticket.key).filter(|n| n.id == ticket.id)?;
-        Some(self.unlink(ticket.key))
+        let key = ticket.key as usize;
+        self.store.get(key).filter(|n| n.id == ticket.id())?;
+        Some(self.unlink(key))
     }
 
     /// The store's capacity in entries (tests of its memory bound).
@@ -130,8 +140,8 @@ impl WaitQueue {
     /// The stored waker of `ticket`'s entry, if still queued.
     pub(crate) fn waker_mut(&mut self, ticket: Ticket) -> Option<&mut Waker> {
         self.store
-            .get_mut(ticket.key)
-            .filter(|n| n.id == ticket.id)
+            .get_mut(ticket.key as usize)
+            .filter(|n| n.id == ticket.id())
             .map(|n| &mut n.waker)
     }
 
@@ -203,9 +213,10 @@ impl Store {
         self.0.len()
     }
 
+    /// Keys fit a `u32` (a ticket is small); a slab key is at most its length.
     #[inline]
     fn has_room(&self) -> bool {
-        true
+        self.0.len() < u32::MAX as usize
     }
 
     #[inline]

@@ -673,6 +673,13 @@ fn permits_show_their_gate_in_debug() {
     );
 }
 
+/// A waiting future is a gate reference, a ticket and a flag: small enough to move cheaply
+/// (the uncontended `enter` bench copies it into `now_or_never`).
+#[test]
+fn waiting_futures_stay_small() {
+    assert!(core::mem::size_of::<super::Enter<'_>>() <= 4 * core::mem::size_of::<usize>());
+}
+
 mod queue {
     use alloc::sync::Arc;
     use alloc::task::Wake;
@@ -699,7 +706,9 @@ mod queue {
     fn pops_in_arrival_order_around_removals_from_anywhere() {
         let cell = Arc::new(AtomicUsize::new(usize::MAX));
         let mut q = WaitQueue::new();
-        let tickets: Vec<_> = (0..6).map(|n| q.push_back(tagged(n, &cell)).unwrap()).collect();
+        let tickets: Vec<_> = (0..6)
+            .map(|n| q.push_back(tagged(n, &cell)).unwrap())
+            .collect();
         assert_eq!(q.len(), 6);
         assert_eq!(q.front_id(), tickets[0].id());
         // Remove the middle, the back and the front.
