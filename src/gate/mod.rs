@@ -38,9 +38,11 @@
 //! - [`stats`](Gate::stats) and [`set_limit`](Gate::set_limit): short sections (`set_limit`
 //!   raising the limit over `n` waiters grants them in one section of O(n)).
 //! - polling and dropping a waiting future ([`Enter`] and the others): short O(1) sections.
-//!   Registering a waiter may allocate, and a drained queue that had grown past about a
-//!   thousand waiters frees its memory, so from an interrupt these need an interrupt-safe
-//!   allocator (`embedded-alloc`'s takes a critical section).
+//!
+//! Releasing a permit and dropping a waiter never allocate or free memory. Registering a
+//! waiter (the first `Pending` poll) may allocate, and frees the memory a drained storm of
+//! waiters left behind; `set_limit` allocates the list of waiters it wakes. From an interrupt
+//! these need an interrupt-safe allocator (`embedded-alloc`'s takes a critical section).
 //!
 //! No user code ever runs inside a section: wakers are woken and dropped after it ends. With
 //! `std`, the lock is `std::sync::Mutex`, which is not async-signal-safe: do not touch a gate

@@ -8,7 +8,8 @@
 //! out, when the queue is empty) splits granted waiters (below it) from waiting ones.
 //!
 //! The store is the one part that changes with the build: a [`slab`] with `alloc` (memory
-//! bounded by the most waiters alive at once, and given back when a large queue drains), and
+//! bounded by the most waiters alive at once since the queue was last empty: a storm's memory
+//! is given back by the first registration after it drained), and
 //! without `alloc` a store of capacity zero, so registration is refused as a full queue. A
 //! fixed-capacity array store would slot in here for heap-less waiting.
 
@@ -16,7 +17,7 @@ use core::num::NonZeroU64;
 use core::task::Waker;
 
 /// No entry (the end of the chain).
-const NIL: usize = usize::MAX;
+const NIL: u32 = u32::MAX;
 
 /// The id of the first entry ever queued (ids start at 1, so an `Option<Ticket>` is as small
 /// as a ticket and a waiting future stays small).
@@ -40,15 +41,15 @@ impl Ticket {
 struct Node {
     id: u64,
     waker: Waker,
-    prev: usize,
-    next: usize,
+    prev: u32,
+    next: u32,
 }
 
 /// A FIFO of waiting entries with O(1) removal.
 pub(crate) struct WaitQueue {
     store: Store,
-    head: usize,
-    tail: usize,
+    head: u32,
+    tail: u32,
     next_id: u64,
 }
 
@@ -84,6 +85,12 @@ impl WaitQueue {
     /// Appends an entry; `None` if the store is full (see [`has_room`](Self::has_room)).
     pub(crate) fn push_back(&mut self, waker: Waker) -> Option<Ticket> {
         let id = self.next_id;
+        if self.head == NIL {
+            // Give back what a storm left behind here, not when the queue drained: then only
+            // registration (which may allocate anyway) ever touches the allocator, never a
+            // release or a cancellation.
+            self.store.drained();
+        }
         let key = self.store.insert(Node {
             id,
             waker,
@@ -92,7 +99,7 @@ impl WaitQueue {
         })?;
         self.next_id += 1;
         let ticket = Ticket {
-            key: u32::try_from(key).expect("keys stay below the store's bound"),
+            key,
             id: NonZeroU64::new(id).expect("ids start at 1"),
         };
         match self.store.get_mut(self.tail) {
@@ -126,7 +133,7 @@ impl WaitQueue {
     /// Takes `ticket`'s entry out of the queue; returns its waker, or `None` if the entry is
     /// no longer queued.
     pub(crate) fn remove(&mut self, ticket: Ticket) -> Option<Waker> {
-        let key = ticket.key as usize;
+        let key = ticket.key;
         self.store.get(key).filter(|n| n.id == ticket.id())?;
         Some(self.unlink(key))
     }
@@ -140,13 +147,13 @@ impl WaitQueue {
     /// The stored waker of `ticket`'s entry, if still queued.
     pub(crate) fn waker_mut(&mut self, ticket: Ticket) -> Option<&mut Waker> {
         self.store
-            .get_mut(ticket.key as usize)
+            .get_mut(ticket.key)
             .filter(|n| n.id == ticket.id())
             .map(|n| &mut n.waker)
     }
 
     /// Unlinks and frees the live entry at `key`.
-    fn unlink(&mut self, key: usize) -> Waker {
+    fn unlink(&mut self, key: u32) -> Waker {
         let node = self.store.remove(key);
         match self.store.get_mut(node.prev) {
             Some(prev) => prev.next = node.next,
@@ -155,9 +162,6 @@ impl WaitQueue {
         match self.store.get_mut(node.next) {
             Some(next) => next.prev = node.prev,
             None => self.tail = node.prev,
-        }
-        if self.head == NIL {
-            self.store.drained();
         }
         node.waker
     }
@@ -220,27 +224,28 @@ impl Store {
     }
 
     #[inline]
-    fn get(&self, key: usize) -> Option<&Node> {
-        self.0.get(key)
+    fn get(&self, key: u32) -> Option<&Node> {
+        self.0.get(key as usize)
     }
 
     #[inline]
-    fn get_mut(&mut self, key: usize) -> Option<&mut Node> {
-        self.0.get_mut(key)
+    fn get_mut(&mut self, key: u32) -> Option<&mut Node> {
+        self.0.get_mut(key as usize)
     }
 
+    /// Stores `node`; its key is below `u32::MAX` (see `has_room`), so never [`NIL`].
     #[inline]
-    fn insert(&mut self, node: Node) -> Option<usize> {
-        Some(self.0.insert(node))
+    fn insert(&mut self, node: Node) -> Option<u32> {
+        u32::try_from(self.0.insert(node)).ok()
     }
 
     /// Frees a live entry.
     #[inline]
-    fn remove(&mut self, key: usize) -> Node {
-        self.0.remove(key)
+    fn remove(&mut self, key: u32) -> Node {
+        self.0.remove(key as usize)
     }
 
-    /// The queue is empty: give back the memory of a storm.
+    /// The queue is empty: give back the memory of a storm (its entries are all vacant).
     #[inline]
     fn drained(&mut self) {
         if self.0.capacity() > Self::SHRINK_ABOVE {
@@ -267,19 +272,19 @@ impl Store {
         false
     }
 
-    fn get(&self, _key: usize) -> Option<&Node> {
+    fn get(&self, _key: u32) -> Option<&Node> {
         None
     }
 
-    fn get_mut(&mut self, _key: usize) -> Option<&mut Node> {
+    fn get_mut(&mut self, _key: u32) -> Option<&mut Node> {
         None
     }
 
-    fn insert(&mut self, _node: Node) -> Option<usize> {
+    fn insert(&mut self, _node: Node) -> Option<u32> {
         None
     }
 
-    fn remove(&mut self, _key: usize) -> Node {
+    fn remove(&mut self, _key: u32) -> Node {
         unreachable!("nothing is stored without `alloc`")
     }
 
