@@ -21,11 +21,13 @@
 //! - `slow: Mutex<Slow>` holds the queue and `debt`, the permits to retire before any is free
 //!   again after the limit was lowered.
 //! - The queue is a [`WaitQueue`]: entries `(id, waker)` in a slab, chained front to back as a
-//!   doubly-linked list of slab keys. Ids are `u64`, handed out in arrival order, so they
-//!   strictly increase from front to back. A waiter holds a [`Ticket`] (slab key and id): its
+//!   doubly-linked list of slab keys (`u32`). Ids are `u64` from 1, handed out in arrival
+//!   order, so they strictly increase from front to back. A waiter holds a [`Ticket`] (slab key
+//!   and id; `Option<Ticket>` is two words, the 0 id being its niche): its
 //!   entry leaves the queue in O(1) from anywhere, and the id tells it from a later entry that
-//!   reused the key. The slab holds only the waiters alive (and gives back a storm's memory
-//!   when the queue drains).
+//!   reused the key. The slab holds only the waiters alive (a storm's memory is given back by
+//!   the first registration after the queue drained, so releases and cancellations never
+//!   allocate or free).
 //! - `front: FrontMirror` mirrors the id of the queue's front entry (or the next id to hand out
 //!   when the queue is empty). Grants pop entries off the front in order, so a registered waiter
 //!   whose id is below it has been granted a permit: it can see so without the lock. On targets
@@ -58,7 +60,7 @@
 //!   the lock, check again and refresh the stored waker.
 //! - **drop of a registered waiter**, with the lock: if granted, the permit it owned goes
 //!   through the slow release, to the next waiter; else its entry is unlinked from the queue
-//!   (O(1)) and the front republished.
+//!   (O(1)) and, if it was the front, the new front published.
 //! - **set_limit**, with the lock: raising pays debt first, then grants waiters from the front,
 //!   then adds to `available`. Lowering takes what it can from `available` and, in the same
 //!   compare-and-swap, sets `SLOW` if the rest must be recorded as `debt`; then records it.
