@@ -766,6 +766,52 @@ mod queue {
         assert!(q.remove(t).is_some());
     }
 
+    proptest::proptest! {
+        /// Against a model (a plain list of ids in arrival order): pops come from the front in
+        /// order, removals from anywhere, stale tickets are refused, and the front id splits
+        /// popped ids from waiting ones.
+        #[test]
+        fn behaves_like_a_fifo_with_removal(ops in proptest::collection::vec((0_u8..3, 0_usize..64), 0..300)) {
+            let mut q = WaitQueue::new();
+            let mut model: Vec<u64> = Vec::new();
+            let mut tickets = Vec::new();
+            let mut popped: Vec<u64> = Vec::new();
+            for (op, pick) in ops {
+                match op {
+                    0 => {
+                        let t = q.push_back(Waker::noop().clone()).unwrap();
+                        proptest::prop_assert!(model.last().is_none_or(|&last| t.id() > last));
+                        model.push(t.id());
+                        tickets.push(t);
+                    }
+                    1 => {
+                        let got = q.pop_front().is_some();
+                        proptest::prop_assert_eq!(got, !model.is_empty());
+                        if got {
+                            popped.push(model.remove(0));
+                        }
+                    }
+                    _ if !tickets.is_empty() => {
+                        let t = tickets[pick % tickets.len()];
+                        let queued = model.iter().position(|&id| id == t.id());
+                        proptest::prop_assert_eq!(q.remove(t).is_some(), queued.is_some());
+                        if let Some(i) = queued {
+                            model.remove(i);
+                        }
+                    }
+                    _ => {}
+                }
+                proptest::prop_assert_eq!(q.len(), model.len());
+                let front = q.front_id();
+                proptest::prop_assert!(model.first().is_none_or(|&id| id == front));
+                proptest::prop_assert!(popped.iter().all(|&id| id < front));
+                proptest::prop_assert!(model.iter().all(|&id| id >= front));
+            }
+            // Popped in arrival order.
+            proptest::prop_assert!(popped.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+
     #[test]
     fn pop_front_n_takes_at_most_what_waits() {
         let mut q = WaitQueue::new();
