@@ -248,3 +248,34 @@ fn raising_the_limit_races_with_a_timed_out_waiter() {
         assert_all_free(&gate);
     });
 }
+
+/// A waiter in the middle of the queue dropped while a permit is released: the front waiter
+/// gets it (strict FIFO), the back one keeps waiting, and nothing is lost.
+#[test]
+fn a_waiter_leaving_the_middle_races_with_a_release() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        let permit = gate.try_enter_owned().unwrap();
+        let mut first = gate.enter_owned();
+        let mut middle = gate.enter_owned();
+        let mut last = gate.enter_owned();
+        assert!(poll_once(&mut first).is_pending());
+        assert!(poll_once(&mut middle).is_pending());
+        assert!(poll_once(&mut last).is_pending());
+        let dropper = thread::spawn(move || drop(middle));
+        drop(permit);
+        let permit = block_on(first).expect("no bound on waiters");
+        dropper.join().unwrap();
+        assert!(
+            poll_once(&mut last).is_pending(),
+            "the first waiter holds the permit"
+        );
+        assert_eq!(gate.stats().waiting, 1);
+        drop(permit);
+        let Poll::Ready(Ok(permit)) = poll_once(&mut last) else {
+            panic!("handed over on release");
+        };
+        drop(permit);
+        assert_all_free(&gate);
+    });
+}
