@@ -21,9 +21,9 @@
 //! - `slow: Mutex<Slow>` holds the queue and `debt`, the permits to retire before any is free
 //!   again after the limit was lowered.
 //! - The queue is a [`WaitQueue`]: entries `(id, waker)` in a slab, chained front to back as a
-//!   doubly-linked list of slab keys (`u32`). Ids are `u64` from 1, handed out in arrival
-//!   order, so they strictly increase from front to back. A waiter holds a [`Ticket`] (slab key
-//!   and id; `Option<Ticket>` is two words, the 0 id being its niche): its
+//!   doubly-linked list of slab keys (`u32`). Ids are `u64`, handed out in arrival order, so
+//!   they strictly increase from front to back. A waiter holds a [`Ticket`] (slab key and id)
+//!   in its [`Slot`], two words with its phase (idle, queued, done): its
 //!   entry leaves the queue in O(1) from anywhere, and the id tells it from a later entry that
 //!   reused the key. The slab holds only the waiters alive (a storm's memory is given back by
 //!   the first registration after the queue drained, so releases and cancellations never
@@ -142,12 +142,12 @@ struct FrontMirror(crate::sync::atomic::AtomicU64);
 impl FrontMirror {
     #[cfg(not(loom))]
     const fn new() -> Self {
-        Self(crate::sync::atomic::AtomicU64::new(super::queue::FIRST_ID))
+        Self(crate::sync::atomic::AtomicU64::new(0))
     }
 
     #[cfg(loom)]
     fn new() -> Self {
-        Self(crate::sync::atomic::AtomicU64::new(super::queue::FIRST_ID))
+        Self(crate::sync::atomic::AtomicU64::new(0))
     }
 
     /// Publishes the queue's front id (lock held; release ordering: a granted permit travels
@@ -204,8 +204,69 @@ enum Registered {
     Queued(Ticket),
 }
 
-/// A waiter's registration: `None` until it joins the queue, and again once it leaves it.
-pub(crate) type Slot = Option<Ticket>;
+/// A waiter's registration: its phase and, while queued, its ticket. Two words (the phase
+/// sits beside the `u32` key), so a waiting future is three.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    id: u64,
+    key: u32,
+    phase: Phase,
+}
+
+/// `u32`, so a [`Slot`] has no padding and is written whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+enum Phase {
+    /// Not queued yet.
+    Idle,
+    /// Queued under the ticket.
+    Queued,
+    /// Completed (admitted, refused, withdrawn or cancelled).
+    Done,
+}
+
+impl Slot {
+    /// A waiter that has not tried yet.
+    pub(crate) const fn new() -> Self {
+        Self {
+            id: 0,
+            key: 0,
+            phase: Phase::Idle,
+        }
+    }
+
+    /// Whether the waiter is in the queue (or was granted and has not seen it yet).
+    #[inline]
+    pub(crate) fn is_queued(&self) -> bool {
+        self.phase == Phase::Queued
+    }
+
+    /// Whether the waiter has completed.
+    #[inline]
+    pub(crate) fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    #[inline]
+    fn queue(&mut self, ticket: Ticket) {
+        *self = Self {
+            id: ticket.id,
+            key: ticket.key,
+            phase: Phase::Queued,
+        };
+    }
+
+    /// The ticket if queued; the slot is done afterwards either way.
+    #[inline]
+    fn finish(&mut self) -> Option<Ticket> {
+        let ticket = self.is_queued().then_some(Ticket {
+            key: self.key,
+            id: self.id,
+        });
+        self.phase = Phase::Done;
+        ticket
+    }
+}
 
 macro_rules! engine_new {
     ($limit:expr) => {{
@@ -489,17 +550,28 @@ impl Engine {
 impl Engine {
     /// Drives a waiting acquire: `Ready(Ok)` once it owns a permit.
     ///
-    /// `slot` is the waiter's registration; it is `None` again when this returns `Ready`.
+    /// `slot` is the waiter's registration; it is done once this returns `Ready`, and must not
+    /// be polled again (the futures check).
     #[inline]
     pub(crate) fn poll_acquire(
         &self,
         slot: &mut Slot,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), TooManyCallsKind>> {
-        match *slot {
-            None if self.try_acquire() => Poll::Ready(Ok(())),
-            None => self.register(slot, cx),
-            Some(ticket) => self.poll_registered(slot, ticket, cx),
+        match slot.phase {
+            Phase::Idle if self.try_acquire() => {
+                slot.phase = Phase::Done;
+                Poll::Ready(Ok(()))
+            }
+            Phase::Idle => self.register(slot, cx),
+            Phase::Queued | Phase::Done => {
+                debug_assert!(slot.is_queued(), "polled after completion");
+                let ticket = Ticket {
+                    key: slot.key,
+                    id: slot.id,
+                };
+                self.poll_registered(slot, ticket, cx)
+            }
         }
     }
 
@@ -509,11 +581,11 @@ impl Engine {
         ticket: Ticket,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), TooManyCallsKind>> {
-        if self.front.granted(ticket.id()) {
+        if self.front.granted(ticket.id) {
             return self.complete_granted(slot);
         }
         let polled = self.slow.with(|slow| {
-            if ticket.id() < slow.queue.front_id() {
+            if ticket.id < slow.queue.front_id() {
                 return Err(());
             }
             // Not granted, so still queued: entries leave the queue only when granted or
@@ -539,7 +611,7 @@ impl Engine {
 
     /// A registered waiter saw its grant: it owns the permit.
     fn complete_granted(&self, slot: &mut Slot) -> Poll<Result<(), TooManyCallsKind>> {
-        *slot = None;
+        slot.phase = Phase::Done;
         self.admitted.fetch_add(1, Ordering::Relaxed);
         Poll::Ready(Ok(()))
     }
@@ -594,24 +666,26 @@ impl Engine {
         });
         match outcome {
             Registered::Admitted(new) => {
+                slot.phase = Phase::Done;
                 self.note_admitted(new);
                 Poll::Ready(Ok(()))
             }
             Registered::Refused(kind) => {
+                slot.phase = Phase::Done;
                 self.note_rejected(kind);
                 Poll::Ready(Err(kind))
             }
             Registered::Queued(ticket) => {
-                *slot = Some(ticket);
+                slot.queue(ticket);
                 Poll::Pending
             }
         }
     }
 
-    /// Takes a registered waiter out of the queue. Returns `true` if it had been granted a
-    /// permit, which the caller now owns.
+    /// Takes a registered waiter out of the queue; the slot is done. Returns `true` if it had
+    /// been granted a permit, which the caller now owns.
     pub(crate) fn withdraw(&self, slot: &mut Slot) -> bool {
-        let Some(ticket) = slot.take() else {
+        let Some(ticket) = slot.finish() else {
             return false;
         };
         let (granted, stale) = self.slow.with(|slow| self.remove_locked(slow, ticket));
@@ -625,7 +699,7 @@ impl Engine {
     /// Cancels a registered waiter: its entry leaves the queue, and a permit it had been
     /// granted passes to the next waiter.
     pub(crate) fn cancel(&self, slot: &mut Slot) {
-        let Some(ticket) = slot.take() else {
+        let Some(ticket) = slot.finish() else {
             return;
         };
         let (stale, next) = self.slow.with(|slow| {
@@ -647,11 +721,11 @@ impl Engine {
     /// caller to drop once the lock is released.
     fn remove_locked(&self, slow: &mut Slow, ticket: Ticket) -> (bool, Option<Waker>) {
         let front = slow.queue.front_id();
-        if ticket.id() < front {
+        if ticket.id < front {
             return (true, None);
         }
         let removed = slow.queue.remove(ticket);
-        if ticket.id() == front {
+        if ticket.id == front {
             // It was the front entry: the next one is the front now.
             self.front.publish(slow.queue.front_id());
         }

@@ -23,7 +23,6 @@ use crate::time::Timer;
 struct Acquire<G: Deref<Target = Gate>> {
     gate: G,
     slot: Slot,
-    done: bool,
 }
 
 impl<G: Deref<Target = Gate>> Acquire<G> {
@@ -31,27 +30,23 @@ impl<G: Deref<Target = Gate>> Acquire<G> {
     fn new(gate: G) -> Self {
         Self {
             gate,
-            slot: None,
-            done: false,
+            slot: Slot::new(),
         }
     }
 
     #[inline]
     fn poll(&mut self, cx: &mut Context<'_>, name: &str) -> Poll<Result<(), TooManyCalls>> {
-        if self.done {
+        if self.slot.is_done() {
             polled_after_completion(name);
         }
         let engine = &self.gate.engine;
-        let poll = engine
+        engine
             .poll_acquire(&mut self.slot, cx)
-            .map_err(|kind| TooManyCalls::new(engine.limit(), kind));
-        self.done = poll.is_ready();
-        poll
+            .map_err(|kind| TooManyCalls::new(engine.limit(), kind))
     }
 
     /// Gives up waiting at a deadline: `Ok` if a permit was granted meanwhile.
     fn time_out(&mut self) -> Result<(), TooManyCalls> {
-        self.done = true;
         let engine = &self.gate.engine;
         if engine.withdraw(&mut self.slot) {
             Ok(())
@@ -68,7 +63,7 @@ impl<G: Deref<Target = Gate>> Acquire<G> {
 impl<G: Deref<Target = Gate>> Drop for Acquire<G> {
     #[inline]
     fn drop(&mut self) {
-        if self.slot.is_some() {
+        if self.slot.is_queued() {
             self.gate.engine.cancel(&mut self.slot);
         }
     }
@@ -84,8 +79,8 @@ impl<G: Deref<Target = Gate>> fmt::Debug for Acquire<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acquire")
             .field("gate", &*self.gate)
-            .field("queued", &self.slot.is_some())
-            .field("done", &self.done)
+            .field("queued", &self.slot.is_queued())
+            .field("done", &self.slot.is_done())
             .finish()
     }
 }

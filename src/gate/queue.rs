@@ -13,29 +13,18 @@
 //! without `alloc` a store of capacity zero, so registration is refused as a full queue. A
 //! fixed-capacity array store would slot in here for heap-less waiting.
 
-use core::num::NonZeroU64;
 use core::task::Waker;
 
 /// No entry (the end of the chain).
 const NIL: u32 = u32::MAX;
 
-/// The id of the first entry ever queued (ids start at 1, so an `Option<Ticket>` is as small
-/// as a ticket and a waiting future stays small).
-pub(crate) const FIRST_ID: u64 = 1;
-
 /// Where a queued waiter is: its key in the store and its id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ticket {
-    key: u32,
-    id: NonZeroU64,
-}
-
-impl Ticket {
-    /// The waiter's id: position in arrival order.
-    #[inline]
-    pub(crate) const fn id(self) -> u64 {
-        self.id.get()
-    }
+    /// The entry's key in the store.
+    pub(crate) key: u32,
+    /// The waiter's id: its position in arrival order.
+    pub(crate) id: u64,
 }
 
 struct Node {
@@ -59,7 +48,7 @@ impl WaitQueue {
             store: Store::new(),
             head: NIL,
             tail: NIL,
-            next_id: FIRST_ID,
+            next_id: 0,
         }
     }
 
@@ -98,10 +87,7 @@ impl WaitQueue {
             next: NIL,
         })?;
         self.next_id += 1;
-        let ticket = Ticket {
-            key,
-            id: NonZeroU64::new(id).expect("ids start at 1"),
-        };
+        let ticket = Ticket { key, id };
         match self.store.get_mut(self.tail) {
             Some(tail) => tail.next = key,
             None => self.head = key,
@@ -134,7 +120,7 @@ impl WaitQueue {
     /// no longer queued.
     pub(crate) fn remove(&mut self, ticket: Ticket) -> Option<Waker> {
         let key = ticket.key;
-        self.store.get(key).filter(|n| n.id == ticket.id())?;
+        self.store.get(key).filter(|n| n.id == ticket.id)?;
         Some(self.unlink(key))
     }
 
@@ -148,7 +134,7 @@ impl WaitQueue {
     pub(crate) fn waker_mut(&mut self, ticket: Ticket) -> Option<&mut Waker> {
         self.store
             .get_mut(ticket.key)
-            .filter(|n| n.id == ticket.id())
+            .filter(|n| n.id == ticket.id)
             .map(|n| &mut n.waker)
     }
 
