@@ -20,9 +20,14 @@ use crate::time::Timer;
 /// Dropping it withdraws its registration; a permit it had been granted but not observed
 /// passes on to the next waiter. Once it has completed, polling it again panics with the
 /// message "`<name>` polled after completion", `name` being the public future's.
+///
+/// `repr(C)` with the slot first: a new future is written as one 16-byte slot and one word,
+/// and copied (moved into an executor or a combinator) the same way, so the copy's loads are
+/// served straight from those stores.
+#[repr(C)]
 struct Acquire<G: Deref<Target = Gate>> {
-    gate: G,
     slot: Slot,
+    gate: G,
 }
 
 impl<G: Deref<Target = Gate>> Acquire<G> {
