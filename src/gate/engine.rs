@@ -216,6 +216,7 @@ pub(crate) struct Slot {
 /// `u32`, so a [`Slot`] has no padding and is written whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
+#[cfg_attr(not(feature = "alloc"), allow(dead_code))]
 enum Phase {
     /// Not queued yet.
     Idle,
@@ -225,6 +226,7 @@ enum Phase {
     Done,
 }
 
+#[cfg_attr(not(feature = "alloc"), allow(dead_code))]
 impl Slot {
     /// A waiter that has not tried yet.
     pub(crate) const fn new() -> Self {
