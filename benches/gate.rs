@@ -6,8 +6,15 @@
 //!   ready) and release.
 //! - `gate/contended/*`: 64 tasks × 1000 enter / yield / exit through 4 permits on a tokio
 //!   multi-thread runtime with 2 workers; the same work per iteration for every impl.
+//! - `gate/cancel_storm_100k/*`: 100 000 waiters queued behind a held permit, then dropped
+//!   from the middle of the queue outwards (a storm of client disconnects). Only the drops are
+//!   timed; every waiter is boxed for every impl.
 
+use core::future::Future;
 use core::hint::black_box;
+use core::pin::Pin;
+use core::task::{Context, Waker};
+use std::time::{Duration, Instant};
 
 extern crate alloc;
 use alloc::sync::Arc;
@@ -100,5 +107,63 @@ fn contended(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, try_enter, enter, contended);
+const STORM: usize = 100_000;
+
+/// The order of a storm: the middle index first, then alternately one step further out on
+/// each side.
+fn middle_outwards(n: usize) -> Vec<usize> {
+    let mid = n / 2;
+    let mut order = Vec::with_capacity(n);
+    order.push(mid);
+    for step in 1..=mid {
+        if let Some(i) = mid.checked_sub(step) {
+            order.push(i);
+        }
+        if mid + step < n {
+            order.push(mid + step);
+        }
+    }
+    debug_assert_eq!(order.len(), n);
+    order
+}
+
+/// Queues `STORM` waiters made by `make` (each polled once, so it waits), then times dropping
+/// them in `order`.
+fn storm<F: Future>(order: &[usize], mut make: impl FnMut() -> F) -> Duration {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut waiters: Vec<Option<Pin<Box<F>>>> = (0..STORM)
+        .map(|_| {
+            let mut fut = Box::pin(make());
+            assert!(
+                fut.as_mut().poll(&mut cx).is_pending(),
+                "the permit is held"
+            );
+            Some(fut)
+        })
+        .collect();
+    let start = Instant::now();
+    for &i in order {
+        drop(black_box(waiters[i].take()));
+    }
+    start.elapsed()
+}
+
+fn cancel_storm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gate/cancel_storm_100k");
+    group.sample_size(10);
+    let order = middle_outwards(STORM);
+    let gate = Gate::new(1);
+    let _held = gate.try_enter().unwrap();
+    group.bench_function("dike", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| storm(&order, || gate.enter())).sum());
+    });
+    let sem = tokio::sync::Semaphore::new(1);
+    let _held = sem.try_acquire().unwrap();
+    group.bench_function("tokio", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| storm(&order, || sem.acquire())).sum());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, try_enter, enter, contended, cancel_storm);
 criterion_main!(benches);

@@ -65,7 +65,10 @@
 //! | `ndarray` | no | [`Rows`](batch::Rows) for `ndarray` arrays along axis 0 (the batcher's "numpy" mode) |
 //!
 //! With `--no-default-features --features alloc` dike builds for bare-metal targets such as
-//! `thumbv7em-none-eabihf`.
+//! `thumbv7em-none-eabihf`. Without `std` its locks are critical sections, so the target
+//! provides a [`critical-section`](https://docs.rs/critical-section) implementation; which
+//! operations are then safe from an interrupt handler is listed under the gate's
+//! [interrupt safety](gate#interrupt-safety).
 //!
 //! # Embedded
 //!

@@ -4,22 +4,35 @@
 //!
 //! ## State
 //!
-//! - `state: AtomicUsize` holds `admitted << 32 | available << 1 | SLOW` on 64-bit targets
-//!   and `available << 1 | SLOW` elsewhere. `available` is the number of free permits (at most
-//!   2^30 - 1). The top half counts fast-path admissions modulo 2^32, so `try_enter` counts
-//!   itself in the same compare-and-swap that takes the permit; a wrap of that half carries into
-//!   `admitted_carry`. Slow-path admissions, and all of them on 32-bit targets, go to
-//!   `admitted`. `SLOW` is set exactly when a release must take the lock: some waiter is queued,
-//!   or the limit was lowered below the permits in use (`debt > 0`). `SLOW` is only ever set or
-//!   cleared with the lock held (`Slow::slow_flag` mirrors it there, to skip redundant writes).
-//! - `slow: Mutex<Slow>` holds the queue of waiting entries, a `VecDeque` of `(id, waker)`
-//!   sorted by id (ids are `u64`, only grow, and waiters join at the back), and `debt`, the
-//!   permits to retire before any is free again after the limit was lowered.
-//! - `first_waiting: AtomicU64` mirrors the id of the queue's front entry (or the next id to
-//!   hand out when the queue is empty). Grants pop entries off the front in order, so a
-//!   registered waiter whose id is below it has been granted a permit: it can see so without
-//!   the lock. On targets without 64-bit atomics the mirror is absent and the waiter takes the
-//!   lock to compare against the queue itself.
+//! - `state: AtomicUsize` is one word of three fields:
+//!   `admitted << 32 | available << 1 | SLOW` on 64-bit targets, `available << 1 | SLOW`
+//!   elsewhere.
+//!   - `available` (bits 1..31) is the number of free permits, at most [`MAX_LIMIT`].
+//!   - The admission bits (the top half, 64-bit targets only) count fast-path admissions modulo
+//!     2^32, so `try_enter` counts itself in the same compare-and-swap that takes the permit; a
+//!     wrap of that half carries into `admitted_carry`. Slow-path admissions, and all of them
+//!     on 32-bit targets, go to `admitted`.
+//!   - `SLOW` (bit 0) is set exactly when a release must take the lock: some waiter is queued,
+//!     or the limit was lowered below the permits in use (`debt > 0`). It is only ever set or
+//!     cleared with the lock held (`Slow::slow_flag` mirrors it there, to skip redundant
+//!     writes), and it is set in the same compare-and-swap that makes it needed: the one that
+//!     sees `available == 0` before a waiter queues, and the one with which `set_limit` takes
+//!     the free permits when it must record debt.
+//! - `slow: Mutex<Slow>` holds the queue and `debt`, the permits to retire before any is free
+//!   again after the limit was lowered.
+//! - The queue is a [`WaitQueue`]: entries `(id, waker)` in a slab, chained front to back as a
+//!   doubly-linked list of slab keys (`u32`). Ids are `u64`, handed out in arrival order, so
+//!   they strictly increase from front to back. A waiter holds a [`Ticket`] (slab key and id)
+//!   in its [`Slot`], two words with its phase (idle, queued, done): its
+//!   entry leaves the queue in O(1) from anywhere, and the id tells it from a later entry that
+//!   reused the key. The slab holds only the waiters alive (a storm's memory is given back by
+//!   the first registration after the queue drained, so releases and cancellations never
+//!   allocate or free).
+//! - `front: FrontMirror` mirrors the id of the queue's front entry (or the next id to hand out
+//!   when the queue is empty). Grants pop entries off the front in order, so a registered waiter
+//!   whose id is below it has been granted a permit: it can see so without the lock. On targets
+//!   without 64-bit atomics (and under `cfg(dike_loom_32)`, so the loom models cover it) the
+//!   mirror is absent and the waiter takes the lock to compare against the queue itself.
 //!
 //! ## Invariant
 //!
@@ -28,43 +41,41 @@
 //! afterwards the fast release (which only succeeds while `SLOW` is clear) cannot add a permit,
 //! and every locked release or limit increase hands permits to waiters before adding any to
 //! `available`. So a barging `try_enter` never takes a permit a waiter is owed, and the queue
-//! is strict FIFO.
+//! is strict FIFO. Likewise, while `debt > 0`, `SLOW` is set, so every release pays debt
+//! before a permit can become free.
 //!
 //! ## Transitions
 //!
-//! - **acquire (fast)**: CAS `available - 1` while `available > 0`. No lock.
+//! - **acquire (fast)**: CAS `available - 1` (and one more admission) while `available > 0`.
+//!   No lock.
 //! - **release (fast)**: CAS `available + 1` while `SLOW` is clear. No lock.
 //! - **release (slow)**, with the lock: pay one unit of `debt`; else pop the front waiter,
-//!   publish the new `first_waiting` (release ordering: the permit travels with it) and wake
-//!   it; else add the permit to `available` and clear `SLOW`.
+//!   publish the new front (release ordering: the permit travels with it) and wake it; else
+//!   add the permit to `available` and clear `SLOW`.
 //! - **register**, with the lock: re-check `state` (a permit released between the failed fast
 //!   path and the lock is taken here, so no wakeup is lost); else refuse if the limit is 0 (a
-//!   closed gate: nothing would ever be handed over) or `max_waiting` entries wait; else set
-//!   `SLOW` and push `(id, waker)`.
-//! - **poll of a registered waiter**: `id < first_waiting` means granted: complete. Otherwise,
-//!   with the lock, check again and refresh the stored waker.
+//!   closed gate: nothing would ever be handed over) or `max_waiting` entries wait (or the store
+//!   is full); else set `SLOW` and push `(id, waker)` at the back.
+//! - **poll of a registered waiter**: `id < front` means granted: complete. Otherwise, with
+//!   the lock, check again and refresh the stored waker.
 //! - **drop of a registered waiter**, with the lock: if granted, the permit it owned goes
-//!   through the slow release, to the next waiter; else its entry leaves the queue.
-//! - **set_limit**: raising pays debt first, then grants waiters, then adds to `available`;
-//!   lowering takes what it can from `available` and records the rest as `debt`.
+//!   through the slow release, to the next waiter; else its entry is unlinked from the queue
+//!   (O(1)) and, if it was the front, the new front published.
+//! - **set_limit**, with the lock: raising pays debt first, then grants waiters from the front,
+//!   then adds to `available`. Lowering takes what it can from `available` and, in the same
+//!   compare-and-swap, sets `SLOW` if the rest must be recorded as `debt`; then records it.
 //!
 //! ## Who wakes whom
 //!
 //! Exactly one waker per permit handed over: a slow release or a dropped granted waiter wakes
 //! the one waiter it granted; `set_limit` wakes every waiter it granted. Wakers are called
-//! after the lock is released. Nothing else wakes a waiter.
+//! (and dropped) after the lock is released. Nothing else wakes a waiter.
 
-#[cfg(feature = "alloc")]
-use alloc::collections::VecDeque;
-#[cfg(feature = "alloc")]
-use alloc::vec::Vec;
-#[cfg(feature = "alloc")]
 use core::task::{Context, Poll, Waker};
 
+use super::queue::{Ticket, WaitQueue, WakeList};
 use crate::error::TooManyCallsKind;
 use crate::sync::Mutex;
-#[cfg(all(feature = "alloc", target_has_atomic = "64"))]
-use crate::sync::atomic::AtomicU64;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 
 /// The `SLOW` flag in `state`.
@@ -89,7 +100,7 @@ const fn available(state: usize) -> usize {
 
 /// The counting semaphore behind [`Gate`](super::Gate).
 pub(crate) struct Engine {
-    /// `available << 1 | SLOW`.
+    /// `admitted << 32 | available << 1 | SLOW` (see the notes).
     state: AtomicUsize,
     /// The current limit; written with the lock held.
     limit: AtomicUsize,
@@ -98,57 +109,79 @@ pub(crate) struct Engine {
     /// Admissions not counted in `state`.
     admitted: AtomicUsize,
     /// Wraps of the admission count in `state`'s top half.
+    // Only 64-bit targets count admissions in `state`, so only they carry.
+    #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))]
     admitted_carry: AtomicUsize,
     rejected: AtomicUsize,
     peak: AtomicUsize,
-    /// Mirror of [`Slow::first_waiting`]: registered ids below it were granted.
-    #[cfg(all(feature = "alloc", target_has_atomic = "64"))]
-    first_waiting: AtomicU64,
+    /// Mirror of the queue's front id: registered ids below it were granted.
+    front: FrontMirror,
     slow: Mutex<Slow>,
 }
 
 /// The part of the engine behind the lock.
 struct Slow {
-    /// Waiting entries in arrival order; ids strictly increase from front to back.
-    #[cfg(feature = "alloc")]
-    queue: VecDeque<Waiter>,
-    #[cfg(feature = "alloc")]
-    next_id: u64,
+    /// Waiting entries in arrival order.
+    queue: WaitQueue,
     /// Permits to retire, on release, before any becomes available again.
     debt: usize,
     /// Whether `SLOW` is set in `state`.
     slow_flag: bool,
 }
 
-#[cfg(feature = "alloc")]
-struct Waiter {
-    id: u64,
-    waker: Option<Waker>,
-}
-
 impl Slow {
-    /// Entries waiting for a permit.
-    fn waiting(&self) -> usize {
-        #[cfg(feature = "alloc")]
-        {
-            self.queue.len()
-        }
-        #[cfg(not(feature = "alloc"))]
-        {
-            0
-        }
-    }
-
     /// Whether releases must take the lock.
     fn needs_slow(&self) -> bool {
-        self.debt > 0 || self.waiting() > 0
+        self.debt > 0 || self.queue.len() > 0
+    }
+}
+
+/// The queue's front id, readable without the lock (where there are 64-bit atomics).
+#[cfg(all(target_has_atomic = "64", not(dike_loom_32)))]
+struct FrontMirror(crate::sync::atomic::AtomicU64);
+
+#[cfg(all(target_has_atomic = "64", not(dike_loom_32)))]
+impl FrontMirror {
+    #[cfg(not(loom))]
+    const fn new() -> Self {
+        Self(crate::sync::atomic::AtomicU64::new(0))
     }
 
-    /// The id of the first waiting entry, or the next id if none waits. Registered ids below
-    /// it have been granted.
-    #[cfg(feature = "alloc")]
-    fn first_waiting(&self) -> u64 {
-        self.queue.front().map_or(self.next_id, |w| w.id)
+    #[cfg(loom)]
+    fn new() -> Self {
+        Self(crate::sync::atomic::AtomicU64::new(0))
+    }
+
+    /// Publishes the queue's front id (lock held; release ordering: a granted permit travels
+    /// with it).
+    #[inline]
+    fn publish(&self, front: u64) {
+        self.0.store(front, Ordering::Release);
+    }
+
+    /// `true` if the waiter with `id` was surely granted; `false` means "ask the queue".
+    #[inline]
+    fn granted(&self, id: u64) -> bool {
+        id < self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Without 64-bit atomics there is no mirror: every check takes the lock.
+#[cfg(any(not(target_has_atomic = "64"), dike_loom_32))]
+struct FrontMirror;
+
+#[cfg(any(not(target_has_atomic = "64"), dike_loom_32))]
+impl FrontMirror {
+    const fn new() -> Self {
+        Self
+    }
+
+    #[inline]
+    fn publish(&self, _front: u64) {}
+
+    #[inline]
+    fn granted(&self, _id: u64) -> bool {
+        false
     }
 }
 
@@ -163,26 +196,81 @@ pub(crate) struct Snapshot {
     pub(crate) peak: usize,
 }
 
-/// What [`Engine::set_limit_locked`] hands back to wake: the granted waiters' wakers.
-#[cfg(feature = "alloc")]
-type Wakers = Vec<Waker>;
-#[cfg(not(feature = "alloc"))]
-type Wakers = ();
-
 /// The outcome of a registration attempt, decided with the lock held.
-#[cfg(feature = "alloc")]
 enum Registered {
     /// A permit was free after all; `state` after taking it.
     Admitted(usize),
     /// Turned away.
     Refused(TooManyCallsKind),
-    /// Queued under this id.
-    Queued(u64),
+    /// Queued.
+    Queued(Ticket),
 }
 
-/// A waiter's registration: `None` until it joins the queue, and again once it leaves it.
-#[cfg(feature = "alloc")]
-pub(crate) type Slot = Option<u64>;
+/// A waiter's registration: its phase and, while queued, its ticket. Two words (the phase
+/// sits beside the `u32` key), so a waiting future is three.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    id: u64,
+    key: u32,
+    phase: Phase,
+}
+
+/// `u32`, so a [`Slot`] has no padding and is written whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+#[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+enum Phase {
+    /// Not queued yet.
+    Idle,
+    /// Queued under the ticket.
+    Queued,
+    /// Completed (admitted, refused, withdrawn or cancelled).
+    Done,
+}
+
+#[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+impl Slot {
+    /// A waiter that has not tried yet.
+    pub(crate) const fn new() -> Self {
+        Self {
+            id: 0,
+            key: 0,
+            phase: Phase::Idle,
+        }
+    }
+
+    /// Whether the waiter is in the queue (or was granted and has not seen it yet).
+    #[inline]
+    pub(crate) fn is_queued(&self) -> bool {
+        self.phase == Phase::Queued
+    }
+
+    /// Whether the waiter has completed.
+    #[inline]
+    pub(crate) fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    #[inline]
+    fn queue(&mut self, ticket: Ticket) {
+        *self = Self {
+            id: ticket.id,
+            key: ticket.key,
+            phase: Phase::Queued,
+        };
+    }
+
+    /// The ticket if queued; the slot is done afterwards either way.
+    #[inline]
+    fn finish(&mut self) -> Option<Ticket> {
+        let ticket = self.is_queued().then_some(Ticket {
+            key: self.key,
+            id: self.id,
+        });
+        self.phase = Phase::Done;
+        ticket
+    }
+}
 
 macro_rules! engine_new {
     ($limit:expr) => {{
@@ -199,13 +287,9 @@ macro_rules! engine_new {
             admitted_carry: AtomicUsize::new(0),
             rejected: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
-            #[cfg(all(feature = "alloc", target_has_atomic = "64"))]
-            first_waiting: AtomicU64::new(0),
+            front: FrontMirror::new(),
             slow: Mutex::new(Slow {
-                #[cfg(feature = "alloc")]
-                queue: VecDeque::new(),
-                #[cfg(feature = "alloc")]
-                next_id: 0,
+                queue: WaitQueue::new(),
                 debt: 0,
                 slow_flag: false,
             }),
@@ -261,9 +345,13 @@ impl Engine {
     /// `after` itself on 64-bit targets) and tracks the peak.
     #[inline]
     fn note_admitted(&self, after: usize) {
-        if ADMIT == 0 {
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            let _ = ADMIT;
             self.admitted.fetch_add(1, Ordering::Relaxed);
-        } else if after < ADMIT {
+        }
+        #[cfg(target_pointer_width = "64")]
+        if after < ADMIT {
             // The count in the top half wrapped to zero.
             self.admitted_carry.fetch_add(1, Ordering::Relaxed);
         }
@@ -306,40 +394,25 @@ impl Engine {
 
     #[inline(never)]
     fn release_slow(&self) {
-        #[cfg(feature = "alloc")]
         if let Some(waker) = self.slow.with(|slow| self.release_locked(slow)) {
             waker.wake();
         }
-        #[cfg(not(feature = "alloc"))]
-        self.slow.with(|slow| self.release_locked(slow));
     }
 
     /// Returns one permit with the lock held; returns the waker of the waiter it was handed to.
-    #[cfg(feature = "alloc")]
     fn release_locked(&self, slow: &mut Slow) -> Option<Waker> {
         if slow.debt > 0 {
             slow.debt -= 1;
             self.sync_slow_flag(slow);
             return None;
         }
-        if let Some(waiter) = slow.queue.pop_front() {
-            self.publish_first_waiting(slow);
+        if let Some(waker) = slow.queue.pop_front() {
+            self.front.publish(slow.queue.front_id());
             self.sync_slow_flag(slow);
-            return waiter.waker;
+            return Some(waker);
         }
         self.add_available(slow, 1);
         None
-    }
-
-    /// Returns one permit with the lock held.
-    #[cfg(not(feature = "alloc"))]
-    fn release_locked(&self, slow: &mut Slow) {
-        if slow.debt > 0 {
-            slow.debt -= 1;
-            self.sync_slow_flag(slow);
-            return;
-        }
-        self.add_available(slow, 1);
     }
 
     /// Adds `n` free permits and clears `SLOW`; only with the lock held and nothing owed.
@@ -371,49 +444,28 @@ impl Engine {
         }
     }
 
-    /// Publishes the queue's new front after it changed (lock held).
-    #[cfg(feature = "alloc")]
-    #[inline]
-    fn publish_first_waiting(&self, slow: &Slow) {
-        #[cfg(target_has_atomic = "64")]
-        self.first_waiting
-            .store(slow.first_waiting(), Ordering::Release);
-        #[cfg(not(target_has_atomic = "64"))]
-        let _ = slow;
-    }
-
     /// Changes the limit; held permits stay valid. Wakes the waiters it grants.
     pub(crate) fn set_limit(&self, limit: usize) {
         let limit = limit.min(MAX_LIMIT);
-        #[cfg(feature = "alloc")]
-        let wakers = self.slow.with(|slow| self.set_limit_locked(slow, limit));
-        #[cfg(not(feature = "alloc"))]
-        self.slow.with(|slow| self.set_limit_locked(slow, limit));
-        #[cfg(feature = "alloc")]
-        for waker in wakers {
-            waker.wake();
-        }
+        self.slow
+            .with(|slow| self.set_limit_locked(slow, limit))
+            .wake_all();
     }
 
     /// [`set_limit`](Self::set_limit) with the lock held; returns the wakers of the waiters
     /// it granted.
-    fn set_limit_locked(&self, slow: &mut Slow, limit: usize) -> Wakers {
+    fn set_limit_locked(&self, slow: &mut Slow, limit: usize) -> WakeList {
         let old = self.limit();
         self.limit.store(limit, Ordering::Relaxed);
-        #[cfg(feature = "alloc")]
-        let mut wakers = Vec::new();
         if limit > old {
             let mut add = limit - old;
             let paid = add.min(slow.debt);
             slow.debt -= paid;
             add -= paid;
-            #[cfg(feature = "alloc")]
-            {
-                let grant = add.min(slow.queue.len());
-                wakers.extend(slow.queue.drain(..grant).filter_map(|w| w.waker));
-                add -= grant;
-                self.publish_first_waiting(slow);
-            }
+            let grant = add.min(slow.queue.len());
+            let wakers = slow.queue.pop_front_n(grant);
+            add -= grant;
+            self.front.publish(slow.queue.front_id());
             if add > 0 {
                 self.add_available(slow, add);
             } else {
@@ -423,224 +475,41 @@ impl Engine {
             let free = available(self.state.load(Ordering::Acquire));
             let in_use = (limit + slow.debt).saturating_sub(free);
             self.peak.fetch_max(in_use, Ordering::Relaxed);
-        } else if limit < old {
-            let mut sub = old - limit;
-            let mut s = self.state.load(Ordering::Relaxed);
-            loop {
-                let take = sub.min(available(s));
-                match self.state.compare_exchange_weak(
-                    s,
-                    s - take * ONE,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => {
-                        sub -= take;
-                        break;
-                    }
-                    Err(actual) => s = actual,
-                }
+            wakers
+        } else {
+            if limit < old {
+                self.lower_locked(slow, old - limit);
             }
-            slow.debt += sub;
-            self.sync_slow_flag(slow);
-        }
-        #[cfg(feature = "alloc")]
-        wakers
-    }
-
-    /// Drives a waiting acquire: `Ready(Ok)` once it owns a permit.
-    ///
-    /// `slot` is the waiter's registration; it is `None` again when this returns `Ready`.
-    #[cfg(feature = "alloc")]
-    #[inline]
-    pub(crate) fn poll_acquire(
-        &self,
-        slot: &mut Slot,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), TooManyCallsKind>> {
-        match *slot {
-            None if self.try_acquire() => Poll::Ready(Ok(())),
-            None => self.register(slot, cx),
-            Some(id) => self.poll_registered(slot, id, cx),
+            WakeList::new()
         }
     }
 
-    #[cfg(feature = "alloc")]
-    fn poll_registered(
-        &self,
-        slot: &mut Slot,
-        id: u64,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), TooManyCallsKind>> {
-        #[cfg(target_has_atomic = "64")]
-        if id < self.first_waiting.load(Ordering::Acquire) {
-            *slot = None;
-            self.admitted.fetch_add(1, Ordering::Relaxed);
-            return Poll::Ready(Ok(()));
-        }
-        let polled = self.slow.with(|slow| {
-            if id < slow.first_waiting() {
-                return Err(());
-            }
-            // Not granted, so still queued: entries leave the queue only when granted or
-            // withdrawn by their own waiter, which clears its slot.
-            let mut stale = None;
-            if let Ok(index) = slow.queue.binary_search_by_key(&id, |w| w.id) {
-                let entry = &mut slow.queue[index];
-                if !entry
-                    .waker
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()))
-                {
-                    stale = entry.waker.replace(cx.waker().clone());
-                }
-            }
-            Ok(stale)
-        });
-        match polled {
-            Err(()) => {
-                *slot = None;
-                self.admitted.fetch_add(1, Ordering::Relaxed);
-                Poll::Ready(Ok(()))
-            }
-            Ok(stale) => {
-                // A waker may run arbitrary code when dropped: never with the lock held.
-                drop(stale);
-                Poll::Pending
-            }
-        }
-    }
-
-    #[cfg(feature = "alloc")]
-    fn register(
-        &self,
-        slot: &mut Slot,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), TooManyCallsKind>> {
-        let outcome = self.slow.with(|slow| {
-            let mut s = self.state.load(Ordering::Acquire);
-            loop {
-                if s & AVAILABLE_MASK >= ONE {
-                    // A permit came back after the fast path failed: take it.
-                    let new = (s - ONE).wrapping_add(ADMIT);
-                    match self.state.compare_exchange_weak(
-                        s,
-                        new,
-                        Ordering::Acquire,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => return Registered::Admitted(new),
-                        Err(actual) => s = actual,
-                    }
-                } else if self.limit.load(Ordering::Relaxed) == 0 {
-                    // A closed gate: nothing would ever be handed to this waiter. (`limit` is
-                    // written with the lock held, so this reads the current limit.)
-                    return Registered::Refused(TooManyCallsKind::Full);
-                } else if slow.queue.len() >= self.max_waiting {
-                    return Registered::Refused(TooManyCallsKind::QueueFull);
-                } else if s & SLOW != 0 {
-                    break;
-                } else {
-                    match self.state.compare_exchange_weak(
-                        s,
-                        s | SLOW,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => break,
-                        Err(actual) => s = actual,
-                    }
-                }
-            }
-            slow.slow_flag = true;
-            // The new id is `first_waiting` if the queue was empty, and above it otherwise:
-            // the published value does not change.
-            let id = slow.next_id;
-            slow.next_id += 1;
-            slow.queue.push_back(Waiter {
-                id,
-                waker: Some(cx.waker().clone()),
-            });
-            Registered::Queued(id)
-        });
-        match outcome {
-            Registered::Admitted(new) => {
-                self.note_admitted(new);
-                Poll::Ready(Ok(()))
-            }
-            Registered::Refused(kind) => {
-                self.note_rejected(kind);
-                Poll::Ready(Err(kind))
-            }
-            Registered::Queued(id) => {
-                *slot = Some(id);
-                Poll::Pending
-            }
-        }
-    }
-
-    /// Takes a registered waiter out of the queue. Returns `true` if it had been granted a
-    /// permit, which the caller now owns.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn withdraw(&self, slot: &mut Slot) -> bool {
-        let Some(id) = slot.take() else {
-            return false;
-        };
-        let (granted, stale) = self.slow.with(|slow| self.remove_locked(slow, id));
-        drop(stale);
-        if granted {
-            self.admitted.fetch_add(1, Ordering::Relaxed);
-        }
-        granted
-    }
-
-    /// Cancels a registered waiter: its entry leaves the queue, and a permit it had been
-    /// granted passes to the next waiter.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn cancel(&self, slot: &mut Slot) {
-        let Some(id) = slot.take() else {
-            return;
-        };
-        let (stale, next) = self.slow.with(|slow| {
-            let (granted, stale) = self.remove_locked(slow, id);
-            let next = if granted {
-                self.release_locked(slow)
+    /// Retires `sub` permits: the free ones at once, the rest as debt.
+    fn lower_locked(&self, slow: &mut Slow, sub: usize) {
+        // Take what is free and, if that is not enough, set `SLOW` in the same
+        // compare-and-swap: from then on a release takes the lock and pays the debt, so a
+        // permit dropped meanwhile can never go back to `available` while debt is owed.
+        let mut s = self.state.load(Ordering::Relaxed);
+        let owed = loop {
+            let take = sub.min(available(s));
+            let owed = sub - take;
+            let new = if owed > 0 {
+                (s - take * ONE) | SLOW
             } else {
-                None
+                s - take * ONE
             };
-            (stale, next)
-        });
-        drop(stale);
-        if let Some(waker) = next {
-            waker.wake();
-        }
-    }
-
-    /// Whether registration `id` was granted; if not, removes its entry and returns its waker,
-    /// for the caller to drop once the lock is released.
-    #[cfg(feature = "alloc")]
-    fn remove_locked(&self, slow: &mut Slow, id: u64) -> (bool, Option<Waker>) {
-        if id < slow.first_waiting() {
-            return (true, None);
-        }
-        let Ok(index) = slow.queue.binary_search_by_key(&id, |w| w.id) else {
-            return (false, None);
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => break owed,
+                Err(actual) => s = actual,
+            }
         };
-        let removed = slow.queue.remove(index);
-        if index == 0 {
-            self.publish_first_waiting(slow);
+        if owed > 0 {
+            slow.debt += owed;
+            slow.slow_flag = true;
         }
-        self.sync_slow_flag(slow);
-        (false, removed.and_then(|w| w.waker))
-    }
-
-    /// Sets the fast-path admission count kept in `state` (tests of its wrap-around).
-    #[cfg(all(test, target_pointer_width = "64"))]
-    pub(crate) fn preset_fast_admissions(&self, count: u32) {
-        let s = self.state.load(Ordering::Relaxed);
-        let top = usize::try_from(count).expect("64-bit usize") << 32;
-        self.state
-            .store((s & AVAILABLE_MASK) | top, Ordering::Relaxed);
     }
 
     /// The admission count, given a fresh `state`.
@@ -665,11 +534,210 @@ impl Engine {
             Snapshot {
                 limit,
                 in_use: (limit + slow.debt).saturating_sub(available(state)),
-                waiting: slow.waiting(),
+                waiting: slow.queue.len(),
                 admitted: self.admitted(state),
                 rejected: self.rejected.load(Ordering::Relaxed),
                 peak: self.peak.load(Ordering::Relaxed),
             }
         })
+    }
+
+    /// Sets the fast-path admission count kept in `state` (tests of its wrap-around).
+    #[cfg(all(test, target_pointer_width = "64"))]
+    pub(crate) fn preset_fast_admissions(&self, count: u32) {
+        let s = self.state.load(Ordering::Relaxed);
+        let top = usize::try_from(count).expect("64-bit usize") << 32;
+        self.state
+            .store((s & AVAILABLE_MASK) | top, Ordering::Relaxed);
+    }
+}
+
+/// Waiting. The waiting futures need `alloc` (without it the queue has no room and nothing
+/// calls these).
+#[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+impl Engine {
+    /// Drives a waiting acquire: `Ready(Ok)` once it owns a permit.
+    ///
+    /// `slot` is the waiter's registration; it is done once this returns `Ready`, and must not
+    /// be polled again (the futures check).
+    #[inline]
+    pub(crate) fn poll_acquire(
+        &self,
+        slot: &mut Slot,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TooManyCallsKind>> {
+        match slot.phase {
+            Phase::Idle if self.try_acquire() => {
+                slot.phase = Phase::Done;
+                Poll::Ready(Ok(()))
+            }
+            Phase::Idle => self.register(slot, cx),
+            Phase::Queued | Phase::Done => {
+                debug_assert!(slot.is_queued(), "polled after completion");
+                let ticket = Ticket {
+                    key: slot.key,
+                    id: slot.id,
+                };
+                self.poll_registered(slot, ticket, cx)
+            }
+        }
+    }
+
+    fn poll_registered(
+        &self,
+        slot: &mut Slot,
+        ticket: Ticket,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TooManyCallsKind>> {
+        if self.front.granted(ticket.id) {
+            return self.complete_granted(slot);
+        }
+        let polled = self.slow.with(|slow| {
+            if ticket.id < slow.queue.front_id() {
+                return Err(());
+            }
+            // Not granted, so still queued: entries leave the queue only when granted or
+            // withdrawn by their own waiter, which clears its slot.
+            let mut stale = None;
+            if let Some(waker) = slow.queue.waker_mut(ticket) {
+                if !waker.will_wake(cx.waker()) {
+                    // Swapped out rather than `clone_from`, which would drop the old waker
+                    // here: a waker may run arbitrary code when dropped.
+                    stale = Some(core::mem::replace(waker, cx.waker().clone()));
+                }
+            }
+            Ok(stale)
+        });
+        match polled {
+            Err(()) => self.complete_granted(slot),
+            Ok(stale) => {
+                drop(stale);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// A registered waiter saw its grant: it owns the permit.
+    fn complete_granted(&self, slot: &mut Slot) -> Poll<Result<(), TooManyCallsKind>> {
+        slot.phase = Phase::Done;
+        self.admitted.fetch_add(1, Ordering::Relaxed);
+        Poll::Ready(Ok(()))
+    }
+
+    fn register(
+        &self,
+        slot: &mut Slot,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TooManyCallsKind>> {
+        let outcome = self.slow.with(|slow| {
+            let mut s = self.state.load(Ordering::Acquire);
+            loop {
+                if s & AVAILABLE_MASK >= ONE {
+                    // A permit came back after the fast path failed: take it.
+                    let new = (s - ONE).wrapping_add(ADMIT);
+                    match self.state.compare_exchange_weak(
+                        s,
+                        new,
+                        Ordering::Acquire,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return Registered::Admitted(new),
+                        Err(actual) => s = actual,
+                    }
+                } else if self.limit.load(Ordering::Relaxed) == 0 {
+                    // A closed gate: nothing would ever be handed to this waiter. (`limit` is
+                    // written with the lock held, so this reads the current limit.)
+                    return Registered::Refused(TooManyCallsKind::Full);
+                } else if slow.queue.len() >= self.max_waiting || !slow.queue.has_room() {
+                    return Registered::Refused(TooManyCallsKind::QueueFull);
+                } else if s & SLOW != 0 {
+                    break;
+                } else {
+                    match self.state.compare_exchange_weak(
+                        s,
+                        s | SLOW,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => break,
+                        Err(actual) => s = actual,
+                    }
+                }
+            }
+            slow.slow_flag = true;
+            // The new id is the front if the queue was empty, and above it otherwise: the
+            // published front does not change.
+            match slow.queue.push_back(cx.waker().clone()) {
+                Some(ticket) => Registered::Queued(ticket),
+                None => unreachable!("room was checked"),
+            }
+        });
+        match outcome {
+            Registered::Admitted(new) => {
+                slot.phase = Phase::Done;
+                self.note_admitted(new);
+                Poll::Ready(Ok(()))
+            }
+            Registered::Refused(kind) => {
+                slot.phase = Phase::Done;
+                self.note_rejected(kind);
+                Poll::Ready(Err(kind))
+            }
+            Registered::Queued(ticket) => {
+                slot.queue(ticket);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Takes a registered waiter out of the queue; the slot is done. Returns `true` if it had
+    /// been granted a permit, which the caller now owns.
+    pub(crate) fn withdraw(&self, slot: &mut Slot) -> bool {
+        let Some(ticket) = slot.finish() else {
+            return false;
+        };
+        let (granted, stale) = self.slow.with(|slow| self.remove_locked(slow, ticket));
+        drop(stale);
+        if granted {
+            self.admitted.fetch_add(1, Ordering::Relaxed);
+        }
+        granted
+    }
+
+    /// Cancels a registered waiter: its entry leaves the queue, and a permit it had been
+    /// granted passes to the next waiter.
+    pub(crate) fn cancel(&self, slot: &mut Slot) {
+        let Some(ticket) = slot.finish() else {
+            return;
+        };
+        let (stale, next) = self.slow.with(|slow| {
+            let (granted, stale) = self.remove_locked(slow, ticket);
+            let next = if granted {
+                self.release_locked(slow)
+            } else {
+                None
+            };
+            (stale, next)
+        });
+        drop(stale);
+        if let Some(waker) = next {
+            waker.wake();
+        }
+    }
+
+    /// Whether `ticket` was granted; if not, unlinks its entry and returns its waker, for the
+    /// caller to drop once the lock is released.
+    fn remove_locked(&self, slow: &mut Slow, ticket: Ticket) -> (bool, Option<Waker>) {
+        let front = slow.queue.front_id();
+        if ticket.id < front {
+            return (true, None);
+        }
+        let removed = slow.queue.remove(ticket);
+        if ticket.id == front {
+            // It was the front entry: the next one is the front now.
+            self.front.publish(slow.queue.front_id());
+        }
+        self.sync_slow_flag(slow);
+        (false, removed)
     }
 }

@@ -18,20 +18,32 @@ use crate::time::Timer;
 /// A waiting entry into a gate reached through `G` (`&Gate` or `Arc<Gate>`).
 ///
 /// Dropping it withdraws its registration; a permit it had been granted but not observed
-/// passes on to the next waiter.
+/// passes on to the next waiter. Once it has completed, polling it again panics with the
+/// message "`<name>` polled after completion", `name` being the public future's.
+///
+/// `repr(C)` with the slot first: a new future is written as one 16-byte slot and one word,
+/// and copied (moved into an executor or a combinator) the same way, so the copy's loads are
+/// served straight from those stores.
+#[repr(C)]
 struct Acquire<G: Deref<Target = Gate>> {
-    gate: G,
     slot: Slot,
+    gate: G,
 }
 
 impl<G: Deref<Target = Gate>> Acquire<G> {
     #[inline]
     fn new(gate: G) -> Self {
-        Self { gate, slot: None }
+        Self {
+            gate,
+            slot: Slot::new(),
+        }
     }
 
     #[inline]
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TooManyCalls>> {
+    fn poll(&mut self, cx: &mut Context<'_>, name: &str) -> Poll<Result<(), TooManyCalls>> {
+        if self.slot.is_done() {
+            polled_after_completion(name);
+        }
         let engine = &self.gate.engine;
         engine
             .poll_acquire(&mut self.slot, cx)
@@ -56,17 +68,24 @@ impl<G: Deref<Target = Gate>> Acquire<G> {
 impl<G: Deref<Target = Gate>> Drop for Acquire<G> {
     #[inline]
     fn drop(&mut self) {
-        if self.slot.is_some() {
+        if self.slot.is_queued() {
             self.gate.engine.cancel(&mut self.slot);
         }
     }
+}
+
+#[cold]
+#[track_caller]
+fn polled_after_completion(name: &str) -> ! {
+    panic!("`{name}` polled after completion")
 }
 
 impl<G: Deref<Target = Gate>> fmt::Debug for Acquire<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acquire")
             .field("gate", &*self.gate)
-            .field("queued", &self.slot.is_some())
+            .field("queued", &self.slot.is_queued())
+            .field("done", &self.slot.is_done())
             .finish()
     }
 }
@@ -74,6 +93,7 @@ impl<G: Deref<Target = Gate>> fmt::Debug for Acquire<G> {
 /// The future returned by [`Gate::enter`]: resolves to a [`Permit`] once one is free.
 ///
 /// It joins the gate's queue on its first `Pending` poll and leaves it when dropped.
+/// Polling it again after it completed panics.
 ///
 /// # Examples
 ///
@@ -110,14 +130,17 @@ impl<'a> Future for Enter<'a> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let gate = self.acquire.gate;
-        self.acquire.poll(cx).map_ok(|()| Permit::new(gate))
+        self.acquire
+            .poll(cx, "Enter")
+            .map_ok(|()| Permit::new(gate))
     }
 }
 
 /// The future returned by [`Gate::enter_owned`]: resolves to an [`OwnedPermit`] once one is
 /// free.
 ///
-/// `'static` and `Send`, so a spawned task can wait on it.
+/// `'static` and `Send`, so a spawned task can wait on it. Polling it again after it
+/// completed panics.
 ///
 /// # Examples
 ///
@@ -157,7 +180,7 @@ impl Future for EnterOwned {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let acquire = &mut self.acquire;
         acquire
-            .poll(cx)
+            .poll(cx, "EnterOwned")
             .map_ok(|()| OwnedPermit::new(Arc::clone(&acquire.gate)))
     }
 }
@@ -166,7 +189,8 @@ pin_project! {
     /// The future returned by [`Gate::enter_timeout`] and [`Gate::enter_until`]: resolves to
     /// a [`Permit`] once one is free, or to [`TooManyCalls`] at the deadline.
     ///
-    /// A permit handed over by the time the deadline is seen wins over the timeout.
+    /// A permit handed over by the time the deadline is seen wins over the timeout. Polling it
+    /// again after it completed panics.
     ///
     /// # Examples
     ///
@@ -208,7 +232,7 @@ impl<'a, T: Timer> Future for EnterTimeout<'a, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let gate = this.acquire.gate;
-        poll_timed(this.acquire, this.sleep, cx).map_ok(|()| Permit::new(gate))
+        poll_timed(this.acquire, this.sleep, cx, "EnterTimeout").map_ok(|()| Permit::new(gate))
     }
 }
 
@@ -224,6 +248,8 @@ pin_project! {
     /// The future returned by [`Gate::enter_timeout_owned`] and [`Gate::enter_until_owned`]:
     /// resolves to an [`OwnedPermit`] once one is free, or to [`TooManyCalls`] at the
     /// deadline.
+    ///
+    /// Polling it again after it completed panics.
     ///
     /// # Examples
     ///
@@ -266,7 +292,7 @@ impl<T: Timer> Future for EnterTimeoutOwned<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let acquire = this.acquire;
-        match poll_timed(acquire, this.sleep, cx) {
+        match poll_timed(acquire, this.sleep, cx, "EnterTimeoutOwned") {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(OwnedPermit::new(Arc::clone(&acquire.gate)))),
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
             Poll::Pending => Poll::Pending,
@@ -288,8 +314,9 @@ fn poll_timed<G: Deref<Target = Gate>, S: Future<Output = ()>>(
     acquire: &mut Acquire<G>,
     sleep: Pin<&mut S>,
     cx: &mut Context<'_>,
+    name: &str,
 ) -> Poll<Result<(), TooManyCalls>> {
-    if let Poll::Ready(result) = acquire.poll(cx) {
+    if let Poll::Ready(result) = acquire.poll(cx, name) {
         return Poll::Ready(result);
     }
     match sleep.poll(cx) {

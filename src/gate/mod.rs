@@ -19,6 +19,38 @@
 //! [`stats`](Gate::stats) counts permits in use, waiters, admissions, rejections and the peak
 //! in use. With the `tracing` feature, every rejection also emits a `debug` event.
 //!
+//! # Interrupt safety
+//!
+//! Without `std`, the gate's lock is a [`critical-section`](https://docs.rs/critical-section)
+//! mutex, so code that interrupts a gate operation may use the same gate: it waits for the
+//! section to end (on a single core, the section masks interrupts) instead of spinning on a
+//! lock held by the code it interrupted. The target must provide the critical-section
+//! implementation, as every embassy application already does: for example `cortex-m`'s
+//! `critical-section-single-core` feature, or the implementation of your HAL or RTOS.
+//!
+//! Then these are safe from an interrupt handler or a higher-priority executor, whatever the
+//! interrupted code was doing with the same gate:
+//!
+//! - [`try_enter`](Gate::try_enter), [`limit`](Gate::limit): lock-free, never blocked.
+//! - dropping a [`Permit`]: lock-free while nobody waits; otherwise a short section that hands
+//!   the permit to the first waiter and then wakes it, from the handler (the executor's waker
+//!   must be interrupt-safe, as embassy's are).
+//! - [`stats`](Gate::stats) and [`set_limit`](Gate::set_limit): short sections (`set_limit`
+//!   raising the limit over `n` waiters grants them in one section of O(n)).
+//! - polling and dropping a waiting future ([`Enter`] and the others): short O(1) sections.
+//!
+//! Releasing a permit and dropping a waiter never allocate or free memory. Registering a
+//! waiter (the first `Pending` poll) may allocate, and frees the memory a drained storm of
+//! waiters left behind; `set_limit` allocates the list of waiters it wakes. From an interrupt
+//! these need an interrupt-safe allocator (`embedded-alloc`'s takes a critical section).
+//!
+//! No user code ever runs inside a section: wakers are woken and dropped after it ends. With
+//! `std`, the lock is `std::sync::Mutex`, which is not async-signal-safe: do not touch a gate
+//! from a Unix signal handler. `tests/isr.rs` checks all of this on the host, with a signal
+//! handler as the interrupt and a critical section that masks the signal: it drops permits
+//! while the interrupted thread registers, polls and cancels waiters, calls `try_enter` and
+//! reads `stats`, a hundred thousand times.
+//!
 //! # Examples
 //!
 //! ```
@@ -54,6 +86,7 @@ mod engine;
 mod future;
 #[cfg(feature = "alloc")]
 mod limit_jobs;
+mod queue;
 
 #[cfg(feature = "alloc")]
 pub use future::{Enter, EnterOwned, EnterTimeout, EnterTimeoutOwned};
@@ -92,9 +125,11 @@ use engine::Engine;
 ///
 /// # Cancel safety
 ///
-/// Every waiting future may be dropped at any time. A dropped waiter leaves the queue; if a
-/// permit had already been handed to it but it had not yet been polled to see it, that permit
-/// passes on to the next waiter (or back to the gate). No permit is lost or leaked.
+/// Every waiting future may be dropped at any time. A dropped waiter leaves the queue, in
+/// constant time wherever it stands in it (a storm of dropped waiters costs time linear in
+/// their number); if a permit had already been handed to it but it had not yet been polled to
+/// see it, that permit passes on to the next waiter (or back to the gate). No permit is lost
+/// or leaked.
 ///
 /// # Examples
 ///
@@ -637,9 +672,10 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// Shows the gate it belongs to: `Permit { gate: Gate { limit: 1, in_use: 1, waiting: 0, .. } }`.
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit").finish_non_exhaustive()
+        f.debug_struct("Permit").field("gate", self.gate).finish()
     }
 }
 
@@ -698,9 +734,12 @@ impl Drop for OwnedPermit {
 }
 
 #[cfg(feature = "alloc")]
+/// Shows the gate it belongs to, as [`Permit`]'s does.
 impl fmt::Debug for OwnedPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedPermit").finish_non_exhaustive()
+        f.debug_struct("OwnedPermit")
+            .field("gate", &*self.gate)
+            .finish()
     }
 }
 

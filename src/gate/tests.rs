@@ -586,3 +586,241 @@ fn wakers_are_woken_and_dropped_outside_the_lock() {
     drop((wa, wb)); // granted, never observed: the permits go back
     assert_eq!(gate.stats().in_use, 0);
 }
+
+/// Polls `fut` until `Ready` (it must be ready at once), then polls it once more.
+fn poll_twice<F: Future + Unpin>(mut fut: F) {
+    assert!(poll_noop(&mut fut).is_ready());
+    let _ = poll_noop(&mut fut);
+}
+
+#[test]
+#[should_panic(expected = "`Enter` polled after completion")]
+fn enter_panics_when_polled_after_completion() {
+    let gate = Gate::new(2);
+    poll_twice(gate.enter());
+}
+
+#[test]
+#[should_panic(expected = "`Enter` polled after completion")]
+fn enter_panics_when_polled_after_a_rejection() {
+    let gate = Gate::new(0);
+    poll_twice(gate.enter());
+}
+
+#[test]
+#[should_panic(expected = "`EnterOwned` polled after completion")]
+fn enter_owned_panics_when_polled_after_completion() {
+    let gate = Arc::new(Gate::new(2));
+    poll_twice(gate.enter_owned());
+}
+
+#[test]
+#[should_panic(expected = "`EnterTimeout` polled after completion")]
+fn enter_timeout_panics_when_polled_after_completion() {
+    let gate = Gate::new(2);
+    let timer = ManualTimer::new();
+    poll_twice(Box::pin(gate.enter_timeout(&timer, Duration::from_secs(1))));
+}
+
+#[test]
+#[should_panic(expected = "`EnterTimeout` polled after completion")]
+fn enter_timeout_panics_when_polled_after_timing_out() {
+    let gate = Gate::new(1);
+    let _held = gate.try_enter().unwrap();
+    let timer = ManualTimer::new();
+    poll_twice(Box::pin(gate.enter_until(&timer, Duration::ZERO)));
+}
+
+#[test]
+#[should_panic(expected = "`EnterTimeoutOwned` polled after completion")]
+fn enter_timeout_owned_panics_when_polled_after_completion() {
+    let gate = Arc::new(Gate::new(2));
+    let timer = ManualTimer::new();
+    poll_twice(Box::pin(
+        gate.enter_timeout_owned(&timer, Duration::from_secs(1)),
+    ));
+}
+
+/// The panic leaves the gate as it was: the one permit handed out, nothing taken twice.
+#[test]
+fn a_second_poll_after_completion_takes_no_second_permit() {
+    let gate = Gate::new(2);
+    let mut enter = gate.enter();
+    let Poll::Ready(Ok(permit)) = poll_noop(&mut enter) else {
+        panic!("a permit is free");
+    };
+    let again = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+        let _ = poll_noop(&mut enter);
+    }));
+    assert!(again.is_err());
+    assert_eq!(gate.stats().in_use, 1);
+    drop(permit);
+    assert_eq!(gate.stats().in_use, 0);
+}
+
+#[test]
+fn permits_show_their_gate_in_debug() {
+    let gate = Arc::new(Gate::new(2));
+    let permit = gate.try_enter().unwrap();
+    assert_eq!(
+        format!("{permit:?}"),
+        "Permit { gate: Gate { limit: 2, in_use: 1, waiting: 0, .. } }"
+    );
+    let owned = gate.try_enter_owned().unwrap();
+    assert_eq!(
+        format!("{owned:?}"),
+        "OwnedPermit { gate: Gate { limit: 2, in_use: 2, waiting: 0, .. } }"
+    );
+}
+
+/// A waiting future is a gate reference and a two-word slot: three words, cheap to move (the
+/// uncontended `enter` bench copies it into `now_or_never`).
+#[test]
+fn waiting_futures_stay_small() {
+    assert!(core::mem::size_of::<super::Enter<'_>>() <= 3 * core::mem::size_of::<usize>());
+}
+
+mod queue {
+    use alloc::sync::Arc;
+    use alloc::task::Wake;
+    use alloc::vec::Vec;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    use core::task::Waker;
+
+    use super::super::queue::WaitQueue;
+
+    /// A waker that remembers its number when woken.
+    struct Tag(usize, Arc<AtomicUsize>);
+
+    impl Wake for Tag {
+        fn wake(self: Arc<Self>) {
+            self.1.store(self.0, Ordering::SeqCst);
+        }
+    }
+
+    fn tagged(n: usize, cell: &Arc<AtomicUsize>) -> Waker {
+        Waker::from(Arc::new(Tag(n, Arc::clone(cell))))
+    }
+
+    #[test]
+    fn pops_in_arrival_order_around_removals_from_anywhere() {
+        let cell = Arc::new(AtomicUsize::new(usize::MAX));
+        let mut q = WaitQueue::new();
+        let tickets: Vec<_> = (0..6)
+            .map(|n| q.push_back(tagged(n, &cell)).unwrap())
+            .collect();
+        assert_eq!(q.len(), 6);
+        assert_eq!(q.front_id(), tickets[0].id);
+        // Remove the middle, the back and the front.
+        assert!(q.remove(tickets[3]).is_some());
+        assert!(q.remove(tickets[5]).is_some());
+        assert!(q.remove(tickets[0]).is_some());
+        assert_eq!(q.front_id(), tickets[1].id);
+        assert!(q.remove(tickets[3]).is_none(), "already removed");
+        let late = q.push_back(tagged(6, &cell)).unwrap();
+        let mut order = Vec::new();
+        while let Some(waker) = q.pop_front() {
+            waker.wake();
+            order.push(cell.load(Ordering::SeqCst));
+        }
+        assert_eq!(order, [1, 2, 4, 6]);
+        assert_eq!(q.front_id(), late.id + 1, "empty: the next id");
+    }
+
+    #[test]
+    fn a_ticket_whose_key_was_reused_is_not_mistaken_for_the_new_entry() {
+        let cell = Arc::new(AtomicUsize::new(usize::MAX));
+        let mut q = WaitQueue::new();
+        let old = q.push_back(tagged(0, &cell)).unwrap();
+        assert!(q.pop_front().is_some());
+        let new = q.push_back(tagged(1, &cell)).unwrap();
+        assert!(old.id < new.id);
+        assert!(q.remove(old).is_none(), "the key is reused, the id is not");
+        assert!(q.waker_mut(old).is_none());
+        assert!(q.waker_mut(new).is_some());
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn memory_follows_the_waiters_alive() {
+        let mut q = WaitQueue::new();
+        // Steady traffic of one waiter at a time reuses one entry.
+        for _ in 0..10_000 {
+            let t = q.push_back(Waker::noop().clone()).unwrap();
+            assert!(q.remove(t).is_some());
+        }
+        assert!(q.capacity() <= 4, "{}", q.capacity());
+        // A storm grows the store; once it drains, the memory goes back.
+        let storm: Vec<_> = (0..5_000)
+            .map(|_| q.push_back(Waker::noop().clone()).unwrap())
+            .collect();
+        assert!(q.capacity() >= 5_000);
+        for t in storm.into_iter().rev() {
+            assert!(q.remove(t).is_some());
+        }
+        assert_eq!(q.len(), 0);
+        // Removals never free (a release may run in an interrupt); the next registration does.
+        assert!(q.capacity() >= 5_000);
+        let t = q.push_back(Waker::noop().clone()).unwrap();
+        assert!(q.capacity() <= 4, "{}", q.capacity());
+        assert!(q.remove(t).is_some());
+    }
+
+    proptest::proptest! {
+        /// Against a model (a plain list of ids in arrival order): pops come from the front in
+        /// order, removals from anywhere, stale tickets are refused, and the front id splits
+        /// popped ids from waiting ones.
+        #[test]
+        fn behaves_like_a_fifo_with_removal(ops in proptest::collection::vec((0_u8..3, 0_usize..64), 0..300)) {
+            let mut q = WaitQueue::new();
+            let mut model: Vec<u64> = Vec::new();
+            let mut tickets = Vec::new();
+            let mut popped: Vec<u64> = Vec::new();
+            for (op, pick) in ops {
+                match op {
+                    0 => {
+                        let t = q.push_back(Waker::noop().clone()).unwrap();
+                        proptest::prop_assert!(model.last().is_none_or(|&last| t.id > last));
+                        model.push(t.id);
+                        tickets.push(t);
+                    }
+                    1 => {
+                        let got = q.pop_front().is_some();
+                        proptest::prop_assert_eq!(got, !model.is_empty());
+                        if got {
+                            popped.push(model.remove(0));
+                        }
+                    }
+                    _ if !tickets.is_empty() => {
+                        let t = tickets[pick % tickets.len()];
+                        let queued = model.iter().position(|&id| id == t.id);
+                        proptest::prop_assert_eq!(q.remove(t).is_some(), queued.is_some());
+                        if let Some(i) = queued {
+                            model.remove(i);
+                        }
+                    }
+                    _ => {}
+                }
+                proptest::prop_assert_eq!(q.len(), model.len());
+                let front = q.front_id();
+                proptest::prop_assert!(model.first().is_none_or(|&id| id == front));
+                proptest::prop_assert!(popped.iter().all(|&id| id < front));
+                proptest::prop_assert!(model.iter().all(|&id| id >= front));
+            }
+            // Popped in arrival order.
+            proptest::prop_assert!(popped.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+
+    #[test]
+    fn pop_front_n_takes_at_most_what_waits() {
+        let mut q = WaitQueue::new();
+        for _ in 0..3 {
+            q.push_back(Waker::noop().clone()).unwrap();
+        }
+        q.pop_front_n(2).wake_all();
+        assert_eq!(q.len(), 1);
+        q.pop_front_n(5).wake_all();
+        assert_eq!(q.len(), 0);
+    }
+}
