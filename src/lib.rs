@@ -15,6 +15,9 @@
 //!   per `period`, explicit `burst`) that rejects with a ready time or waits on any timer.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
+//! - `tower` (feature `tower`): [`GateLayer`](crate::tower::GateLayer) and
+//!   [`ThrottleLayer`](crate::tower::ThrottleLayer), tower middleware on any runtime, with
+//!   typed errors; with `axum`, `IntoResponse` for the refusals (503, 429 with `Retry-After`).
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -49,6 +52,8 @@
 //! | `embassy` | no | `EmbassyTimer` (no_std) |
 //! | `wasm` | no | `WasmTimer` (`wasm32-unknown-unknown`) |
 //! | `tracing` | no | events for retries, rejections and batch flushes |
+//! | `tower` | no | `dike::tower`: `GateLayer`, `ThrottleLayer` (tower-service + tower-layer only) |
+//! | `axum` | no | implies `tower`; `IntoResponse` for `TooManyCalls` (503), `RateLimited` (429 + `Retry-After`) and the layers' error (axum-core only) |
 //!
 //! With `--no-default-features --features alloc` dike builds for bare-metal targets such as
 //! `thumbv7em-none-eabihf`.
@@ -122,3 +127,6 @@ pub mod retry;
 mod sync;
 pub mod throttle;
 pub mod time;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
