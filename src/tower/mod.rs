@@ -37,6 +37,12 @@
 //! [`ThrottleLayer::shared`]) puts every service it wraps under that one limit: one limit across
 //! several routes, or between middleware and code that enters the gate directly.
 //!
+//! **In axum**, a `Router` builds the service of a handler route (and so calls each layer's
+//! `layer`) for every request until its state is given: on a router without
+//! `.with_state(..)`, a layer built from a number would give every *request* a limit of its
+//! own. End the router with `.with_state(state)` (`.with_state(())` without state), which
+//! builds each route once, or build the layer with `shared`.
+//!
 //! # Errors
 //!
 //! Every layer's error is [`Error<E>`], where `E` is the inner service's error: a refusal
