@@ -48,29 +48,34 @@ pin_project! {
     #[must_use = "futures do nothing unless you .await or poll them"]
     pub struct ResponseFuture<F> {
         #[pin]
-        future: Option<F>,
-        refusal: Option<Refusal>,
-        permit: Option<OwnedPermit>,
-        done: bool,
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        /// The inner service was called; the permit (gate only) is held until it completes.
+        Called { #[pin] future: F, permit: Option<OwnedPermit> },
+        /// The layer refused the request: the inner service was not called.
+        Refused { refusal: Refusal },
+        /// Completed: the inner future and the permit are dropped.
+        Done,
     }
 }
 
 impl<F> ResponseFuture<F> {
+    #[inline]
     pub(super) fn called(future: F, permit: Option<OwnedPermit>) -> Self {
         Self {
-            future: Some(future),
-            refusal: None,
-            permit,
-            done: false,
+            state: State::Called { future, permit },
         }
     }
 
+    #[inline]
     pub(super) fn refused(refusal: Refusal) -> Self {
         Self {
-            future: None,
-            refusal: Some(refusal),
-            permit: None,
-            done: false,
+            state: State::Refused { refusal },
         }
     }
 }
@@ -83,32 +88,32 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        assert!(!*this.done, "`ResponseFuture` polled after completion");
-        let output = match this.future.as_pin_mut() {
-            Some(future) => match future.poll(cx) {
+        let mut state = self.project().state;
+        let output = match state.as_mut().project() {
+            StateProj::Called { future, .. } => match future.poll(cx) {
                 Poll::Ready(result) => result.map_err(Error::Inner),
                 Poll::Pending => return Poll::Pending,
             },
-            None => match this.refusal.take() {
-                Some(refusal) => Err(refusal.into_error()),
-                None => unreachable!("a response future is either called or refused"),
-            },
+            StateProj::Refused { refusal } => Err(refusal.into_error()),
+            StateProj::Done => panic!("`ResponseFuture` polled after completion"),
         };
-        *this.done = true;
-        // Release the permit now: the request is over, even if this future is kept around.
-        drop(this.permit.take());
+        // Drops the inner future and releases the permit now: the request is over, even if
+        // this future is kept around.
+        state.set(State::Done);
         Poll::Ready(output)
     }
 }
 
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Called { permit, .. } if permit.is_some() => "called, holding a permit",
+            State::Called { .. } => "called",
+            State::Refused { .. } => "refused",
+            State::Done => "done",
+        };
         f.debug_struct("ResponseFuture")
-            .field("called", &self.future.is_some())
-            .field("refusal", &self.refusal)
-            .field("holds_permit", &self.permit.is_some())
-            .field("done", &self.done)
+            .field("state", &state)
             .finish_non_exhaustive()
     }
 }

@@ -403,10 +403,43 @@ where
     type Error = Error<S::Error>;
     type Future = ResponseFuture<S::Future>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The fast path: a permit free now.
+        if let State::Idle = self.state {
+            if let Ok(permit) = self.gate.try_enter_owned() {
+                self.state = State::Reserved(permit);
+                return self.inner.poll_ready(cx).map_err(Error::Inner);
+            }
+        }
+        self.poll_permit(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: R) -> Self::Future {
+        match core::mem::replace(&mut self.state, State::Idle) {
+            State::Reserved(permit) => {
+                ResponseFuture::called(self.inner.call(request), Some(permit))
+            }
+            State::Refused(refusal) => ResponseFuture::refused(Refusal::TooManyCalls(refusal)),
+            State::Idle | State::Waiting(_) => {
+                panic!("`GateService::call` without a `poll_ready` that returned `Ready(Ok(()))`")
+            }
+        }
+    }
+}
+
+impl<S, T: WaitTimer> GateService<S, T> {
+    /// `poll_ready` past the fast path: reserved already, refused, full, or waiting.
+    fn poll_permit<R>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error<S::Error>>>
+    where
+        S: Service<R>,
+    {
         loop {
             match &mut self.state {
-                State::Reserved(_) => return self.inner.poll_ready(cx).map_err(Error::Inner),
+                State::Reserved(_) => {
+                    return Service::<R>::poll_ready(&mut self.inner, cx).map_err(Error::Inner);
+                }
                 State::Idle | State::Refused(_) => match self.gate.try_enter_owned() {
                     Ok(permit) => self.state = State::Reserved(permit),
                     Err(refusal) => match self.mode {
@@ -428,16 +461,6 @@ where
                         return Poll::Ready(Ok(()));
                     }
                 },
-            }
-        }
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
-        match core::mem::replace(&mut self.state, State::Idle) {
-            State::Reserved(permit) => ResponseFuture::called(self.inner.call(request), Some(permit)),
-            State::Refused(refusal) => ResponseFuture::refused(Refusal::TooManyCalls(refusal)),
-            State::Idle | State::Waiting(_) => {
-                panic!("`GateService::call` without a `poll_ready` that returned `Ready(Ok(()))`")
             }
         }
     }

@@ -295,6 +295,7 @@ enum Refusal {
 }
 
 impl Refusal {
+    #[inline]
     fn into_error<E>(self) -> Error<E> {
         match self {
             Self::TooManyCalls(err) => Error::TooManyCalls(err),

@@ -338,14 +338,59 @@ where
     type Error = Error<S::Error>;
     type Future = ResponseFuture<S::Future>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The fast path: a slot free now.
+        if let State::Idle | State::Refused(_) = self.state {
+            match self.throttle.try_acquire(&self.timer) {
+                Ok(()) => {
+                    self.state = State::Admitted;
+                    return self.inner.poll_ready(cx).map_err(Error::Inner);
+                }
+                Err(refusal) if self.mode == Mode::Reject => {
+                    self.state = State::Refused(refusal);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(_) => {}
+            }
+        }
+        self.poll_slot(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: R) -> Self::Future {
+        match self.state {
+            State::Admitted => {
+                self.state = State::Idle;
+                ResponseFuture::called(self.inner.call(request), None)
+            }
+            State::Refused(refusal) => {
+                self.state = State::Idle;
+                ResponseFuture::refused(Refusal::RateLimited(refusal))
+            }
+            State::Idle | State::Sleeping(_) => panic!(
+                "`ThrottleService::call` without a `poll_ready` that returned `Ready(Ok(()))`"
+            ),
+        }
+    }
+}
+
+impl<S, T: Timer> ThrottleService<S, T> {
+    /// The slow path of `poll_ready`: sleep until the slot, check again.
+    #[cold]
+    fn poll_slot<R>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error<S::Error>>>
+    where
+        S: Service<R>,
+    {
         // Normally: check, sleep until the slot, check again. A sleep already over when
         // created (the clock moved on, or another caller took the slot we woke for) goes
         // round again; a timer whose sleeps complete before its clock reaches the deadline
         // breaks the `Timer` contract, and then we yield rather than spin.
         for _ in 0..3 {
             match &mut self.state {
-                State::Admitted => return self.inner.poll_ready(cx).map_err(Error::Inner),
+                State::Admitted => {
+                    return Service::<R>::poll_ready(&mut self.inner, cx).map_err(Error::Inner);
+                }
                 State::Sleeping(sleep) => {
                     if sleep.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
@@ -369,20 +414,10 @@ where
             }
         }
         if matches!(self.state, State::Admitted) {
-            return self.inner.poll_ready(cx).map_err(Error::Inner);
+            return Service::<R>::poll_ready(&mut self.inner, cx).map_err(Error::Inner);
         }
         cx.waker().wake_by_ref();
         Poll::Pending
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
-        match core::mem::replace(&mut self.state, State::Idle) {
-            State::Admitted => ResponseFuture::called(self.inner.call(request), None),
-            State::Refused(refusal) => ResponseFuture::refused(Refusal::RateLimited(refusal)),
-            State::Idle | State::Sleeping(_) => panic!(
-                "`ThrottleService::call` without a `poll_ready` that returned `Ready(Ok(()))`"
-            ),
-        }
     }
 }
 
