@@ -42,18 +42,27 @@ fn in_use(gate: &Gate) -> usize {
 #[test]
 fn gate_a_not_ready_inner_is_never_called_and_its_readiness_is_propagated() {
     let gate = Arc::new(Gate::new(4));
-    let (mut service, mut handle) = mock::spawn_layer::<&str, &str, _>(GateLayer::shared(gate.clone()));
+    let (mut service, mut handle) =
+        mock::spawn_layer::<&str, &str, _>(GateLayer::shared(gate.clone()));
     handle.allow(0);
 
     // The permit is reserved first, then the inner's Pending is propagated.
     assert!(service.poll_ready().is_pending());
-    assert_eq!(in_use(&gate), 1, "the permit is held while the inner is not ready");
+    assert_eq!(
+        in_use(&gate),
+        1,
+        "the permit is held while the inner is not ready"
+    );
     assert!(!service.is_woken());
 
     handle.allow(1);
     assert!(service.is_woken(), "the inner's wake-up reaches the caller");
     assert!(service.poll_ready().is_ready());
-    assert_eq!(in_use(&gate), 1, "polling again does not take a second permit");
+    assert_eq!(
+        in_use(&gate),
+        1,
+        "polling again does not take a second permit"
+    );
 
     let mut response = service.call("hello");
     let (request, send) = next_request(&mut handle).expect("sent at call");
@@ -72,21 +81,32 @@ fn gate_wait_mode_is_backpressure_in_poll_ready() {
 
     assert!(first.poll_ready().is_ready());
     let mut response = first.call(1);
-    assert!(second.poll_ready().is_pending(), "the only permit is in the response future");
+    assert!(
+        second.poll_ready().is_pending(),
+        "the only permit is in the response future"
+    );
     assert_eq!(gate.stats().waiting, 1);
 
     let (_, send) = next_request(&mut handle).unwrap();
     send.send_response(10);
     assert!(!second.is_woken());
     assert!(matches!(poll_once(&mut response), Poll::Ready(Ok(10))));
-    assert!(second.is_woken(), "the permit was handed to the waiting service");
+    assert!(
+        second.is_woken(),
+        "the permit was handed to the waiting service"
+    );
     assert!(second.poll_ready().is_ready());
     let mut response = second.call(2);
     let (request, send) = next_request(&mut handle).unwrap();
     assert_eq!(request, 2);
     send.send_response(20);
     assert!(matches!(poll_once(&mut response), Poll::Ready(Ok(20))));
-    assert_eq!((gate.stats().in_use, gate.stats().admitted), (0, 2));
+    let stats = gate.stats();
+    assert_eq!(
+        (stats.in_use, stats.admitted, stats.rejected),
+        (0, 2, 0),
+        "waiting is no rejection"
+    );
 }
 
 #[test]
@@ -128,7 +148,8 @@ fn gate_permit_released_when_a_ready_service_is_dropped_without_a_call() {
     assert_eq!(in_use(&gate), 0);
 
     // The same when the inner was not ready yet (the permit was held meanwhile).
-    let (mut service, mut handle) = mock::spawn_layer::<u32, u32, _>(GateLayer::shared(gate.clone()));
+    let (mut service, mut handle) =
+        mock::spawn_layer::<u32, u32, _>(GateLayer::shared(gate.clone()));
     handle.allow(0);
     assert!(service.poll_ready().is_pending());
     assert_eq!(in_use(&gate), 1);
@@ -143,7 +164,10 @@ fn gate_a_clone_of_a_ready_service_starts_without_a_permit() {
     let gate = service.get_ref().gate().clone();
     let mut clone = Spawn::new(service.get_ref().clone());
     assert_eq!(in_use(&gate), 1, "cloning did not duplicate the permit");
-    assert!(clone.poll_ready().is_pending(), "the clone shares the limit of 1");
+    assert!(
+        clone.poll_ready().is_pending(),
+        "the clone shares the limit of 1"
+    );
     drop(service);
     assert!(clone.is_woken());
     assert!(clone.poll_ready().is_ready());
@@ -220,7 +244,10 @@ fn gate_reject_mode_fails_the_next_call_at_once_without_calling_the_inner() {
     assert!(first.poll_ready().is_ready());
     let response = first.call(1);
 
-    assert!(second.poll_ready().is_ready(), "reject mode never waits for the gate");
+    assert!(
+        second.poll_ready().is_ready(),
+        "reject mode never waits for the gate"
+    );
     let mut refused = second.call(2);
     match poll_once(&mut refused) {
         Poll::Ready(Err(Error::TooManyCalls(err))) => {
@@ -231,7 +258,10 @@ fn gate_reject_mode_fails_the_next_call_at_once_without_calling_the_inner() {
     }
     let (request, _send) = next_request(&mut handle).unwrap();
     assert_eq!(request, 1);
-    assert!(next_request(&mut handle).is_none(), "the refused request never reached the inner");
+    assert!(
+        next_request(&mut handle).is_none(),
+        "the refused request never reached the inner"
+    );
     assert_eq!(gate.stats().rejected, 1);
 
     // poll_ready decides afresh: once the permit is back, the same service goes through.
@@ -246,7 +276,10 @@ fn gate_reject_mode_fails_the_next_call_at_once_without_calling_the_inner() {
 fn gate_reject_mode_still_propagates_the_inner_readiness() {
     let (mut service, mut handle) = mock::spawn_layer::<u32, u32, _>(GateLayer::new(1).reject());
     handle.allow(0);
-    assert!(service.poll_ready().is_pending(), "the gate had room; the inner is not ready");
+    assert!(
+        service.poll_ready().is_pending(),
+        "the gate had room; the inner is not ready"
+    );
     handle.allow(1);
     assert!(service.poll_ready().is_ready());
 }
@@ -268,7 +301,12 @@ fn gate_timeout_mode_refuses_at_the_deadline() {
     timer.advance(Duration::from_millis(1));
     assert!(second.is_woken());
     assert!(second.poll_ready().is_ready(), "ready, to fail at once");
-    assert_eq!(gate.stats().waiting, 0, "the timed-out waiter left the queue");
+    assert_eq!(
+        gate.stats().waiting,
+        0,
+        "the timed-out waiter left the queue"
+    );
+    assert_eq!(gate.stats().rejected, 1, "counted once, as timed out");
     match poll_once(&mut second.call(2)) {
         Poll::Ready(Err(Error::TooManyCalls(err))) => {
             assert_eq!(err.kind(), TooManyCallsKind::TimedOut)
@@ -300,7 +338,11 @@ fn gate_timeout_mode_admits_when_freed_before_the_deadline() {
     assert_eq!(request, 2);
     send.send_response(20);
     assert!(matches!(poll_once(&mut response), Poll::Ready(Ok(20))));
-    assert_eq!(timer.sleepers(), 0, "the deadline's sleep was dropped with the wait");
+    assert_eq!(
+        timer.sleepers(),
+        0,
+        "the deadline's sleep was dropped with the wait"
+    );
 }
 
 #[test]
@@ -344,7 +386,10 @@ fn gate_shared_arc_limits_two_services_together() {
 
     assert!(predict.poll_ready().is_ready());
     let mut response = predict.call(1);
-    assert!(batch.poll_ready().is_pending(), "the other route waits on the same gate");
+    assert!(
+        batch.poll_ready().is_pending(),
+        "the other route waits on the same gate"
+    );
     assert!(gate.try_enter().is_err(), "and so does plain code");
 
     let (_, send) = next_request(&mut hp).unwrap();
@@ -352,7 +397,7 @@ fn gate_shared_arc_limits_two_services_together() {
     assert!(matches!(poll_once(&mut response), Poll::Ready(Ok(1))));
     assert!(batch.is_woken());
     assert!(batch.poll_ready().is_ready());
-    let _ = batch.call(2);
+    drop(batch.call(2));
     assert_eq!(next_request(&mut hb).unwrap().0, 2);
     assert_eq!(gate.stats().admitted, 2);
 }
@@ -393,13 +438,18 @@ fn throttle_wait_mode_sleeps_until_the_next_slot() {
 #[test]
 fn throttle_reject_mode_fails_the_next_call_with_a_retry_after() {
     let timer = ManualTimer::new();
-    let layer = ThrottleLayer::new(Quota::per_second(4), timer.clone()).unwrap().reject();
+    let layer = ThrottleLayer::new(Quota::per_second(4), timer.clone())
+        .unwrap()
+        .reject();
     let (mut service, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
 
     assert!(service.poll_ready().is_ready());
     let _first = service.call(1);
     timer.advance(Duration::from_millis(100));
-    assert!(service.poll_ready().is_ready(), "reject mode never waits for the throttle");
+    assert!(
+        service.poll_ready().is_ready(),
+        "reject mode never waits for the throttle"
+    );
     let err = match poll_once(&mut service.call(2)) {
         Poll::Ready(Err(err)) => err,
         other => panic!("{other:?}"),
@@ -407,7 +457,10 @@ fn throttle_reject_mode_fails_the_next_call_with_a_retry_after() {
     assert!(matches!(err, Error::RateLimited(_)));
     assert_eq!(err.retry_after(), Some(Duration::from_millis(150)));
     assert_eq!(next_request(&mut handle).unwrap().0, 1);
-    assert!(next_request(&mut handle).is_none(), "the refused request never reached the inner");
+    assert!(
+        next_request(&mut handle).is_none(),
+        "the refused request never reached the inner"
+    );
 
     timer.advance(Duration::from_millis(150));
     assert!(service.poll_ready().is_ready());
@@ -424,7 +477,10 @@ fn throttle_takes_the_slot_before_polling_a_not_ready_inner() {
     handle.allow(0);
 
     assert!(service.poll_ready().is_pending(), "the inner is not ready");
-    assert!(throttle.try_acquire(&timer).is_err(), "the slot belongs to the next call");
+    assert!(
+        throttle.try_acquire(&timer).is_err(),
+        "the slot belongs to the next call"
+    );
     assert!(service.poll_ready().is_pending());
     handle.allow(1);
     assert!(service.poll_ready().is_ready());
@@ -445,7 +501,10 @@ fn throttle_a_dropped_waiting_service_spends_nothing() {
     drop(second);
     assert_eq!(timer.sleepers(), 0, "its sleep went with it");
     timer.advance(Duration::from_secs(1));
-    assert!(throttle.try_acquire(&timer).is_ok(), "the next slot is still free");
+    assert!(
+        throttle.try_acquire(&timer).is_ok(),
+        "the next slot is still free"
+    );
 }
 
 #[test]
@@ -459,10 +518,13 @@ fn throttle_shared_across_two_services_and_a_clone_starts_without_a_slot() {
     assert!(a.poll_ready().is_ready());
     let mut clone = Spawn::new(a.get_ref().clone());
     assert!(b.poll_ready().is_ready());
-    let _ = b.call(1); // the second unit of the burst
+    drop(b.call(1)); // the second unit of the burst
     assert!(clone.poll_ready().is_ready());
     assert!(
-        matches!(poll_once(&mut clone.call(2)), Poll::Ready(Err(Error::RateLimited(_)))),
+        matches!(
+            poll_once(&mut clone.call(2)),
+            Poll::Ready(Err(Error::RateLimited(_)))
+        ),
         "the clone did not inherit a's slot, and the burst of 2 is spent"
     );
 }
@@ -482,12 +544,19 @@ fn stacked_errors_nest_and_flatten() {
     let gate = Arc::new(Gate::new(1));
     let mut service = ServiceBuilder::new()
         .layer(GateLayer::shared(gate.clone()).reject())
-        .layer(ThrottleLayer::new(Quota::per_second(1), timer.clone()).unwrap().reject())
+        .layer(
+            ThrottleLayer::new(Quota::per_second(1), timer.clone())
+                .unwrap()
+                .reject(),
+        )
         .service(service_fn(|n: u32| async move {
             if n == 0 { Err("zero") } else { Ok(n) }
         }));
     let ready = |service: &mut _| -> bool {
-        poll_once(&mut std::future::poll_fn(|cx| Service::<u32>::poll_ready(service, cx))).is_ready()
+        poll_once(&mut std::future::poll_fn(|cx| {
+            Service::<u32>::poll_ready(service, cx)
+        }))
+        .is_ready()
     };
 
     assert!(ready(&mut service));
@@ -502,7 +571,10 @@ fn stacked_errors_nest_and_flatten() {
     let _held = gate.try_enter().unwrap();
     assert!(ready(&mut service));
     let result = service.call(1).now_or_never().unwrap();
-    assert!(matches!(result.unwrap_err().flatten(), Error::TooManyCalls(_)));
+    assert!(matches!(
+        result.unwrap_err().flatten(),
+        Error::TooManyCalls(_)
+    ));
 }
 
 // ----------------------------------------------------------------------------------------
@@ -541,7 +613,10 @@ fn the_stack_runs_on_smol_with_waiting_gate_and_throttle() {
     assert_eq!(results, (0..10).map(|n| n * 10).collect::<Vec<_>>());
     assert!(peak.load(Ordering::SeqCst) <= 2, "the gate held");
     // 10 starts at 200/s with a burst of 2: the last starts at least 8 intervals in.
-    assert!(elapsed >= Duration::from_millis(40), "the throttle held: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(40),
+        "the throttle held: {elapsed:?}"
+    );
     assert_eq!(service.gate().stats().in_use, 0);
 }
 
@@ -551,7 +626,11 @@ fn the_reject_stack_runs_on_smol_tasks() {
     let gate = Arc::new(Gate::new(1));
     let service = ServiceBuilder::new()
         .layer(GateLayer::shared(gate.clone()).reject())
-        .layer(ThrottleLayer::new(Quota::per_second(1000), timer).unwrap().reject())
+        .layer(
+            ThrottleLayer::new(Quota::per_second(1000), timer)
+                .unwrap()
+                .reject(),
+        )
         .service(service_fn(|n: u32| async move {
             async_io::Timer::after(Duration::from_millis(20)).await;
             Ok::<_, Infallible>(n)
@@ -564,7 +643,10 @@ fn the_reject_stack_runs_on_smol_tasks() {
             async_io::Timer::after(Duration::from_millis(1)).await;
         }
         let shed = service.clone().oneshot(2).await;
-        assert!(matches!(shed.map_err(Error::flatten), Err(Error::TooManyCalls(_))));
+        assert!(matches!(
+            shed.map_err(Error::flatten),
+            Err(Error::TooManyCalls(_))
+        ));
         assert_eq!(slow.await.unwrap(), 1);
         async_io::Timer::after(Duration::from_millis(2)).await;
         assert_eq!(service.oneshot(3).await.unwrap(), 3);
@@ -586,7 +668,9 @@ mod axum_responses {
     use axum::routing::get;
 
     async fn body(response: axum::response::Response) -> String {
-        let bytes = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
@@ -597,11 +681,19 @@ mod axum_responses {
     #[test]
     fn too_many_calls_is_503_for_every_kind() {
         smol::block_on(async {
-            for kind in [TooManyCallsKind::Full, TooManyCallsKind::QueueFull, TooManyCallsKind::TimedOut] {
+            for kind in [
+                TooManyCallsKind::Full,
+                TooManyCallsKind::QueueFull,
+                TooManyCallsKind::TimedOut,
+            ] {
                 let response = TooManyCalls::new(3, kind).into_response();
                 assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
                 assert!(response.headers().get("retry-after").is_none());
-                assert!(body(response).await.starts_with("too many calls: limit of 3"));
+                assert!(
+                    body(response)
+                        .await
+                        .starts_with("too many calls: limit of 3")
+                );
             }
         });
     }
@@ -610,10 +702,13 @@ mod axum_responses {
     fn rate_limited_is_429_with_retry_after_rounded_up() {
         let timer = ManualTimer::new();
         let cases = [
-            (Quota::per_second(4), "1"),                                       // 250 ms
-            (Quota::per_second(1), "1"),                                       // 1 s exactly
-            (Quota::per_minute(40), "2"),                                      // 1.5 s
-            (Quota::per_second(1).with_period(Duration::from_millis(1)), "1"), // 1 ms
+            (Quota::per_second(4), "1"),  // 250 ms
+            (Quota::per_second(1), "1"),  // 1 s exactly
+            (Quota::per_minute(40), "2"), // 1.5 s
+            (
+                Quota::per_second(1).with_period(Duration::from_millis(1)),
+                "1",
+            ), // 1 ms
         ];
         smol::block_on(async {
             for (quota, expected) in cases {
@@ -634,7 +729,8 @@ mod axum_responses {
         assert_eq!(refused.into_response().status(), 503);
         let inner: Error<(StatusCode, &str)> = Error::Inner((StatusCode::IM_A_TEAPOT, "tea"));
         assert_eq!(inner.into_response().status(), 418);
-        let nested: Error<Error<Infallible>> = Error::Inner(TooManyCalls::new(1, TooManyCallsKind::Full).into());
+        let nested: Error<Error<Infallible>> =
+            Error::Inner(TooManyCalls::new(1, TooManyCallsKind::Full).into());
         assert_eq!(nested.into_response().status(), 503);
     }
 
@@ -645,7 +741,9 @@ mod axum_responses {
             Ok("ok")
         }
         let gate = Arc::new(Gate::new(1));
-        let app = Router::new().route("/", get(handler)).with_state(gate.clone());
+        let app = Router::new()
+            .route("/", get(handler))
+            .with_state(gate.clone());
 
         smol::block_on(async {
             let response = app.clone().oneshot(get_request("/")).await.unwrap();
@@ -664,9 +762,15 @@ mod axum_responses {
             .route("/predict", get(|| async { "predicted" }))
             .layer(
                 ServiceBuilder::new()
-                    .layer(HandleErrorLayer::new(|err: Error<Error<Infallible>>| async move { err }))
+                    .layer(HandleErrorLayer::new(
+                        |err: Error<Error<Infallible>>| async move { err },
+                    ))
                     .layer(GateLayer::shared(gate.clone()).reject())
-                    .layer(ThrottleLayer::new(Quota::per_second(2), timer.clone()).unwrap().reject()),
+                    .layer(
+                        ThrottleLayer::new(Quota::per_second(2), timer.clone())
+                            .unwrap()
+                            .reject(),
+                    ),
             )
             // Builds the handler's route (and so the layers) once: without it axum builds a
             // handler's route per request, and a layer built from a number would count each
@@ -697,6 +801,11 @@ fn public_futures_and_services_are_send() {
     let mut service = gate.layer(service_fn(|n: u32| async move { Ok::<_, ()>(n) }));
     send(&service);
     let mut ready = pin!(std::future::poll_fn(|cx| service.poll_ready(cx)));
-    assert!(ready.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_ready());
+    assert!(
+        ready
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    );
     send(&service.call(1));
 }

@@ -92,6 +92,5 @@ impl<E: IntoResponse> IntoResponse for Error<E> {
 
 /// `d` in whole seconds, rounded up, saturating.
 pub(super) fn whole_seconds_up(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_add(u64::from(d.subsec_nanos() > 0))
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }

@@ -215,6 +215,7 @@ impl<S, T: WaitTimer> Layer<S> for GateLayer<T> {
             timer: self.timer.clone(),
             timeout: self.timeout,
             state: State::Idle,
+            wait: None,
         }
     }
 }
@@ -257,27 +258,92 @@ impl<T: Timer> WaitTimer for T {}
 mod sealed {
     use super::*;
 
+    /// Where a waiting entry lives between polls: one allocation per service, reused for
+    /// every wait and emptied as soon as the wait completes.
+    pub(crate) type WaitSlot<W> = Option<Pin<Box<Option<W>>>>;
+
     /// How a [`GateService`] waits for a permit.
     #[allow(unreachable_pub)] // sealed: nameable only inside the crate
     pub trait Sealed: Clone {
         /// The waiting future.
         type Wait: Future<Output = Result<OwnedPermit, TooManyCalls>>;
-        /// Starts waiting for a permit of `gate`, for at most `timeout`.
-        fn wait(&self, gate: &Arc<Gate>, timeout: Duration) -> Self::Wait;
+
+        /// Enters `gate` waiting up to `timeout`: polls the entry once and, when it must wait,
+        /// leaves it in `slot` for [`poll_wait`].
+        fn start(
+            &self,
+            gate: &Arc<Gate>,
+            timeout: Duration,
+            slot: &mut WaitSlot<Self::Wait>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<OwnedPermit, TooManyCalls>>;
     }
 
     impl Sealed for () {
         type Wait = EnterOwned;
-        fn wait(&self, gate: &Arc<Gate>, _timeout: Duration) -> EnterOwned {
-            gate.enter_owned()
+
+        #[inline]
+        fn start(
+            &self,
+            gate: &Arc<Gate>,
+            _timeout: Duration,
+            slot: &mut WaitSlot<EnterOwned>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<OwnedPermit, TooManyCalls>> {
+            // `EnterOwned` is `Unpin`: poll it in place, and box it only if it must wait.
+            let mut enter = gate.enter_owned();
+            let poll = Pin::new(&mut enter).poll(cx);
+            if poll.is_pending() {
+                put(slot, enter);
+            }
+            poll
         }
     }
 
     impl<T: Timer> Sealed for T {
         type Wait = EnterTimeoutOwned<T>;
-        fn wait(&self, gate: &Arc<Gate>, timeout: Duration) -> EnterTimeoutOwned<T> {
-            gate.enter_timeout_owned(self, timeout)
+
+        fn start(
+            &self,
+            gate: &Arc<Gate>,
+            timeout: Duration,
+            slot: &mut WaitSlot<EnterTimeoutOwned<T>>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<OwnedPermit, TooManyCalls>> {
+            // A timer's sleep may be `!Unpin`: the entry is pinned in the slot from the start.
+            put(slot, gate.enter_timeout_owned(self, timeout));
+            poll_wait(slot, cx)
         }
+    }
+
+    /// Puts `wait` in `slot`, reusing its allocation.
+    fn put<W>(slot: &mut WaitSlot<W>, wait: W) {
+        match slot {
+            Some(boxed) => boxed.as_mut().set(Some(wait)),
+            None => *slot = Some(Box::pin(Some(wait))),
+        }
+    }
+
+    /// Polls the wait in `slot`; empties the slot (dropping the entry and its sleep) once it
+    /// completes.
+    pub(crate) fn poll_wait<W>(
+        slot: &mut WaitSlot<W>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<OwnedPermit, TooManyCalls>>
+    where
+        W: Future<Output = Result<OwnedPermit, TooManyCalls>>,
+    {
+        let Some(boxed) = slot else {
+            unreachable!("a waiting service has its wait in its slot")
+        };
+        let Some(wait) = boxed.as_mut().as_pin_mut() else {
+            unreachable!("a waiting service has its wait in its slot")
+        };
+        let poll = wait.poll(cx);
+        if poll.is_ready() {
+            boxed.as_mut().set(None);
+        }
+        poll
     }
 }
 
@@ -316,14 +382,15 @@ pub struct GateService<S, T: WaitTimer = ()> {
     mode: Mode,
     timer: T,
     timeout: Duration,
-    state: State<T>,
+    state: State,
+    wait: sealed::WaitSlot<<T as sealed::Sealed>::Wait>,
 }
 
-enum State<T: WaitTimer> {
+enum State {
     /// No permit, not waiting.
     Idle,
-    /// Waiting for a permit (wait mode).
-    Waiting(Pin<Box<<T as sealed::Sealed>::Wait>>),
+    /// Waiting for a permit (wait mode); the wait is in the service's `wait` slot.
+    Waiting,
     /// A permit is reserved for the next call.
     Reserved(OwnedPermit),
     /// The next call fails with this.
@@ -405,14 +472,33 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // The fast path: a permit free now.
-        if let State::Idle = self.state {
-            if let Ok(permit) = self.gate.try_enter_owned() {
+        let entered = match self.state {
+            State::Reserved(_) => return self.inner.poll_ready(cx).map_err(Error::Inner),
+            // Decide afresh: the gate may have room now.
+            State::Idle | State::Refused(_) => match self.mode {
+                Mode::Reject => Poll::Ready(self.gate.try_enter_owned()),
+                Mode::Wait => {
+                    sealed::Sealed::start(&self.timer, &self.gate, self.timeout, &mut self.wait, cx)
+                }
+            },
+            State::Waiting => sealed::poll_wait(&mut self.wait, cx),
+        };
+        match entered {
+            Poll::Ready(Ok(permit)) => {
                 self.state = State::Reserved(permit);
-                return self.inner.poll_ready(cx).map_err(Error::Inner);
+                self.inner.poll_ready(cx).map_err(Error::Inner)
+            }
+            Poll::Ready(Err(refusal)) => {
+                // Ready, so that the next call fails at once (a failed `poll_ready` would
+                // mean a broken service).
+                self.state = State::Refused(refusal);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                self.state = State::Waiting;
+                Poll::Pending
             }
         }
-        self.poll_permit(cx)
     }
 
     #[inline]
@@ -422,45 +508,8 @@ where
                 ResponseFuture::called(self.inner.call(request), Some(permit))
             }
             State::Refused(refusal) => ResponseFuture::refused(Refusal::TooManyCalls(refusal)),
-            State::Idle | State::Waiting(_) => {
+            State::Idle | State::Waiting => {
                 panic!("`GateService::call` without a `poll_ready` that returned `Ready(Ok(()))`")
-            }
-        }
-    }
-}
-
-impl<S, T: WaitTimer> GateService<S, T> {
-    /// `poll_ready` past the fast path: reserved already, refused, full, or waiting.
-    fn poll_permit<R>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error<S::Error>>>
-    where
-        S: Service<R>,
-    {
-        loop {
-            match &mut self.state {
-                State::Reserved(_) => {
-                    return Service::<R>::poll_ready(&mut self.inner, cx).map_err(Error::Inner);
-                }
-                State::Idle | State::Refused(_) => match self.gate.try_enter_owned() {
-                    Ok(permit) => self.state = State::Reserved(permit),
-                    Err(refusal) => match self.mode {
-                        Mode::Reject => {
-                            self.state = State::Refused(refusal);
-                            return Poll::Ready(Ok(()));
-                        }
-                        Mode::Wait => {
-                            let wait = sealed::Sealed::wait(&self.timer, &self.gate, self.timeout);
-                            self.state = State::Waiting(Box::pin(wait));
-                        }
-                    },
-                },
-                State::Waiting(wait) => match wait.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(permit)) => self.state = State::Reserved(permit),
-                    Poll::Ready(Err(refusal)) => {
-                        self.state = State::Refused(refusal);
-                        return Poll::Ready(Ok(()));
-                    }
-                },
             }
         }
     }
@@ -476,6 +525,7 @@ impl<S: Clone, T: WaitTimer> Clone for GateService<S, T> {
             timer: self.timer.clone(),
             timeout: self.timeout,
             state: State::Idle,
+            wait: None,
         }
     }
 }
@@ -484,7 +534,7 @@ impl<S: fmt::Debug, T: WaitTimer> fmt::Debug for GateService<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Idle => "idle",
-            State::Waiting(_) => "waiting",
+            State::Waiting => "waiting",
             State::Reserved(_) => "reserved",
             State::Refused(_) => "refused",
         };

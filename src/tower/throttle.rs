@@ -340,21 +340,39 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // The fast path: a slot free now.
-        if let State::Idle | State::Refused(_) = self.state {
+        // Normally: check, sleep until the slot, check again. A sleep already over when
+        // created (the clock moved on, or another caller took the slot we woke for) goes
+        // round again; a timer whose sleeps complete before its clock reaches the deadline
+        // breaks the `Timer` contract, and then we yield rather than spin.
+        for _ in 0..3 {
+            match &mut self.state {
+                State::Admitted => return self.inner.poll_ready(cx).map_err(Error::Inner),
+                State::Sleeping(sleep) => {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+                // Decide afresh: the quota may have room now.
+                State::Idle | State::Refused(_) => {}
+            }
             match self.throttle.try_acquire(&self.timer) {
-                Ok(()) => {
-                    self.state = State::Admitted;
-                    return self.inner.poll_ready(cx).map_err(Error::Inner);
-                }
-                Err(refusal) if self.mode == Mode::Reject => {
-                    self.state = State::Refused(refusal);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(_) => {}
+                Ok(()) => self.state = State::Admitted,
+                Err(refusal) => match self.mode {
+                    Mode::Reject => {
+                        // Ready, so that the next call fails at once (a failed `poll_ready`
+                        // would mean a broken service).
+                        self.state = State::Refused(refusal);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Mode::Wait => self.sleep_until(refusal),
+                },
             }
         }
-        self.poll_slot(cx)
+        if let State::Admitted = self.state {
+            return self.inner.poll_ready(cx).map_err(Error::Inner);
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     #[inline]
@@ -376,48 +394,14 @@ where
 }
 
 impl<S, T: Timer> ThrottleService<S, T> {
-    /// The slow path of `poll_ready`: sleep until the slot, check again.
+    /// Sleeps until the refused request would be admitted, reusing the sleep's allocation.
     #[cold]
-    fn poll_slot<R>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error<S::Error>>>
-    where
-        S: Service<R>,
-    {
-        // Normally: check, sleep until the slot, check again. A sleep already over when
-        // created (the clock moved on, or another caller took the slot we woke for) goes
-        // round again; a timer whose sleeps complete before its clock reaches the deadline
-        // breaks the `Timer` contract, and then we yield rather than spin.
-        for _ in 0..3 {
-            match &mut self.state {
-                State::Admitted => {
-                    return Service::<R>::poll_ready(&mut self.inner, cx).map_err(Error::Inner);
-                }
-                State::Sleeping(sleep) => {
-                    if sleep.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    self.state = State::Idle;
-                }
-                State::Idle | State::Refused(_) => {}
-            }
-            match self.throttle.try_acquire(&self.timer) {
-                Ok(()) => self.state = State::Admitted,
-                Err(refusal) => match self.mode {
-                    Mode::Reject => {
-                        self.state = State::Refused(refusal);
-                        return Poll::Ready(Ok(()));
-                    }
-                    Mode::Wait => {
-                        let sleep = self.timer.sleep_until(refusal.ready_at());
-                        self.state = State::Sleeping(Box::pin(sleep));
-                    }
-                },
-            }
+    fn sleep_until(&mut self, refusal: RateLimited) {
+        let sleep = self.timer.sleep_until(refusal.ready_at());
+        match &mut self.state {
+            State::Sleeping(boxed) => boxed.as_mut().set(sleep),
+            _ => self.state = State::Sleeping(Box::pin(sleep)),
         }
-        if matches!(self.state, State::Admitted) {
-            return Service::<R>::poll_ready(&mut self.inner, cx).map_err(Error::Inner);
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }
 
