@@ -55,8 +55,8 @@
 //! so where a stack demands `BoxError` it converts with `?`/`Into` and downcasts back to
 //! `Error<E>`.
 //!
-//! With the `axum` feature, [`TooManyCalls`](crate::error::TooManyCalls) answers 503,
-//! [`RateLimited`](crate::throttle::RateLimited) 429 with a `Retry-After` header (whole seconds,
+//! With the `axum` feature, [`TooManyCalls`] answers 503,
+//! [`RateLimited`] 429 with a `Retry-After` header (whole seconds,
 //! rounded up), and `Error<E>` either of those or `E`'s own response, so `?` in a handler or an
 //! axum `HandleErrorLayer` needs no mapping code.
 //!
