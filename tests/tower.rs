@@ -809,3 +809,167 @@ fn public_futures_and_services_are_send() {
     );
     send(&service.call(1));
 }
+
+// ----------------------------------------------------------------------------------------
+// Wake-ups, a misbehaving timer, and a stress run on a multi-threaded runtime
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn gate_a_waiting_service_is_woken_once_per_hand_off() {
+    let layer = GateLayer::new(1);
+    let mut first = layer.layer(service_fn(|n: u32| async move { Ok::<_, ()>(n) }));
+    let mut second = first.clone();
+    let counter = Arc::new(CountingWaker::default());
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+
+    assert!(first.poll_ready(&mut cx).is_ready());
+    let response = first.call(1);
+    assert!(second.poll_ready(&mut cx).is_pending());
+    assert!(
+        second.poll_ready(&mut cx).is_pending(),
+        "polling again keeps its place"
+    );
+    assert_eq!(first.gate().stats().waiting, 1);
+    assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+    drop(response);
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        1,
+        "one wake-up, for the hand-off"
+    );
+    assert!(second.poll_ready(&mut cx).is_ready());
+}
+
+#[test]
+fn throttle_a_timer_whose_sleeps_end_early_makes_it_yield_not_spin() {
+    // A broken timer: the clock never moves and every sleep is over at once.
+    let broken = dike::time::timer_fn(|| Duration::ZERO, |_| std::future::ready(()));
+    let layer = ThrottleLayer::new(Quota::per_second(1), broken).unwrap();
+    let mut service = layer.layer(service_fn(|n: u32| async move { Ok::<_, ()>(n) }));
+    let counter = Arc::new(CountingWaker::default());
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+
+    assert!(service.poll_ready(&mut cx).is_ready());
+    drop(service.call(1));
+    assert!(
+        service.poll_ready(&mut cx).is_pending(),
+        "returns instead of looping"
+    );
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        1,
+        "and asks to be polled again"
+    );
+}
+
+#[test]
+fn stress_on_a_multi_threaded_runtime_loses_and_leaks_nothing() {
+    const LIMIT: usize = 4;
+    const TASKS: usize = 32;
+    const ROUNDS: usize = 200;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let completed = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let (in_flight, peak, completed) = (in_flight.clone(), peak.clone(), completed.clone());
+        GateLayer::new(LIMIT).layer(service_fn(move |n: usize| {
+            let (in_flight, peak, completed) = (in_flight.clone(), peak.clone(), completed.clone());
+            async move {
+                /// Leaves the count when the call ends, completed or dropped.
+                struct InFlight(Arc<AtomicUsize>);
+                impl Drop for InFlight {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                let _in_flight = InFlight(in_flight);
+                peak.fetch_max(now, Ordering::SeqCst);
+                for _ in 0..n % 3 {
+                    tokio::task::yield_now().await;
+                }
+                completed.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Infallible>(n)
+            }
+        }))
+    };
+
+    let awaited = runtime.block_on(async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let mut awaited = 0;
+                    for round in 0..ROUNDS {
+                        let n = task * ROUNDS + round;
+                        let mut service = service.clone();
+                        match n % 4 {
+                            // Given up while waiting for a permit (or just after getting one).
+                            0 => {
+                                let ready = std::future::poll_fn(|cx| service.poll_ready(cx));
+                                let _ = futures_util::poll!(pin!(ready));
+                            }
+                            // Called, then the response dropped after one poll.
+                            1 => {
+                                std::future::poll_fn(|cx| service.poll_ready(cx))
+                                    .await
+                                    .unwrap();
+                                let _ = futures_util::poll!(pin!(service.call(n)));
+                            }
+                            _ => {
+                                std::future::poll_fn(|cx| service.poll_ready(cx))
+                                    .await
+                                    .unwrap();
+                                assert_eq!(service.call(n).await.unwrap(), n);
+                                awaited += 1;
+                            }
+                        }
+                        drop(service);
+                        tokio::task::yield_now().await;
+                    }
+                    awaited
+                })
+            })
+            .collect();
+        let mut awaited = 0;
+        for task in tasks {
+            awaited += task.await.unwrap();
+        }
+        awaited
+    });
+
+    let stats = service.gate().stats();
+    assert!(
+        peak.load(Ordering::SeqCst) <= LIMIT,
+        "peak {}",
+        peak.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        (stats.in_use, stats.waiting),
+        (0, 0),
+        "no permit or waiter leaked: {stats:?}"
+    );
+    assert_eq!(in_flight.load(Ordering::SeqCst), 0);
+    assert_eq!(awaited, TASKS * ROUNDS / 2);
+    assert!(completed.load(Ordering::SeqCst) >= awaited);
+    assert_eq!(stats.rejected, 0, "waiting is no rejection");
+}

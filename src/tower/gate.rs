@@ -354,6 +354,14 @@ mod sealed {
 /// service's readiness; `call` moves the permit into the [`ResponseFuture`]. A clone shares the
 /// gate but starts without a permit.
 ///
+/// # Fairness
+///
+/// Waiting services are served in the gate's FIFO order (see [Fairness](Gate#fairness)): the
+/// order in which they first found the gate full. A permit released is handed straight to the
+/// first waiter and wakes only it. In the gate's [`stats`](Gate::stats), a request that waits
+/// and is admitted counts as admitted only; a refusal (reject mode, limit 0, full queue, timed
+/// out) counts once as rejected.
+///
 /// # Cancel safety
 ///
 /// A service may be dropped at any point: while it waits for a permit it leaves the gate's

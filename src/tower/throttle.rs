@@ -201,7 +201,17 @@ impl<T> fmt::Debug for ThrottleLayer<T> {
 /// starts without a slot.
 ///
 /// Waiting is [`try_acquire`](Throttle::try_acquire) and a sleep until the refusal's
-/// [`ready_at`](RateLimited::ready_at), again until admitted: one sleep per slot, no polling.
+/// [`ready_at`](RateLimited::ready_at), again until admitted: one sleep per wait, no polling.
+/// Its allocation is made on the first wait of a service and reused.
+///
+/// # Fairness
+///
+/// Not FIFO: a waiting service holds no place in a queue. Every waiting service sleeps until
+/// the next slot, whoever checks first then takes it (another waiting service, a request that
+/// just arrived, or plain code calling the throttle), and the others sleep until the one
+/// after. With `k` services waiting on one throttle, `k` wake for each slot. Where order
+/// matters or many requests wait, put a [`GateLayer`](super::GateLayer) in wait mode in front
+/// (it is FIFO), so that few wait here at once.
 ///
 /// # Cancel safety
 ///
