@@ -754,6 +754,64 @@ mod axum_responses {
         });
     }
 
+    /// `GET /` over a fresh TCP connection; the status line's code.
+    async fn http_get(addr: std::net::SocketAddr) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response[9..12].parse().unwrap()
+    }
+
+    #[test]
+    fn axum_serve_sheds_load_with_one_limit_across_connections() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let entered = Arc::new(tokio::sync::Notify::new());
+            let release = Arc::new(tokio::sync::Notify::new());
+            let handler = {
+                let (entered, release) = (entered.clone(), release.clone());
+                move || async move {
+                    entered.notify_one();
+                    release.notified().await;
+                    "done"
+                }
+            };
+            let app = Router::new()
+                .route("/", get(handler))
+                .layer(
+                    ServiceBuilder::new()
+                        .layer(HandleErrorLayer::new(|err: Error<Infallible>| async move {
+                            err
+                        }))
+                        .layer(GateLayer::new(1).reject()),
+                )
+                // One route, so one gate, for every connection (see the module docs).
+                .with_state(());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+            let first = tokio::spawn(http_get(addr));
+            entered.notified().await; // the first request holds the only permit
+            assert_eq!(http_get(addr).await, 503, "a second connection is shed");
+            release.notify_one();
+            assert_eq!(first.await.unwrap(), 200);
+            let again = tokio::spawn(http_get(addr));
+            entered.notified().await;
+            release.notify_one();
+            assert_eq!(again.await.unwrap(), 200, "the permit came back");
+        });
+    }
+
     #[test]
     fn layers_on_a_router_with_handle_error_layer_need_no_mapping() {
         let timer = ManualTimer::new();

@@ -37,11 +37,12 @@
 //! [`ThrottleLayer::shared`]) puts every service it wraps under that one limit: one limit across
 //! several routes, or between middleware and code that enters the gate directly.
 //!
-//! **In axum**, a `Router` builds the service of a handler route (and so calls each layer's
-//! `layer`) for every request until its state is given: on a router without
-//! `.with_state(..)`, a layer built from a number would give every *request* a limit of its
-//! own. End the router with `.with_state(state)` (`.with_state(())` without state), which
-//! builds each route once, or build the layer with `shared`.
+//! **In axum**, a `Router` whose handlers have not been given their state builds each
+//! handler's route, calling every layer's `layer` again, for each connection
+//! (`axum::serve(listener, router)`) or, when the router itself is called as a service, for
+//! each request. A layer built from a number would then limit each connection or request
+//! alone. End the router with `.with_state(state)` (`.with_state(())` without state) before
+//! serving it, which builds each route once, or build the layer with `shared`.
 //!
 //! # Errors
 //!
