@@ -530,6 +530,91 @@ fn throttle_shared_across_two_services_and_a_clone_starts_without_a_slot() {
 }
 
 #[test]
+fn throttle_waiting_services_line_up_fifo_and_only_the_head_sleeps() {
+    let timer = ManualTimer::new();
+    let throttle = Arc::new(Throttle::per_second(10).unwrap()); // a slot every 100 ms
+    let layer = ThrottleLayer::shared(throttle.clone(), timer.clone());
+    let (mut first, mut handle) = mock::spawn_layer::<u32, u32, _>(layer.clone());
+    let mut waiting: Vec<_> = (0..3)
+        .map(|_| Spawn::new(first.get_ref().clone()))
+        .collect();
+
+    assert!(first.poll_ready().is_ready());
+    drop(first.call(0));
+    for service in &mut waiting {
+        assert!(service.poll_ready().is_pending());
+    }
+    assert_eq!(
+        timer.sleepers(),
+        1,
+        "only the head sleeps; the others wait for their turn"
+    );
+
+    for (slot, expected) in [(1u64, 0usize), (2, 1), (3, 2)] {
+        timer.advance_to(Duration::from_millis(100 * slot));
+        for (i, service) in waiting.iter_mut().enumerate() {
+            assert_eq!(
+                service.is_woken(),
+                i == expected,
+                "slot {slot}: only #{expected} wakes"
+            );
+        }
+        // A newcomer at the very instant of the slot does not overtake the line.
+        let mut newcomer = Spawn::new(waiting[0].get_ref().clone());
+        if expected < 2 {
+            assert!(
+                newcomer.poll_ready().is_pending(),
+                "joins the end of the line"
+            );
+        }
+        assert!(
+            waiting[expected].poll_ready().is_ready(),
+            "#{expected} gets slot {slot}"
+        );
+        drop(waiting[expected].call(slot as u32));
+        drop(newcomer);
+        assert!(timer.sleepers() <= 1);
+    }
+    let order: Vec<u32> =
+        std::iter::from_fn(|| next_request(&mut handle).map(|(r, _)| r)).collect();
+    assert_eq!(order, [0, 1, 2, 3]);
+
+    // Everyone is served: the next request takes the fast path again.
+    timer.advance(Duration::from_millis(100));
+    let (mut later, _h) = mock::spawn_layer::<u32, u32, _>(layer);
+    assert!(later.poll_ready().is_ready());
+}
+
+#[test]
+fn throttle_a_dropped_head_or_queued_service_passes_its_turn_on() {
+    let timer = ManualTimer::new();
+    let layer = ThrottleLayer::new(Quota::per_second(10), timer.clone()).unwrap();
+    let (mut first, _handle) = mock::spawn_layer::<u32, u32, _>(layer);
+    let mut head = Spawn::new(first.get_ref().clone());
+    let mut queued = Spawn::new(first.get_ref().clone());
+    let mut last = Spawn::new(first.get_ref().clone());
+
+    assert!(first.poll_ready().is_ready());
+    drop(first.call(0));
+    assert!(head.poll_ready().is_pending());
+    assert!(queued.poll_ready().is_pending());
+    assert!(last.poll_ready().is_pending());
+
+    drop(queued); // leaves the line: nothing changes for the others
+    assert!(!last.is_woken());
+    drop(head); // the head leaves: its turn passes on, its sleep goes with it
+    assert!(last.is_woken());
+    assert!(
+        last.poll_ready().is_pending(),
+        "now the head, sleeping until the slot"
+    );
+    assert_eq!(timer.sleepers(), 1);
+    timer.advance(Duration::from_millis(100));
+    assert!(last.is_woken());
+    assert!(last.poll_ready().is_ready());
+}
+
+#[test]
 fn throttle_layer_rejects_an_invalid_quota_at_construction() {
     let err = ThrottleLayer::new(Quota::per_second(0), ManualTimer::new()).unwrap_err();
     assert_eq!(err.parameter(), "rate");

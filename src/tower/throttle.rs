@@ -13,6 +13,8 @@ use tower_service::Service;
 
 use super::{Error, Mode, Refusal, ResponseFuture};
 use crate::error::ConfigError;
+use crate::gate::{EnterOwned, Gate, OwnedPermit};
+use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::throttle::{Quota, RateLimited, Throttle};
 use crate::time::Timer;
 
@@ -22,7 +24,8 @@ use crate::time::Timer;
 /// Two modes:
 ///
 /// - **wait** (the default, as tower's `RateLimit`): `poll_ready` waits on the timer until the
-///   throttle admits the request (backpressure);
+///   throttle admits the request (backpressure). Waiting requests line up in FIFO order, and
+///   only the first sleeps on the timer (see [`ThrottleService`]);
 /// - **reject** ([`reject`](ThrottleLayer::reject)): `poll_ready` never waits for the
 ///   throttle, and when the quota is spent the next `call` fails at once with
 ///   [`Error::RateLimited`], whose [`wait`](RateLimited::wait) is a `Retry-After`.
@@ -65,7 +68,8 @@ pub struct ThrottleLayer<T> {
 #[derive(Clone)]
 enum Source {
     Quota(Quota),
-    Shared(Arc<Throttle>),
+    /// The throttle, and the waiting room every service of this layer shares in front of it.
+    Shared(Arc<Throttle>, Arc<Room>),
 }
 
 impl<T: Timer> ThrottleLayer<T> {
@@ -123,7 +127,7 @@ impl<T: Timer> ThrottleLayer<T> {
     /// ```
     pub fn shared(throttle: Arc<Throttle>, timer: T) -> Self {
         Self {
-            source: Source::Shared(throttle),
+            source: Source::Shared(throttle, Room::new()),
             timer,
             mode: Mode::Wait,
         }
@@ -164,16 +168,17 @@ impl<S, T: Timer> Layer<S> for ThrottleLayer<T> {
     type Service = ThrottleService<S, T>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let throttle = match &self.source {
+        let (throttle, room) = match &self.source {
             Source::Quota(quota) => match Throttle::new(*quota) {
-                Ok(throttle) => Arc::new(throttle),
+                Ok(throttle) => (Arc::new(throttle), Room::new()),
                 Err(_) => unreachable!("the quota was validated by `ThrottleLayer::new`"),
             },
-            Source::Shared(throttle) => Arc::clone(throttle),
+            Source::Shared(throttle, room) => (Arc::clone(throttle), Arc::clone(room)),
         };
         ThrottleService {
             inner,
             throttle,
+            room,
             timer: self.timer.clone(),
             mode: self.mode,
             state: State::Idle,
@@ -186,7 +191,7 @@ impl<T> fmt::Debug for ThrottleLayer<T> {
         let mut s = f.debug_struct("ThrottleLayer");
         match &self.source {
             Source::Quota(quota) => s.field("quota", quota),
-            Source::Shared(throttle) => s.field("shared", throttle),
+            Source::Shared(throttle, _) => s.field("shared", throttle),
         };
         s.field("mode", &self.mode).finish_non_exhaustive()
     }
@@ -200,23 +205,26 @@ impl<T> fmt::Debug for ThrottleLayer<T> {
 /// admits it), then polls the inner service's readiness. A clone shares the throttle but
 /// starts without a slot.
 ///
-/// Waiting is [`try_acquire`](Throttle::try_acquire) and a sleep until the refusal's
-/// [`ready_at`](RateLimited::ready_at), again until admitted: one sleep per wait, no polling.
-/// Its allocation is made on the first wait of a service and reused.
+/// Waiting services line up in a FIFO waiting room that the layer puts in front of the
+/// throttle, shared by every service of the layer (and their clones). Only the service at the
+/// head of the room sleeps on the timer, until the throttle's next slot
+/// ([`RateLimited::ready_at`]), and checks again; the others wait for their turn without a
+/// timer. When the head is admitted, the next service in line becomes the head. While anyone
+/// waits, a new request joins the line instead of trying the throttle first.
 ///
 /// # Fairness
 ///
-/// Not FIFO: a waiting service holds no place in a queue. Every waiting service sleeps until
-/// the next slot, whoever checks first then takes it (another waiting service, a request that
-/// just arrived, or plain code calling the throttle), and the others sleep until the one
-/// after. With `k` services waiting on one throttle, `k` wake for each slot. Where order
-/// matters or many requests wait, put a [`GateLayer`](super::GateLayer) in wait mode in front
-/// (it is FIFO), so that few wait here at once.
+/// FIFO among the requests waiting in one layer: a request that arrives while others wait
+/// goes behind them, and one wake-up per slot, not one per waiting request. The room is the
+/// layer's own: code that calls the throttle directly, or another layer sharing the same
+/// throttle, does not queue in it, and may take a slot the head was sleeping for (the head
+/// then sleeps until the next one).
 ///
 /// # Cancel safety
 ///
-/// A service may be dropped at any point: a wait reserves nothing, so dropping a waiting
-/// service costs nothing. A slot already taken (the service was ready) is spent.
+/// A service may be dropped at any point: a waiting service leaves the waiting room (its
+/// turn passes to the next in line) and reserved nothing on the throttle, so dropping it costs
+/// nothing. A slot already taken (the service was ready) is spent.
 ///
 /// # Panics
 ///
@@ -246,20 +254,59 @@ impl<T> fmt::Debug for ThrottleLayer<T> {
 pub struct ThrottleService<S, T: Timer> {
     inner: S,
     throttle: Arc<Throttle>,
+    room: Arc<Room>,
     timer: T,
     mode: Mode,
     state: State<T>,
 }
 
 enum State<T: Timer> {
-    /// No slot taken, not sleeping.
+    /// No slot taken, not waiting.
     Idle,
-    /// Sleeping until the throttle would admit the request (wait mode).
-    Sleeping(Pin<Box<T::Sleep>>),
+    /// In the waiting room behind other services (wait mode).
+    Queued { ticket: Ticket, turn: EnterOwned },
+    /// At the head of the waiting room: the one service sleeping on the throttle.
+    Head {
+        _ticket: Ticket,
+        _turn: Option<OwnedPermit>,
+        sleep: Option<Pin<Box<T::Sleep>>>,
+    },
     /// The slot is taken; the next call starts.
     Admitted,
     /// The next call fails with this.
     Refused(RateLimited),
+}
+
+/// The FIFO line of a layer's waiting services in front of its throttle: a gate of one (the
+/// head's turn) and the number of services in line.
+struct Room {
+    turn: Arc<Gate>,
+    waiting: AtomicUsize,
+}
+
+impl Room {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            turn: Arc::new(Gate::new(1)),
+            waiting: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// A place in a [`Room`]'s count, given back when dropped.
+struct Ticket(Arc<Room>);
+
+impl Ticket {
+    fn new(room: &Arc<Room>) -> Self {
+        room.waiting.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(room))
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl<S, T: Timer> ThrottleService<S, T> {
@@ -350,39 +397,72 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Normally: check, sleep until the slot, check again. A sleep already over when
-        // created (the clock moved on, or another caller took the slot we woke for) goes
-        // round again; a timer whose sleeps complete before its clock reaches the deadline
-        // breaks the `Timer` contract, and then we yield rather than spin.
-        for _ in 0..3 {
+        // A sleep that is over as soon as it is made (the clock moved on, or someone else took
+        // the slot the head woke for) goes round again; a timer whose sleeps complete before
+        // its clock reaches the deadline breaks the `Timer` contract, and then we yield
+        // rather than spin.
+        let mut early_wakes = 0;
+        loop {
             match &mut self.state {
                 State::Admitted => return self.inner.poll_ready(cx).map_err(Error::Inner),
-                State::Sleeping(sleep) => {
-                    if sleep.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
+                // Decide afresh: the quota may have room now.
+                State::Idle | State::Refused(_) => {
+                    if self.mode == Mode::Wait && self.room.waiting.load(Ordering::Relaxed) != 0 {
+                        self.join_room(); // others wait already: behind them
+                        continue;
+                    }
+                    match self.throttle.try_acquire(&self.timer) {
+                        Ok(()) => self.state = State::Admitted,
+                        Err(refusal) if self.mode == Mode::Reject => {
+                            // Ready, so that the next call fails at once (a failed
+                            // `poll_ready` would mean a broken service).
+                            self.state = State::Refused(refusal);
+                            return Poll::Ready(Ok(()));
+                        }
+                        Err(_) => self.join_room(),
                     }
                 }
-                // Decide afresh: the quota may have room now.
-                State::Idle | State::Refused(_) => {}
-            }
-            match self.throttle.try_acquire(&self.timer) {
-                Ok(()) => self.state = State::Admitted,
-                Err(refusal) => match self.mode {
-                    Mode::Reject => {
-                        // Ready, so that the next call fails at once (a failed `poll_ready`
-                        // would mean a broken service).
-                        self.state = State::Refused(refusal);
-                        return Poll::Ready(Ok(()));
+                State::Queued { turn, .. } => {
+                    let turn = match Pin::new(turn).poll(cx) {
+                        Poll::Ready(turn) => turn.ok(), // a gate of 1 without a bound never refuses
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    let State::Queued { ticket, .. } =
+                        core::mem::replace(&mut self.state, State::Idle)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    self.state = State::Head {
+                        _ticket: ticket,
+                        _turn: turn,
+                        sleep: None,
+                    };
+                }
+                State::Head { sleep, .. } => {
+                    if let Some(sleep) = sleep {
+                        if sleep.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        early_wakes += 1;
+                        if early_wakes > 2 {
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
                     }
-                    Mode::Wait => self.sleep_until(refusal),
-                },
+                    match self.throttle.try_acquire(&self.timer) {
+                        // Leaving the room hands the turn to the next in line.
+                        Ok(()) => self.state = State::Admitted,
+                        Err(refusal) => {
+                            let next = self.timer.sleep_until(refusal.ready_at());
+                            match sleep {
+                                Some(boxed) => boxed.as_mut().set(next),
+                                None => *sleep = Some(Box::pin(next)),
+                            }
+                        }
+                    }
+                }
             }
         }
-        if let State::Admitted = self.state {
-            return self.inner.poll_ready(cx).map_err(Error::Inner);
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 
     #[inline]
@@ -396,7 +476,7 @@ where
                 self.state = State::Idle;
                 ResponseFuture::refused(Refusal::RateLimited(refusal))
             }
-            State::Idle | State::Sleeping(_) => panic!(
+            _ => panic!(
                 "`ThrottleService::call` without a `poll_ready` that returned `Ready(Ok(()))`"
             ),
         }
@@ -404,14 +484,13 @@ where
 }
 
 impl<S, T: Timer> ThrottleService<S, T> {
-    /// Sleeps until the refused request would be admitted, reusing the sleep's allocation.
+    /// Joins the end of the layer's waiting room.
     #[cold]
-    fn sleep_until(&mut self, refusal: RateLimited) {
-        let sleep = self.timer.sleep_until(refusal.ready_at());
-        match &mut self.state {
-            State::Sleeping(boxed) => boxed.as_mut().set(sleep),
-            _ => self.state = State::Sleeping(Box::pin(sleep)),
-        }
+    fn join_room(&mut self) {
+        self.state = State::Queued {
+            ticket: Ticket::new(&self.room),
+            turn: self.room.turn.enter_owned(),
+        };
     }
 }
 
@@ -421,6 +500,7 @@ impl<S: Clone, T: Timer> Clone for ThrottleService<S, T> {
         Self {
             inner: self.inner.clone(),
             throttle: Arc::clone(&self.throttle),
+            room: Arc::clone(&self.room),
             timer: self.timer.clone(),
             mode: self.mode,
             state: State::Idle,
@@ -432,7 +512,8 @@ impl<S: fmt::Debug, T: Timer> fmt::Debug for ThrottleService<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Idle => "idle",
-            State::Sleeping(_) => "sleeping",
+            State::Queued { .. } => "queued",
+            State::Head { .. } => "sleeping",
             State::Admitted => "admitted",
             State::Refused(_) => "refused",
         };
