@@ -214,6 +214,7 @@ impl<S, T: WaitTimer> Layer<S> for GateLayer<T> {
             mode: self.mode,
             timer: self.timer.clone(),
             timeout: self.timeout,
+            permit: None,
             state: State::Idle,
             wait: None,
         }
@@ -390,17 +391,20 @@ pub struct GateService<S, T: WaitTimer = ()> {
     mode: Mode,
     timer: T,
     timeout: Duration,
+    /// The permit reserved for the next call (`state` is then `Idle`).
+    permit: Option<OwnedPermit>,
+    /// Where the service is when it holds no permit; plain data, so the hot path writes it
+    /// without drop glue.
     state: State,
     wait: sealed::WaitSlot<<T as sealed::Sealed>::Wait>,
 }
 
+#[derive(Clone, Copy)]
 enum State {
-    /// No permit, not waiting.
+    /// Not waiting: holding a permit (in `permit`) or nothing yet.
     Idle,
     /// Waiting for a permit (wait mode); the wait is in the service's `wait` slot.
     Waiting,
-    /// A permit is reserved for the next call.
-    Reserved(OwnedPermit),
     /// The next call fails with this.
     Refused(TooManyCalls),
 }
@@ -480,8 +484,10 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.permit.is_some() {
+            return self.inner.poll_ready(cx).map_err(Error::Inner);
+        }
         let entered = match self.state {
-            State::Reserved(_) => return self.inner.poll_ready(cx).map_err(Error::Inner),
             // Decide afresh: the gate may have room now.
             State::Idle | State::Refused(_) => match self.mode {
                 Mode::Reject => Poll::Ready(self.gate.try_enter_owned()),
@@ -493,7 +499,8 @@ where
         };
         match entered {
             Poll::Ready(Ok(permit)) => {
-                self.state = State::Reserved(permit);
+                self.permit = Some(permit);
+                self.state = State::Idle;
                 self.inner.poll_ready(cx).map_err(Error::Inner)
             }
             Poll::Ready(Err(refusal)) => {
@@ -511,10 +518,10 @@ where
 
     #[inline]
     fn call(&mut self, request: R) -> Self::Future {
+        if let Some(permit) = self.permit.take() {
+            return ResponseFuture::called(self.inner.call(request), Some(permit));
+        }
         match core::mem::replace(&mut self.state, State::Idle) {
-            State::Reserved(permit) => {
-                ResponseFuture::called(self.inner.call(request), Some(permit))
-            }
             State::Refused(refusal) => ResponseFuture::refused(Refusal::TooManyCalls(refusal)),
             State::Idle | State::Waiting => {
                 panic!("`GateService::call` without a `poll_ready` that returned `Ready(Ok(()))`")
@@ -532,6 +539,7 @@ impl<S: Clone, T: WaitTimer> Clone for GateService<S, T> {
             mode: self.mode,
             timer: self.timer.clone(),
             timeout: self.timeout,
+            permit: None,
             state: State::Idle,
             wait: None,
         }
@@ -541,9 +549,9 @@ impl<S: Clone, T: WaitTimer> Clone for GateService<S, T> {
 impl<S: fmt::Debug, T: WaitTimer> fmt::Debug for GateService<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
+            _ if self.permit.is_some() => "reserved",
             State::Idle => "idle",
             State::Waiting => "waiting",
-            State::Reserved(_) => "reserved",
             State::Refused(_) => "refused",
         };
         f.debug_struct("GateService")

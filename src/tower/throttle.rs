@@ -6,7 +6,7 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, ready};
 
 use tower_layer::Layer;
 use tower_service::Service;
@@ -182,6 +182,7 @@ impl<S, T: Timer> Layer<S> for ThrottleLayer<T> {
             timer: self.timer.clone(),
             mode: self.mode,
             state: State::Idle,
+            wait: None,
         }
     }
 }
@@ -257,13 +258,26 @@ pub struct ThrottleService<S, T: Timer> {
     room: Arc<Room>,
     timer: T,
     mode: Mode,
-    state: State<T>,
+    /// Plain data, so the hot path writes it without drop glue.
+    state: State,
+    /// The place in the waiting room while `state` is `Waiting`.
+    wait: Option<Wait<T>>,
 }
 
-enum State<T: Timer> {
+#[derive(Clone, Copy)]
+enum State {
     /// No slot taken, not waiting.
     Idle,
-    /// In the waiting room behind other services (wait mode).
+    /// In the waiting room (wait mode), as `wait` says.
+    Waiting,
+    /// The slot is taken; the next call starts.
+    Admitted,
+    /// The next call fails with this.
+    Refused(RateLimited),
+}
+
+enum Wait<T: Timer> {
+    /// In the waiting room behind other services.
     Queued { ticket: Ticket, turn: EnterOwned },
     /// At the head of the waiting room: the one service sleeping on the throttle.
     Head {
@@ -271,10 +285,6 @@ enum State<T: Timer> {
         _turn: Option<OwnedPermit>,
         sleep: Option<Pin<Box<T::Sleep>>>,
     },
-    /// The slot is taken; the next call starts.
-    Admitted,
-    /// The next call fails with this.
-    Refused(RateLimited),
 }
 
 /// The FIFO line of a layer's waiting services in front of its throttle: a gate of one (the
@@ -397,52 +407,83 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // A sleep that is over as soon as it is made (the clock moved on, or someone else took
-        // the slot the head woke for) goes round again; a timer whose sleeps complete before
-        // its clock reaches the deadline breaks the `Timer` contract, and then we yield
-        // rather than spin.
-        let mut early_wakes = 0;
-        loop {
-            match &mut self.state {
-                State::Admitted => return self.inner.poll_ready(cx).map_err(Error::Inner),
-                // Decide afresh: the quota may have room now.
-                State::Idle | State::Refused(_) => {
-                    if self.mode == Mode::Wait && self.room.waiting.load(Ordering::Relaxed) != 0 {
-                        self.join_room(); // others wait already: behind them
-                        continue;
-                    }
+        match self.state {
+            State::Admitted => return self.inner.poll_ready(cx).map_err(Error::Inner),
+            // Decide afresh: the quota may have room now. While others wait, a new request
+            // goes behind them.
+            State::Idle | State::Refused(_) => {
+                if self.mode == Mode::Reject || self.room.waiting.load(Ordering::Relaxed) == 0 {
                     match self.throttle.try_acquire(&self.timer) {
-                        Ok(()) => self.state = State::Admitted,
+                        Ok(()) => {
+                            self.state = State::Admitted;
+                            return self.inner.poll_ready(cx).map_err(Error::Inner);
+                        }
                         Err(refusal) if self.mode == Mode::Reject => {
                             // Ready, so that the next call fails at once (a failed
                             // `poll_ready` would mean a broken service).
                             self.state = State::Refused(refusal);
                             return Poll::Ready(Ok(()));
                         }
-                        Err(_) => self.join_room(),
+                        Err(_) => {}
                     }
                 }
-                State::Queued { turn, .. } => {
-                    let turn = match Pin::new(turn).poll(cx) {
-                        Poll::Ready(turn) => turn.ok(), // a gate of 1 without a bound never refuses
-                        Poll::Pending => return Poll::Pending,
-                    };
-                    let State::Queued { ticket, .. } =
-                        core::mem::replace(&mut self.state, State::Idle)
-                    else {
+                self.join_room();
+            }
+            State::Waiting => {}
+        }
+        ready!(self.poll_room(cx));
+        self.inner.poll_ready(cx).map_err(Error::Inner)
+    }
+
+    #[inline]
+    fn call(&mut self, request: R) -> Self::Future {
+        match core::mem::replace(&mut self.state, State::Idle) {
+            State::Admitted => ResponseFuture::called(self.inner.call(request), None),
+            State::Refused(refusal) => ResponseFuture::refused(Refusal::RateLimited(refusal)),
+            State::Idle | State::Waiting => panic!(
+                "`ThrottleService::call` without a `poll_ready` that returned `Ready(Ok(()))`"
+            ),
+        }
+    }
+}
+
+impl<S, T: Timer> ThrottleService<S, T> {
+    /// Joins the end of the layer's waiting room.
+    #[cold]
+    fn join_room(&mut self) {
+        self.wait = Some(Wait::Queued {
+            ticket: Ticket::new(&self.room),
+            turn: self.room.turn.enter_owned(),
+        });
+        self.state = State::Waiting;
+    }
+
+    /// Waits for the turn, then (as the head) sleeps until the throttle admits; `Ready` once
+    /// admitted, having left the room.
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // A sleep that is over as soon as it is made (the clock moved on, or someone else took
+        // the slot the head woke for) goes round again; a timer whose sleeps complete before
+        // its clock reaches the deadline breaks the `Timer` contract, and then we yield
+        // rather than spin.
+        let mut early_wakes = 0;
+        loop {
+            match &mut self.wait {
+                None => unreachable!("a waiting service is in the waiting room"),
+                Some(Wait::Queued { turn, .. }) => {
+                    // A gate of one without a bound on waiters never refuses.
+                    let turn = ready!(Pin::new(turn).poll(cx)).ok();
+                    let Some(Wait::Queued { ticket, .. }) = self.wait.take() else {
                         unreachable!("matched above")
                     };
-                    self.state = State::Head {
+                    self.wait = Some(Wait::Head {
                         _ticket: ticket,
                         _turn: turn,
                         sleep: None,
-                    };
+                    });
                 }
-                State::Head { sleep, .. } => {
+                Some(Wait::Head { sleep, .. }) => {
                     if let Some(sleep) = sleep {
-                        if sleep.as_mut().poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
+                        ready!(sleep.as_mut().poll(cx));
                         early_wakes += 1;
                         if early_wakes > 2 {
                             cx.waker().wake_by_ref();
@@ -450,8 +491,12 @@ where
                         }
                     }
                     match self.throttle.try_acquire(&self.timer) {
-                        // Leaving the room hands the turn to the next in line.
-                        Ok(()) => self.state = State::Admitted,
+                        Ok(()) => {
+                            // Leaving the room hands the turn to the next in line.
+                            self.wait = None;
+                            self.state = State::Admitted;
+                            return Poll::Ready(());
+                        }
                         Err(refusal) => {
                             let next = self.timer.sleep_until(refusal.ready_at());
                             match sleep {
@@ -463,34 +508,6 @@ where
                 }
             }
         }
-    }
-
-    #[inline]
-    fn call(&mut self, request: R) -> Self::Future {
-        match self.state {
-            State::Admitted => {
-                self.state = State::Idle;
-                ResponseFuture::called(self.inner.call(request), None)
-            }
-            State::Refused(refusal) => {
-                self.state = State::Idle;
-                ResponseFuture::refused(Refusal::RateLimited(refusal))
-            }
-            _ => panic!(
-                "`ThrottleService::call` without a `poll_ready` that returned `Ready(Ok(()))`"
-            ),
-        }
-    }
-}
-
-impl<S, T: Timer> ThrottleService<S, T> {
-    /// Joins the end of the layer's waiting room.
-    #[cold]
-    fn join_room(&mut self) {
-        self.state = State::Queued {
-            ticket: Ticket::new(&self.room),
-            turn: self.room.turn.enter_owned(),
-        };
     }
 }
 
@@ -504,6 +521,7 @@ impl<S: Clone, T: Timer> Clone for ThrottleService<S, T> {
             timer: self.timer.clone(),
             mode: self.mode,
             state: State::Idle,
+            wait: None,
         }
     }
 }
@@ -512,8 +530,10 @@ impl<S: fmt::Debug, T: Timer> fmt::Debug for ThrottleService<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Idle => "idle",
-            State::Queued { .. } => "queued",
-            State::Head { .. } => "sleeping",
+            State::Waiting => match self.wait {
+                Some(Wait::Head { .. }) => "sleeping",
+                _ => "queued",
+            },
             State::Admitted => "admitted",
             State::Refused(_) => "refused",
         };
