@@ -369,6 +369,10 @@ mod sealed {
 /// queue (a permit handed to it at that instant passes to the next waiter); when it holds a
 /// permit it was not called with, the permit is released.
 ///
+/// A permit is handed to the first waiting service whether or not it is being polled: a
+/// waiting service that is neither polled nor dropped holds the permit it was given (as any
+/// reservation made by `poll_ready` in tower, drive a service to readiness or drop it).
+///
 /// # Panics
 ///
 /// `call` panics if `poll_ready` did not return `Ready(Ok(()))` since the last `call`.

@@ -227,6 +227,10 @@ impl<T> fmt::Debug for ThrottleLayer<T> {
 /// turn passes to the next in line) and reserved nothing on the throttle, so dropping it costs
 /// nothing. A slot already taken (the service was ready) is spent.
 ///
+/// A waiting service that is neither polled nor dropped keeps its place: when its turn comes,
+/// the line waits for it to be polled (as any reservation made by `poll_ready` in tower, drive
+/// a service to readiness or drop it).
+///
 /// # Panics
 ///
 /// `call` panics if `poll_ready` did not return `Ready(Ok(()))` since the last `call`.
