@@ -37,6 +37,10 @@
 //! [`ThrottleLayer::shared`]) puts every service it wraps under that one limit: one limit across
 //! several routes, or between middleware and code that enters the gate directly.
 //!
+//! **Waiting** is FIFO in both: waiting gate services queue in the gate itself, and waiting
+//! throttle services line up in a queue of the layer's in front of the throttle, where only
+//! the first sleeps on the timer (one wake-up per slot, however many wait).
+//!
 //! **In axum**, a `Router` whose handlers have not been given their state builds each
 //! handler's route, calling every layer's `layer` again, for each connection
 //! (`axum::serve(listener, router)`) or, when the router itself is called as a service, for
@@ -56,10 +60,9 @@
 //! so where a stack demands `BoxError` it converts with `?`/`Into` and downcasts back to
 //! `Error<E>`.
 //!
-//! With the `axum` feature, [`TooManyCalls`] answers 503,
-//! [`RateLimited`] 429 with a `Retry-After` header (whole seconds,
-//! rounded up), and `Error<E>` either of those or `E`'s own response, so `?` in a handler or an
-//! axum `HandleErrorLayer` needs no mapping code.
+//! With the `axum` feature, [`TooManyCalls`] answers 503, [`RateLimited`] 429 with a
+//! `Retry-After` header (whole seconds, rounded up), and `Error<E>` either of those or `E`'s
+//! own response, so `?` in a handler or an axum `HandleErrorLayer` needs no mapping code.
 //!
 //! # Examples
 //!
