@@ -739,6 +739,38 @@ fn the_reject_stack_runs_on_smol_tasks() {
     assert_eq!(gate.stats().in_use, 0);
 }
 
+#[test]
+fn a_bounded_gate_wait_times_out_on_smol_with_async_io_timer() {
+    let timer = AsyncIoTimer::new();
+    let gate = Arc::new(Gate::new(1));
+    let service = ServiceBuilder::new()
+        .layer(GateLayer::shared(gate.clone()).with_timeout(timer, Duration::from_millis(20)))
+        .service(service_fn(|n: u32| async move {
+            async_io::Timer::after(Duration::from_millis(200)).await;
+            Ok::<_, Infallible>(n)
+        }));
+
+    smol::block_on(async {
+        let slow = smol::spawn(service.clone().oneshot(1));
+        while gate.stats().in_use == 0 {
+            async_io::Timer::after(Duration::from_millis(1)).await;
+        }
+        let start = timer.now();
+        match service.clone().oneshot(2).await {
+            Err(Error::TooManyCalls(err)) => assert_eq!(err.kind(), TooManyCallsKind::TimedOut),
+            other => panic!("{other:?}"),
+        }
+        let waited = timer.now() - start;
+        assert!(
+            waited >= Duration::from_millis(20),
+            "never early: {waited:?}"
+        );
+        assert_eq!(slow.await.unwrap(), 1);
+    });
+    let stats = gate.stats();
+    assert_eq!((stats.in_use, stats.waiting, stats.rejected), (0, 0, 1));
+}
+
 // ----------------------------------------------------------------------------------------
 // axum
 
