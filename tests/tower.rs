@@ -717,7 +717,7 @@ fn the_reject_stack_runs_on_smol_tasks() {
                 .reject(),
         )
         .service(service_fn(|n: u32| async move {
-            async_io::Timer::after(Duration::from_millis(20)).await;
+            async_io::Timer::after(Duration::from_millis(200)).await;
             Ok::<_, Infallible>(n)
         }));
 
