@@ -177,6 +177,7 @@ impl<T> GateLayer<T> {
     /// Switches to reject mode (load shedding): `poll_ready` never waits for the gate, and
     /// when it is full the next `call` fails at once with
     /// [`TooManyCallsKind::Full`](crate::error::TooManyCallsKind::Full).
+    /// A timeout set by [`with_timeout`](GateLayer::with_timeout) is then unused.
     ///
     /// # Examples
     ///
