@@ -16,6 +16,10 @@ fn main() {
     batch();
     coalesce();
     run();
+    #[cfg(feature = "tower")]
+    tower_layers();
+    #[cfg(not(feature = "tower"))]
+    println!("\n== tower\n(middleware: cargo run --example tour --features tower)");
 }
 
 /// Time: a virtual clock moved by hand, and a timer made of two closures.
@@ -322,5 +326,51 @@ fn run() {
     println!(
         "  starts 100 ms apart until 5 are in flight, then as slots free; done at {:?}",
         timer.now()
+    );
+}
+
+/// tower: a gate that sheds load and a throttle that paces starts, as middleware (feature
+/// `tower`; `cargo run --example tour --features tower`).
+#[cfg(feature = "tower")]
+fn tower_layers() {
+    use std::sync::Arc;
+
+    use dike::gate::Gate;
+    use dike::throttle::Quota;
+    use dike::tower::{Error, GateLayer, ThrottleLayer};
+    use tower::{Service, ServiceBuilder, service_fn};
+
+    println!("\n== tower");
+    let timer = ManualTimer::new();
+    let gate = Arc::new(Gate::new(2));
+    let mut service = ServiceBuilder::new()
+        .layer(GateLayer::shared(Arc::clone(&gate)).reject())
+        .layer(ThrottleLayer::new(Quota::per_second(10), timer.clone()).expect("valid quota"))
+        .service(service_fn(|n: u32| async move { Ok::<_, ()>(n * 10) }));
+    let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+
+    // Two requests in flight fill the gate; the second waits 100 ms for its throttle slot.
+    assert!(service.poll_ready(&mut cx).is_ready());
+    let first = service.call(1);
+    assert!(service.poll_ready(&mut cx).is_pending());
+    println!(
+        "request 2 waits for its start slot until {:?}",
+        timer.next_deadline().unwrap()
+    );
+    timer.advance(Duration::from_millis(100));
+    assert!(service.poll_ready(&mut cx).is_ready());
+    let second = service.call(2);
+
+    // A third is shed at once: the gate is full while both responses are pending.
+    assert!(service.poll_ready(&mut cx).is_ready());
+    match service.call(3).now_or_never() {
+        Some(Err(Error::TooManyCalls(err))) => println!("request 3 shed: {err}"),
+        other => panic!("{other:?}"),
+    }
+    println!(
+        "responses: {:?}, {:?}; gate in use afterwards: {}",
+        first.now_or_never().unwrap(),
+        second.now_or_never().unwrap(),
+        gate.stats().in_use
     );
 }

@@ -24,6 +24,9 @@
 //!   statistics (Python's `async_reduce`, Go's `singleflight`); needs `alloc`.
 //! - [`run`]: aiometer's `run_all`, `run_each`, `amap` and `run_any`: many tasks in one call
 //!   under `max_at_once` and `max_per_second`, from an iterator or a stream, without spawning.
+//! - `tower` (feature `tower`): [`GateLayer`](crate::tower::GateLayer) and
+//!   [`ThrottleLayer`](crate::tower::ThrottleLayer), tower middleware on any runtime, with
+//!   typed errors; with `axum`, `IntoResponse` for the refusals (503, 429 with `Retry-After`).
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -31,7 +34,9 @@
 //! - Inside one tokio application that already uses `tokio::sync::Semaphore` and tower
 //!   middleware happily: dike's gain there is the reject mode, the bounded wait and the
 //!   counters, not a new capability.
-//! - For distributed limits (a rate shared by many processes): dike's state lives in memory.
+//! - For distributed limits (a rate or a concurrency limit shared by many processes), dike's
+//!   state lives in memory: use the companion crate `dike-redis` (the same `Quota`, errors and
+//!   waiting, on Redis).
 //!
 //! # Choosing a timer
 //!
@@ -63,6 +68,8 @@
 //! | `wasm` | no | `WasmTimer` (`wasm32-unknown-unknown`) |
 //! | `tracing` | no | events for retries, rejections and batch flushes |
 //! | `ndarray` | no | [`Rows`](batch::Rows) for `ndarray` arrays along axis 0 (the batcher's "numpy" mode) |
+//! | `tower` | no | `dike::tower`: `GateLayer`, `ThrottleLayer` (tower-service + tower-layer only) |
+//! | `axum` | no | implies `tower`; `IntoResponse` for `TooManyCalls` (503), `RateLimited` (429 + `Retry-After`) and the layers' error (axum-core only) |
 //!
 //! With `--no-default-features --features alloc` dike builds for bare-metal targets such as
 //! `thumbv7em-none-eabihf`. Without `std` its locks are critical sections, so the target
@@ -165,3 +172,6 @@ pub mod run;
 mod sync;
 pub mod throttle;
 pub mod time;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;

@@ -1,0 +1,551 @@
+//! [`ThrottleLayer`] and [`ThrottleService`]: a rate limit on request starts as tower
+//! middleware.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
+
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{Error, Mode, Refusal, ResponseFuture};
+use crate::error::ConfigError;
+use crate::gate::{EnterOwned, Gate, OwnedPermit};
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::throttle::{Quota, RateLimited, Throttle};
+use crate::time::Timer;
+
+/// Wraps services in a [`ThrottleService`]: at most `rate` request starts per period, with the
+/// [`Quota`]'s burst, read on `timer`.
+///
+/// Two modes:
+///
+/// - **wait** (the default, as tower's `RateLimit`): `poll_ready` waits on the timer until the
+///   throttle admits the request (backpressure). Waiting requests line up in FIFO order, and
+///   only the first sleeps on the timer (see [`ThrottleService`]);
+/// - **reject** ([`reject`](ThrottleLayer::reject)): `poll_ready` never waits for the
+///   throttle, and when the quota is spent the next `call` fails at once with
+///   [`Error::RateLimited`], whose [`wait`](RateLimited::wait) is a `Retry-After`.
+///
+/// The start slot is taken in `poll_ready`, before the inner service's readiness is polled,
+/// and belongs to the next `call`. A throttle cannot give a slot back: a service that was
+/// ready and is dropped (or never called) has spent its slot, as a request that started would
+/// have.
+///
+/// Built with [`new`](ThrottleLayer::new), every service the layer wraps gets a throttle of
+/// its own (clones of that service share it); built with [`shared`](ThrottleLayer::shared),
+/// every service shares the one throttle. See
+/// [the `Service` contract](super#the-service-contract).
+///
+/// # Examples
+///
+/// ```
+/// use dike::throttle::Quota;
+/// use dike::time::ManualTimer;
+/// use dike::tower::ThrottleLayer;
+/// use tower::{ServiceBuilder, service_fn};
+///
+/// let timer = ManualTimer::new(); // TokioTimer, AsyncIoTimer, ... in a real program
+/// let handler = service_fn(|req: u32| async move { Ok::<_, ()>(req) });
+/// // Backpressure: requests start at most 100 per second, 10 at once after an idle spell.
+/// let layer = ThrottleLayer::new(Quota::per_second(100).with_burst(10), timer.clone())?;
+/// let _paced = ServiceBuilder::new().layer(layer).service(handler);
+/// // Refuse what exceeds 100 per second, with a Retry-After.
+/// let layer = ThrottleLayer::new(Quota::per_second(100), timer)?.reject();
+/// let _limited = ServiceBuilder::new().layer(layer).service(handler);
+/// # Ok::<(), dike::error::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct ThrottleLayer<T> {
+    source: Source,
+    timer: T,
+    mode: Mode,
+}
+
+#[derive(Clone)]
+enum Source {
+    Quota(Quota),
+    /// The throttle, and the waiting room every service of this layer shares in front of it.
+    Shared(Arc<Throttle>, Arc<Room>),
+}
+
+impl<T: Timer> ThrottleLayer<T> {
+    /// A layer giving each service it wraps a throttle of its own with `quota`, waiting on
+    /// `timer`, in wait mode.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the quota is invalid, as [`Throttle::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::throttle::Quota;
+    /// use dike::time::ManualTimer;
+    /// use dike::tower::ThrottleLayer;
+    /// use tower::{Layer, service_fn};
+    ///
+    /// let layer = ThrottleLayer::new(Quota::per_second(5), ManualTimer::new())?;
+    /// let a = layer.layer(service_fn(|()| async { Ok::<_, ()>(()) }));
+    /// let b = layer.layer(service_fn(|()| async { Ok::<_, ()>(()) }));
+    /// assert!(!std::sync::Arc::ptr_eq(a.throttle(), b.throttle()), "one throttle each");
+    /// assert!(ThrottleLayer::new(Quota::per_second(0), ManualTimer::new()).is_err());
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn new(quota: Quota, timer: T) -> Result<Self, ConfigError> {
+        Throttle::new(quota)?; // validate once: every later `Throttle::new(quota)` succeeds
+        Ok(Self {
+            source: Source::Quota(quota),
+            timer,
+            mode: Mode::Wait,
+        })
+    }
+
+    /// A layer putting every service it wraps under the one shared `throttle`, waiting on
+    /// `timer`, in wait mode.
+    ///
+    /// Every user of the throttle must read the same clock as `timer` (see
+    /// [Timers](crate::throttle#timers)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use dike::throttle::Throttle;
+    /// use dike::time::ManualTimer;
+    /// use dike::tower::ThrottleLayer;
+    /// use tower::{Layer, service_fn};
+    ///
+    /// let throttle = Arc::new(Throttle::per_second(50)?);
+    /// let layer = ThrottleLayer::shared(Arc::clone(&throttle), ManualTimer::new());
+    /// let a = layer.layer(service_fn(|()| async { Ok::<_, ()>(()) }));
+    /// assert!(Arc::ptr_eq(a.throttle(), &throttle));
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn shared(throttle: Arc<Throttle>, timer: T) -> Self {
+        Self {
+            source: Source::Shared(throttle, Room::new()),
+            timer,
+            mode: Mode::Wait,
+        }
+    }
+
+    /// Switches to reject mode: `poll_ready` never waits for the throttle, and when the quota
+    /// is spent the next `call` fails at once with [`Error::RateLimited`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::throttle::Quota;
+    /// use dike::time::ManualTimer;
+    /// use dike::tower::{Error, ThrottleLayer};
+    /// use futures_util::FutureExt;
+    /// use tower::{Layer, Service, service_fn};
+    ///
+    /// let layer = ThrottleLayer::new(Quota::per_second(2), ManualTimer::new())?.reject();
+    /// let mut service = layer.layer(service_fn(|()| async { Ok::<_, ()>(()) }));
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    ///
+    /// assert!(service.poll_ready(&mut cx).is_ready());
+    /// assert_eq!(service.call(()).now_or_never(), Some(Ok(())));
+    /// assert!(service.poll_ready(&mut cx).is_ready());
+    /// let err = service.call(()).now_or_never().unwrap().unwrap_err();
+    /// assert_eq!(err.retry_after(), Some(Duration::from_millis(500)));
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn reject(mut self) -> Self {
+        self.mode = Mode::Reject;
+        self
+    }
+}
+
+impl<S, T: Timer> Layer<S> for ThrottleLayer<T> {
+    type Service = ThrottleService<S, T>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let (throttle, room) = match &self.source {
+            Source::Quota(quota) => match Throttle::new(*quota) {
+                Ok(throttle) => (Arc::new(throttle), Room::new()),
+                Err(_) => unreachable!("the quota was validated by `ThrottleLayer::new`"),
+            },
+            Source::Shared(throttle, room) => (Arc::clone(throttle), Arc::clone(room)),
+        };
+        ThrottleService {
+            inner,
+            throttle,
+            room,
+            timer: self.timer.clone(),
+            mode: self.mode,
+            state: State::Idle,
+            wait: None,
+        }
+    }
+}
+
+impl<T> fmt::Debug for ThrottleLayer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("ThrottleLayer");
+        match &self.source {
+            Source::Quota(quota) => s.field("quota", quota),
+            Source::Shared(throttle, _) => s.field("shared", throttle),
+        };
+        s.field("mode", &self.mode).finish_non_exhaustive()
+    }
+}
+
+/// A service under a [`Throttle`]: its requests start at most at the throttle's rate. Built
+/// by [`ThrottleLayer`]; see it for the modes, and
+/// [the `Service` contract](super#the-service-contract).
+///
+/// `poll_ready` takes the start slot (in wait mode, sleeping on the timer until the throttle
+/// admits it), then polls the inner service's readiness. A clone shares the throttle but
+/// starts without a slot.
+///
+/// Waiting services line up in a FIFO waiting room that the layer puts in front of the
+/// throttle, shared by every service of the layer (and their clones). Only the service at the
+/// head of the room sleeps on the timer, until the throttle's next slot
+/// ([`RateLimited::ready_at`]), and checks again; the others wait for their turn without a
+/// timer. When the head is admitted, the next service in line becomes the head. While anyone
+/// waits, a new request joins the line instead of trying the throttle first.
+///
+/// # Fairness
+///
+/// FIFO among the requests waiting in one layer: a request that arrives while others wait
+/// goes behind them, and one wake-up per slot, not one per waiting request. The room is the
+/// layer's own: code that calls the throttle directly, or another layer sharing the same
+/// throttle, does not queue in it, and may take a slot the head was sleeping for (the head
+/// then sleeps until the next one).
+///
+/// # Cancel safety
+///
+/// A service may be dropped at any point: a waiting service leaves the waiting room (its
+/// turn passes to the next in line) and reserved nothing on the throttle, so dropping it costs
+/// nothing. A slot already taken (the service was ready) is spent.
+///
+/// A waiting service that is neither polled nor dropped keeps its place: when its turn comes,
+/// the line waits for it to be polled (as any reservation made by `poll_ready` in tower, drive
+/// a service to readiness or drop it).
+///
+/// # Panics
+///
+/// `call` panics if `poll_ready` did not return `Ready(Ok(()))` since the last `call`.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use dike::throttle::Quota;
+/// use dike::time::ManualTimer;
+/// use dike::tower::ThrottleLayer;
+/// use tower::{Layer, Service, service_fn};
+///
+/// let timer = ManualTimer::new();
+/// let layer = ThrottleLayer::new(Quota::per_second(10), timer.clone())?;
+/// let mut service = layer.layer(service_fn(|n: u32| async move { Ok::<_, ()>(n) }));
+/// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+///
+/// assert!(service.poll_ready(&mut cx).is_ready());
+/// let _first = service.call(1);
+/// assert!(service.poll_ready(&mut cx).is_pending(), "the next slot is 100 ms away");
+/// timer.advance(Duration::from_millis(100));
+/// assert!(service.poll_ready(&mut cx).is_ready());
+/// # Ok::<(), dike::error::ConfigError>(())
+/// ```
+pub struct ThrottleService<S, T: Timer> {
+    inner: S,
+    throttle: Arc<Throttle>,
+    room: Arc<Room>,
+    timer: T,
+    mode: Mode,
+    /// Plain data, so the hot path writes it without drop glue.
+    state: State,
+    /// The place in the waiting room while `state` is `Waiting`.
+    wait: Option<Wait<T>>,
+}
+
+#[derive(Clone, Copy)]
+enum State {
+    /// No slot taken, not waiting.
+    Idle,
+    /// In the waiting room (wait mode), as `wait` says.
+    Waiting,
+    /// The slot is taken; the next call starts.
+    Admitted,
+    /// The next call fails with this.
+    Refused(RateLimited),
+}
+
+enum Wait<T: Timer> {
+    /// In the waiting room behind other services.
+    Queued { ticket: Ticket, turn: EnterOwned },
+    /// At the head of the waiting room: the one service sleeping on the throttle.
+    Head {
+        _ticket: Ticket,
+        _turn: Option<OwnedPermit>,
+        sleep: Option<Pin<Box<T::Sleep>>>,
+    },
+}
+
+/// The FIFO line of a layer's waiting services in front of its throttle: a gate of one (the
+/// head's turn) and the number of services in line.
+struct Room {
+    turn: Arc<Gate>,
+    waiting: AtomicUsize,
+}
+
+impl Room {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            turn: Arc::new(Gate::new(1)),
+            waiting: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// A place in a [`Room`]'s count, given back when dropped.
+struct Ticket(Arc<Room>);
+
+impl Ticket {
+    fn new(room: &Arc<Room>) -> Self {
+        room.waiting.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(room))
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<S, T: Timer> ThrottleService<S, T> {
+    /// The throttle this service's requests pass through.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::throttle::Throttle;
+    /// use dike::time::ManualTimer;
+    /// use dike::tower::ThrottleLayer;
+    /// use tower::{Layer, service_fn};
+    ///
+    /// let layer = ThrottleLayer::new(Throttle::per_second(4)?.quota(), ManualTimer::new())?;
+    /// let service = layer.layer(service_fn(|()| async { Ok::<_, ()>(()) }));
+    /// assert_eq!(service.throttle().interval(), Duration::from_millis(250));
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn throttle(&self) -> &Arc<Throttle> {
+        &self.throttle
+    }
+
+    /// The inner service.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::throttle::Quota;
+    /// use dike::time::ManualTimer;
+    /// use dike::tower::ThrottleLayer;
+    /// use tower::Layer;
+    ///
+    /// let service = ThrottleLayer::new(Quota::per_second(1), ManualTimer::new())?.layer("inner");
+    /// assert_eq!(*service.get_ref(), "inner");
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::throttle::Quota;
+    /// use dike::time::ManualTimer;
+    /// use dike::tower::ThrottleLayer;
+    /// use tower::Layer;
+    ///
+    /// let mut service = ThrottleLayer::new(Quota::per_second(1), ManualTimer::new())?.layer(1);
+    /// *service.get_mut() += 1;
+    /// assert_eq!(*service.get_ref(), 2);
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::throttle::Quota;
+    /// use dike::time::ManualTimer;
+    /// use dike::tower::ThrottleLayer;
+    /// use tower::Layer;
+    ///
+    /// let service = ThrottleLayer::new(Quota::per_second(1), ManualTimer::new())?.layer("inner");
+    /// assert_eq!(service.into_inner(), "inner");
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, T, R> Service<R> for ThrottleService<S, T>
+where
+    S: Service<R>,
+    T: Timer,
+{
+    type Response = S::Response;
+    type Error = Error<S::Error>;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.state {
+            State::Admitted => return self.inner.poll_ready(cx).map_err(Error::Inner),
+            // Decide afresh: the quota may have room now. While others wait, a new request
+            // goes behind them.
+            State::Idle | State::Refused(_) => {
+                if self.mode == Mode::Reject || self.room.waiting.load(Ordering::Relaxed) == 0 {
+                    match self.throttle.try_acquire(&self.timer) {
+                        Ok(()) => {
+                            self.state = State::Admitted;
+                            return self.inner.poll_ready(cx).map_err(Error::Inner);
+                        }
+                        Err(refusal) if self.mode == Mode::Reject => {
+                            // Ready, so that the next call fails at once (a failed
+                            // `poll_ready` would mean a broken service).
+                            self.state = State::Refused(refusal);
+                            return Poll::Ready(Ok(()));
+                        }
+                        Err(_) => {}
+                    }
+                }
+                self.join_room();
+            }
+            State::Waiting => {}
+        }
+        ready!(self.poll_room(cx));
+        self.inner.poll_ready(cx).map_err(Error::Inner)
+    }
+
+    #[inline]
+    fn call(&mut self, request: R) -> Self::Future {
+        match core::mem::replace(&mut self.state, State::Idle) {
+            State::Admitted => ResponseFuture::called(self.inner.call(request), None),
+            State::Refused(refusal) => ResponseFuture::refused(Refusal::RateLimited(refusal)),
+            State::Idle | State::Waiting => panic!(
+                "`ThrottleService::call` without a `poll_ready` that returned `Ready(Ok(()))`"
+            ),
+        }
+    }
+}
+
+impl<S, T: Timer> ThrottleService<S, T> {
+    /// Joins the end of the layer's waiting room.
+    #[cold]
+    fn join_room(&mut self) {
+        self.wait = Some(Wait::Queued {
+            ticket: Ticket::new(&self.room),
+            turn: self.room.turn.enter_owned(),
+        });
+        self.state = State::Waiting;
+    }
+
+    /// Waits for the turn, then (as the head) sleeps until the throttle admits; `Ready` once
+    /// admitted, having left the room.
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // A sleep that is over as soon as it is made (the clock moved on, or someone else took
+        // the slot the head woke for) goes round again; a timer whose sleeps complete before
+        // its clock reaches the deadline breaks the `Timer` contract, and then we yield
+        // rather than spin.
+        let mut early_wakes = 0;
+        loop {
+            match &mut self.wait {
+                None => unreachable!("a waiting service is in the waiting room"),
+                Some(Wait::Queued { turn, .. }) => {
+                    // A gate of one without a bound on waiters never refuses.
+                    let turn = ready!(Pin::new(turn).poll(cx)).ok();
+                    let Some(Wait::Queued { ticket, .. }) = self.wait.take() else {
+                        unreachable!("matched above")
+                    };
+                    self.wait = Some(Wait::Head {
+                        _ticket: ticket,
+                        _turn: turn,
+                        sleep: None,
+                    });
+                }
+                Some(Wait::Head { sleep, .. }) => {
+                    if let Some(sleep) = sleep {
+                        ready!(sleep.as_mut().poll(cx));
+                        early_wakes += 1;
+                        if early_wakes > 2 {
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                    }
+                    match self.throttle.try_acquire(&self.timer) {
+                        Ok(()) => {
+                            // Leaving the room hands the turn to the next in line.
+                            self.wait = None;
+                            self.state = State::Admitted;
+                            return Poll::Ready(());
+                        }
+                        Err(refusal) => {
+                            let next = self.timer.sleep_until(refusal.ready_at());
+                            match sleep {
+                                Some(boxed) => boxed.as_mut().set(next),
+                                None => *sleep = Some(Box::pin(next)),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: Clone, T: Timer> Clone for ThrottleService<S, T> {
+    /// A clone shares the throttle and starts without a slot.
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            throttle: Arc::clone(&self.throttle),
+            room: Arc::clone(&self.room),
+            timer: self.timer.clone(),
+            mode: self.mode,
+            state: State::Idle,
+            wait: None,
+        }
+    }
+}
+
+impl<S: fmt::Debug, T: Timer> fmt::Debug for ThrottleService<S, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Idle => "idle",
+            State::Waiting => match self.wait {
+                Some(Wait::Head { .. }) => "sleeping",
+                _ => "queued",
+            },
+            State::Admitted => "admitted",
+            State::Refused(_) => "refused",
+        };
+        f.debug_struct("ThrottleService")
+            .field("inner", &self.inner)
+            .field("throttle", &self.throttle)
+            .field("mode", &self.mode)
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
