@@ -322,14 +322,21 @@ impl Cluster {
 pub struct DriftTimer {
     pub factor: f64,
     base: TokioTimer,
+    /// The base clock's reading when the first drifting clock was made: every drifting clock
+    /// reads zero there and runs `factor` times too fast from it. (`TokioTimer`'s process-wide
+    /// origin lies an hour in the past; multiplying readings since then would put the clocks
+    /// hours apart instead of drifting during the test.)
+    start: Duration,
 }
 
 impl DriftTimer {
     pub fn new(factor: f64) -> Self {
-        static ORIGIN: std::sync::OnceLock<TokioTimer> = std::sync::OnceLock::new();
+        static START: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+        let base = TokioTimer::new();
         Self {
             factor,
-            base: *ORIGIN.get_or_init(TokioTimer::new),
+            base,
+            start: *START.get_or_init(|| base.now()),
         }
     }
 }
@@ -338,12 +345,12 @@ impl Timer for DriftTimer {
     type Sleep = <TokioTimer as Timer>::Sleep;
 
     fn now(&self) -> Duration {
-        self.base.now().mul_f64(self.factor)
+        self.base.now().saturating_sub(self.start).mul_f64(self.factor)
     }
 
     fn sleep_until(&self, deadline: Duration) -> Self::Sleep {
         let real = Duration::try_from_secs_f64(deadline.as_secs_f64() / self.factor)
-            .unwrap_or(Duration::MAX);
+            .map_or(Duration::MAX, |since_start| self.start.saturating_add(since_start));
         self.base.sleep_until(real)
     }
 }
