@@ -1,0 +1,228 @@
+//! The sharded, bounded key table shared by [`KeyedThrottle`](super::KeyedThrottle) and
+//! [`KeyedGate`](super::KeyedGate).
+//!
+//! Each shard is a dense `Vec` of slots (hash, key, state) plus a `hashbrown::HashTable` of
+//! indices into it, behind the crate's lock. The dense vector gives eviction a *clock hand*:
+//! every operation examines the next few slots after the hand and drops those whose state is
+//! idle (indistinguishable from a fresh key), so idle keys disappear under traffic with no
+//! sweep call. Removal is `swap_remove` plus one index fix-up, O(1).
+//!
+//! A key lives in exactly one shard (chosen by its hash), and everything about a key (its
+//! state, its waiters' registrations, its eviction) happens under that shard's lock: a call and
+//! the eviction of its own key are ordered by the lock, so the call either finds the entry or
+//! finds none and starts from the fresh state, which is what the evicted entry was equivalent
+//! to.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::borrow::Borrow;
+use core::hash::{BuildHasher, Hash};
+
+use hashbrown::HashTable;
+
+use crate::sync::Mutex;
+
+/// Slots examined at the clock hand by every operation on a shard.
+pub(super) const SCAN_PER_CALL: usize = 2;
+/// Slots examined at the clock hand before a new key is refused by a full shard. A shard of at
+/// most this many entries is examined completely.
+pub(super) const SCAN_WHEN_FULL: usize = 64;
+/// Shards by default (fewer when the cap is smaller).
+pub(super) const DEFAULT_SHARDS: usize = 16;
+
+/// A per-key state that can tell when it is indistinguishable from a fresh key's.
+pub(super) trait Idle {
+    /// `true` if dropping this state changes no future decision at `now` or later.
+    fn is_idle(&self, now: u64) -> bool;
+}
+
+struct Slot<K, V> {
+    hash: u64,
+    key: K,
+    value: V,
+}
+
+/// One shard: at most `cap` entries.
+pub(super) struct Shard<K, V> {
+    index: HashTable<usize>,
+    slots: Vec<Slot<K, V>>,
+    hand: usize,
+    cap: usize,
+}
+
+impl<K, V: Idle> Shard<K, V> {
+    const fn new(cap: usize) -> Self {
+        Self {
+            index: HashTable::new(),
+            slots: Vec::new(),
+            hand: 0,
+            cap,
+        }
+    }
+
+    /// The slot of `key`, if present.
+    #[inline]
+    pub(super) fn find<Q>(&self, hash: u64, key: &Q) -> Option<usize>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| slots[i].key.borrow() == key)
+            .copied()
+    }
+
+    /// The slot with this hash whose state satisfies `f` (identity lookups by waiters).
+    pub(super) fn find_by(&self, hash: u64, f: impl Fn(&V) -> bool) -> Option<usize> {
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&i| slots[i].hash == hash && f(&slots[i].value))
+            .copied()
+    }
+
+    #[inline]
+    pub(super) fn value(&mut self, i: usize) -> &mut V {
+        &mut self.slots[i].value
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Examines up to `budget` slots at the clock hand, dropping the idle ones.
+    #[inline]
+    pub(super) fn sweep(&mut self, now: u64, budget: usize) {
+        for _ in 0..budget {
+            if self.slots.is_empty() {
+                return;
+            }
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            if self.slots[self.hand].value.is_idle(now) {
+                // The last slot moves here: examined next.
+                self.remove(self.hand);
+            } else {
+                self.hand += 1;
+            }
+        }
+    }
+
+    /// Drops every idle entry.
+    fn sweep_all(&mut self, now: u64) {
+        let mut i = 0;
+        while i < self.slots.len() {
+            if self.slots[i].value.is_idle(now) {
+                self.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        self.hand = 0;
+    }
+
+    fn remove(&mut self, i: usize) {
+        let hash = self.slots[i].hash;
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+            entry.remove();
+        }
+        let last = self.slots.len() - 1;
+        if i != last {
+            let moved = self.slots[last].hash;
+            if let Some(j) = self.index.find_mut(moved, |&j| j == last) {
+                *j = i;
+            }
+        }
+        self.slots.swap_remove(i);
+    }
+
+    /// Inserts a key known to be absent, evicting idle entries first if the shard is full.
+    /// `Err` gives the key and state back when every examined entry is live.
+    pub(super) fn insert(&mut self, hash: u64, key: K, value: V, now: u64) -> Result<usize, K> {
+        if self.slots.len() >= self.cap {
+            self.sweep(now, SCAN_WHEN_FULL);
+            if self.slots.len() >= self.cap {
+                return Err(key);
+            }
+        }
+        let i = self.slots.len();
+        self.slots.push(Slot { hash, key, value });
+        let slots = &self.slots;
+        self.index.insert_unique(hash, i, |&j| slots[j].hash);
+        Ok(i)
+    }
+
+    fn shrink_to_fit(&mut self, now: u64) {
+        self.sweep_all(now);
+        let slots = &self.slots;
+        self.index.shrink_to(slots.len(), |&j| slots[j].hash);
+        self.slots.shrink_to_fit();
+    }
+}
+
+/// The shards and the hasher.
+pub(super) struct Table<K, V, S> {
+    shards: Box<[Mutex<Shard<K, V>>]>,
+    hasher: S,
+    max_keys: usize,
+}
+
+impl<K, V: Idle, S> Table<K, V, S> {
+    /// `max_keys >= 1` and `shards >= 1` are the caller's; the cap is split so the shards'
+    /// caps add up to exactly `max_keys`.
+    pub(super) fn new(max_keys: usize, shards: usize, hasher: S) -> Self {
+        let n = shards.min(max_keys).max(1);
+        let shards = (0..n)
+            .map(|i| Mutex::new(Shard::new(max_keys / n + usize::from(i < max_keys % n))))
+            .collect();
+        Self {
+            shards,
+            hasher,
+            max_keys,
+        }
+    }
+
+    /// Rebuilds the (empty) table with another cap or shard count.
+    pub(super) fn resized(self, max_keys: usize, shards: usize) -> Self {
+        Self::new(max_keys, shards, self.hasher)
+    }
+
+
+    /// The shard of a hash. The bits used here are neither the low bits hashbrown indexes
+    /// buckets with nor its top 7 tag bits.
+    #[inline]
+    pub(super) fn shard(&self, hash: u64) -> &Mutex<Shard<K, V>> {
+        let i = ((hash >> 32) as u32 as usize) % self.shards.len();
+        &self.shards[i]
+    }
+
+    pub(super) fn max_keys(&self) -> usize {
+        self.max_keys
+    }
+
+    pub(super) fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub(super) fn hasher(&self) -> &S {
+        &self.hasher
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.with(|s| s.len())).sum()
+    }
+
+    pub(super) fn shrink_to_fit(&self, now: u64) {
+        for shard in self.shards.iter() {
+            shard.with(|s| s.shrink_to_fit(now));
+        }
+    }
+}
+
+impl<K, V, S: BuildHasher> Table<K, V, S> {
+    #[inline]
+    pub(super) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+}
