@@ -11,7 +11,7 @@ use core::time::Duration;
 
 use pin_project_lite::pin_project;
 
-use super::table::{DEFAULT_SHARDS, Idle, SCAN_PER_CALL, Table};
+use super::table::{DEFAULT_SHARDS, Idle, Table};
 use super::{KeyedGateError, TooManyKeys, WhenFull};
 use crate::error::{ConfigError, ConfigValue, TooManyCalls, TooManyCallsKind};
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
@@ -158,12 +158,12 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
     /// ```
     #[must_use]
     pub fn with_max_keys(mut self, max_keys: NonZeroUsize) -> Self {
-        let shards = self.table.shards().max(DEFAULT_SHARDS);
+        let shards = self.table.requested_shards();
         self.table = self.table.resized(max_keys.get(), shards);
         self
     }
 
-    /// Sets the number of lock shards (16 by default, at most `max_keys`). Configure before
+    /// Sets the number of lock shards (16 by default; fewer when the cap would give a shard under 64 keys). Configure before
     /// use.
     ///
     /// # Examples
@@ -316,11 +316,13 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
             h.users += 1;
             h.gate.clone()
         };
-        let hit = shard.with(|s| {
+        let (hit, help) = shard.with(|s| {
             let r = s.find(hash, key).map(|i| join(s.value(i)));
-            s.sweep(0, SCAN_PER_CALL);
-            r
+            (r, s.on_call(0))
         });
+        if help {
+            self.table.help(0);
+        }
         let gate = match hit {
             Some(gate) => gate,
             None => {

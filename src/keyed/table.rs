@@ -21,14 +21,26 @@ use core::hash::{BuildHasher, Hash};
 use hashbrown::HashTable;
 
 use crate::sync::Mutex;
+use crate::sync::atomic::{AtomicUsize, Ordering};
 
-/// Slots examined at the clock hand by every operation on a shard.
+/// Live entries the clock hand passes per operation on a shard.
 pub(super) const SCAN_PER_CALL: usize = 2;
+/// Idle entries the clock hand may drop per operation on a shard.
+pub(super) const EVICT_PER_CALL: usize = 8;
+/// Every this many operations on a shard, the operation also moves the hand of another shard
+/// (round robin), so shards without traffic lose their idle keys too.
+pub(super) const HELP_EVERY: u32 = 8;
+/// Live entries passed (and idle ones dropped, at most) in the other shard.
+pub(super) const HELP_BUDGET: usize = 16;
 /// Slots examined at the clock hand before a new key is refused by a full shard. A shard of at
 /// most this many entries is examined completely.
 pub(super) const SCAN_WHEN_FULL: usize = 64;
-/// Shards by default (fewer when the cap is smaller).
+/// Shards by default (fewer when the cap is small: see [`MIN_SHARD_CAP`]).
 pub(super) const DEFAULT_SHARDS: usize = 16;
+/// A shard holds at least this many keys (unless the whole cap is smaller): so the share of
+/// the cap each shard gets is not lumpy for small caps, and a small table is examined
+/// completely before a new key is refused.
+pub(super) const MIN_SHARD_CAP: usize = SCAN_WHEN_FULL;
 
 /// A per-key state that can tell when it is indistinguishable from a fresh key's.
 pub(super) trait Idle {
@@ -48,6 +60,7 @@ pub(super) struct Shard<K, V> {
     slots: Vec<Slot<K, V>>,
     hand: usize,
     cap: usize,
+    calls: u32,
 }
 
 impl<K, V: Idle> Shard<K, V> {
@@ -57,6 +70,7 @@ impl<K, V: Idle> Shard<K, V> {
             slots: Vec::new(),
             hand: 0,
             cap,
+            calls: 0,
         }
     }
 
@@ -90,23 +104,38 @@ impl<K, V: Idle> Shard<K, V> {
         self.slots.len()
     }
 
-    /// Examines up to `budget` slots at the clock hand, dropping the idle ones.
+    /// Moves the clock hand past up to `live` live entries, dropping the idle entries it meets
+    /// on the way (at most `evict` of them). A dropped slot is refilled by the last one (the
+    /// newest, usually live), so removals get their own budget: with a shared one, each
+    /// removal would spend the next examination on that newcomer and a backlog of idle
+    /// entries would drain at only the rate new keys arrive.
     #[inline]
-    pub(super) fn sweep(&mut self, now: u64, budget: usize) {
-        for _ in 0..budget {
-            if self.slots.is_empty() {
-                return;
-            }
+    pub(super) fn sweep(&mut self, now: u64, live: usize, evict: usize) {
+        let (mut live, mut evict) = (live, evict);
+        while live > 0 && !self.slots.is_empty() {
             if self.hand >= self.slots.len() {
                 self.hand = 0;
             }
             if self.slots[self.hand].value.is_idle(now) {
+                if evict == 0 {
+                    return;
+                }
+                evict -= 1;
                 // The last slot moves here: examined next.
                 self.remove(self.hand);
             } else {
+                live -= 1;
                 self.hand += 1;
             }
         }
+    }
+
+    /// Counts calls on this shard: every [`HELP_EVERY`]th also sweeps another shard.
+    #[inline]
+    pub(super) fn on_call(&mut self, now: u64) -> bool {
+        self.sweep(now, SCAN_PER_CALL, EVICT_PER_CALL);
+        self.calls = self.calls.wrapping_add(1);
+        self.calls % HELP_EVERY == 0
     }
 
     /// Drops every idle entry.
@@ -141,7 +170,7 @@ impl<K, V: Idle> Shard<K, V> {
     /// `Err` gives the key and state back when every examined entry is live.
     pub(super) fn insert(&mut self, hash: u64, key: K, value: V, now: u64) -> Result<usize, K> {
         if self.slots.len() >= self.cap {
-            self.sweep(now, SCAN_WHEN_FULL);
+            self.sweep(now, SCAN_WHEN_FULL, SCAN_WHEN_FULL);
             if self.slots.len() >= self.cap {
                 return Err(key);
             }
@@ -166,13 +195,18 @@ pub(super) struct Table<K, V, S> {
     shards: Box<[Mutex<Shard<K, V>>]>,
     hasher: S,
     max_keys: usize,
+    /// The shard count asked for (the one in use may be smaller).
+    requested: usize,
+    /// The next shard another shard's call helps sweep.
+    help: AtomicUsize,
 }
 
 impl<K, V: Idle, S> Table<K, V, S> {
     /// `max_keys >= 1` and `shards >= 1` are the caller's; the cap is split so the shards'
-    /// caps add up to exactly `max_keys`.
+    /// caps add up to exactly `max_keys`, each at least [`MIN_SHARD_CAP`] when possible.
     pub(super) fn new(max_keys: usize, shards: usize, hasher: S) -> Self {
-        let n = shards.min(max_keys).max(1);
+        let requested = shards;
+        let n = shards.min(max_keys / MIN_SHARD_CAP).max(1);
         let shards = (0..n)
             .map(|i| Mutex::new(Shard::new(max_keys / n + usize::from(i < max_keys % n))))
             .collect();
@@ -180,6 +214,8 @@ impl<K, V: Idle, S> Table<K, V, S> {
             shards,
             hasher,
             max_keys,
+            requested,
+            help: AtomicUsize::new(0),
         }
     }
 
@@ -197,12 +233,21 @@ impl<K, V: Idle, S> Table<K, V, S> {
         &self.shards[i]
     }
 
+    /// Moves the clock hand of the next shard in round robin (after an operation's own lock
+    /// section, never inside it).
+    #[cold]
+    pub(super) fn help(&self, now: u64) {
+        let i = self.help.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        self.shards[i].with(|s| s.sweep(now, HELP_BUDGET, HELP_BUDGET));
+    }
+
     pub(super) fn max_keys(&self) -> usize {
         self.max_keys
     }
 
-    pub(super) fn shards(&self) -> usize {
-        self.shards.len()
+    /// The shard count asked for.
+    pub(super) fn requested_shards(&self) -> usize {
+        self.requested
     }
 
     pub(super) fn hasher(&self) -> &S {

@@ -12,7 +12,7 @@ use core::time::Duration;
 
 use pin_project_lite::pin_project;
 
-use super::table::{DEFAULT_SHARDS, Idle, SCAN_PER_CALL, Table};
+use super::table::{DEFAULT_SHARDS, Idle, Table};
 use super::{KeyQuota, KeyedThrottleError, TooManyKeys, WhenFull};
 use crate::error::ConfigError;
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
@@ -237,12 +237,12 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
     /// ```
     #[must_use]
     pub fn with_max_keys(mut self, max_keys: NonZeroUsize) -> Self {
-        let shards = self.table.shards().max(DEFAULT_SHARDS);
+        let shards = self.table.requested_shards();
         self.table = self.table.resized(max_keys.get(), shards);
         self
     }
 
-    /// Sets the number of lock shards (16 by default, at most `max_keys`): keys in different
+    /// Sets the number of lock shards (16 by default; fewer when the cap would give a shard under 64 keys): keys in different
     /// shards never contend. Rebuilds the empty throttle: configure before use.
     ///
     /// # Examples
@@ -448,11 +448,13 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let shard = self.table.shard(hash);
-        let hit = shard.with(|s| {
+        let (hit, help) = shard.with(|s| {
             let r = s.find(hash, key).map(|i| op(s.value(i)));
-            s.sweep(now, SCAN_PER_CALL);
-            r
+            (r, s.on_call(now))
         });
+        if help {
+            self.table.help(now);
+        }
         if let Some(r) = hit {
             return Ok(r);
         }
@@ -547,7 +549,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
     /// use futures_util::FutureExt;
     ///
     /// let timer = ManualTimer::new();
-    /// let limits = KeyedThrottle::<&str>::new(Quota::per_second(1)).unwrap();
+    /// let limits = KeyedThrottle::<String>::new(Quota::per_second(1)).unwrap();
     /// limits.acquire(&timer, "alice").now_or_never().unwrap().unwrap();
     ///
     /// let mut second = Box::pin(limits.acquire(&timer, "alice"));
