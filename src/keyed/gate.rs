@@ -1,5 +1,6 @@
 //! [`KeyedGate`]: a concurrency limit per key.
 
+use alloc::borrow::ToOwned;
 use core::borrow::Borrow;
 use core::fmt;
 use core::future::Future;
@@ -15,7 +16,7 @@ use super::table::{DEFAULT_SHARDS, Idle, Table};
 use super::{KeyedGateError, TooManyKeys, WhenFull};
 use crate::error::{ConfigError, ConfigValue, TooManyCalls, TooManyCallsKind};
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
-use crate::sync::Arc;
+use alloc::sync::Arc;
 use crate::time::Timer;
 
 /// One key's state: its gate and the calls registered on it (holding a permit, waiting, or

@@ -1,6 +1,7 @@
 //! [`KeyedThrottle`]: one GCRA schedule per key.
 
 use alloc::boxed::Box;
+use alloc::borrow::ToOwned;
 use core::borrow::Borrow;
 use core::fmt;
 use core::future::Future;
@@ -16,7 +17,7 @@ use super::table::{DEFAULT_SHARDS, Idle, Table};
 use super::{KeyQuota, KeyedThrottleError, TooManyKeys, WhenFull};
 use crate::error::ConfigError;
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
-use crate::sync::Arc;
+use alloc::sync::Arc;
 use crate::throttle::engine::{horizon, step};
 use crate::throttle::{NEVER, Quota, RateLimited, nanos};
 use crate::time::Timer;
