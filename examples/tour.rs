@@ -12,6 +12,7 @@ fn main() {
     timers();
     gate();
     throttle();
+    keyed();
     retry();
 }
 
@@ -130,6 +131,55 @@ fn throttle() {
     println!(
         "  after a minute idle, 10 tries: {admitted} admitted (idle time earns at most the burst)"
     );
+}
+
+/// Keyed: three clients limited by key (3 per second each, and 1 request in flight each),
+/// on a virtual clock; a greedy client is refused without holding up the polite ones, and
+/// idle clients are forgotten by the calls themselves (no cleanup task).
+fn keyed() {
+    use dike::keyed::{KeyedGate, KeyedThrottle};
+    use dike::throttle::Quota;
+
+    println!("\n== keyed");
+    let timer = ManualTimer::new();
+    let per_client = KeyedThrottle::<String>::new(Quota::per_second(3)).expect("a valid quota");
+    let in_flight = KeyedGate::<String>::new(1).expect("a valid limit");
+    // One second of traffic in 100 ms steps: "greedy" asks 5 times a step, "alice" once
+    // a step, "bob" every third step.
+    let mut counts = [("greedy", 0, 0), ("alice", 0, 0), ("bob", 0, 0)];
+    for step in 0..10 {
+        for (client, admitted, refused) in &mut counts {
+            let tries = match *client {
+                "greedy" => 5,
+                "alice" => 1,
+                _ => usize::from(step % 3 == 0),
+            };
+            for _ in 0..tries {
+                match per_client.try_acquire(&timer, *client) {
+                    Ok(()) => *admitted += 1,
+                    Err(_) => *refused += 1,
+                }
+            }
+        }
+        timer.advance(Duration::from_millis(100));
+    }
+    for (client, admitted, refused) in counts {
+        println!("KeyedThrottle 3/s per key, {client:>6}: {admitted} admitted, {refused} refused");
+    }
+    println!("  entries held: {}", per_client.len());
+    timer.advance(Duration::from_secs(1));
+    for i in 0..10 {
+        let _ = per_client.try_acquire(&timer, &format!("new-{i}"));
+    }
+    println!(
+        "  a second later, after 10 calls from new clients: {} entries (the idle ones were evicted)",
+        per_client.len()
+    );
+    let busy = in_flight.try_enter("greedy").expect("free");
+    let second = in_flight.try_enter("greedy").map(drop);
+    let alice = in_flight.try_enter("alice").map(drop);
+    println!("KeyedGate 1 in flight per key: greedy's second call {second:?}, alice {alice:?}");
+    drop(busy);
 }
 
 /// Gate: a third concurrent call is turned away at once; a bounded wait gives up at its

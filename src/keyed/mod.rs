@@ -21,10 +21,14 @@
 //!
 //! Dropping such an entry therefore changes no decision: a forgotten key's next call creates a
 //! fresh entry that decides exactly as the old one would have. Nothing is ever dropped that
-//! could grant more than a fresh key gets. The operations themselves do the evicting: every
-//! call examines the next 2 entries of its shard at a *clock hand* and drops the idle ones,
-//! so under traffic idle keys disappear with no sweep call and no spawned task. A new key
-//! arriving at a full shard examines up to 64 more before giving up. Work per call is bounded.
+//! could grant more than a fresh key gets.
+//!
+//! The operations themselves do the evicting, with a *clock hand* per shard: every call moves
+//! its shard's hand past the next 2 live entries, dropping the idle ones it meets (at most 8),
+//! and every 8th call on a shard also moves another shard's hand (round robin, past 16 live
+//! entries, dropping at most 16), so shards without traffic are swept too. A new key arriving
+//! at a full shard moves the hand up to 64 more entries before giving up. The work per call is
+//! bounded; under traffic idle keys disappear with no sweep call and no spawned task.
 //!
 //! Everything about one key happens under its shard's lock: a call racing with the eviction of
 //! its own key either finds the entry (and is decided on it) or finds none and starts from the
@@ -37,8 +41,9 @@
 //! # The cap on keys
 //!
 //! At most `max_keys` entries are held (100 000 by default), split evenly across the lock
-//! shards, so `len()` never exceeds it. When a new key's shard is full and the clock hand finds
-//! no idle entry, the policy decides ([`WhenFull`]):
+//! shards (16 by default, fewer so that each holds at least 64 keys), so `len()` never exceeds
+//! it. When a new key's shard is full and the clock hand finds no idle entry among the next 64,
+//! the policy decides ([`WhenFull`]):
 //!
 //! - [`WhenFull::Refuse`] (default): the call fails with [`TooManyKeys`]. Every admission stays
 //!   within its key's quota (the limiter fails closed), and keys that already have live entries
