@@ -17,8 +17,8 @@ use std::sync::Arc;
 use dike::error::TooManyCallsKind;
 use dike::gate::Gate;
 use dike::keyed::{
-    KeyQuota, KeyedAcquire, KeyedEnter, KeyedEnterTimeout, KeyedGate, KeyedGateError,
-    KeyedPermit, KeyedThrottle, KeyedThrottleError, TooManyKeys, WhenFull,
+    KeyQuota, KeyedAcquire, KeyedEnter, KeyedEnterTimeout, KeyedGate, KeyedGateError, KeyedPermit,
+    KeyedThrottle, KeyedThrottleError, TooManyKeys, WhenFull,
 };
 use dike::throttle::Quota;
 use dike::time::{ManualTimer, Timer};
@@ -115,7 +115,9 @@ fn actual_threadsafety() {
             })
             .collect();
         let per_thread: Vec<[usize; 4]> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        (0..4).map(|k| per_thread.iter().map(|t| t[k]).sum()).collect()
+        (0..4)
+            .map(|k| per_thread.iter().map(|t| t[k]).sum())
+            .collect()
     });
     // The clock never moved: each key admitted exactly its burst, whatever the interleaving.
     assert_eq!(admitted, vec![20; 4]);
@@ -254,9 +256,16 @@ fn key_flood_stays_under_the_cap_and_steady_keys_keep_their_quota() {
         }
     }
     assert!(refused_for_cap > 0, "the first half must hit the cap");
-    assert!(admitted_flood > flood / 2, "eviction keeps up in the second half");
+    assert!(
+        admitted_flood > flood / 2,
+        "eviction keeps up in the second half"
+    );
     assert!(max_len > cap * 9 / 10, "the cap was reached: {max_len}");
-    assert!(lim.len() <= 20_000, "second half: about 10 000 live keys, {}", lim.len());
+    assert!(
+        lim.len() <= 20_000,
+        "second half: about 10 000 live keys, {}",
+        lim.len()
+    );
 }
 
 #[test]
@@ -290,8 +299,15 @@ fn at_the_cap_a_new_key_is_refused_and_known_keys_are_unaffected() {
     }
     let err = lim.try_acquire(&timer, &99).unwrap_err();
     assert!(matches!(err, KeyedThrottleError::TooManyKeys(e) if e.max_keys() == 4));
-    assert_eq!(err.to_string(), "too many keys: all 4 entries hold live state");
-    assert_eq!(lim.try_acquire(&timer, &0), Ok(()), "known keys keep their quota");
+    assert_eq!(
+        err.to_string(),
+        "too many keys: all 4 entries hold live state"
+    );
+    assert_eq!(
+        lim.try_acquire(&timer, &0),
+        Ok(()),
+        "known keys keep their quota"
+    );
     assert_eq!(lim.len(), 4);
     // Once key 3's state is fresh-equivalent (after one full burst's time), a new key fits.
     timer.advance(Duration::from_secs(3));
@@ -310,7 +326,10 @@ fn admit_untracked_admits_like_a_fresh_key_and_keeps_no_state() {
     for _ in 0..3 {
         assert_eq!(lim.try_acquire(&timer, &2), Ok(()));
     }
-    assert!(rate_limited(lim.try_acquire(&timer, &1)), "tracked key stays limited");
+    assert!(
+        rate_limited(lim.try_acquire(&timer, &1)),
+        "tracked key stays limited"
+    );
     assert_eq!(lim.len(), 1);
     assert_eq!(lim.acquire(&timer, &3).now_or_never(), Some(Ok(())));
 }
@@ -323,7 +342,11 @@ fn per_key_quota_function() {
     let lim = KeyedThrottle::<String>::new(Quota::per_second(1))
         .unwrap()
         .with_quota_fn(move |k: &String| if k.starts_with("pro") { pro } else { free });
-    let count = |key: &str| (0..10).filter(|_| lim.try_acquire(&timer, key).is_ok()).count();
+    let count = |key: &str| {
+        (0..10)
+            .filter(|_| lim.try_acquire(&timer, key).is_ok())
+            .count()
+    };
     assert_eq!(count("pro-1"), 5);
     assert_eq!(count("free-1"), 1);
     timer.advance(Duration::from_secs(1));
@@ -401,7 +424,13 @@ fn waiting_throttle_is_fifo_per_key_with_one_sleeper_per_key() {
     }
     assert_eq!(
         order,
-        vec![(ms(100), 0), (ms(100), 3), (ms(200), 1), (ms(200), 4), (ms(300), 2)]
+        vec![
+            (ms(100), 0),
+            (ms(100), 3),
+            (ms(200), 1),
+            (ms(200), 4),
+            (ms(300), 2)
+        ]
     );
     drop(waiters);
     timer.advance(ms(100));
@@ -426,7 +455,10 @@ fn a_waiting_throttle_dropped_at_every_await_point_leaves_nothing() {
     drop(queued); // from the middle of the line
     drop(head); // the sleeping head passes its turn on
     timer.advance(ms(100));
-    assert!(poll_once(last.as_mut()).is_ready(), "the turn passed on, nothing consumed");
+    assert!(
+        poll_once(last.as_mut()).is_ready(),
+        "the turn passed on, nothing consumed"
+    );
     assert!(rate_limited(lim.try_acquire(&timer, &1)));
     // A head that just got its turn but was not polled since.
     let mut a = Box::pin(lim.acquire(&timer, &1));
@@ -479,7 +511,9 @@ fn gate_is_fifo_per_key_and_keys_are_independent() {
     assert_eq!(order, vec![0, 2, 4]);
     drop(held2);
     for i in [1usize, 3] {
-        let Poll::Ready(p) = poll_once(w[i].as_mut()) else { panic!("{i}") };
+        let Poll::Ready(p) = poll_once(w[i].as_mut()) else {
+            panic!("{i}")
+        };
         drop(p.unwrap());
     }
     drop(w);
@@ -491,7 +525,9 @@ fn gate_is_fifo_per_key_and_keys_are_independent() {
 fn gate_cancellation_at_every_await_point_leaks_nothing() {
     let timer = ManualTimer::new();
     let global = Arc::new(Gate::new(1));
-    let gate = KeyedGate::<u32>::new(1).unwrap().with_global(global.clone());
+    let gate = KeyedGate::<u32>::new(1)
+        .unwrap()
+        .with_global(global.clone());
     drop(gate.enter(&1)); // unpolled
     let held = gate.try_enter(&1).unwrap();
     // Waiting for the key, dropped.
@@ -524,12 +560,13 @@ fn gate_cancellation_at_every_await_point_leaks_nothing() {
 
 #[test]
 fn gate_cap_refuses_new_keys_only_while_entries_are_live() {
-    let gate = KeyedGate::<u32>::new(2)
-        .unwrap()
-        .with_max_keys(nz(2));
+    let gate = KeyedGate::<u32>::new(2).unwrap().with_max_keys(nz(2));
     let a = gate.try_enter(&1).unwrap();
     let b = gate.try_enter(&2).unwrap();
-    assert!(matches!(gate.try_enter(&3), Err(KeyedGateError::TooManyKeys(_))));
+    assert!(matches!(
+        gate.try_enter(&3),
+        Err(KeyedGateError::TooManyKeys(_))
+    ));
     assert!(matches!(
         gate.enter(&3).now_or_never(),
         Some(Err(KeyedGateError::TooManyKeys(_)))
@@ -544,7 +581,10 @@ fn gate_cap_refuses_new_keys_only_while_entries_are_live() {
 #[test]
 fn eviction_never_grants_more_than_a_fresh_key() {
     // A gate entry with a holder is never evicted, even under pressure from new keys.
-    let gate = KeyedGate::<u32>::new(1).unwrap().with_max_keys(nz(2)).with_shards(nz(1));
+    let gate = KeyedGate::<u32>::new(1)
+        .unwrap()
+        .with_max_keys(nz(2))
+        .with_shards(nz(1));
     let held = gate.try_enter(&1).unwrap();
     for key in 100..200 {
         drop(gate.try_enter(&key));
@@ -607,12 +647,20 @@ fn crafted_collisions_degrade_a_fixed_hasher_but_not_random_state() {
         .with_max_keys(nz(1_600));
     let refused = crafted
         .iter()
-        .filter(|k| matches!(fixed.try_acquire(&timer, *k), Err(KeyedThrottleError::TooManyKeys(_))))
+        .filter(|k| {
+            matches!(
+                fixed.try_acquire(&timer, *k),
+                Err(KeyedThrottleError::TooManyKeys(_))
+            )
+        })
         .count();
     assert_eq!(refused, 700);
     assert_eq!(fixed.len(), 100);
     for k in &crafted[..100] {
-        assert!(rate_limited(fixed.try_acquire(&timer, k)), "colliding keys stay distinct");
+        assert!(
+            rate_limited(fixed.try_acquire(&timer, k)),
+            "colliding keys stay distinct"
+        );
     }
     // Under RandomState the same keys spread over the 16 shards (about 50 each, 100 allowed).
     let random = KeyedThrottle::<u64>::new(Quota::per_second(1))

@@ -51,7 +51,11 @@ fn try_acquire_racing_with_eviction_of_its_key_is_admitted_exactly_once() {
         });
         let mine = lim.try_acquire(frozen(at), &1);
         evictor.join().unwrap();
-        assert_eq!(mine, Ok(()), "a fresh-equivalent key is admitted, evicted or not");
+        assert_eq!(
+            mine,
+            Ok(()),
+            "a fresh-equivalent key is admitted, evicted or not"
+        );
         // Exactly once: whichever entry holds key 1 now remembers the admission.
         assert!(matches!(
             lim.try_acquire(frozen(at), &1),
@@ -97,9 +101,7 @@ fn acquire_racing_with_eviction_keeps_its_registration() {
             // while the head is asleep, then the waiter is cancelled.
             let timer = shared(&clock);
             let mut wait = pin!(lim.acquire(&timer, &1));
-            let polled = wait
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop()));
+            let polled = wait.as_mut().poll(&mut Context::from_waker(Waker::noop()));
             assert!(polled.is_pending());
             clock.store(5_000_000_000, Ordering::SeqCst);
         }
@@ -134,15 +136,11 @@ fn a_sleeping_head_racing_with_eviction_is_admitted_exactly_once() {
             // while the head is asleep.
             let timer = shared(&clock);
             let mut wait = pin!(lim.acquire(&timer, &1));
-            let polled = wait
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop()));
+            let polled = wait.as_mut().poll(&mut Context::from_waker(Waker::noop()));
             assert!(polled.is_pending());
             clock.store(5_000_000_000, Ordering::SeqCst);
             // Past its slot: admitted, on the entry it registered on (never evicted under it).
-            let polled = wait
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop()));
+            let polled = wait.as_mut().poll(&mut Context::from_waker(Waker::noop()));
             assert_eq!(polled, core::task::Poll::Ready(Ok(())));
         }
         evictor.join().unwrap();

@@ -16,8 +16,8 @@ use super::table::{DEFAULT_SHARDS, Idle, Table};
 use super::{KeyedGateError, TooManyKeys, WhenFull};
 use crate::error::{ConfigError, ConfigValue, TooManyCalls, TooManyCallsKind};
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
-use alloc::sync::Arc;
 use crate::time::Timer;
+use alloc::sync::Arc;
 
 /// One key's state: its gate and the calls registered on it (holding a permit, waiting, or
 /// about to try). The entry is idle when nobody is registered: then the gate has no holder
@@ -752,8 +752,10 @@ where
         // Leaves the key's queue and unregisters before reporting.
         this.enter.set(None);
         this.sleep.set(None);
-        Poll::Ready(Err(
-            TooManyCalls::new(*this.limit, TooManyCallsKind::TimedOut).into()
-        ))
+        Poll::Ready(Err(TooManyCalls::new(
+            *this.limit,
+            TooManyCallsKind::TimedOut,
+        )
+        .into()))
     }
 }

@@ -1,6 +1,6 @@
 //! Limits per key (user, IP address, API key, tenant) in bounded memory, with no cleanup task.
 //!
-//! - [`KeyedThrottle`]: a [`Quota`](crate::throttle::Quota) per key (GCRA, exactly a
+//! - [`KeyedThrottle`]: a [`Quota`] per key (GCRA, exactly a
 //!   [`Throttle`](crate::throttle::Throttle) per key); `try_acquire` or a FIFO `acquire` per
 //!   key.
 //! - [`KeyedGate`]: at most N calls in flight per key (a [`Gate`](crate::gate::Gate) per
@@ -24,8 +24,8 @@
 //! could grant more than a fresh key gets.
 //!
 //! The operations themselves do the evicting, with a *clock hand* per shard: every call moves
-//! its shard's hand past the next 2 live entries, dropping the idle ones it meets (at most 8),
-//! and every 8th call on a shard also moves another shard's hand (round robin, past 16 live
+//! its shard's hand past the next live entry, dropping the idle ones it meets (at most 8), and
+//! every 16th call on a shard also moves another shard's hand (round robin, past 16 live
 //! entries, dropping at most 16), so shards without traffic are swept too. A new key arriving
 //! at a full shard moves the hand up to 64 more entries before giving up. The work per call is
 //! bounded; under traffic idle keys disappear with no sweep call and no spawned task.

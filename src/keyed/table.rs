@@ -24,12 +24,12 @@ use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 
 /// Live entries the clock hand passes per operation on a shard.
-pub(super) const SCAN_PER_CALL: usize = 2;
+pub(super) const SCAN_PER_CALL: usize = 1;
 /// Idle entries the clock hand may drop per operation on a shard.
 pub(super) const EVICT_PER_CALL: usize = 8;
 /// Every this many operations on a shard, the operation also moves the hand of another shard
 /// (round robin), so shards without traffic lose their idle keys too.
-pub(super) const HELP_EVERY: u32 = 8;
+pub(super) const HELP_EVERY: u32 = 16;
 /// Live entries passed (and idle ones dropped, at most) in the other shard.
 pub(super) const HELP_BUDGET: usize = 16;
 /// Slots examined at the clock hand before a new key is refused by a full shard. A shard of at
@@ -191,8 +191,16 @@ impl<K, V: Idle> Shard<K, V> {
 }
 
 /// The shards and the hasher.
+/// One shard's lock and data on cache lines of its own, so threads working on different
+/// shards do not contend on a shared line.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// A shard behind its lock, padded.
+type Locked<K, V> = Padded<Mutex<Shard<K, V>>>;
+
 pub(super) struct Table<K, V, S> {
-    shards: Box<[Mutex<Shard<K, V>>]>,
+    shards: Box<[Locked<K, V>]>,
     hasher: S,
     max_keys: usize,
     /// The shard count asked for (the one in use may be smaller).
@@ -208,7 +216,11 @@ impl<K, V: Idle, S> Table<K, V, S> {
         let requested = shards;
         let n = shards.min(max_keys / MIN_SHARD_CAP).max(1);
         let shards = (0..n)
-            .map(|i| Mutex::new(Shard::new(max_keys / n + usize::from(i < max_keys % n))))
+            .map(|i| {
+                Padded(Mutex::new(Shard::new(
+                    max_keys / n + usize::from(i < max_keys % n),
+                )))
+            })
             .collect();
         Self {
             shards,
@@ -224,13 +236,14 @@ impl<K, V: Idle, S> Table<K, V, S> {
         Self::new(max_keys, shards, self.hasher)
     }
 
-
-    /// The shard of a hash. The bits used here are neither the low bits hashbrown indexes
-    /// buckets with nor its top 7 tag bits.
+    /// The shard of a hash, from bits below hashbrown's top 7 tag bits and above the low bits
+    /// it indexes buckets with (up to 2^25 buckets a shard), so neither loses entropy within
+    /// a shard.
     #[inline]
     pub(super) fn shard(&self, hash: u64) -> &Mutex<Shard<K, V>> {
-        let i = ((hash >> 32) as u32 as usize) % self.shards.len();
-        &self.shards[i]
+        // Multiply-shift of bits 25..57 by the shard count: no division.
+        let i = (u64::from((hash >> 25) as u32) * self.shards.len() as u64) >> 32;
+        &self.shards[i as usize].0
     }
 
     /// Moves the clock hand of the next shard in round robin (after an operation's own lock
@@ -238,7 +251,9 @@ impl<K, V: Idle, S> Table<K, V, S> {
     #[cold]
     pub(super) fn help(&self, now: u64) {
         let i = self.help.fetch_add(1, Ordering::Relaxed) % self.shards.len();
-        self.shards[i].with(|s| s.sweep(now, HELP_BUDGET, HELP_BUDGET));
+        self.shards[i]
+            .0
+            .with(|s| s.sweep(now, HELP_BUDGET, HELP_BUDGET));
     }
 
     pub(super) fn max_keys(&self) -> usize {
@@ -255,12 +270,12 @@ impl<K, V: Idle, S> Table<K, V, S> {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.with(|s| s.len())).sum()
+        self.shards.iter().map(|s| s.0.with(|s| s.len())).sum()
     }
 
     pub(super) fn shrink_to_fit(&self, now: u64) {
         for shard in self.shards.iter() {
-            shard.with(|s| s.shrink_to_fit(now));
+            shard.0.with(|s| s.shrink_to_fit(now));
         }
     }
 }

@@ -1,7 +1,7 @@
 //! [`KeyedThrottle`]: one GCRA schedule per key.
 
-use alloc::boxed::Box;
 use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
 use core::borrow::Borrow;
 use core::fmt;
 use core::future::Future;
@@ -17,10 +17,10 @@ use super::table::{DEFAULT_SHARDS, Idle, Table};
 use super::{KeyQuota, KeyedThrottleError, TooManyKeys, WhenFull};
 use crate::error::ConfigError;
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
-use alloc::sync::Arc;
 use crate::throttle::engine::{horizon, step};
 use crate::throttle::{NEVER, Quota, RateLimited, nanos};
 use crate::time::Timer;
+use alloc::sync::Arc;
 
 /// One key's schedule: the throttle engine's `tat`, the key's quota parameters, and its
 /// waiting line while someone waits.
@@ -68,7 +68,11 @@ impl Schedule {
             return None;
         }
         self.waiters += 1;
-        Some(self.line.get_or_insert_with(|| Arc::new(Gate::new(1))).clone())
+        Some(
+            self.line
+                .get_or_insert_with(|| Arc::new(Gate::new(1)))
+                .clone(),
+        )
     }
 
     /// Unregisters a waiter; the line is handed back (to be dropped after the lock) when it was
