@@ -752,3 +752,71 @@ fn async_use_on_an_executor() {
         drop(p);
     });
 }
+
+/// Threads hammer 32 keys while one of them moves the clock, and keys go idle (and are
+/// evicted) and come back all along. Every admission is recorded with the instant it was
+/// decided on; for each key, any window `[a, b]` holds at most `burst + (b - a) / T` of them,
+/// the GCRA bound: eviction never hands out an extra burst.
+#[test]
+fn eviction_under_threads_never_exceeds_the_quota() {
+    use std::cell::Cell;
+    thread_local!(static DECIDED_AT: Cell<Duration> = const { Cell::new(Duration::ZERO) });
+
+    let manual = ManualTimer::new();
+    let recording = {
+        let (now, sleep) = (manual.clone(), manual.clone());
+        dike::time::timer_fn(
+            move || {
+                let at = now.now();
+                DECIDED_AT.with(|c| c.set(at));
+                at
+            },
+            move |deadline| sleep.sleep_until(deadline),
+        )
+    };
+    let quota = Quota::per_second(10).with_burst(3); // T = 100 ms
+    let lim = KeyedThrottle::<u64>::new(quota).unwrap().with_shards(nz(2));
+    let mut admissions: Vec<Vec<Duration>> = vec![Vec::new(); 32];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (lim, manual, recording) = (&lim, &manual, &recording);
+                scope.spawn(move || {
+                    let mut ok = Vec::new();
+                    for i in 0..20_000u64 {
+                        if t == 0 {
+                            manual.advance(ms(1));
+                        }
+                        // Each thread works on one key for 200 calls, then moves on.
+                        let key = ((i / 200) * 5 + t) % 32;
+                        if lim.try_acquire(recording, &key).is_ok() {
+                            ok.push((key, DECIDED_AT.with(Cell::get)));
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        for h in handles {
+            for (key, at) in h.join().unwrap() {
+                admissions[key as usize].push(at);
+            }
+        }
+    });
+    let t = ms(100);
+    for (key, times) in admissions.iter_mut().enumerate() {
+        assert!(times.len() >= 3, "key {key} was used");
+        times.sort();
+        for i in 0..times.len() {
+            for j in i..times.len() {
+                let allowed = 3 + (times[j] - times[i]).as_nanos() / t.as_nanos();
+                assert!(
+                    (j - i + 1) as u128 <= allowed,
+                    "key {key}: {} admissions in {:?}",
+                    j - i + 1,
+                    times[j] - times[i]
+                );
+            }
+        }
+    }
+}

@@ -35,6 +35,14 @@
 //! fresh state the evicted entry was equivalent to; it is never lost nor counted twice. A
 //! waiting call registers on its key's entry, which is never idle while a call is registered.
 //!
+//! "Idle" is judged at the evicting call's clock reading, and a racing call may have read the
+//! clock a little earlier: for it, the evicted `tat` could still lie ahead. So each shard keeps
+//! a *floor*, the largest `tat` it has evicted, and a new entry starts from it instead of 0.
+//! A call whose `now` is at or past the floor (every call but such stale ones) decides exactly
+//! as a fresh key; a stale one decides as the evicted entry would have. Either way no key is
+//! ever admitted more than its quota allows over any window of time (a threaded test checks
+//! this window bound for every key while entries come and go).
+//!
 //! [`len`](KeyedThrottle::len) and [`shrink_to_fit`](KeyedThrottle::shrink_to_fit) exist for
 //! those who want them; boundedness needs neither.
 //!

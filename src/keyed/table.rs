@@ -46,6 +46,18 @@ pub(super) const MIN_SHARD_CAP: usize = SCAN_WHEN_FULL;
 pub(super) trait Idle {
     /// `true` if dropping this state changes no future decision at `now` or later.
     fn is_idle(&self, now: u64) -> bool;
+
+    /// The instant up to which an evicted state had spent its schedule (`tat`; 0 for states
+    /// without time). A shard keeps the largest one as its *floor*.
+    fn spent_until(&self) -> u64 {
+        0
+    }
+
+    /// Starts a new entry from the shard's floor: a call that read the clock before a
+    /// concurrent eviction (so its `now` is older than the evicted `tat`) is decided as the
+    /// evicted entry would have decided it, not as a fresh key. A call with `now >= floor`
+    /// sees no difference from a fresh key.
+    fn start_from(&mut self, _floor: u64) {}
 }
 
 struct Slot<K, V> {
@@ -61,6 +73,8 @@ pub(super) struct Shard<K, V> {
     hand: usize,
     cap: usize,
     calls: u32,
+    /// The largest `spent_until` of the entries evicted so far.
+    floor: u64,
 }
 
 impl<K, V: Idle> Shard<K, V> {
@@ -71,6 +85,7 @@ impl<K, V: Idle> Shard<K, V> {
             hand: 0,
             cap,
             calls: 0,
+            floor: 0,
         }
     }
 
@@ -156,6 +171,7 @@ impl<K, V: Idle> Shard<K, V> {
         if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
             entry.remove();
         }
+        self.floor = self.floor.max(self.slots[i].value.spent_until());
         let last = self.slots.len() - 1;
         if i != last {
             let moved = self.slots[last].hash;
@@ -175,6 +191,8 @@ impl<K, V: Idle> Shard<K, V> {
                 return Err(key);
             }
         }
+        let mut value = value;
+        value.start_from(self.floor);
         let i = self.slots.len();
         self.slots.push(Slot { hash, key, value });
         let slots = &self.slots;

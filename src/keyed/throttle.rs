@@ -96,6 +96,14 @@ impl Idle for Schedule {
         let now = now.min(horizon(self.capacity));
         self.waiters == 0 && self.tat <= now
     }
+
+    fn spent_until(&self) -> u64 {
+        self.tat
+    }
+
+    fn start_from(&mut self, floor: u64) {
+        self.tat = floor;
+    }
 }
 
 /// The per-key quota: one for all keys, or a function of the key.
