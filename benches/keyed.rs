@@ -3,7 +3,8 @@
 //!
 //! - `keyed/hit_10k_keys/*`: 10 000 warm keys hit in a pseudo-random order on 2 threads
 //!   (time per check, both threads together). Both read governor's default clock (quanta) and
-//!   hash with std's `RandomState`; the quota is generous so every check is admitted.
+//!   hash with std's `RandomState`; the quota is generous so every check is admitted. The
+//!   `*-1-thread` ids run the same checks on one thread (time per check).
 //! - `keyed/flood_1m_new_keys/*`: 1 000 000 distinct new keys, one check each, the clock
 //!   moving 1 µs per check under a quota of 100 per second (each key is live for 10 ms, so
 //!   about 10 000 are live at a time). dike evicts as it goes under its default 100 000 cap;
@@ -89,6 +90,15 @@ fn hit_10k_keys(c: &mut Criterion) {
         });
     });
 
+    group.bench_function("dike-1-thread", |b| {
+        let seq = key_sequence(3, 1 << 16);
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) & 0xffff;
+            let _ = black_box(dike.try_acquire(&timer, &seq[i]));
+        });
+    });
+
     let governor =
         RateLimiter::keyed(GovernorQuota::per_second(nonzero(rate)).allow_burst(nonzero(burst)));
     for key in 0..KEYS {
@@ -99,6 +109,14 @@ fn hit_10k_keys(c: &mut Criterion) {
             two_threads(iters, |key| {
                 let _ = black_box(governor.check_key(&key));
             })
+        });
+    });
+    group.bench_function("governor-1-thread", |b| {
+        let seq = key_sequence(3, 1 << 16);
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) & 0xffff;
+            let _ = black_box(governor.check_key(&seq[i]));
         });
     });
     group.finish();

@@ -68,7 +68,9 @@ struct Slot<K, V> {
 
 /// One shard: at most `cap` entries.
 pub(super) struct Shard<K, V> {
-    index: HashTable<usize>,
+    /// Slot indices (`u32`: a shard holds at most `u32::MAX` keys), a small index that
+    /// stays in cache.
+    index: HashTable<u32>,
     slots: Vec<Slot<K, V>>,
     hand: usize,
     cap: usize,
@@ -98,16 +100,19 @@ impl<K, V: Idle> Shard<K, V> {
     {
         let slots = &self.slots;
         self.index
-            .find(hash, |&i| slots[i].key.borrow() == key)
-            .copied()
+            .find(hash, |&i| slots[i as usize].key.borrow() == key)
+            .map(|&i| i as usize)
     }
 
     /// The slot with this hash whose state satisfies `f` (identity lookups by waiters).
     pub(super) fn find_by(&self, hash: u64, f: impl Fn(&V) -> bool) -> Option<usize> {
         let slots = &self.slots;
         self.index
-            .find(hash, |&i| slots[i].hash == hash && f(&slots[i].value))
-            .copied()
+            .find(hash, |&i| {
+                let slot = &slots[i as usize];
+                slot.hash == hash && f(&slot.value)
+            })
+            .map(|&i| i as usize)
     }
 
     #[inline]
@@ -168,15 +173,15 @@ impl<K, V: Idle> Shard<K, V> {
 
     fn remove(&mut self, i: usize) {
         let hash = self.slots[i].hash;
-        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j as usize == i) {
             entry.remove();
         }
         self.floor = self.floor.max(self.slots[i].value.spent_until());
         let last = self.slots.len() - 1;
         if i != last {
             let moved = self.slots[last].hash;
-            if let Some(j) = self.index.find_mut(moved, |&j| j == last) {
-                *j = i;
+            if let Some(j) = self.index.find_mut(moved, |&j| j as usize == last) {
+                *j = i as u32;
             }
         }
         self.slots.swap_remove(i);
@@ -196,14 +201,16 @@ impl<K, V: Idle> Shard<K, V> {
         let i = self.slots.len();
         self.slots.push(Slot { hash, key, value });
         let slots = &self.slots;
-        self.index.insert_unique(hash, i, |&j| slots[j].hash);
+        self.index
+            .insert_unique(hash, i as u32, |&j| slots[j as usize].hash);
         Ok(i)
     }
 
     fn shrink_to_fit(&mut self, now: u64) {
         self.sweep_all(now);
         let slots = &self.slots;
-        self.index.shrink_to(slots.len(), |&j| slots[j].hash);
+        self.index
+            .shrink_to(slots.len(), |&j| slots[j as usize].hash);
         self.slots.shrink_to_fit();
     }
 }
@@ -236,7 +243,7 @@ impl<K, V: Idle, S> Table<K, V, S> {
         let shards = (0..n)
             .map(|i| {
                 Padded(Mutex::new(Shard::new(
-                    max_keys / n + usize::from(i < max_keys % n),
+                    (max_keys / n + usize::from(i < max_keys % n)).min(u32::MAX as usize),
                 )))
             })
             .collect();
