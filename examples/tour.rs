@@ -12,6 +12,7 @@ fn main() {
     timers();
     gate();
     throttle();
+    keyed();
     retry();
     batch();
     coalesce();
@@ -137,6 +138,67 @@ fn throttle() {
     println!(
         "  after a minute idle, 10 tries: {admitted} admitted (idle time earns at most the burst)"
     );
+}
+
+/// Keyed: three clients limited by key (3 per second each, and 1 request in flight each),
+/// on a virtual clock; a greedy client is refused without holding up the polite ones, and
+/// idle clients are forgotten by the calls themselves (no cleanup task).
+fn keyed() {
+    use dike::keyed::{KeyedGate, KeyedThrottle};
+    use dike::throttle::Quota;
+
+    println!("\n== keyed");
+    let timer = ManualTimer::new();
+    // A cap of 64 keys (one lock shard) keeps the eviction below easy to follow.
+    let per_client = KeyedThrottle::<String>::new(Quota::per_second(3))
+        .expect("a valid quota")
+        .with_max_keys(core::num::NonZeroUsize::new(64).expect("not zero"));
+    let in_flight = KeyedGate::<String>::new(1).expect("a valid limit");
+    // One second of traffic in 100 ms steps: "greedy" asks 5 times a step, "alice" every 4th
+    // step, "bob" every 5th.
+    let mut counts = [("greedy", 0, 0), ("alice", 0, 0), ("bob", 0, 0)];
+    for step in 0..10 {
+        for (client, admitted, refused) in &mut counts {
+            let tries = match *client {
+                "greedy" => 5,
+                "alice" => usize::from(step % 4 == 0),
+                _ => usize::from(step % 5 == 0),
+            };
+            for _ in 0..tries {
+                match per_client.try_acquire(&timer, *client) {
+                    Ok(()) => *admitted += 1,
+                    Err(_) => *refused += 1,
+                }
+            }
+        }
+        timer.advance(Duration::from_millis(100));
+    }
+    for (client, admitted, refused) in counts {
+        println!("KeyedThrottle 3/s per key, {client:>6}: {admitted} admitted, {refused} refused");
+    }
+    println!(
+        "  entries held: {} of 3 (bob's slot came round before the second ended: his entry went idle and greedy's calls dropped it)",
+        per_client.len()
+    );
+    timer.advance(Duration::from_secs(1));
+    per_client
+        .try_acquire(&timer, "carol")
+        .expect("a new client");
+    println!(
+        "  a second later, one call from a new client: {} entry held (that call dropped the idle ones)",
+        per_client.len()
+    );
+    let busy = in_flight.try_enter("greedy").expect("free");
+    let second = in_flight
+        .try_enter("greedy")
+        .map(drop)
+        .map_err(|e| e.to_string());
+    let alice = in_flight
+        .try_enter("alice")
+        .map(drop)
+        .map_err(|e| e.to_string());
+    println!("KeyedGate 1 in flight per key: greedy's second call {second:?}, alice {alice:?}");
+    drop(busy);
 }
 
 /// Gate: a third concurrent call is turned away at once; a bounded wait gives up at its

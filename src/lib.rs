@@ -14,6 +14,9 @@
 //! - [`throttle`]: [`Throttle`](throttle::Throttle), a lock-free GCRA rate limiter (`rate`
 //!   per `period`, explicit `burst`) that rejects with a ready time or waits, in FIFO order,
 //!   on any timer.
+//! - [`keyed`]: [`KeyedThrottle`](keyed::KeyedThrottle) and [`KeyedGate`](keyed::KeyedGate),
+//!   a rate or concurrency limit per key (IP, user, tenant) in bounded memory: idle keys are
+//!   evicted by the calls themselves, with a hard cap on keys and no cleanup task.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
 //! - [`batch`]: [`Batcher`](batch::Batcher), mini-batching of concurrent calls into one call
@@ -164,6 +167,8 @@ pub mod batch;
 pub mod coalesce;
 pub mod error;
 pub mod gate;
+#[cfg(feature = "alloc")]
+pub mod keyed;
 pub mod prelude;
 pub mod retry;
 #[cfg(feature = "alloc")]

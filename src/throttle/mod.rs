@@ -173,7 +173,7 @@ use core::time::Duration;
 use crate::error::{ConfigError, ConfigValue};
 use crate::time::Timer;
 
-mod engine;
+pub(crate) mod engine;
 mod future;
 mod line;
 
@@ -326,7 +326,7 @@ impl Quota {
     }
 
     /// Validates the quota: `(interval, capacity)` in nanoseconds.
-    const fn params(self) -> Result<(u64, u64), ConfigError> {
+    pub(crate) const fn params(self) -> Result<(u64, u64), ConfigError> {
         if self.rate == 0 {
             return Err(ConfigError::new("rate", ConfigValue::Int(0), "at least 1"));
         }
@@ -745,7 +745,7 @@ impl fmt::Debug for Throttle {
 
 /// Whole nanoseconds in `d`, saturating at `u64::MAX` (584 years).
 #[inline]
-fn nanos(d: Duration) -> u64 {
+pub(crate) fn nanos(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1_000_000_000)
         .saturating_add(u64::from(d.subsec_nanos()))
@@ -754,7 +754,7 @@ fn nanos(d: Duration) -> u64 {
 /// The `ready_at` of a refusal that can never be admitted: no reachable instant is
 /// `u64::MAX` nanoseconds, since the engine's horizon is `u64::MAX - capacity` and every
 /// reachable refusal instant is at most the horizon.
-const NEVER: u64 = u64::MAX;
+pub(crate) const NEVER: u64 = u64::MAX;
 
 /// The error of [`Throttle::try_acquire`]: the quota is spent for now.
 ///
@@ -789,7 +789,7 @@ pub struct RateLimited {
 
 impl RateLimited {
     #[inline]
-    const fn new(now: Duration, ready_at: u64) -> Self {
+    pub(crate) const fn new(now: Duration, ready_at: u64) -> Self {
         Self { now, ready_at }
     }
 

@@ -345,12 +345,17 @@ impl Timer for DriftTimer {
     type Sleep = <TokioTimer as Timer>::Sleep;
 
     fn now(&self) -> Duration {
-        self.base.now().saturating_sub(self.start).mul_f64(self.factor)
+        self.base
+            .now()
+            .saturating_sub(self.start)
+            .mul_f64(self.factor)
     }
 
     fn sleep_until(&self, deadline: Duration) -> Self::Sleep {
         let real = Duration::try_from_secs_f64(deadline.as_secs_f64() / self.factor)
-            .map_or(Duration::MAX, |since_start| self.start.saturating_add(since_start));
+            .map_or(Duration::MAX, |since_start| {
+                self.start.saturating_add(since_start)
+            });
         self.base.sleep_until(real)
     }
 }

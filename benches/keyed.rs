@@ -1,0 +1,172 @@
+//! Keyed limiters: dike's `KeyedThrottle` vs governor's default keyed limiter
+//! (`RateLimiter::keyed`, a DashMap), ids `keyed/<case>/{dike,governor}`.
+//!
+//! - `keyed/hit_10k_keys/*`: 10 000 warm keys hit in a pseudo-random order on 2 threads
+//!   (time per check, both threads together). Both read governor's default clock (quanta) and
+//!   hash with std's `RandomState`; the quota is generous so every check is admitted. The
+//!   `*-1-thread` ids run the same checks on one thread (time per check).
+//! - `keyed/flood_1m_new_keys/*`: 1 000 000 distinct new keys, one check each, the clock
+//!   moving 1 µs per check under a quota of 100 per second (each key is live for 10 ms, so
+//!   about 10 000 are live at a time). dike evicts as it goes under its default 100 000 cap;
+//!   governor calls `retain_recent()` every 10 000 checks as its docs suggest. Time per flood
+//!   of 1 000 000; the peak number of entries of each is printed before the measurement.
+//!
+//! `cargo bench --all-features --bench keyed -- --warm-up-time 1 --measurement-time 2`
+
+use core::future::pending;
+use core::hint::black_box;
+use core::num::NonZeroU32;
+use core::time::Duration;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use dike::keyed::KeyedThrottle;
+use dike::throttle::Quota;
+use dike::time::{ManualTimer, Timer, timer_fn};
+use governor::clock::{Clock, FakeRelativeClock, QuantaClock, Reference};
+use governor::{Quota as GovernorQuota, RateLimiter};
+
+const KEYS: u64 = 10_000;
+const FLOOD: u64 = 1_000_000;
+
+fn nonzero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).expect("non-zero")
+}
+
+/// dike on governor's default clock.
+fn quanta_timer() -> impl Timer + Send + Sync {
+    let clock = QuantaClock::default();
+    let origin = clock.now();
+    timer_fn(
+        move || Duration::from(clock.now().duration_since(origin)),
+        |_| pending::<()>(),
+    )
+}
+
+/// A fixed pseudo-random sequence of keys in `0..KEYS` (xorshift), one per thread.
+fn key_sequence(seed: u64, len: usize) -> Vec<u64> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % KEYS
+        })
+        .collect()
+}
+
+/// Runs `check` `iters` times split over 2 threads; the wall time.
+fn two_threads(iters: u64, check: impl Fn(u64) + Sync) -> Duration {
+    let seqs = [key_sequence(1, 1 << 16), key_sequence(2, 1 << 16)];
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for seq in &seqs {
+            let check = &check;
+            s.spawn(move || {
+                for i in 0..iters.div_ceil(2) {
+                    check(seq[(i as usize) & 0xffff]);
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn hit_10k_keys(c: &mut Criterion) {
+    let mut group = c.benchmark_group("keyed/hit_10k_keys");
+    let (rate, burst) = (1_000_000_000, 1_000_000);
+
+    let timer = quanta_timer();
+    let dike = KeyedThrottle::<u64>::new(Quota::per_second(rate).with_burst(burst)).unwrap();
+    for key in 0..KEYS {
+        dike.try_acquire(&timer, &key).unwrap();
+    }
+    group.bench_function("dike", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |key| {
+                let _ = black_box(dike.try_acquire(&timer, &key));
+            })
+        });
+    });
+
+    group.bench_function("dike-1-thread", |b| {
+        let seq = key_sequence(3, 1 << 16);
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) & 0xffff;
+            let _ = black_box(dike.try_acquire(&timer, &seq[i]));
+        });
+    });
+
+    let governor =
+        RateLimiter::keyed(GovernorQuota::per_second(nonzero(rate)).allow_burst(nonzero(burst)));
+    for key in 0..KEYS {
+        governor.check_key(&key).unwrap();
+    }
+    group.bench_function("governor", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |key| {
+                let _ = black_box(governor.check_key(&key));
+            })
+        });
+    });
+    group.bench_function("governor-1-thread", |b| {
+        let seq = key_sequence(3, 1 << 16);
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) & 0xffff;
+            let _ = black_box(governor.check_key(&seq[i]));
+        });
+    });
+    group.finish();
+}
+
+/// One flood through dike; the peak `len()` (sampled every 10 000 checks).
+fn flood_dike() -> usize {
+    let timer = ManualTimer::new();
+    let dike = KeyedThrottle::<u64>::new(Quota::per_second(100)).unwrap();
+    let mut peak = 0;
+    for key in 0..FLOOD {
+        timer.advance(Duration::from_micros(1));
+        let _ = black_box(dike.try_acquire(&timer, &key));
+        if key % 10_000 == 9_999 {
+            peak = peak.max(dike.len());
+        }
+    }
+    peak
+}
+
+/// One flood through governor, sweeping every 10 000 checks; the peak `len()` (just before
+/// each sweep).
+fn flood_governor() -> usize {
+    let clock = FakeRelativeClock::default();
+    let governor = RateLimiter::dashmap_with_clock(GovernorQuota::per_second(nonzero(100)), clock);
+    let clock = governor.clock().clone();
+    let mut peak = 0;
+    for key in 0..FLOOD {
+        clock.advance(Duration::from_micros(1));
+        let _ = black_box(governor.check_key(&key));
+        if key % 10_000 == 9_999 {
+            peak = peak.max(governor.len());
+            governor.retain_recent();
+        }
+    }
+    peak
+}
+
+fn flood_1m_new_keys(c: &mut Criterion) {
+    eprintln!(
+        "keyed/flood_1m_new_keys peak entries: dike {}, governor {}",
+        flood_dike(),
+        flood_governor()
+    );
+    let mut group = c.benchmark_group("keyed/flood_1m_new_keys");
+    group.sample_size(10);
+    group.bench_function("dike", |b| b.iter(flood_dike));
+    group.bench_function("governor", |b| b.iter(flood_governor));
+    group.finish();
+}
+
+criterion_group!(benches, hit_10k_keys, flood_1m_new_keys);
+criterion_main!(benches);
