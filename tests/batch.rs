@@ -753,7 +753,7 @@ fn call_polled_after_completion_panics() {
 }
 
 #[test]
-#[should_panic(expected = "`Call` polled after completion")]
+#[should_panic(expected = "`CallOne` polled after completion")]
 fn call_one_polled_after_completion_panics() {
     let batcher = Batcher::new(
         ManualTimer::new(),

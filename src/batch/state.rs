@@ -18,7 +18,7 @@
 //!
 //! # Completion
 //!
-//! The driver splits the result outside the lock (user [`Rows::split`]), then, with the lock,
+//! The driver splits the result outside the lock (user [`Rows::split_parts`]), then, with the lock,
 //! gives each waiting member its piece and takes their wakers; pieces of members dropped after
 //! sealing are dropped outside the lock. Wakers are woken after the lock is released. A slot of
 //! the table is freed when the last member that refers to it has taken its result or gone;
@@ -35,14 +35,16 @@ use core::time::Duration;
 use slab::Slab;
 
 use super::engine::{Accumulator, Push, SealReason, Sealed};
-use super::{BatchError, BatchFn, BatchStats, Batcher, Rows};
+use super::{BatchError, BatchFn, BatchStats, Batcher, Part, Rows};
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
 use crate::time::Timer;
 
-type Out<I, F> = Result<<F as BatchFn<I>>::Output, BatchError<<F as BatchFn<I>>::Error>>;
+/// A member's piece of the result: its rows (a single row stays a row), or the error.
+pub(super) type Out<I, F> =
+    Result<Part<<F as BatchFn<I>>::Output>, BatchError<<F as BatchFn<I>>::Error>>;
 
 /// Everything behind the batcher's lock.
-pub(super) struct Shared<I, F: BatchFn<I>> {
+pub(super) struct Shared<I: Rows, F: BatchFn<I>> {
     pub(super) acc: Accumulator<I>,
     batches: Slab<Batch<I, F>>,
     /// The slot of the open batch.
@@ -55,7 +57,7 @@ pub(super) struct Shared<I, F: BatchFn<I>> {
 /// How many spare buffers of each kind a batcher keeps.
 pub(super) const SPARE: usize = 4;
 
-struct Batch<I, F: BatchFn<I>> {
+struct Batch<I: Rows, F: BatchFn<I>> {
     phase: Phase<I, F>,
     members: Vec<Member<I, F>>,
     /// Members still referring to this slot (neither gone nor finished).
@@ -63,12 +65,12 @@ struct Batch<I, F: BatchFn<I>> {
     driver: Option<usize>,
 }
 
-enum Phase<I, F: BatchFn<I>> {
+enum Phase<I: Rows, F: BatchFn<I>> {
     Open,
     /// Sealed, not started. `enter` is the wait for a concurrency slot (taken out while the
     /// driver polls it).
     Sealed {
-        parts: Vec<I>,
+        parts: Vec<Option<Part<I>>>,
         lens: Vec<usize>,
         rows: usize,
         enter: Option<EnterOwned>,
@@ -86,7 +88,7 @@ enum Phase<I, F: BatchFn<I>> {
     Done,
 }
 
-enum Member<I, F: BatchFn<I>> {
+enum Member<I: Rows, F: BatchFn<I>> {
     Waiting(Option<Waker>),
     Ready(Out<I, F>),
     /// Dropped (withdrawn before sealing, or its slice is discarded).
@@ -103,7 +105,7 @@ pub(super) struct Ticket {
 }
 
 /// Work a driver does with the lock released.
-enum Step<I, F: BatchFn<I>> {
+enum Step<I: Rows, F: BatchFn<I>> {
     /// Read the clock and step again.
     NeedNow,
     Done(Out<I, F>),
@@ -112,8 +114,9 @@ enum Step<I, F: BatchFn<I>> {
     Sleep(Duration),
     Enter(EnterOwned),
     Start {
-        parts: Vec<I>,
+        parts: Vec<Option<Part<I>>>,
         lens: Vec<usize>,
+        rows: usize,
         permit: Option<OwnedPermit>,
     },
     Poll(Pin<Box<F::Future>>, Duration),
@@ -127,15 +130,15 @@ enum Outcome {
 }
 
 /// Things to wake or drop once the lock is released.
-pub(super) struct Garbage<I, F: BatchFn<I>> {
+pub(super) struct Garbage<I: Rows, F: BatchFn<I>> {
     wake: Vec<Waker>,
     stale: Option<Waker>,
-    rows: Option<I>,
+    rows: Option<Part<I>>,
     outs: Vec<Out<I, F>>,
     phase: Option<Phase<I, F>>,
 }
 
-impl<I, F: BatchFn<I>> Default for Garbage<I, F> {
+impl<I: Rows, F: BatchFn<I>> Default for Garbage<I, F> {
     fn default() -> Self {
         Self {
             wake: Vec::new(),
@@ -147,7 +150,7 @@ impl<I, F: BatchFn<I>> Default for Garbage<I, F> {
     }
 }
 
-impl<I, F: BatchFn<I>> Garbage<I, F> {
+impl<I: Rows, F: BatchFn<I>> Garbage<I, F> {
     /// Wakes and drops everything; call with no lock held. (By reference: the struct is
     /// large, and most of the time empty.)
     #[inline]
@@ -249,7 +252,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     /// sleeps on the seal deadline, or it sealed it); otherwise it just waits.
     pub(super) fn join(
         &self,
-        rows: I,
+        rows: Part<I>,
         cx: &Context<'_>,
     ) -> Result<(Ticket, bool), BatchError<F::Error>> {
         let len = rows.len();
@@ -389,10 +392,11 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                         if let Step::Start {
                             parts,
                             lens,
+                            rows,
                             permit,
                         } = step
                         {
-                            self.start(ticket, parts, lens, permit);
+                            self.start(ticket, parts, lens, rows, permit);
                         }
                     }
                     Poll::Pending => {
@@ -410,8 +414,9 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 Step::Start {
                     parts,
                     lens,
+                    rows,
                     permit,
-                } => self.start(ticket, parts, lens, permit),
+                } => self.start(ticket, parts, lens, rows, permit),
                 Step::Poll(mut fut, deadline) => {
                     if let Poll::Ready(result) = fut.as_mut().poll(cx) {
                         drop(fut);
@@ -539,25 +544,34 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         Step::Start {
             parts,
             lens,
+            rows,
             permit,
         }
     }
 
     /// Concatenates the rows, calls the batch function and stores its future (the driver,
     /// with the lock released: both are user code).
-    fn start(&self, ticket: Ticket, parts: Vec<I>, lens: Vec<usize>, permit: Option<OwnedPermit>) {
-        let rows = I::concat(parts);
+    fn start(
+        &self,
+        ticket: Ticket,
+        mut parts: Vec<Option<Part<I>>>,
+        lens: Vec<usize>,
+        rows: usize,
+        permit: Option<OwnedPermit>,
+    ) {
+        let input = I::concat_parts(parts.drain(..).flatten(), rows);
         let now = self.timer.now();
-        let fut = Box::pin(self.f.call(rows));
+        let fut = Box::pin(self.f.call(input));
         let deadline = now.saturating_add(self.config.max_processing_time);
-        let old = self.put_back(ticket, move |phase| {
+        let old = self.shared.with(move |s| {
+            s.acc.recycle_parts(parts); // drained: holds no rows
             let running = Phase::Running {
                 fut: Some(fut),
                 lens,
                 deadline,
                 _permit: permit,
             };
-            core::mem::replace(phase, running) // `Starting`: holds nothing
+            core::mem::replace(&mut s.batches[ticket.key].phase, running) // `Starting`: empty
         });
         drop(old);
     }
@@ -580,12 +594,13 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         // The pieces, or the one error every caller gets. `split` is user code: no lock.
         let (mut pieces, outcome) = match result {
             Ok(output) if output.len() == expected => {
-                let pieces = if lens.contains(&0) {
+                let mut pieces = Vec::with_capacity(lens.len());
+                if lens.contains(&0) {
                     let sizes: Vec<usize> = lens.iter().copied().filter(|&n| n > 0).collect();
-                    output.split(&sizes)
+                    output.split_parts(&sizes, &mut pieces);
                 } else {
-                    output.split(&lens)
-                };
+                    output.split_parts(&lens, &mut pieces);
+                }
                 (Ok(pieces.into_iter()), Outcome::Ok)
             }
             Ok(output) => {
@@ -733,7 +748,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
 
 /// Stores `cx`'s waker in `slot` unless it already wakes the same task; the replaced one goes
 /// to the garbage.
-fn store_waker<I, F: BatchFn<I>>(
+fn store_waker<I: Rows, F: BatchFn<I>>(
     slot: &mut Option<Waker>,
     cx: &Context<'_>,
     garbage: &mut Garbage<I, F>,
