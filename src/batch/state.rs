@@ -259,18 +259,20 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         if rows.is_empty() {
             return Err(BatchError::Empty);
         }
-        let mut garbage = Garbage::<I, F>::default();
+        // Rows refused, to drop after the lock.
+        let mut refused = None;
         let mut sealed_rows = None;
+        let waker = cx.waker().clone();
         let result = self.shared.with(|s| match s.acc.push(rows, len) {
             Push::Full(rows) => {
-                garbage.rows = Some(rows);
+                refused = Some((rows, waker));
                 s.stats.rejected += 1;
                 Err(BatchError::QueueFull {
                     max_queued_rows: self.config.max_queued_rows.unwrap_or(usize::MAX),
                 })
             }
             Push::Incompatible(rows) => {
-                garbage.rows = Some(rows);
+                refused = Some((rows, waker));
                 s.stats.rejected += 1;
                 Err(BatchError::Incompatible)
             }
@@ -294,9 +296,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 let key = s.open.expect("the batch just joined is open");
                 let batch = &mut s.batches[key];
                 debug_assert_eq!(batch.members.len(), index);
-                batch
-                    .members
-                    .push(Member::Waiting(Some(cx.waker().clone())));
+                batch.members.push(Member::Waiting(Some(waker)));
                 batch.present += 1;
                 if opened {
                     batch.driver = Some(index);
@@ -313,7 +313,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 Ok((Ticket { key, index }, opened || sealed_rows.is_some()))
             }
         });
-        garbage.flush();
+        drop(refused);
         if let Some((rows, reason)) = sealed_rows {
             trace_seal(rows, reason);
         }
@@ -353,6 +353,24 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         sleep_at: &mut Duration,
         cx: &mut Context<'_>,
     ) -> Poll<Out<I, F>> {
+        // Fast path: the result is waiting (a woken member that does not drive).
+        let ready = self.shared.with(|s| {
+            let batch = &mut s.batches[ticket.key];
+            if !matches!(batch.members[ticket.index], Member::Ready(_)) {
+                return None;
+            }
+            let Member::Ready(out) =
+                core::mem::replace(&mut batch.members[ticket.index], Member::Finished)
+            else {
+                unreachable!()
+            };
+            Some((out, Self::leave_slot(s, ticket.key)))
+        });
+        if let Some((out, freed)) = ready {
+            drop(freed);
+            *sleep = None;
+            return Poll::Ready(out);
+        }
         // The clock is read only when a step needs it (the open batch's deadline).
         let mut now = None;
         loop {
@@ -665,16 +683,22 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
 
     /// A member left a done batch (took its result): free the slot when nobody refers to it.
     fn leave(s: &mut Shared<I, F>, key: usize, garbage: &mut Garbage<I, F>) {
+        garbage.phase = Self::leave_slot(s, key);
+    }
+
+    /// [`leave`](Self::leave), handing back the phase of a freed slot (to drop outside the
+    /// lock).
+    #[inline]
+    fn leave_slot(s: &mut Shared<I, F>, key: usize) -> Option<Phase<I, F>> {
         let batch = &mut s.batches[key];
         batch.present -= 1;
-        if batch.driver.is_some() {
-            batch.driver = None;
-        }
+        batch.driver = None;
         if batch.present == 0 {
             let batch = s.batches.remove(key);
-            garbage.phase = Some(batch.phase);
             s.recycle_members(batch.members);
+            return Some(batch.phase);
         }
+        None
     }
 
     /// A member's future is dropped before it took its result; see the module notes.
