@@ -250,6 +250,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     ///
     /// With the ticket comes whether the caller must drive now (it opened the batch, so it
     /// sleeps on the seal deadline, or it sealed it); otherwise it just waits.
+    #[inline]
     pub(super) fn join(
         &self,
         rows: Part<I>,
@@ -278,39 +279,24 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             }
             Push::Joined {
                 index,
-                opened,
-                sealed,
+                opened: false,
+                sealed: None,
             } => {
-                if opened {
-                    let key = s.batches.insert(Batch {
-                        phase: Phase::Open,
-                        members: s
-                            .spare_members
-                            .pop()
-                            .unwrap_or_else(|| Vec::with_capacity(s.acc.expected_members())),
-                        present: 0,
-                        driver: None,
-                    });
-                    s.open = Some(key);
-                }
+                // The common case: one more member of the open batch, which waits.
                 let key = s.open.expect("the batch just joined is open");
                 let batch = &mut s.batches[key];
                 debug_assert_eq!(batch.members.len(), index);
                 batch.members.push(Member::Waiting(Some(waker)));
                 batch.present += 1;
-                if opened {
-                    batch.driver = Some(index);
-                }
-                if let Some(sealed) = sealed {
-                    sealed_rows = Some((sealed.rows, Some(sealed.reason)));
-                    s.install_sealed(sealed, self.gate.as_ref());
-                    let batch = &mut s.batches[key];
-                    // The sealer is being polled: it drives. The previous driver (sleeping
-                    // on the seal deadline) drops its sleep when it next sees it no longer
-                    // drives.
-                    batch.driver = Some(index);
-                }
-                Ok((Ticket { key, index }, opened || sealed_rows.is_some()))
+                Ok((Ticket { key, index }, false))
+            }
+            Push::Joined {
+                index,
+                opened,
+                sealed,
+            } => {
+                let ticket = self.join_and_drive(s, index, opened, sealed, waker, &mut sealed_rows);
+                Ok((ticket, true))
             }
         });
         drop(refused);
@@ -318,6 +304,46 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             trace_seal(rows, reason);
         }
         result
+    }
+
+    /// The rare cases of [`join`](Self::join): the push opened the batch (the caller drives
+    /// its seal deadline) or sealed it (the caller drives it).
+    #[cold]
+    fn join_and_drive(
+        &self,
+        s: &mut Shared<I, F>,
+        index: usize,
+        opened: bool,
+        sealed: Option<Sealed<I>>,
+        waker: Waker,
+        sealed_rows: &mut Option<(usize, Option<SealReason>)>,
+    ) -> Ticket {
+        if opened {
+            let key = s.batches.insert(Batch {
+                phase: Phase::Open,
+                members: s
+                    .spare_members
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(s.acc.expected_members())),
+                present: 0,
+                driver: None,
+            });
+            s.open = Some(key);
+        }
+        let key = s.open.expect("the batch just joined is open");
+        let batch = &mut s.batches[key];
+        debug_assert_eq!(batch.members.len(), index);
+        batch.members.push(Member::Waiting(Some(waker)));
+        batch.present += 1;
+        // The opener sleeps on the seal deadline. The sealer is being polled: it drives. The
+        // previous driver (sleeping on the seal deadline) drops its sleep when it next sees
+        // it no longer drives.
+        batch.driver = Some(index);
+        if let Some(sealed) = sealed {
+            *sealed_rows = Some((sealed.rows, Some(sealed.reason)));
+            s.install_sealed(sealed, self.gate.as_ref());
+        }
+        Ticket { key, index }
     }
 
     /// Seals the open batch now and wakes its driver; the rows sealed (0 if none was open).
@@ -346,6 +372,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
 
     /// Polls member `ticket`: drives its batch if it is (or becomes) the driver, or waits.
     /// `sleep` is the member's own deadline sleep, for the instant `sleep_at`.
+    #[inline]
     pub(super) fn poll_member(
         &self,
         ticket: Ticket,
@@ -371,6 +398,18 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             *sleep = None;
             return Poll::Ready(out);
         }
+        self.poll_drive(ticket, sleep, sleep_at, cx)
+    }
+
+    /// [`poll_member`](Self::poll_member) past the fast path: drive, or store the waker.
+    #[inline(never)]
+    fn poll_drive(
+        &self,
+        ticket: Ticket,
+        sleep: &mut Option<Pin<Box<T::Sleep>>>,
+        sleep_at: &mut Duration,
+        cx: &mut Context<'_>,
+    ) -> Poll<Out<I, F>> {
         // The clock is read only when a step needs it (the open batch's deadline).
         let mut now = None;
         loop {
