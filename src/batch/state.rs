@@ -52,6 +52,14 @@ pub(super) struct Shared<I: Rows, F: BatchFn<I>> {
     pub(super) stats: BatchStats,
     /// Member lists of freed slots, for reuse.
     spare_members: Vec<Vec<Member<I, F>>>,
+    /// The wakers of the last completed batch (its driver's first, then its members' in
+    /// order), kept after they were woken: the calls that join next mostly come from the
+    /// same tasks in that order, and take their waker from here instead of cloning one.
+    /// `wake_cursor` is where the next joiner looks. At most one batch's wakers are kept;
+    /// they are dropped (outside the lock) when the next batch completes, or with the
+    /// batcher.
+    wake_cache: Vec<Option<Waker>>,
+    wake_cursor: usize,
 }
 
 /// How many spare buffers of each kind a batcher keeps.
@@ -186,7 +194,25 @@ impl<I: Rows, F: BatchFn<I>> Shared<I, F> {
             open: None,
             stats: BatchStats::default(),
             spare_members: Vec::new(),
+            wake_cache: Vec::new(),
+            wake_cursor: 0,
         }
+    }
+
+    /// A waker for a joining member that is polled with `waker`: the cached one at the
+    /// cursor (or just past it) when it wakes the same task, or a clone. Drops nothing.
+    #[inline]
+    fn reuse_waker(&mut self, waker: &Waker) -> Waker {
+        let at = self.wake_cursor;
+        for i in at..at + 2 {
+            if let Some(slot) = self.wake_cache.get_mut(i) {
+                if let Some(cached) = slot.take_if(|cached| cached.will_wake(waker)) {
+                    self.wake_cursor = i + 1;
+                    return cached;
+                }
+            }
+        }
+        waker.clone()
     }
 
     /// Keeps the member list of a freed slot for the next batch (a batch's buffers are the
@@ -263,17 +289,16 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         // Rows refused, to drop after the lock.
         let mut refused = None;
         let mut sealed_rows = None;
-        let waker = cx.waker().clone();
         let result = self.shared.with(|s| match s.acc.push(rows, len) {
             Push::Full(rows) => {
-                refused = Some((rows, waker));
+                refused = Some(rows);
                 s.stats.rejected += 1;
                 Err(BatchError::QueueFull {
                     max_queued_rows: self.config.max_queued_rows.unwrap_or(usize::MAX),
                 })
             }
             Push::Incompatible(rows) => {
-                refused = Some((rows, waker));
+                refused = Some(rows);
                 s.stats.rejected += 1;
                 Err(BatchError::Incompatible)
             }
@@ -283,6 +308,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 sealed: None,
             } => {
                 // The common case: one more member of the open batch, which waits.
+                let waker = s.reuse_waker(cx.waker());
                 let key = s.open.expect("the batch just joined is open");
                 let batch = &mut s.batches[key];
                 debug_assert_eq!(batch.members.len(), index);
@@ -295,6 +321,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 opened,
                 sealed,
             } => {
+                let waker = s.reuse_waker(cx.waker());
                 let ticket = self.join_and_drive(s, index, opened, sealed, waker, &mut sealed_rows);
                 Ok((ticket, true))
             }
@@ -678,6 +705,10 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             }
         };
         let mut garbage = Garbage::<I, F>::default();
+        // The wakers of the waiting members, the driver's first (it is being polled: it is
+        // not woken). Kept afterwards for the next batch: see `Shared::reuse_waker`.
+        let mut wake: Vec<Option<Waker>> = Vec::with_capacity(lens.len() + 1);
+        wake.push(None);
         self.shared.with(|s| {
             let batch = &mut s.batches[ticket.key];
             let phase = core::mem::replace(&mut batch.phase, Phase::Done);
@@ -697,12 +728,10 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 match member {
                     Member::Waiting(waker) => {
                         // The driver takes its result in this very poll: no wake for it.
-                        if let Some(waker) = waker.take() {
-                            if i == ticket.index {
-                                garbage.stale = Some(waker);
-                            } else {
-                                garbage.wake.push(waker);
-                            }
+                        if i == ticket.index {
+                            wake[0] = waker.take();
+                        } else if let Some(waker) = waker.take() {
+                            wake.push(Some(waker));
                         }
                         *member = Member::Ready(out);
                     }
@@ -718,6 +747,14 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         });
         garbage.flush();
         drop(pieces); // pieces a broken `split` returned in excess
+        for waker in wake.iter().skip(1).flatten() {
+            waker.wake_by_ref();
+        }
+        let old = self.shared.with(|s| {
+            s.wake_cursor = 0;
+            core::mem::replace(&mut s.wake_cache, wake)
+        });
+        drop(old);
     }
 
     /// A member left a done batch (took its result): free the slot when nobody refers to it.
