@@ -5,7 +5,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::fmt;
 use core::future::Future;
-use core::ops::Deref;
+use core::ops::{ControlFlow, Deref};
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
@@ -55,29 +55,44 @@ where
     }
 
     fn poll(&mut self, cx: &mut Context<'_>, name: &str) -> Poll<Out<I, F>> {
-        let batcher = &*self.batcher;
-        let ticket = match core::mem::replace(&mut self.state, State::Done) {
-            State::Start(rows) => match batcher.join(rows, cx) {
-                Err(err) => return Poll::Ready(Err(err)),
-                Ok((ticket, drive)) => {
-                    self.state = State::Joined(ticket);
-                    if !drive {
-                        return Poll::Pending;
-                    }
-                    ticket
-                }
+        let ticket = match &self.state {
+            // Polled again while joined: no move of the state.
+            State::Joined(ticket) => *ticket,
+            State::Start(_) => match self.poll_join(cx) {
+                ControlFlow::Continue(ticket) => ticket,
+                ControlFlow::Break(poll) => return poll,
             },
-            State::Joined(ticket) => {
-                self.state = State::Joined(ticket);
-                ticket
-            }
             State::Done => panic!("`{name}` polled after completion"),
         };
-        let out = batcher.poll_member(ticket, &mut self.sleep, &mut self.sleep_at, cx);
+        let out = self
+            .batcher
+            .poll_member(ticket, &mut self.sleep, &mut self.sleep_at, cx);
         if out.is_ready() {
             self.state = State::Done;
         }
         out
+    }
+
+    /// The first poll: joins the open batch. `Break` is the call's outcome now (an error,
+    /// or pending while another member drives); `Continue` is the ticket of a member that
+    /// drives right away.
+    #[inline]
+    fn poll_join(&mut self, cx: &mut Context<'_>) -> ControlFlow<Poll<Out<I, F>>, Ticket> {
+        let batcher = &*self.batcher;
+        let ticket = match core::mem::replace(&mut self.state, State::Done) {
+            State::Start(rows) => match batcher.join(rows, cx) {
+                Err(err) => return ControlFlow::Break(Poll::Ready(Err(err))),
+                Ok((ticket, drive)) => {
+                    self.state = State::Joined(ticket);
+                    if !drive {
+                        return ControlFlow::Break(Poll::Pending);
+                    }
+                    ticket
+                }
+            },
+            _ => unreachable!("only a call not yet joined joins"),
+        };
+        ControlFlow::Continue(ticket)
     }
 
     fn state(&self) -> &'static str {

@@ -408,6 +408,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         cx: &mut Context<'_>,
     ) -> Poll<Out<I, F>> {
         // Fast path: the result is waiting (a woken member that does not drive).
+        let mut freed = None;
         let ready = self.shared.with(|s| {
             let batch = &mut s.batches[ticket.key];
             if !matches!(batch.members[ticket.index], Member::Ready(_)) {
@@ -418,9 +419,10 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             else {
                 unreachable!()
             };
-            Some((out, Self::leave_slot(s, ticket.key)))
+            freed = Self::leave_slot(s, ticket.key);
+            Some(out)
         });
-        if let Some((out, freed)) = ready {
+        if let Some(out) = ready {
             drop(freed);
             *sleep = None;
             return Poll::Ready(out);
