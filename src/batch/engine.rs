@@ -180,6 +180,7 @@ impl<I: Rows> Accumulator<I> {
     }
 
     /// Adds `rows` (`len` of them, `len >= 1`) to the open batch; see the module notes.
+    #[inline]
     pub(crate) fn push(&mut self, rows: Part<I>, len: usize) -> Push<I> {
         if len > self.max_queued.saturating_sub(self.queued) {
             return Push::Full(rows);
