@@ -32,6 +32,10 @@
 //!
 //! Rows are any [`Rows`] type: `Vec<T>` (several input columns are a `Vec` of tuples) and,
 //! with the `ndarray` feature, `ndarray` arrays along axis 0.
+//! [`call_one`](Batcher::call_one) takes a single [`Rows::Row`] and resolves to the output's
+//! row: for `Vec<T>` the row moves into the batch's input and its result out of the output as
+//! they are, with no allocation of the call's own (a batch's part list, member table and
+//! buffers are reused from batch to batch).
 //!
 //! # Who runs the batch function
 //!
