@@ -445,12 +445,22 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     ) -> Poll<Out<I, F>> {
         // The clock is read only when a step needs it (the open batch's deadline).
         let mut now = None;
+        // Wakers of a batch just completed, for the cache; and the cache they replace.
+        let mut woken: Option<Vec<Option<Waker>>> = None;
+        let mut old_cache = Vec::new();
         loop {
             let mut garbage = Garbage::<I, F>::default();
             let mut sealed_now = None;
-            let step = self
-                .shared
-                .with(|s| self.step_locked(s, ticket, now, cx, &mut garbage, &mut sealed_now));
+            let step = self.shared.with(|s| {
+                if let Some(woken) = woken.take() {
+                    // The wakers of the batch this driver just completed become the cache
+                    // (here, not in a section of their own: one lock round trip less).
+                    s.wake_cursor = 0;
+                    old_cache = core::mem::replace(&mut s.wake_cache, woken);
+                }
+                self.step_locked(s, ticket, now, cx, &mut garbage, &mut sealed_now)
+            });
+            drop(core::mem::take(&mut old_cache));
             garbage.flush();
             if let Some(rows) = sealed_now {
                 trace_seal(rows, Some(SealReason::Time));
@@ -510,17 +520,21 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 Step::Poll(mut fut, deadline) => {
                     if let Poll::Ready(result) = fut.as_mut().poll(cx) {
                         drop(fut);
-                        self.complete(ticket, result.map_err(|e| BatchError::Failed(Arc::new(e))));
+                        woken =
+                            Some(self.complete(
+                                ticket,
+                                result.map_err(|e| BatchError::Failed(Arc::new(e))),
+                            ));
                         continue;
                     }
                     if poll_sleep(&self.timer, sleep, sleep_at, deadline, cx).is_ready() {
                         drop(fut);
-                        self.complete(
+                        woken = Some(self.complete(
                             ticket,
                             Err(BatchError::TimedOut {
                                 after: self.config.max_processing_time,
                             }),
-                        );
+                        ));
                         continue;
                     }
                     let unplaced = self.put_back(ticket, |phase| match phase {
@@ -673,7 +687,14 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     }
 
     /// The driver finished the batch with `result`: split it, hand out the pieces, wake.
-    fn complete(&self, ticket: Ticket, result: Result<F::Output, BatchError<F::Error>>) {
+    /// Returns the wakers it woke, the driver's first, for the driver's next lock section to
+    /// keep as the waker cache.
+    #[must_use]
+    fn complete(
+        &self,
+        ticket: Ticket,
+        result: Result<F::Output, BatchError<F::Error>>,
+    ) -> Vec<Option<Waker>> {
         let lens = self
             .shared
             .with(|s| match &mut s.batches[ticket.key].phase {
@@ -756,11 +777,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         for waker in wake.iter().skip(1).flatten() {
             waker.wake_by_ref();
         }
-        let old = self.shared.with(|s| {
-            s.wake_cursor = 0;
-            core::mem::replace(&mut s.wake_cache, wake)
-        });
-        drop(old);
+        wake
     }
 
     /// A member left a done batch (took its result): free the slot when nobody refers to it.
