@@ -411,11 +411,17 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         sleep_at: &mut Duration,
         cx: &mut Context<'_>,
     ) -> Poll<Out<I, F>> {
-        // Fast path: the result is waiting (a woken member that does not drive).
+        // Fast path: the result is waiting (a woken member that does not drive). Otherwise
+        // the same lock section takes the first step of the slow path.
         let mut freed = None;
+        let mut first = None;
         let ready = self.shared.with(|s| {
             let batch = &mut s.batches[ticket.key];
             if !matches!(batch.members[ticket.index], Member::Ready(_)) {
+                let mut garbage = Garbage::<I, F>::default();
+                let mut sealed_now = None;
+                let step = self.step_locked(s, ticket, None, cx, &mut garbage, &mut sealed_now);
+                first = Some((garbage, sealed_now, step));
                 return None;
             }
             let Member::Ready(out) =
@@ -431,7 +437,8 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             *sleep = None;
             return Poll::Ready(out);
         }
-        self.poll_drive(ticket, sleep, sleep_at, cx)
+        let first = first.expect("not ready: the slow path took its first step");
+        self.poll_drive(ticket, first, sleep, sleep_at, cx)
     }
 
     /// [`poll_member`](Self::poll_member) past the fast path: drive, or store the waker.
@@ -439,6 +446,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     fn poll_drive(
         &self,
         ticket: Ticket,
+        first: (Garbage<I, F>, Option<usize>, Step<I, F>),
         sleep: &mut Option<Pin<Box<T::Sleep>>>,
         sleep_at: &mut Duration,
         cx: &mut Context<'_>,
@@ -448,18 +456,24 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         // Wakers of a batch just completed, for the cache; and the cache they replace.
         let mut woken: Option<Vec<Option<Waker>>> = None;
         let mut old_cache = Vec::new();
+        let mut first = Some(first);
         loop {
-            let mut garbage = Garbage::<I, F>::default();
-            let mut sealed_now = None;
-            let step = self.shared.with(|s| {
-                if let Some(woken) = woken.take() {
-                    // The wakers of the batch this driver just completed become the cache
-                    // (here, not in a section of their own: one lock round trip less).
-                    s.wake_cursor = 0;
-                    old_cache = core::mem::replace(&mut s.wake_cache, woken);
-                }
-                self.step_locked(s, ticket, now, cx, &mut garbage, &mut sealed_now)
-            });
+            let (mut garbage, sealed_now, step) = if let Some(first) = first.take() {
+                first
+            } else {
+                let mut garbage = Garbage::<I, F>::default();
+                let mut sealed_now = None;
+                let step = self.shared.with(|s| {
+                    if let Some(woken) = woken.take() {
+                        // The wakers of the batch this driver just completed become the
+                        // cache (here, not in a section of their own).
+                        s.wake_cursor = 0;
+                        old_cache = core::mem::replace(&mut s.wake_cache, woken);
+                    }
+                    self.step_locked(s, ticket, now, cx, &mut garbage, &mut sealed_now)
+                });
+                (garbage, sealed_now, step)
+            };
             drop(core::mem::take(&mut old_cache));
             garbage.flush();
             if let Some(rows) = sealed_now {
