@@ -35,7 +35,10 @@
 //! [`call_one`](Batcher::call_one) takes a single [`Rows::Row`] and resolves to the output's
 //! row: for `Vec<T>` the row moves into the batch's input and its result out of the output as
 //! they are, with no allocation of the call's own (a batch's part list, member table and
-//! buffers are reused from batch to batch).
+//! buffers are reused from batch to batch). A batcher also keeps the wakers of its last
+//! completed batch, so that the next calls from the same tasks reuse them instead of cloning
+//! new ones: it holds at most one batch's wakers, until the next batch completes or the
+//! batcher is dropped.
 //!
 //! # Who runs the batch function
 //!
