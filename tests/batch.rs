@@ -429,6 +429,125 @@ fn numpy_mode_batches_arrays_along_axis_0() {
     assert_eq!(batcher.stats().rejected, 1);
 }
 
+#[cfg(feature = "ndarray")]
+#[test]
+fn numpy_mode_call_one_takes_a_row_and_checks_its_shape() {
+    use ndarray::{Array1, Array2, array};
+
+    let timer = ManualTimer::new();
+    let config = BatchConfig::new(3, Duration::from_secs(10));
+    let batcher = Batcher::new(timer.clone(), config, |rows: Array2<i32>| async move {
+        assert_eq!(rows, array![[0, 100], [1, 101], [2, 102]]);
+        Ok::<_, Infallible>(rows.sum_axis(ndarray::Axis(1)))
+    })
+    .unwrap();
+    let result = run(
+        &timer,
+        join3(
+            batcher.call_one(array![0, 100]),
+            batcher.call(array![[1, 101]]),
+            batcher.call_one(Array1::from(vec![2, 102])),
+        ),
+    );
+    // `call_one` resolves to the output's row (a 0-d array here), `call` to its slice.
+    assert_eq!(result.0.map(|r| r.into_scalar()), Ok(100));
+    assert_eq!(result.1, Ok(array![102]));
+    assert_eq!(result.2.map(|r| r.into_scalar()), Ok(104));
+    let mut waiting = Box::pin(batcher.call_one(array![1, 2]));
+    assert!(waiting.as_mut().now_or_never().is_none());
+    let wrong = batcher.call_one(array![1, 2, 3]).now_or_never();
+    assert_eq!(wrong.map(|r| r.err()), Some(Some(BatchError::Incompatible)));
+    let wrong = batcher.call(array![[1, 2, 3]]).now_or_never();
+    assert_eq!(wrong, Some(Err(BatchError::Incompatible)));
+    drop(waiting);
+    assert_clean(&batcher);
+}
+
+#[test]
+fn call_one_and_call_share_a_batch_in_arrival_order() {
+    let timer = ManualTimer::new();
+    let (seen, f) = recording(vec![10, 11, 12, 13, 14]);
+    let batcher = Batcher::new(
+        timer.clone(),
+        BatchConfig::new(5, Duration::from_secs(1)),
+        f,
+    )
+    .unwrap();
+    let (a, b, c) = run(
+        &timer,
+        join3(
+            batcher.call_one((0, "a")),
+            batcher.call(vec![(1, "b"), (2, "c"), (3, "d")]),
+            batcher.call(vec![(4, "e")]),
+        ),
+    );
+    assert_eq!((a, b, c), (Ok(10), Ok(vec![11, 12, 13]), Ok(vec![14])));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [vec![(0, "a"), (1, "b"), (2, "c"), (3, "d"), (4, "e")]]
+    );
+    assert_clean(&batcher);
+}
+
+/// A `Rows` that implements only the required methods, so the batcher goes through the
+/// default part-level methods (`concat`/`split` underneath).
+#[derive(Debug, Clone, PartialEq)]
+struct Column(Vec<i32>);
+
+impl Rows for Column {
+    type Row = i32;
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn concat(parts: Vec<Self>) -> Self {
+        Column(parts.into_iter().flat_map(|p| p.0).collect())
+    }
+
+    fn split(self, lens: &[usize]) -> Vec<Self> {
+        let mut rows = self.0.into_iter();
+        lens.iter()
+            .map(|&n| Column(rows.by_ref().take(n).collect()))
+            .collect()
+    }
+
+    fn from_row(row: i32) -> Self {
+        Column(vec![row])
+    }
+
+    fn into_row(self) -> Result<i32, Self> {
+        match self.0.as_slice() {
+            [row] => Ok(*row),
+            _ => Err(self),
+        }
+    }
+}
+
+#[test]
+fn a_rows_type_with_only_the_required_methods_batches_rows_and_calls() {
+    let timer = ManualTimer::new();
+    let batcher = Batcher::new(
+        timer.clone(),
+        BatchConfig::new(4, Duration::from_secs(1)),
+        |rows: Column| async move {
+            assert_eq!(rows, Column(vec![1, 2, 3, 4]));
+            Ok::<_, Infallible>(Column(rows.0.iter().map(|x| x * 10).collect()))
+        },
+    )
+    .unwrap();
+    let (a, b, c) = run(
+        &timer,
+        join3(
+            batcher.call_one(1),
+            batcher.call(Column(vec![2, 3])),
+            batcher.call_one(4),
+        ),
+    );
+    assert_eq!((a, b, c), (Ok(10), Ok(Column(vec![20, 30])), Ok(40)));
+    assert_clean(&batcher);
+}
+
 // ---- Beyond the original ------------------------------------------------------------------
 
 #[test]
@@ -753,7 +872,7 @@ fn call_polled_after_completion_panics() {
 }
 
 #[test]
-#[should_panic(expected = "`Call` polled after completion")]
+#[should_panic(expected = "`CallOne` polled after completion")]
 fn call_one_polled_after_completion_panics() {
     let batcher = Batcher::new(
         ManualTimer::new(),

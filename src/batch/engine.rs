@@ -3,7 +3,7 @@
 //! The accumulator: the pure part of a [`Batcher`](super::Batcher). It holds the one *open*
 //! batch (the batch accepting rows) and the count of queued rows, and decides when a batch is
 //! sealed. It never reads a clock (every method that needs the time takes `now`), never
-//! wakes anything and never calls user code except [`Rows::compatible`]; the facade
+//! wakes anything and never calls user code except [`Rows::compatible_parts`]; the facade
 //! (`state.rs`) keeps it behind the batcher's lock together with the table of sealed
 //! batches.
 //!
@@ -33,8 +33,10 @@
 //! - **started(rows)**: rows of a sealed batch left the queue (the batch function was called,
 //!   or every member of the sealed batch was dropped before it started).
 //!
-//! A sealed batch carries its parts (withdrawn ones removed) and every member's length (0 for
-//! a withdrawn member), so the facade can split the result back by member.
+//! A sealed batch carries its parts by member (`None` for a withdrawn member) and every
+//! member's length (0 for a withdrawn member), so the facade can split the result back by
+//! member. A part is a [`Part`]: a single row (`call_one`) stays a row, so a single-row call
+//! allocates nothing of its own on the way in or out.
 //!
 //! Buffers: the part and length lists of a batch are reused for a later batch (a few are kept
 //! spare), because batches come one after the other with the same shape; allocating them
@@ -43,7 +45,7 @@
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::Rows;
+use super::{Part, Rows};
 
 /// Why a batch was sealed.
 ///
@@ -66,34 +68,31 @@ pub enum SealReason {
 }
 
 /// The accumulator of the open batch; see the module notes.
-#[derive(Debug)]
-pub(crate) struct Accumulator<I> {
+pub(crate) struct Accumulator<I: Rows> {
     target: usize,
     max_wait: Duration,
     max_queued: usize,
     open: Option<Open<I>>,
     queued: usize,
     /// Emptied part lists and length lists of earlier batches, reused for the next ones.
-    spare_parts: Vec<Vec<Option<I>>>,
+    spare_parts: Vec<Vec<Option<Part<I>>>>,
     spare_lens: Vec<Vec<usize>>,
 }
 
 /// How many spare buffers of each kind the accumulator keeps.
 const SPARE: usize = 4;
 
-#[derive(Debug)]
-struct Open<I> {
+struct Open<I: Rows> {
     /// When the batch's clock started: the first [`Accumulator::seal_due`] after it opened.
     opened_at: Option<Duration>,
-    parts: Vec<Option<I>>,
+    parts: Vec<Option<Part<I>>>,
     lens: Vec<usize>,
     rows: usize,
     live: usize,
 }
 
 /// The outcome of [`Accumulator::push`].
-#[derive(Debug)]
-pub(crate) enum Push<I> {
+pub(crate) enum Push<I: Rows> {
     /// The rows joined the open batch as member `index`. `opened` says the push opened it;
     /// `sealed` is the batch, sealed by size, when this push filled it.
     Joined {
@@ -102,16 +101,16 @@ pub(crate) enum Push<I> {
         sealed: Option<Sealed<I>>,
     },
     /// Refused: `max_queued_rows` would be exceeded. The rows are handed back.
-    Full(I),
+    Full(Part<I>),
     /// Refused: the rows cannot be concatenated with the open batch's. Handed back.
-    Incompatible(I),
+    Incompatible(Part<I>),
 }
 
 /// A batch taken out of the accumulator.
-#[derive(Debug)]
-pub(crate) struct Sealed<I> {
-    /// The parts of the members that did not withdraw, in arrival order.
-    pub(crate) parts: Vec<I>,
+pub(crate) struct Sealed<I: Rows> {
+    /// The parts of the members by member index, in arrival order (`None` for a withdrawn
+    /// member). Hand the emptied list back with [`Accumulator::recycle_parts`].
+    pub(crate) parts: Vec<Option<Part<I>>>,
     /// Every member's row count, by member index (0 for a withdrawn member).
     pub(crate) lens: Vec<usize>,
     /// The batch's row count (the sum of `lens`).
@@ -120,10 +119,9 @@ pub(crate) struct Sealed<I> {
 }
 
 /// The outcome of [`Accumulator::withdraw`].
-#[derive(Debug)]
-pub(crate) struct Withdrawn<I> {
+pub(crate) struct Withdrawn<I: Rows> {
     /// The member's rows, never sent.
-    pub(crate) rows: I,
+    pub(crate) rows: Part<I>,
     pub(crate) len: usize,
     /// The open batch lost its last member and was discarded.
     pub(crate) emptied: bool,
@@ -151,6 +149,14 @@ impl<I: Rows> Accumulator<I> {
         }
     }
 
+    /// Takes back a sealed batch's part list once its rows are concatenated.
+    pub(crate) fn recycle_parts(&mut self, mut parts: Vec<Option<Part<I>>>) {
+        parts.clear(); // emptied by the caller: holds no rows
+        if self.spare_parts.len() < SPARE {
+            self.spare_parts.push(parts);
+        }
+    }
+
     /// Members to make room for when a batch opens: single-row calls fill it in `target`
     /// calls (bounded, so a huge target does not reserve a huge buffer up front).
     pub(crate) fn expected_members(&self) -> usize {
@@ -174,7 +180,8 @@ impl<I: Rows> Accumulator<I> {
     }
 
     /// Adds `rows` (`len` of them, `len >= 1`) to the open batch; see the module notes.
-    pub(crate) fn push(&mut self, rows: I, len: usize) -> Push<I> {
+    #[inline]
+    pub(crate) fn push(&mut self, rows: Part<I>, len: usize) -> Push<I> {
         if len > self.max_queued.saturating_sub(self.queued) {
             return Push::Full(rows);
         }
@@ -193,7 +200,7 @@ impl<I: Rows> Accumulator<I> {
             live: 0,
         });
         if let Some(first) = open.parts.iter().flatten().next() {
-            if !first.compatible(&rows) {
+            if !I::compatible_parts(first, &rows) {
                 return Push::Incompatible(rows);
             }
         }
@@ -255,13 +262,9 @@ impl<I: Rows> Accumulator<I> {
 
     /// Seals the open batch now (for any reason), if there is one.
     pub(crate) fn seal(&mut self, reason: SealReason) -> Option<Sealed<I>> {
-        let mut open = self.open.take()?;
-        let parts = open.parts.drain(..).flatten().collect();
-        if self.spare_parts.len() < SPARE {
-            self.spare_parts.push(open.parts);
-        }
+        let open = self.open.take()?;
         Some(Sealed {
-            parts,
+            parts: open.parts,
             lens: open.lens,
             rows: open.rows,
             reason,

@@ -3,18 +3,15 @@
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
-use core::ops::Deref;
+use core::ops::{ControlFlow, Deref};
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use pin_project_lite::pin_project;
-
-use super::state::Ticket;
-use super::{BatchError, BatchFn, Batcher, Rows};
+use super::state::{Out, Ticket};
+use super::{BatchError, BatchFn, Batcher, Part, Rows};
 use crate::time::Timer;
 
 /// The state machine of every call, reaching its batcher through `B` (`&Batcher` or
@@ -33,9 +30,9 @@ where
     sleep_at: Duration,
 }
 
-enum State<I> {
+enum State<I: Rows> {
     /// Not polled yet: the rows wait to join.
-    Start(I),
+    Start(Part<I>),
     Joined(Ticket),
     Done,
 }
@@ -48,7 +45,7 @@ where
     T: Timer,
 {
     #[inline]
-    fn new(batcher: B, rows: I) -> Self {
+    fn new(batcher: B, rows: Part<I>) -> Self {
         Self {
             batcher,
             state: State::Start(rows),
@@ -58,29 +55,44 @@ where
     }
 
     fn poll(&mut self, cx: &mut Context<'_>, name: &str) -> Poll<Out<I, F>> {
-        let batcher = &*self.batcher;
-        let ticket = match core::mem::replace(&mut self.state, State::Done) {
-            State::Start(rows) => match batcher.join(rows, cx) {
-                Err(err) => return Poll::Ready(Err(err)),
-                Ok((ticket, drive)) => {
-                    self.state = State::Joined(ticket);
-                    if !drive {
-                        return Poll::Pending;
-                    }
-                    ticket
-                }
+        let ticket = match &self.state {
+            // Polled again while joined: no move of the state.
+            State::Joined(ticket) => *ticket,
+            State::Start(_) => match self.poll_join(cx) {
+                ControlFlow::Continue(ticket) => ticket,
+                ControlFlow::Break(poll) => return poll,
             },
-            State::Joined(ticket) => {
-                self.state = State::Joined(ticket);
-                ticket
-            }
             State::Done => panic!("`{name}` polled after completion"),
         };
-        let out = batcher.poll_member(ticket, &mut self.sleep, &mut self.sleep_at, cx);
+        let out = self
+            .batcher
+            .poll_member(ticket, &mut self.sleep, &mut self.sleep_at, cx);
         if out.is_ready() {
             self.state = State::Done;
         }
         out
+    }
+
+    /// The first poll: joins the open batch. `Break` is the call's outcome now (an error,
+    /// or pending while another member drives); `Continue` is the ticket of a member that
+    /// drives right away.
+    #[inline]
+    fn poll_join(&mut self, cx: &mut Context<'_>) -> ControlFlow<Poll<Out<I, F>>, Ticket> {
+        let batcher = &*self.batcher;
+        let ticket = match core::mem::replace(&mut self.state, State::Done) {
+            State::Start(rows) => match batcher.join(rows, cx) {
+                Err(err) => return ControlFlow::Break(Poll::Ready(Err(err))),
+                Ok((ticket, drive)) => {
+                    self.state = State::Joined(ticket);
+                    if !drive {
+                        return ControlFlow::Break(Poll::Pending);
+                    }
+                    ticket
+                }
+            },
+            _ => unreachable!("only a call not yet joined joins"),
+        };
+        ControlFlow::Continue(ticket)
     }
 
     fn state(&self) -> &'static str {
@@ -105,8 +117,6 @@ where
         }
     }
 }
-
-type Out<I, F> = Result<<F as BatchFn<I>>::Output, BatchError<<F as BatchFn<I>>::Error>>;
 
 /// The future returned by [`Batcher::call`]: resolves to the call's own slice of the
 /// batch function's results.
@@ -147,7 +157,7 @@ impl<'a, I: Rows, F: BatchFn<I>, T: Timer> Call<'a, I, F, T> {
     #[inline]
     pub(super) fn new(batcher: &'a Batcher<I, F, T>, rows: I) -> Self {
         Self {
-            member: Member::new(batcher, rows),
+            member: Member::new(batcher, Part::Rows(rows)),
         }
     }
 }
@@ -157,7 +167,8 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Future for Call<'_, I, F, T> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().member.poll(cx, "Call")
+        let out = self.get_mut().member.poll(cx, "Call");
+        out.map(|out| out.map(Part::into_rows))
     }
 }
 
@@ -209,7 +220,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> CallOwned<I, F, T> {
     #[inline]
     pub(super) fn new(batcher: Arc<Batcher<I, F, T>>, rows: I) -> Self {
         Self {
-            member: Member::new(batcher, rows),
+            member: Member::new(batcher, Part::Rows(rows)),
         }
     }
 }
@@ -219,7 +230,8 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Future for CallOwned<I, F, T> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().member.poll(cx, "CallOwned")
+        let out = self.get_mut().member.poll(cx, "CallOwned");
+        out.map(|out| out.map(Part::into_rows))
     }
 }
 
@@ -231,72 +243,69 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> fmt::Debug for CallOwned<I, F, T> {
     }
 }
 
-pin_project! {
-    /// The future returned by [`Batcher::call_one`]: resolves to the one result of the one
-    /// row.
-    ///
-    /// A [`Call`] of a one-row `Vec`; the same cancel safety. Polling it again after it
-    /// completed panics.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use core::time::Duration;
-    /// use dike::batch::{BatchConfig, Batcher, CallOne};
-    /// use dike::time::ManualTimer;
-    /// use futures_util::FutureExt;
-    ///
-    /// # fn main() -> Result<(), dike::error::ConfigError> {
-    /// let config = BatchConfig::new(1, Duration::from_secs(1));
-    /// let batcher = Batcher::new(ManualTimer::new(), config, |rows: Vec<u8>| async move {
-    ///     Ok::<_, ()>(rows.iter().map(|&x| u32::from(x) * 1000).collect::<Vec<_>>())
-    /// })?;
-    /// let call: CallOne<'_, _, _, _> = batcher.call_one(7);
-    /// assert_eq!(call.now_or_never(), Some(Ok(7000)));
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use = "futures do nothing unless you .await or poll them"]
-    pub struct CallOne<'a, A, F: BatchFn<Vec<A>>, T: Timer> {
-        #[pin]
-        call: Call<'a, Vec<A>, F, T>,
-    }
+/// The future returned by [`Batcher::call_one`]: resolves to the one result of the one
+/// row.
+///
+/// The row moves into the batch as it is and its result moves out as it is (for `Vec<T>`:
+/// no allocation of the call's own). The same cancel safety as [`Call`]. Polling it again
+/// after it completed panics.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use dike::batch::{BatchConfig, Batcher, CallOne};
+/// use dike::time::ManualTimer;
+/// use futures_util::FutureExt;
+///
+/// # fn main() -> Result<(), dike::error::ConfigError> {
+/// let config = BatchConfig::new(1, Duration::from_secs(1));
+/// let batcher = Batcher::new(ManualTimer::new(), config, |rows: Vec<u8>| async move {
+///     Ok::<_, ()>(rows.iter().map(|&x| u32::from(x) * 1000).collect::<Vec<_>>())
+/// })?;
+/// let call: CallOne<'_, _, _, _> = batcher.call_one(7);
+/// assert_eq!(call.now_or_never(), Some(Ok(7000)));
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct CallOne<'a, I: Rows, F: BatchFn<I>, T: Timer> {
+    member: Member<&'a Batcher<I, F, T>, I, F, T>,
 }
 
-impl<'a, A, R, F, T> CallOne<'a, A, F, T>
-where
-    F: BatchFn<Vec<A>, Output = Vec<R>>,
-    T: Timer,
-{
+impl<I: Rows, F: BatchFn<I>, T: Timer> Unpin for CallOne<'_, I, F, T> {}
+
+impl<'a, I: Rows, F: BatchFn<I>, T: Timer> CallOne<'a, I, F, T> {
     #[inline]
-    pub(super) fn new(call: Call<'a, Vec<A>, F, T>) -> Self {
-        Self { call }
+    pub(super) fn new(batcher: &'a Batcher<I, F, T>, row: I::Row) -> Self {
+        Self {
+            member: Member::new(batcher, Part::Row(row)),
+        }
     }
 }
 
-impl<A, R, F, T> Future for CallOne<'_, A, F, T>
-where
-    F: BatchFn<Vec<A>, Output = Vec<R>>,
-    T: Timer,
-{
-    type Output = Result<R, BatchError<F::Error>>;
+impl<I: Rows, F: BatchFn<I>, T: Timer> Future for CallOne<'_, I, F, T> {
+    type Output = Result<<F::Output as Rows>::Row, BatchError<F::Error>>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().call.poll(cx).map(|out| {
+        let out = self.get_mut().member.poll(cx, "CallOne");
+        out.map(|out| {
             // The batcher checked the result's length: the piece holds exactly one row.
-            out.and_then(|rows| {
-                rows.into_iter().next().ok_or(BatchError::WrongLength {
+            out.and_then(|part| {
+                part.into_row().map_err(|rows| BatchError::WrongLength {
                     expected: 1,
-                    actual: 0,
+                    actual: rows.len(),
                 })
             })
         })
     }
 }
 
-impl<A, F: BatchFn<Vec<A>>, T: Timer> fmt::Debug for CallOne<'_, A, F, T> {
+impl<I: Rows, F: BatchFn<I>, T: Timer> fmt::Debug for CallOne<'_, I, F, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallOne").field("call", &self.call).finish()
+        f.debug_struct("CallOne")
+            .field("state", &self.member.state())
+            .finish_non_exhaustive()
     }
 }

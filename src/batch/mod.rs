@@ -32,6 +32,13 @@
 //!
 //! Rows are any [`Rows`] type: `Vec<T>` (several input columns are a `Vec` of tuples) and,
 //! with the `ndarray` feature, `ndarray` arrays along axis 0.
+//! [`call_one`](Batcher::call_one) takes a single [`Rows::Row`] and resolves to the output's
+//! row: for `Vec<T>` the row moves into the batch's input and its result out of the output as
+//! they are, with no allocation of the call's own (a batch's part list, member table and
+//! buffers are reused from batch to batch). A batcher also keeps the wakers of its last
+//! completed batch, so that the next calls from the same tasks reuse them instead of cloning
+//! new ones: it holds at most one batch's wakers, until the next batch completes or the
+//! batcher is dropped.
 //!
 //! # Who runs the batch function
 //!
@@ -109,7 +116,7 @@ mod state;
 
 pub use engine::SealReason;
 pub use future::{Call, CallOne, CallOwned};
-pub use rows::Rows;
+pub use rows::{Part, Rows};
 
 use engine::Accumulator;
 use state::Shared;
@@ -458,7 +465,7 @@ where
 /// # Ok(())
 /// # }
 /// ```
-pub struct Batcher<I, F: BatchFn<I>, T: Timer> {
+pub struct Batcher<I: Rows, F: BatchFn<I>, T: Timer> {
     shared: Mutex<Shared<I, F>>,
     f: F,
     timer: T,
@@ -667,13 +674,11 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     }
 }
 
-impl<A, R, F, T> Batcher<alloc::vec::Vec<A>, F, T>
-where
-    F: BatchFn<alloc::vec::Vec<A>, Output = alloc::vec::Vec<R>>,
-    T: Timer,
-{
-    /// Submits one row and resolves to its one result: [`call`](Batcher::call) with a
-    /// one-row `Vec`.
+impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
+    /// Submits one row ([`Rows::Row`]: `T` for `Vec<T>`) and resolves to its one result (the
+    /// output's [`Rows::Row`]): [`call`](Batcher::call) with a one-row call, without
+    /// wrapping the row in a value of its own (for `Vec<T>`, nothing is allocated for the
+    /// call: the row moves into the batch and its result out of the function's output).
     ///
     /// # Cancel safety
     ///
@@ -704,12 +709,12 @@ where
     /// # }
     /// ```
     #[inline]
-    pub fn call_one(&self, row: A) -> CallOne<'_, A, F, T> {
-        CallOne::new(self.call(alloc::vec![row]))
+    pub fn call_one(&self, row: I::Row) -> CallOne<'_, I, F, T> {
+        CallOne::new(self, row)
     }
 }
 
-impl<I, F: BatchFn<I>, T: Timer> fmt::Debug for Batcher<I, F, T> {
+impl<I: Rows, F: BatchFn<I>, T: Timer> fmt::Debug for Batcher<I, F, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Batcher")
             .field("config", &self.config)

@@ -18,9 +18,13 @@
 //!
 //! # Completion
 //!
-//! The driver splits the result outside the lock (user [`Rows::split`]), then, with the lock,
+//! The driver splits the result outside the lock (user [`Rows::split_parts`]), then, with the lock,
 //! gives each waiting member its piece and takes their wakers; pieces of members dropped after
-//! sealing are dropped outside the lock. Wakers are woken after the lock is released. A slot of
+//! sealing are dropped outside the lock. Wakers are woken (by reference) after the lock is
+//! released, and then kept, the driver's first, as the batcher's waker cache: a call that joins
+//! next from the same task (a request handler's next call) takes its waker from there instead
+//! of cloning one, so the steady state clones and drops no waker per call. The cache holds at
+//! most one batch's wakers; the previous ones are dropped outside the lock. A slot of
 //! the table is freed when the last member that refers to it has taken its result or gone;
 //! its member list (then holding no user data) is kept for a later batch.
 
@@ -35,14 +39,16 @@ use core::time::Duration;
 use slab::Slab;
 
 use super::engine::{Accumulator, Push, SealReason, Sealed};
-use super::{BatchError, BatchFn, BatchStats, Batcher, Rows};
+use super::{BatchError, BatchFn, BatchStats, Batcher, Part, Rows};
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
 use crate::time::Timer;
 
-type Out<I, F> = Result<<F as BatchFn<I>>::Output, BatchError<<F as BatchFn<I>>::Error>>;
+/// A member's piece of the result: its rows (a single row stays a row), or the error.
+pub(super) type Out<I, F> =
+    Result<Part<<F as BatchFn<I>>::Output>, BatchError<<F as BatchFn<I>>::Error>>;
 
 /// Everything behind the batcher's lock.
-pub(super) struct Shared<I, F: BatchFn<I>> {
+pub(super) struct Shared<I: Rows, F: BatchFn<I>> {
     pub(super) acc: Accumulator<I>,
     batches: Slab<Batch<I, F>>,
     /// The slot of the open batch.
@@ -50,12 +56,20 @@ pub(super) struct Shared<I, F: BatchFn<I>> {
     pub(super) stats: BatchStats,
     /// Member lists of freed slots, for reuse.
     spare_members: Vec<Vec<Member<I, F>>>,
+    /// The wakers of the last completed batch (its driver's first, then its members' in
+    /// order), kept after they were woken: the calls that join next mostly come from the
+    /// same tasks in that order, and take their waker from here instead of cloning one.
+    /// `wake_cursor` is where the next joiner looks. At most one batch's wakers are kept;
+    /// they are dropped (outside the lock) when the next batch completes, or with the
+    /// batcher.
+    wake_cache: Vec<Option<Waker>>,
+    wake_cursor: usize,
 }
 
 /// How many spare buffers of each kind a batcher keeps.
 pub(super) const SPARE: usize = 4;
 
-struct Batch<I, F: BatchFn<I>> {
+struct Batch<I: Rows, F: BatchFn<I>> {
     phase: Phase<I, F>,
     members: Vec<Member<I, F>>,
     /// Members still referring to this slot (neither gone nor finished).
@@ -63,12 +77,12 @@ struct Batch<I, F: BatchFn<I>> {
     driver: Option<usize>,
 }
 
-enum Phase<I, F: BatchFn<I>> {
+enum Phase<I: Rows, F: BatchFn<I>> {
     Open,
     /// Sealed, not started. `enter` is the wait for a concurrency slot (taken out while the
     /// driver polls it).
     Sealed {
-        parts: Vec<I>,
+        parts: Vec<Option<Part<I>>>,
         lens: Vec<usize>,
         rows: usize,
         enter: Option<EnterOwned>,
@@ -86,7 +100,7 @@ enum Phase<I, F: BatchFn<I>> {
     Done,
 }
 
-enum Member<I, F: BatchFn<I>> {
+enum Member<I: Rows, F: BatchFn<I>> {
     Waiting(Option<Waker>),
     Ready(Out<I, F>),
     /// Dropped (withdrawn before sealing, or its slice is discarded).
@@ -103,7 +117,7 @@ pub(super) struct Ticket {
 }
 
 /// Work a driver does with the lock released.
-enum Step<I, F: BatchFn<I>> {
+enum Step<I: Rows, F: BatchFn<I>> {
     /// Read the clock and step again.
     NeedNow,
     Done(Out<I, F>),
@@ -112,8 +126,9 @@ enum Step<I, F: BatchFn<I>> {
     Sleep(Duration),
     Enter(EnterOwned),
     Start {
-        parts: Vec<I>,
+        parts: Vec<Option<Part<I>>>,
         lens: Vec<usize>,
+        rows: usize,
         permit: Option<OwnedPermit>,
     },
     Poll(Pin<Box<F::Future>>, Duration),
@@ -127,15 +142,15 @@ enum Outcome {
 }
 
 /// Things to wake or drop once the lock is released.
-pub(super) struct Garbage<I, F: BatchFn<I>> {
+pub(super) struct Garbage<I: Rows, F: BatchFn<I>> {
     wake: Vec<Waker>,
     stale: Option<Waker>,
-    rows: Option<I>,
+    rows: Option<Part<I>>,
     outs: Vec<Out<I, F>>,
     phase: Option<Phase<I, F>>,
 }
 
-impl<I, F: BatchFn<I>> Default for Garbage<I, F> {
+impl<I: Rows, F: BatchFn<I>> Default for Garbage<I, F> {
     fn default() -> Self {
         Self {
             wake: Vec::new(),
@@ -147,7 +162,7 @@ impl<I, F: BatchFn<I>> Default for Garbage<I, F> {
     }
 }
 
-impl<I, F: BatchFn<I>> Garbage<I, F> {
+impl<I: Rows, F: BatchFn<I>> Garbage<I, F> {
     /// Wakes and drops everything; call with no lock held. (By reference: the struct is
     /// large, and most of the time empty.)
     #[inline]
@@ -183,7 +198,25 @@ impl<I: Rows, F: BatchFn<I>> Shared<I, F> {
             open: None,
             stats: BatchStats::default(),
             spare_members: Vec::new(),
+            wake_cache: Vec::new(),
+            wake_cursor: 0,
         }
+    }
+
+    /// A waker for a joining member that is polled with `waker`: the cached one at the
+    /// cursor (or just past it) when it wakes the same task, or a clone. Drops nothing.
+    #[inline]
+    fn reuse_waker(&mut self, waker: &Waker) -> Waker {
+        let at = self.wake_cursor;
+        for i in at..at + 2 {
+            if let Some(slot) = self.wake_cache.get_mut(i) {
+                if let Some(cached) = slot.take_if(|cached| cached.will_wake(waker)) {
+                    self.wake_cursor = i + 1;
+                    return cached;
+                }
+            }
+        }
+        waker.clone()
     }
 
     /// Keeps the member list of a freed slot for the next batch (a batch's buffers are the
@@ -247,74 +280,101 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     ///
     /// With the ticket comes whether the caller must drive now (it opened the batch, so it
     /// sleeps on the seal deadline, or it sealed it); otherwise it just waits.
+    #[inline]
     pub(super) fn join(
         &self,
-        rows: I,
+        rows: Part<I>,
         cx: &Context<'_>,
     ) -> Result<(Ticket, bool), BatchError<F::Error>> {
         let len = rows.len();
         if rows.is_empty() {
             return Err(BatchError::Empty);
         }
-        let mut garbage = Garbage::<I, F>::default();
+        // Rows refused, to drop after the lock.
+        let mut refused = None;
         let mut sealed_rows = None;
         let result = self.shared.with(|s| match s.acc.push(rows, len) {
             Push::Full(rows) => {
-                garbage.rows = Some(rows);
+                refused = Some(rows);
                 s.stats.rejected += 1;
                 Err(BatchError::QueueFull {
                     max_queued_rows: self.config.max_queued_rows.unwrap_or(usize::MAX),
                 })
             }
             Push::Incompatible(rows) => {
-                garbage.rows = Some(rows);
+                refused = Some(rows);
                 s.stats.rejected += 1;
                 Err(BatchError::Incompatible)
+            }
+            Push::Joined {
+                index,
+                opened: false,
+                sealed: None,
+            } => {
+                // The common case: one more member of the open batch, which waits.
+                let waker = s.reuse_waker(cx.waker());
+                let key = s.open.expect("the batch just joined is open");
+                let batch = &mut s.batches[key];
+                debug_assert_eq!(batch.members.len(), index);
+                batch.members.push(Member::Waiting(Some(waker)));
+                batch.present += 1;
+                Ok((Ticket { key, index }, false))
             }
             Push::Joined {
                 index,
                 opened,
                 sealed,
             } => {
-                if opened {
-                    let key = s.batches.insert(Batch {
-                        phase: Phase::Open,
-                        members: s
-                            .spare_members
-                            .pop()
-                            .unwrap_or_else(|| Vec::with_capacity(s.acc.expected_members())),
-                        present: 0,
-                        driver: None,
-                    });
-                    s.open = Some(key);
-                }
-                let key = s.open.expect("the batch just joined is open");
-                let batch = &mut s.batches[key];
-                debug_assert_eq!(batch.members.len(), index);
-                batch
-                    .members
-                    .push(Member::Waiting(Some(cx.waker().clone())));
-                batch.present += 1;
-                if opened {
-                    batch.driver = Some(index);
-                }
-                if let Some(sealed) = sealed {
-                    sealed_rows = Some((sealed.rows, Some(sealed.reason)));
-                    s.install_sealed(sealed, self.gate.as_ref());
-                    let batch = &mut s.batches[key];
-                    // The sealer is being polled: it drives. The previous driver (sleeping
-                    // on the seal deadline) drops its sleep when it next sees it no longer
-                    // drives.
-                    batch.driver = Some(index);
-                }
-                Ok((Ticket { key, index }, opened || sealed_rows.is_some()))
+                let waker = s.reuse_waker(cx.waker());
+                let ticket = self.join_and_drive(s, index, opened, sealed, waker, &mut sealed_rows);
+                Ok((ticket, true))
             }
         });
-        garbage.flush();
+        drop(refused);
         if let Some((rows, reason)) = sealed_rows {
             trace_seal(rows, reason);
         }
         result
+    }
+
+    /// The rare cases of [`join`](Self::join): the push opened the batch (the caller drives
+    /// its seal deadline) or sealed it (the caller drives it).
+    #[cold]
+    fn join_and_drive(
+        &self,
+        s: &mut Shared<I, F>,
+        index: usize,
+        opened: bool,
+        sealed: Option<Sealed<I>>,
+        waker: Waker,
+        sealed_rows: &mut Option<(usize, Option<SealReason>)>,
+    ) -> Ticket {
+        if opened {
+            let key = s.batches.insert(Batch {
+                phase: Phase::Open,
+                members: s
+                    .spare_members
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(s.acc.expected_members())),
+                present: 0,
+                driver: None,
+            });
+            s.open = Some(key);
+        }
+        let key = s.open.expect("the batch just joined is open");
+        let batch = &mut s.batches[key];
+        debug_assert_eq!(batch.members.len(), index);
+        batch.members.push(Member::Waiting(Some(waker)));
+        batch.present += 1;
+        // The opener sleeps on the seal deadline. The sealer is being polled: it drives. The
+        // previous driver (sleeping on the seal deadline) drops its sleep when it next sees
+        // it no longer drives.
+        batch.driver = Some(index);
+        if let Some(sealed) = sealed {
+            *sealed_rows = Some((sealed.rows, Some(sealed.reason)));
+            s.install_sealed(sealed, self.gate.as_ref());
+        }
+        Ticket { key, index }
     }
 
     /// Seals the open batch now and wakes its driver; the rows sealed (0 if none was open).
@@ -343,6 +403,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
 
     /// Polls member `ticket`: drives its batch if it is (or becomes) the driver, or waits.
     /// `sleep` is the member's own deadline sleep, for the instant `sleep_at`.
+    #[inline]
     pub(super) fn poll_member(
         &self,
         ticket: Ticket,
@@ -350,14 +411,70 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         sleep_at: &mut Duration,
         cx: &mut Context<'_>,
     ) -> Poll<Out<I, F>> {
+        // Fast path: the result is waiting (a woken member that does not drive). Otherwise
+        // the same lock section takes the first step of the slow path.
+        let mut freed = None;
+        let mut first = None;
+        let ready = self.shared.with(|s| {
+            let batch = &mut s.batches[ticket.key];
+            if !matches!(batch.members[ticket.index], Member::Ready(_)) {
+                let mut garbage = Garbage::<I, F>::default();
+                let mut sealed_now = None;
+                let step = self.step_locked(s, ticket, None, cx, &mut garbage, &mut sealed_now);
+                first = Some((garbage, sealed_now, step));
+                return None;
+            }
+            let Member::Ready(out) =
+                core::mem::replace(&mut batch.members[ticket.index], Member::Finished)
+            else {
+                unreachable!()
+            };
+            freed = Self::leave_slot(s, ticket.key);
+            Some(out)
+        });
+        if let Some(out) = ready {
+            drop(freed);
+            *sleep = None;
+            return Poll::Ready(out);
+        }
+        let first = first.expect("not ready: the slow path took its first step");
+        self.poll_drive(ticket, first, sleep, sleep_at, cx)
+    }
+
+    /// [`poll_member`](Self::poll_member) past the fast path: drive, or store the waker.
+    #[inline(never)]
+    fn poll_drive(
+        &self,
+        ticket: Ticket,
+        first: (Garbage<I, F>, Option<usize>, Step<I, F>),
+        sleep: &mut Option<Pin<Box<T::Sleep>>>,
+        sleep_at: &mut Duration,
+        cx: &mut Context<'_>,
+    ) -> Poll<Out<I, F>> {
         // The clock is read only when a step needs it (the open batch's deadline).
         let mut now = None;
+        // Wakers of a batch just completed, for the cache; and the cache they replace.
+        let mut woken: Option<Vec<Option<Waker>>> = None;
+        let mut old_cache = Vec::new();
+        let mut first = Some(first);
         loop {
-            let mut garbage = Garbage::<I, F>::default();
-            let mut sealed_now = None;
-            let step = self
-                .shared
-                .with(|s| self.step_locked(s, ticket, now, cx, &mut garbage, &mut sealed_now));
+            let (mut garbage, sealed_now, step) = if let Some(first) = first.take() {
+                first
+            } else {
+                let mut garbage = Garbage::<I, F>::default();
+                let mut sealed_now = None;
+                let step = self.shared.with(|s| {
+                    if let Some(woken) = woken.take() {
+                        // The wakers of the batch this driver just completed become the
+                        // cache (here, not in a section of their own).
+                        s.wake_cursor = 0;
+                        old_cache = core::mem::replace(&mut s.wake_cache, woken);
+                    }
+                    self.step_locked(s, ticket, now, cx, &mut garbage, &mut sealed_now)
+                });
+                (garbage, sealed_now, step)
+            };
+            drop(core::mem::take(&mut old_cache));
             garbage.flush();
             if let Some(rows) = sealed_now {
                 trace_seal(rows, Some(SealReason::Time));
@@ -389,10 +506,11 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                         if let Step::Start {
                             parts,
                             lens,
+                            rows,
                             permit,
                         } = step
                         {
-                            self.start(ticket, parts, lens, permit);
+                            self.start(ticket, parts, lens, rows, permit);
                         }
                     }
                     Poll::Pending => {
@@ -410,22 +528,27 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 Step::Start {
                     parts,
                     lens,
+                    rows,
                     permit,
-                } => self.start(ticket, parts, lens, permit),
+                } => self.start(ticket, parts, lens, rows, permit),
                 Step::Poll(mut fut, deadline) => {
                     if let Poll::Ready(result) = fut.as_mut().poll(cx) {
                         drop(fut);
-                        self.complete(ticket, result.map_err(|e| BatchError::Failed(Arc::new(e))));
+                        woken =
+                            Some(self.complete(
+                                ticket,
+                                result.map_err(|e| BatchError::Failed(Arc::new(e))),
+                            ));
                         continue;
                     }
                     if poll_sleep(&self.timer, sleep, sleep_at, deadline, cx).is_ready() {
                         drop(fut);
-                        self.complete(
+                        woken = Some(self.complete(
                             ticket,
                             Err(BatchError::TimedOut {
                                 after: self.config.max_processing_time,
                             }),
-                        );
+                        ));
                         continue;
                     }
                     let unplaced = self.put_back(ticket, |phase| match phase {
@@ -539,25 +662,34 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         Step::Start {
             parts,
             lens,
+            rows,
             permit,
         }
     }
 
     /// Concatenates the rows, calls the batch function and stores its future (the driver,
     /// with the lock released: both are user code).
-    fn start(&self, ticket: Ticket, parts: Vec<I>, lens: Vec<usize>, permit: Option<OwnedPermit>) {
-        let rows = I::concat(parts);
+    fn start(
+        &self,
+        ticket: Ticket,
+        mut parts: Vec<Option<Part<I>>>,
+        lens: Vec<usize>,
+        rows: usize,
+        permit: Option<OwnedPermit>,
+    ) {
+        let input = I::concat_parts(parts.drain(..).flatten(), rows);
         let now = self.timer.now();
-        let fut = Box::pin(self.f.call(rows));
+        let fut = Box::pin(self.f.call(input));
         let deadline = now.saturating_add(self.config.max_processing_time);
-        let old = self.put_back(ticket, move |phase| {
+        let old = self.shared.with(move |s| {
+            s.acc.recycle_parts(parts); // drained: holds no rows
             let running = Phase::Running {
                 fut: Some(fut),
                 lens,
                 deadline,
                 _permit: permit,
             };
-            core::mem::replace(phase, running) // `Starting`: holds nothing
+            core::mem::replace(&mut s.batches[ticket.key].phase, running) // `Starting`: empty
         });
         drop(old);
     }
@@ -569,7 +701,14 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     }
 
     /// The driver finished the batch with `result`: split it, hand out the pieces, wake.
-    fn complete(&self, ticket: Ticket, result: Result<F::Output, BatchError<F::Error>>) {
+    /// Returns the wakers it woke, the driver's first, for the driver's next lock section to
+    /// keep as the waker cache.
+    #[must_use]
+    fn complete(
+        &self,
+        ticket: Ticket,
+        result: Result<F::Output, BatchError<F::Error>>,
+    ) -> Vec<Option<Waker>> {
         let lens = self
             .shared
             .with(|s| match &mut s.batches[ticket.key].phase {
@@ -580,12 +719,13 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         // The pieces, or the one error every caller gets. `split` is user code: no lock.
         let (mut pieces, outcome) = match result {
             Ok(output) if output.len() == expected => {
-                let pieces = if lens.contains(&0) {
+                let mut pieces = Vec::with_capacity(lens.len());
+                if lens.contains(&0) {
                     let sizes: Vec<usize> = lens.iter().copied().filter(|&n| n > 0).collect();
-                    output.split(&sizes)
+                    output.split_parts(&sizes, &mut pieces);
                 } else {
-                    output.split(&lens)
-                };
+                    output.split_parts(&lens, &mut pieces);
+                }
                 (Ok(pieces.into_iter()), Outcome::Ok)
             }
             Ok(output) => {
@@ -606,6 +746,10 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             }
         };
         let mut garbage = Garbage::<I, F>::default();
+        // The wakers of the waiting members, the driver's first (it is being polled: it is
+        // not woken). Kept afterwards for the next batch: see `Shared::reuse_waker`.
+        let mut wake: Vec<Option<Waker>> = Vec::with_capacity(lens.len() + 1);
+        wake.push(None);
         self.shared.with(|s| {
             let batch = &mut s.batches[ticket.key];
             let phase = core::mem::replace(&mut batch.phase, Phase::Done);
@@ -625,12 +769,10 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 match member {
                     Member::Waiting(waker) => {
                         // The driver takes its result in this very poll: no wake for it.
-                        if let Some(waker) = waker.take() {
-                            if i == ticket.index {
-                                garbage.stale = Some(waker);
-                            } else {
-                                garbage.wake.push(waker);
-                            }
+                        if i == ticket.index {
+                            wake[0] = waker.take();
+                        } else if let Some(waker) = waker.take() {
+                            wake.push(Some(waker));
                         }
                         *member = Member::Ready(out);
                     }
@@ -646,20 +788,30 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         });
         garbage.flush();
         drop(pieces); // pieces a broken `split` returned in excess
+        for waker in wake.iter().skip(1).flatten() {
+            waker.wake_by_ref();
+        }
+        wake
     }
 
     /// A member left a done batch (took its result): free the slot when nobody refers to it.
     fn leave(s: &mut Shared<I, F>, key: usize, garbage: &mut Garbage<I, F>) {
+        garbage.phase = Self::leave_slot(s, key);
+    }
+
+    /// [`leave`](Self::leave), handing back the phase of a freed slot (to drop outside the
+    /// lock).
+    #[inline]
+    fn leave_slot(s: &mut Shared<I, F>, key: usize) -> Option<Phase<I, F>> {
         let batch = &mut s.batches[key];
         batch.present -= 1;
-        if batch.driver.is_some() {
-            batch.driver = None;
-        }
+        batch.driver = None;
         if batch.present == 0 {
             let batch = s.batches.remove(key);
-            garbage.phase = Some(batch.phase);
             s.recycle_members(batch.members);
+            return Some(batch.phase);
         }
+        None
     }
 
     /// A member's future is dropped before it took its result; see the module notes.
@@ -733,7 +885,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
 
 /// Stores `cx`'s waker in `slot` unless it already wakes the same task; the replaced one goes
 /// to the garbage.
-fn store_waker<I, F: BatchFn<I>>(
+fn store_waker<I: Rows, F: BatchFn<I>>(
     slot: &mut Option<Waker>,
     cx: &Context<'_>,
     garbage: &mut Garbage<I, F>,

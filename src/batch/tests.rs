@@ -13,7 +13,7 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use super::engine::{Accumulator, Push, SealReason};
-use super::{BatchConfig, BatchError, Batcher};
+use super::{BatchConfig, BatchError, Batcher, Part};
 use crate::time::{ManualTimer, Timer};
 
 const MS: Duration = Duration::from_millis(1);
@@ -27,22 +27,37 @@ fn joined(push: Push<Vec<u32>>) -> (usize, bool, Option<super::engine::Sealed<Ve
             opened,
             sealed,
         } => (index, opened, sealed),
-        other => panic!("expected Joined, got {other:?}"),
+        Push::Full(_) => panic!("expected Joined, got Full"),
+        Push::Incompatible(_) => panic!("expected Joined, got Incompatible"),
     }
+}
+
+/// A call's rows as a part: a single row for one-element vectors (as `call_one` pushes
+/// them), several rows otherwise.
+fn part(rows: Vec<u32>) -> Part<Vec<u32>> {
+    match rows.as_slice() {
+        [row] => Part::Row(*row),
+        _ => Part::Rows(rows),
+    }
+}
+
+/// The rows of a sealed batch's live parts, part by part.
+fn live(parts: Vec<Option<Part<Vec<u32>>>>) -> Vec<Vec<u32>> {
+    parts.into_iter().flatten().map(Part::into_rows).collect()
 }
 
 #[test]
 fn accumulator_seals_at_the_target_without_splitting_calls() {
     let mut acc = Accumulator::new(3, 10 * MS, usize::MAX);
-    let (index, opened, sealed) = joined(acc.push(vec![1], 1));
+    let (index, opened, sealed) = joined(acc.push(part(vec![1]), 1));
     assert_eq!((index, opened, sealed.is_none()), (0, true, true));
-    let (index, opened, sealed) = joined(acc.push(vec![2], 1));
+    let (index, opened, sealed) = joined(acc.push(part(vec![2]), 1));
     assert_eq!((index, opened, sealed.is_none()), (1, false, true));
     assert_eq!(acc.queued(), 2);
-    let (index, _, sealed) = joined(acc.push(vec![3, 4], 2));
+    let (index, _, sealed) = joined(acc.push(part(vec![3, 4]), 2));
     let sealed = sealed.expect("4 >= 3 rows: sealed by size");
     assert_eq!(index, 2);
-    assert_eq!(sealed.parts, [vec![1], vec![2], vec![3, 4]]);
+    assert_eq!(live(sealed.parts), [vec![1], vec![2], vec![3, 4]]);
     assert_eq!((sealed.lens.as_slice(), sealed.rows), (&[1, 1, 2][..], 4));
     assert_eq!(sealed.reason, SealReason::Size);
     assert_eq!(acc.queued(), 4, "sealed rows stay queued until started");
@@ -56,7 +71,7 @@ fn accumulator_seals_at_the_target_without_splitting_calls() {
 #[test]
 fn accumulator_seals_by_time_from_its_first_clock_reading() {
     let mut acc = Accumulator::new(10, 10 * MS, usize::MAX);
-    joined(acc.push(vec![1], 1));
+    joined(acc.push(part(vec![1]), 1));
     assert_eq!(
         acc.deadline(),
         None,
@@ -64,7 +79,7 @@ fn accumulator_seals_by_time_from_its_first_clock_reading() {
     );
     assert!(acc.seal_due(5 * MS).is_none());
     assert_eq!(acc.deadline(), Some(15 * MS));
-    joined(acc.push(vec![2], 1));
+    joined(acc.push(part(vec![2]), 1));
     assert!(acc.seal_due(14 * MS).is_none());
     let sealed = acc.seal_due(15 * MS).expect("due");
     assert_eq!(sealed.reason, SealReason::Time);
@@ -75,43 +90,48 @@ fn accumulator_seals_by_time_from_its_first_clock_reading() {
 #[test]
 fn accumulator_withdrawals_keep_the_deadline_and_discard_an_empty_batch() {
     let mut acc = Accumulator::new(10, 10 * MS, usize::MAX);
-    joined(acc.push(vec![1], 1));
+    joined(acc.push(part(vec![1]), 1));
     assert!(acc.seal_due(Duration::ZERO).is_none());
-    joined(acc.push(vec![2, 3], 2));
-    joined(acc.push(vec![4], 1));
+    joined(acc.push(part(vec![2, 3]), 2));
+    joined(acc.push(part(vec![4]), 1));
     let gone = acc.withdraw(0).expect("a live member");
-    assert_eq!((gone.rows, gone.len, gone.emptied), (vec![1], 1, false));
+    assert_eq!(
+        (gone.rows, gone.len, gone.emptied),
+        (Part::Row(1), 1, false)
+    );
     assert!(acc.withdraw(0).is_none(), "withdrawn once");
     assert_eq!(acc.deadline(), Some(10 * MS), "the deadline does not move");
     assert_eq!(acc.queued(), 3);
     let sealed = acc.seal(SealReason::Explicit).unwrap();
-    assert_eq!(sealed.parts, [vec![2, 3], vec![4]]);
+    assert_eq!(live(sealed.parts), [vec![2, 3], vec![4]]);
     assert_eq!(sealed.lens, [0, 2, 1]);
     assert!(acc.withdraw(1).is_none(), "sealed: no withdrawal");
 
-    joined(acc.push(vec![9], 1));
+    joined(acc.push(part(vec![9]), 1));
     let gone = acc.withdraw(0).unwrap();
     assert!(gone.emptied);
     assert_eq!(acc.open_rows(), 0);
-    let (index, opened, _) = joined(acc.push(vec![10], 1));
+    let (index, opened, _) = joined(acc.push(part(vec![10]), 1));
     assert_eq!((index, opened), (0, true), "a fresh batch");
 }
 
 #[test]
 fn accumulator_refuses_past_the_queue_bound() {
     let mut acc = Accumulator::new(10, 10 * MS, 3);
-    joined(acc.push(vec![1, 2], 2));
-    assert!(matches!(acc.push(vec![3, 4], 2), Push::Full(rows) if rows == [3, 4]));
-    assert!(matches!(acc.push(vec![0; 4], 4), Push::Full(_)));
-    joined(acc.push(vec![3], 1));
+    joined(acc.push(part(vec![1, 2]), 2));
+    assert!(
+        matches!(acc.push(part(vec![3, 4]), 2), Push::Full(Part::Rows(rows)) if rows == [3, 4])
+    );
+    assert!(matches!(acc.push(part(vec![0; 4]), 4), Push::Full(_)));
+    joined(acc.push(part(vec![3]), 1));
     assert_eq!(acc.queued(), 3);
     let sealed = acc.seal(SealReason::Explicit).unwrap();
     assert!(
-        matches!(acc.push(vec![5], 1), Push::Full(_)),
+        matches!(acc.push(part(vec![5]), 1), Push::Full(_)),
         "sealed rows still queue"
     );
     acc.started(sealed.rows);
-    joined(acc.push(vec![5], 1));
+    joined(acc.push(part(vec![5]), 1));
 }
 
 // ---- Poll-level wake tests ----------------------------------------------------------------
