@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | [`GateLayer`] | [`GateService`] | at most `limit` requests in flight: wait (backpressure), wait up to a timeout, or shed load | [`Error::TooManyCalls`] (503 with `axum`) |
 //! | [`ThrottleLayer`] | [`ThrottleService`] | at most `rate` request starts per period: wait for the start slot, or refuse | [`Error::RateLimited`] (429 with `Retry-After`) |
+//! | [`RetryLayer`] | [`RetryService`] | retries a failed request per a dike [`Retry`](crate::retry::Retry) policy (requests must be `Clone`) | none: the last error, unchanged |
 //!
 //! The layers depend only on `tower-service` and `tower-layer`, never on a runtime: waiting goes
 //! through the dike [`Timer`](crate::time::Timer) you give them (or none at all, for a gate
@@ -110,6 +111,7 @@ use crate::throttle::RateLimited;
 
 mod future;
 mod gate;
+mod retry;
 mod throttle;
 
 #[cfg(feature = "axum")]
@@ -117,6 +119,7 @@ mod axum;
 
 pub use future::ResponseFuture;
 pub use gate::{GateLayer, GateService, WaitTimer};
+pub use retry::{RetryFuture, RetryLayer, RetryService};
 pub use throttle::{ThrottleLayer, ThrottleService};
 
 /// The error of every dike tower layer: a refusal, or the inner service's error `E`.
