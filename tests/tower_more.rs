@@ -315,3 +315,281 @@ fn retry_future_is_static_and_send() {
     send_sync::<RetryLayer<dike::retry::Backoff, dike::retry::NoHooks, ManualTimer>>();
     send_sync::<RetryService<(), dike::retry::Backoff, dike::retry::NoHooks, ManualTimer>>();
 }
+
+// ----------------------------------------------------------------------------------------
+// CoalesceLayer
+
+use dike::batch::{BatchConfig, BatchError};
+use dike::coalesce::{Coalescer, RunError, Stats};
+use dike::tower::{BatchLayer, CoalesceLayer};
+use tower::ServiceBuilder;
+use tower_test::mock::Spawn;
+
+/// A mock whose errors are `String` (coalescing shares clones of them), and its handle.
+fn string_mock<T, U>() -> (
+    impl Service<T, Response = U, Error = String, Future: Send + 'static> + Clone + Send + 'static,
+    Handle<T, U>,
+)
+where
+    T: Send + 'static,
+    U: Send + 'static,
+{
+    let (mock, handle) = mock::pair::<T, U>();
+    let service = ServiceBuilder::new()
+        .map_err(|e: BoxError| e.to_string())
+        .service(mock);
+    (service, handle)
+}
+
+#[test]
+fn coalesce_joiners_never_call_the_inner_and_everyone_gets_a_clone() {
+    let (inner, mut handle) = string_mock::<(u32, &str), String>();
+    let coalescer = Arc::new(Coalescer::with_hooks(Stats::new()));
+    let layer = CoalesceLayer::shared(Arc::clone(&coalescer), |req: &(u32, &str)| req.0);
+    let mut service = Spawn::new(layer.layer(inner));
+
+    assert!(service.poll_ready().is_ready(), "always ready");
+    let mut a = Box::pin(service.call((1, "a")));
+    let mut b = Box::pin(service.call((1, "b")));
+    let mut c = Box::pin(service.call((2, "c")));
+    for future in [&mut a, &mut b] {
+        assert!(poll_once(future).is_pending());
+    }
+    assert!(poll_once(&mut c).is_pending());
+    let (first, send_1) = next_request(&mut handle).expect("the leader of key 1");
+    let (second, send_2) = next_request(&mut handle).expect("the leader of key 2");
+    assert!(
+        next_request(&mut handle).is_none(),
+        "the joiner never called the inner"
+    );
+    assert_eq!((first, second), ((1, "a"), (2, "c")));
+
+    send_1.send_response("user 1".to_string());
+    send_2.send_error("not found");
+    assert_eq!(poll_once(&mut a), Poll::Ready(Ok("user 1".to_string())));
+    assert_eq!(poll_once(&mut b), Poll::Ready(Ok("user 1".to_string())));
+    assert_eq!(
+        poll_once(&mut c),
+        Poll::Ready(Err(RunError::Failed("not found".to_string()))),
+        "the inner error, typed"
+    );
+    let counts = coalescer.hooks().counts();
+    assert_eq!((counts.executed, counts.joined), (2, 1));
+    assert_eq!(coalescer.in_flight(), 0, "nothing cached");
+}
+
+#[test]
+fn coalesce_a_not_ready_inner_is_never_called() {
+    let (inner, mut handle) = string_mock::<u32, u32>();
+    let mut service = Spawn::new(CoalesceLayer::new(|n: &u32| *n).layer(inner));
+    handle.allow(0);
+    assert!(service.poll_ready().is_ready());
+    let mut response = Box::pin(service.call(1));
+    for _ in 0..3 {
+        assert!(poll_once(&mut response).is_pending());
+        assert!(next_request(&mut handle).is_none(), "not ready: not called");
+    }
+    handle.allow(1);
+    assert!(poll_once(&mut response).is_pending());
+    next_request(&mut handle)
+        .expect("called once ready")
+        .1
+        .send_response(2);
+    assert_eq!(poll_once(&mut response), Poll::Ready(Ok(2)));
+}
+
+#[test]
+fn coalesce_a_readiness_error_is_shared_by_the_waiters() {
+    let (inner, mut handle) = string_mock::<u32, u32>();
+    let mut service = Spawn::new(CoalesceLayer::new(|n: &u32| *n).layer(inner));
+    handle.send_error("down");
+    let mut a = Box::pin(service.call(1));
+    let mut b = Box::pin(service.call(1));
+    assert_eq!(
+        poll_once(&mut a),
+        Poll::Ready(Err(RunError::Failed("down".into())))
+    );
+    assert_eq!(
+        poll_once(&mut b),
+        Poll::Ready(Err(RunError::Failed("down".into())))
+    );
+}
+
+#[test]
+fn coalesce_a_dropped_leader_leaves_the_call_to_its_joiners_and_the_last_drop_frees_the_key() {
+    let (inner, mut handle) = string_mock::<u32, u32>();
+    let layer = CoalesceLayer::new(|n: &u32| *n);
+    let coalescer = Arc::clone(layer.coalescer());
+    let mut service = Spawn::new(layer.layer(inner));
+
+    let mut leader = Box::pin(service.call(1));
+    let mut joiner = Box::pin(service.call(1));
+    assert!(poll_once(&mut leader).is_pending());
+    let (_, send) = next_request(&mut handle).unwrap();
+    drop(leader);
+    send.send_response(10);
+    assert_eq!(
+        poll_once(&mut joiner),
+        Poll::Ready(Ok(10)),
+        "the joiner drove it"
+    );
+
+    // Every waiter dropped mid-call: the inner call is dropped and the key is free.
+    let mut a = Box::pin(service.call(2));
+    let b = Box::pin(service.call(2));
+    assert!(poll_once(&mut a).is_pending());
+    let (_, _abandoned) = next_request(&mut handle).unwrap();
+    assert_eq!(coalescer.in_flight(), 1);
+    drop((a, b));
+    assert_eq!(coalescer.in_flight(), 0, "no leaked entry");
+    let mut again = Box::pin(service.call(2));
+    assert!(poll_once(&mut again).is_pending());
+    next_request(&mut handle)
+        .expect("the next call runs afresh")
+        .1
+        .send_response(20);
+    assert_eq!(poll_once(&mut again), Poll::Ready(Ok(20)));
+}
+
+#[test]
+#[should_panic(expected = "`CoalesceFuture` polled after completion")]
+fn coalesce_future_polled_after_completion_panics() {
+    let mut service =
+        CoalesceLayer::new(|n: &u32| *n).layer(service_fn(|n: u32| async move { Ok::<_, ()>(n) }));
+    let mut response = Box::pin(service.call(1));
+    assert_eq!(poll_once(&mut response), Poll::Ready(Ok(1)));
+    let _ = poll_once(&mut response);
+}
+
+// ----------------------------------------------------------------------------------------
+// BatchLayer
+
+#[test]
+fn batch_gathers_requests_into_one_inner_call_and_answers_each_with_its_row() {
+    let timer = ManualTimer::new();
+    let config = BatchConfig::new(3, ms(50));
+    let (mut service, mut handle) =
+        mock::spawn_layer::<Vec<u32>, Vec<String>, _>(BatchLayer::new(config, timer).unwrap());
+    assert!(service.poll_ready().is_ready());
+    let mut calls: Vec<_> = (1..=3).map(|n| Box::pin(service.call(n))).collect();
+    for call in &mut calls {
+        assert!(poll_once(call).is_pending());
+    }
+    let (rows, send) = next_request(&mut handle).expect("sealed by size: one inner call");
+    assert_eq!(rows, [1, 2, 3]);
+    assert!(next_request(&mut handle).is_none());
+    send.send_response(rows.iter().map(|n| format!("row {n}")).collect());
+    for (n, call) in calls.iter_mut().enumerate() {
+        assert!(matches!(poll_once(call), Poll::Ready(Ok(row)) if row == format!("row {}", n + 1)));
+    }
+}
+
+#[test]
+fn batch_sends_a_partial_batch_after_max_wait_and_never_calls_a_not_ready_inner() {
+    let timer = ManualTimer::new();
+    let config = BatchConfig::new(10, ms(5));
+    let (mut service, mut handle) =
+        mock::spawn_layer::<Vec<u32>, Vec<u32>, _>(BatchLayer::new(config, timer.clone()).unwrap());
+    handle.allow(0);
+    let mut a = Box::pin(service.call(1));
+    let mut b = Box::pin(service.call(2));
+    assert!(poll_once(&mut a).is_pending() && poll_once(&mut b).is_pending());
+    timer.advance(ms(5));
+    for _ in 0..3 {
+        assert!(poll_once(&mut a).is_pending() && poll_once(&mut b).is_pending());
+        assert!(
+            next_request(&mut handle).is_none(),
+            "not ready: never called"
+        );
+    }
+    handle.allow(1);
+    assert!(poll_once(&mut a).is_pending() && poll_once(&mut b).is_pending());
+    let (rows, send) = next_request(&mut handle).expect("called once ready");
+    assert_eq!(rows, [1, 2]);
+    send.send_response(vec![10, 20]);
+    assert!(matches!(poll_once(&mut a), Poll::Ready(Ok(10))));
+    assert!(matches!(poll_once(&mut b), Poll::Ready(Ok(20))));
+}
+
+#[test]
+fn batch_a_request_dropped_before_the_batch_is_sent_is_never_sent() {
+    let timer = ManualTimer::new();
+    let config = BatchConfig::new(10, ms(5));
+    let (mut service, mut handle) =
+        mock::spawn_layer::<Vec<u32>, Vec<u32>, _>(BatchLayer::new(config, timer.clone()).unwrap());
+    let mut kept = Box::pin(service.call(1));
+    let mut dropped = Box::pin(service.call(2));
+    assert!(poll_once(&mut kept).is_pending() && poll_once(&mut dropped).is_pending());
+    drop(dropped);
+    timer.advance(ms(5));
+    assert!(poll_once(&mut kept).is_pending());
+    let (rows, send) = next_request(&mut handle).unwrap();
+    assert_eq!(rows, [1], "the dropped request left the batch");
+    send.send_response(vec![1]);
+    assert!(matches!(poll_once(&mut kept), Poll::Ready(Ok(1))));
+}
+
+#[test]
+fn batch_errors_are_typed_inner_failure_and_wrong_length() {
+    let timer = ManualTimer::new();
+    let config = BatchConfig::new(2, ms(5));
+    let (mut service, mut handle) =
+        mock::spawn_layer::<Vec<u32>, Vec<u32>, _>(BatchLayer::new(config, timer).unwrap());
+    let mut a = Box::pin(service.call(1));
+    let mut b = Box::pin(service.call(2));
+    assert!(poll_once(&mut a).is_pending() && poll_once(&mut b).is_pending());
+    next_request(&mut handle)
+        .unwrap()
+        .1
+        .send_error("model down");
+    for call in [&mut a, &mut b] {
+        match poll_once(call) {
+            Poll::Ready(Err(BatchError::Failed(err))) => assert_eq!(err.to_string(), "model down"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    let mut a = Box::pin(service.call(1));
+    let mut b = Box::pin(service.call(2));
+    assert!(poll_once(&mut a).is_pending() && poll_once(&mut b).is_pending());
+    next_request(&mut handle).unwrap().1.send_response(vec![1]);
+    for call in [&mut a, &mut b] {
+        match poll_once(call) {
+            Poll::Ready(Err(BatchError::WrongLength { expected, actual })) => {
+                assert_eq!((expected, actual), (2, 1));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "`BatchFuture` polled after completion")]
+fn batch_future_polled_after_completion_panics() {
+    let config = BatchConfig::new(1, ms(5));
+    let mut service = BatchLayer::new(config, ManualTimer::new())
+        .unwrap()
+        .layer(service_fn(
+            |rows: Vec<u32>| async move { Ok::<_, ()>(rows) },
+        ));
+    let mut response = Box::pin(service.call(1));
+    assert_eq!(poll_once(&mut response), Poll::Ready(Ok(1)));
+    let _ = poll_once(&mut response);
+}
+
+#[test]
+fn coalesce_and_batch_futures_are_static_and_send() {
+    fn assert_static_send<F: Future + Send + 'static>(_: &F) {}
+    let mut coalesced =
+        CoalesceLayer::new(|n: &u32| *n).layer(service_fn(|n: u32| async move { Ok::<_, ()>(n) }));
+    assert_static_send(&coalesced.call(1));
+    let mut batched = BatchLayer::new(BatchConfig::new(1, ms(5)), ManualTimer::new())
+        .unwrap()
+        .layer(service_fn(
+            |rows: Vec<u32>| async move { Ok::<_, ()>(rows) },
+        ));
+    assert_static_send(&batched.call(1));
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    send_sync(&coalesced);
+    send_sync(&batched);
+}

@@ -6,6 +6,8 @@
 //! | [`GateLayer`] | [`GateService`] | at most `limit` requests in flight: wait (backpressure), wait up to a timeout, or shed load | [`Error::TooManyCalls`] (503 with `axum`) |
 //! | [`ThrottleLayer`] | [`ThrottleService`] | at most `rate` request starts per period: wait for the start slot, or refuse | [`Error::RateLimited`] (429 with `Retry-After`) |
 //! | [`RetryLayer`] | [`RetryService`] | retries a failed request per a dike [`Retry`](crate::retry::Retry) policy (requests must be `Clone`) | none: the last error, unchanged |
+//! | [`CoalesceLayer`] | [`CoalesceService`] | requests with equal keys in flight share one inner call; joiners never call the inner service | none: [`RunError`](crate::coalesce::RunError) wraps the shared error |
+//! | [`BatchLayer`] | [`BatchService`] | concurrent requests gathered into one call of an inner batch service, each answered by its own row | none: [`BatchError`](crate::batch::BatchError) |
 //!
 //! The layers depend only on `tower-service` and `tower-layer`, never on a runtime: waiting goes
 //! through the dike [`Timer`](crate::time::Timer) you give them (or none at all, for a gate
@@ -109,6 +111,8 @@ use core::time::Duration;
 use crate::error::TooManyCalls;
 use crate::throttle::RateLimited;
 
+mod batch;
+mod coalesce;
 mod future;
 mod gate;
 mod retry;
@@ -117,6 +121,8 @@ mod throttle;
 #[cfg(feature = "axum")]
 mod axum;
 
+pub use batch::{BatchFuture, BatchLayer, BatchService};
+pub use coalesce::{CoalesceFuture, CoalesceLayer, CoalesceService};
 pub use future::ResponseFuture;
 pub use gate::{GateLayer, GateService, WaitTimer};
 pub use retry::{RetryFuture, RetryLayer, RetryService};
