@@ -311,7 +311,8 @@ fn retry_future_is_static_and_send() {
         .layer(service_fn(|n: u32| async move { Ok::<_, ()>(n) }));
     let response = service.call(1);
     assert_static_send(&response);
-    let _: Pin<Box<RetryFuture<_, u32, _, _, _>>> = Box::pin(response);
+    let mut named: Pin<Box<RetryFuture<_, u32, _, _, _>>> = Box::pin(response);
+    assert!(matches!(poll_once(&mut named), Poll::Ready(Ok(1))));
     send_sync::<RetryLayer<dike::retry::Backoff, dike::retry::NoHooks, ManualTimer>>();
     send_sync::<RetryService<(), dike::retry::Backoff, dike::retry::NoHooks, ManualTimer>>();
 }

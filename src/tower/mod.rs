@@ -1,5 +1,6 @@
-//! tower middleware: a [`Gate`](crate::gate::Gate) and a [`Throttle`](crate::throttle::Throttle)
-//! as [`Layer`]s, on any runtime (feature `tower`).
+//! tower middleware: a [`Gate`](crate::gate::Gate), a [`Throttle`](crate::throttle::Throttle),
+//! a [`Retry`](crate::retry::Retry) policy, a [`Coalescer`](crate::coalesce::Coalescer) and a
+//! [`Batcher`](crate::batch::Batcher) as [`Layer`]s, on any runtime (feature `tower`).
 //!
 //! | layer | service | what it does | refusal |
 //! |---|---|---|---|
@@ -34,6 +35,15 @@
 //! - Calling `call` without a `poll_ready` that returned `Ready(Ok(()))` first is a contract
 //!   violation and panics, as in tower's `ConcurrencyLimit`.
 //!
+//! **The retry, coalescing and batching layers** reserve nothing of their own. A
+//! [`RetryService`]'s `poll_ready` is the inner service's; before each retry its response
+//! future polls the inner service (the one that was made ready for the first attempt) to
+//! readiness again. A [`CoalesceService`] and a [`BatchService`] are always ready: a request
+//! that joins a call in flight or a batch would never use a reservation of the inner
+//! service's capacity, so instead the call they make (the coalesced call, the batch) polls a
+//! clone of the inner service to readiness first. In all three a service that is not ready is
+//! never called, and all three need an inner service that is `Clone`.
+//!
 //! **Sharing.** Clones of one service share its limit. A layer built from a number
 //! ([`GateLayer::new`], [`ThrottleLayer::new`]) gives each service it wraps a gate or a throttle
 //! of its own; a layer built from a shared `Arc` ([`GateLayer::shared`],
@@ -53,7 +63,8 @@
 //!
 //! # Errors
 //!
-//! Every layer's error is [`Error<E>`], where `E` is the inner service's error: a refusal
+//! The gate's and the throttle's error is [`Error<E>`], where `E` is the inner service's
+//! error: a refusal
 //! ([`Error::TooManyCalls`], [`Error::RateLimited`]) or the inner error ([`Error::Inner`]),
 //! typed all the way down, no `BoxError`. Stacked layers nest: a `GateLayer` over a
 //! `ThrottleLayer` over a service failing with `E` fails with `Error<Error<E>>`, so
@@ -62,6 +73,12 @@
 //! `Error<E>` implements [`std::error::Error`] when `E` does (its `source` is the inner error),
 //! so where a stack demands `BoxError` it converts with `?`/`Into` and downcasts back to
 //! `Error<E>`.
+//!
+//! The other layers refuse nothing: [`RetryLayer`]'s error is the inner service's, unchanged
+//! (the last attempt's); [`CoalesceLayer`]'s is [`RunError<E>`](crate::coalesce::RunError)
+//! (the shared error, or a contained panic); [`BatchLayer`]'s is
+//! [`BatchError<E>`](crate::batch::BatchError) (the shared inner error, a wrong length, a
+//! timeout or a full queue).
 //!
 //! With the `axum` feature, [`TooManyCalls`] answers 503, [`RateLimited`] 429 with a
 //! `Retry-After` header (whole seconds, rounded up), and `Error<E>` either of those or `E`'s
