@@ -594,3 +594,103 @@ fn coalesce_and_batch_futures_are_static_and_send() {
     send_sync(&coalesced);
     send_sync(&batched);
 }
+
+// ----------------------------------------------------------------------------------------
+// Throttle::acquire_owned, and ThrottleLayer waiting in the throttle's own line
+
+use dike::throttle::{AcquireOwned, Throttle};
+use dike::tower::ThrottleLayer;
+
+#[test]
+fn acquire_owned_waits_in_the_same_fifo_line_as_acquire_and_only_the_head_sleeps() {
+    let timer = ManualTimer::new();
+    let throttle = Arc::new(Throttle::per_second(10).unwrap()); // one slot per 100 ms
+    throttle.try_acquire(&timer).unwrap();
+
+    let mut owned_first = Box::pin(throttle.acquire_owned(timer.clone()));
+    let mut borrowed = Box::pin(throttle.acquire(&timer));
+    let mut owned_last = Box::pin(throttle.acquire_owned(timer.clone()));
+    assert!(poll_once(&mut owned_first).is_pending());
+    assert!(poll_once(&mut borrowed).is_pending());
+    assert!(poll_once(&mut owned_last).is_pending());
+    assert_eq!(
+        timer.next_deadline(),
+        Some(ms(100)),
+        "one sleep, the head's"
+    );
+
+    timer.advance(ms(100));
+    assert!(poll_once(&mut owned_last).is_pending(), "not its turn");
+    assert!(poll_once(&mut borrowed).is_pending(), "not its turn");
+    assert_eq!(poll_once(&mut owned_first), Poll::Ready(()));
+    timer.advance(ms(100));
+    assert!(poll_once(&mut owned_last).is_pending());
+    assert_eq!(poll_once(&mut borrowed), Poll::Ready(()), "arrival order");
+    timer.advance(ms(100));
+    assert_eq!(poll_once(&mut owned_last), Poll::Ready(()));
+}
+
+#[test]
+fn acquire_owned_dropped_at_the_head_passes_its_turn_and_consumes_nothing() {
+    let timer = ManualTimer::new();
+    let throttle = Arc::new(Throttle::per_second(10).unwrap());
+    throttle.try_acquire(&timer).unwrap();
+    let mut head = Box::pin(throttle.acquire_owned(timer.clone()));
+    let mut next = Box::pin(throttle.acquire_owned(timer.clone()));
+    assert!(poll_once(&mut head).is_pending());
+    assert!(poll_once(&mut next).is_pending());
+    drop(head);
+    timer.advance(ms(100));
+    assert_eq!(poll_once(&mut next), Poll::Ready(()), "the turn passed on");
+    assert!(
+        throttle.try_acquire(&timer).is_err(),
+        "one slot taken, by `next` only"
+    );
+}
+
+#[test]
+#[should_panic(expected = "`AcquireOwned` polled after completion")]
+fn acquire_owned_polled_after_completion_panics() {
+    let throttle = Arc::new(Throttle::per_second(10).unwrap());
+    let mut wait = Box::pin(throttle.acquire_owned(ManualTimer::new()));
+    assert_eq!(poll_once(&mut wait), Poll::Ready(()));
+    let _ = poll_once(&mut wait);
+}
+
+#[test]
+fn acquire_owned_is_static_and_send() {
+    fn assert_static_send<F: Future + Send + Sync + 'static>(_: &F) {}
+    let throttle = Arc::new(Throttle::per_second(10).unwrap());
+    let wait: AcquireOwned<ManualTimer> = throttle.acquire_owned(ManualTimer::new());
+    assert_static_send(&wait);
+}
+
+#[test]
+fn throttle_layer_services_queue_in_the_throttle_line_with_direct_waiters() {
+    let timer = ManualTimer::new();
+    let throttle = Arc::new(Throttle::per_second(10).unwrap());
+    let layer = ThrottleLayer::shared(Arc::clone(&throttle), timer.clone());
+    let (mut service, mut handle) = mock::spawn_layer::<u32, u32, _>(layer);
+    throttle.try_acquire(&timer).unwrap();
+
+    // A direct waiter first, then the service: the service goes behind it.
+    let mut direct = Box::pin(throttle.acquire(&timer));
+    assert!(poll_once(&mut direct).is_pending());
+    assert!(service.poll_ready().is_pending());
+    timer.advance(ms(100));
+    assert!(
+        service.poll_ready().is_pending(),
+        "the direct waiter is ahead"
+    );
+    assert_eq!(poll_once(&mut direct), Poll::Ready(()));
+    assert!(service.is_woken(), "its turn came");
+    assert!(
+        service.poll_ready().is_pending(),
+        "sleeping for the next slot"
+    );
+    timer.advance(ms(100));
+    assert!(service.poll_ready().is_ready());
+    let mut response = Box::pin(service.call(1));
+    next_request(&mut handle).unwrap().1.send_response(2);
+    assert!(matches!(poll_once(&mut response), Poll::Ready(Ok(2))));
+}

@@ -91,6 +91,8 @@ mod queue;
 #[cfg(feature = "alloc")]
 pub use future::{Enter, EnterOwned, EnterTimeout, EnterTimeoutOwned};
 #[cfg(feature = "alloc")]
+pub(crate) use future::{EnterBy, PermitBy};
+#[cfg(feature = "alloc")]
 pub use limit_jobs::{LimitJobs, LimitedCall, limit_jobs};
 
 use engine::Engine;

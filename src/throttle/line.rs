@@ -56,6 +56,12 @@ impl Line {
         }
     }
 
+    /// The line's gate of one, for a `'static` waiter reaching it through its `Arc<Throttle>`.
+    #[cfg(feature = "alloc")]
+    pub(super) fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
     /// Waiters in the line, the head included.
     pub(super) fn waiting(&self) -> usize {
         #[cfg(feature = "alloc")]

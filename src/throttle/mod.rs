@@ -176,8 +176,12 @@ use crate::time::Timer;
 mod engine;
 mod future;
 mod line;
+#[cfg(feature = "alloc")]
+mod owned;
 
 pub use future::Acquire;
+#[cfg(feature = "alloc")]
+pub use owned::AcquireOwned;
 
 use engine::{Decision, Gcra};
 use line::Line;
@@ -719,6 +723,48 @@ impl Throttle {
     pub fn acquire_n<T: Timer>(&self, timer: T, n: u32) -> Result<Acquire<'_, T>, ExceedsBurst> {
         self.check_cost(n)?;
         Ok(Acquire::new(self, timer, n))
+    }
+
+    /// [`acquire`](Throttle::acquire) for an `Arc<Throttle>`: the future is `'static`, to keep
+    /// in a struct (a tower service's `poll_ready`) or move into a spawned task. It waits in
+    /// the same FIFO line as every other waiter of the throttle.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`acquire`](Throttle::acquire): nothing is reserved while waiting, so
+    /// dropping it at any point consumes nothing; dropped at the head of the line it passes
+    /// its turn on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use core::time::Duration;
+    /// use dike::throttle::Throttle;
+    /// use dike::time::{ManualTimer, Timer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), dike::error::ConfigError> {
+    /// let timer = ManualTimer::new();
+    /// let throttle = Arc::new(Throttle::per_second(2)?);
+    /// throttle.try_acquire(&timer).unwrap();
+    /// let task = tokio::spawn(throttle.acquire_owned(timer.clone()));
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(timer.next_deadline(), Some(Duration::from_millis(500)));
+    /// timer.advance(Duration::from_millis(500));
+    /// task.await.unwrap();
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "alloc")]
+    pub fn acquire_owned<T: Timer>(self: &alloc::sync::Arc<Self>, timer: T) -> AcquireOwned<T> {
+        AcquireOwned::new(alloc::sync::Arc::clone(self), timer, 1)
+    }
+
+    /// Waiters in the throttle's line, the head included.
+    #[cfg(feature = "tower")]
+    pub(crate) fn waiting(&self) -> usize {
+        self.line.waiting()
     }
 
     fn check_cost(&self, n: u32) -> Result<(), ExceedsBurst> {

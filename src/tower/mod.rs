@@ -51,8 +51,11 @@
 //! several routes, or between middleware and code that enters the gate directly.
 //!
 //! **Waiting** is FIFO in both: waiting gate services queue in the gate itself, and waiting
-//! throttle services line up in a queue of the layer's in front of the throttle, where only
-//! the first sleeps on the timer (one wake-up per slot, however many wait).
+//! throttle services line up in the throttle's own line ([`Throttle::acquire_owned`]), with
+//! every other waiter of the throttle, where only the first sleeps on the timer (one wake-up
+//! per slot, however many wait).
+//!
+//! [`Throttle::acquire_owned`]: crate::throttle::Throttle::acquire_owned
 //!
 //! **In axum**, a `Router` whose handlers have not been given their state builds each
 //! handler's route, calling every layer's `layer` again, for each connection
