@@ -694,3 +694,53 @@ fn throttle_layer_services_queue_in_the_throttle_line_with_direct_waiters() {
     next_request(&mut handle).unwrap().1.send_response(2);
     assert!(matches!(poll_once(&mut response), Poll::Ready(Ok(2))));
 }
+
+// ----------------------------------------------------------------------------------------
+// Runtime independence: the stack driven by smol on async-io's timer
+
+#[test]
+fn retry_coalesce_and_batch_run_on_smol_with_the_async_io_timer() {
+    use dike::throttle::Quota;
+    use dike::time::AsyncIoTimer;
+
+    let timer = AsyncIoTimer::new();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&calls);
+    // Coalesce over retry over throttle over a service failing every other call.
+    let flaky = service_fn(move |id: u32| {
+        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        async move {
+            smol::Timer::after(ms(2)).await;
+            if n % 2 == 1 {
+                Err("reset".to_string())
+            } else {
+                Ok(id * 10)
+            }
+        }
+    });
+    let policy = Retry::fixed(ms(1)).try_with_attempts(3).unwrap();
+    let service = ServiceBuilder::new()
+        .layer(CoalesceLayer::new(|id: &u32| *id))
+        .layer(RetryLayer::new(policy, timer))
+        .layer(ThrottleLayer::new(Quota::per_second(1000), timer).unwrap())
+        .service(flaky);
+    let model = service_fn(|rows: Vec<u32>| async move {
+        Ok::<_, ()>(rows.into_iter().map(|x| x + 1).collect::<Vec<_>>())
+    });
+    let batched = BatchLayer::new(BatchConfig::new(64, ms(2)), timer)
+        .unwrap()
+        .layer(model);
+
+    smol::block_on(async {
+        let (a, b) = futures_util::join!(service.clone().oneshot(4), service.clone().oneshot(4));
+        assert_eq!((a, b), (Ok(40), Ok(40)), "one fetch, retried once, shared");
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
+        let rows = futures_util::future::join_all((0..3).map(|n| batched.clone().oneshot(n))).await;
+        assert_eq!(
+            rows,
+            [Ok(1), Ok(2), Ok(3)],
+            "sealed by max_wait on the real timer"
+        );
+    });
+    assert_eq!(batched.batcher().stats().batches, 1);
+}

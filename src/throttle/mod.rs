@@ -93,6 +93,9 @@
 //!   yet run, or just handed the head) passes the head to the next waiter at once. Nothing is
 //!   reserved while waiting, so no slot is lost either way.
 //!
+//! [`acquire_owned`](Throttle::acquire_owned), for an `Arc<Throttle>`, waits in the same line
+//! (so do the services of a `dike::tower::ThrottleLayer`, feature `tower`).
+//!
 //! [`try_acquire`](Throttle::try_acquire) does not queue: it stays lock-free and takes a slot
 //! whenever the schedule allows, ahead of the head of the line if it checks first (the head
 //! then sleeps until the next slot). Where strict order matters, acquire through `acquire`
