@@ -577,6 +577,16 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Crate-internal: whether a permit is free right now, without the lock (a hint). For a
+    /// gate of one used as a FIFO line, `true` means nobody is in the line.
+    #[cfg(feature = "tower")]
+    #[inline]
+    pub(crate) fn has_free_permit(&self) -> bool {
+        self.engine.has_free_permit()
+    }
+}
+
 impl fmt::Debug for Gate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.stats();

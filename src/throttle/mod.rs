@@ -764,10 +764,11 @@ impl Throttle {
         AcquireOwned::new(alloc::sync::Arc::clone(self), timer, 1)
     }
 
-    /// Waiters in the throttle's line, the head included.
+    /// Whether nobody waits in the throttle's line, without a lock (a hint).
     #[cfg(feature = "tower")]
-    pub(crate) fn waiting(&self) -> usize {
-        self.line.waiting()
+    #[inline]
+    pub(crate) fn line_is_empty(&self) -> bool {
+        self.line.is_empty()
     }
 
     fn check_cost(&self, n: u32) -> Result<(), ExceedsBurst> {

@@ -368,7 +368,7 @@ where
             // Decide afresh: the quota may have room now. While others wait, a new request
             // goes behind them.
             State::Idle | State::Refused(_) => {
-                if self.mode == Mode::Reject || self.throttle.waiting() == 0 {
+                if self.mode == Mode::Reject || self.throttle.line_is_empty() {
                     match self.throttle.try_acquire(&self.timer) {
                         Ok(()) => {
                             self.state = State::Admitted;
