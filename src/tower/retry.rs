@@ -27,6 +27,14 @@ use crate::time::Timer;
 /// [`with_budget`](Retry::with_budget)) apply as in [`Retry::run`]; see
 /// [the retry module's Behaviour](crate::retry#behaviour).
 ///
+/// # Stacking
+///
+/// Put the retry layer above a [`GateLayer`](super::GateLayer) or a
+/// [`ThrottleLayer`](super::ThrottleLayer) to send every attempt through them (each retry
+/// waits for the inner readiness, so for a permit or a start slot). Their refusals are then
+/// errors like any other to the policy; to retry only the inner service's own failures, give
+/// the policy a [`when`](Retry::when) such as `|e: &Error<_>| !e.is_refusal()`.
+///
 /// # Cloning the request
 ///
 /// The request type must be `Clone`. At `call` the layer keeps the original and sends a
