@@ -105,6 +105,61 @@ fn retry_retries_on_the_schedule_with_a_clone_of_the_original_per_attempt() {
     assert_eq!(clones.load(Ordering::Relaxed), 3);
 }
 
+/// A waker counting its wake-ups.
+struct CountingWaker(AtomicU32);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn retry_future_is_woken_by_the_timer_then_by_the_inner_readiness() {
+    let timer = ManualTimer::new();
+    let (mut service, mut handle) =
+        mock::spawn_layer::<u32, u32, _>(RetryLayer::new(Retry::fixed(ms(10)), timer.clone()));
+    let wakes = Arc::new(CountingWaker(AtomicU32::new(0)));
+    let waker = Waker::from(Arc::clone(&wakes));
+    let mut cx = Context::from_waker(&waker);
+
+    assert!(service.poll_ready().is_ready());
+    let mut response = Box::pin(service.call(1));
+    assert!(response.as_mut().poll(&mut cx).is_pending());
+    handle.allow(0);
+    next_request(&mut handle).unwrap().1.send_error("reset");
+    let woken = wakes.0.load(Ordering::Relaxed);
+    assert!(woken >= 1, "the failed attempt wakes the task");
+    assert!(response.as_mut().poll(&mut cx).is_pending(), "sleeping");
+    let woken = wakes.0.load(Ordering::Relaxed);
+    timer.advance(ms(10));
+    assert_eq!(
+        wakes.0.load(Ordering::Relaxed),
+        woken + 1,
+        "the timer wakes it once"
+    );
+    assert!(
+        response.as_mut().poll(&mut cx).is_pending(),
+        "the inner is not ready"
+    );
+    let woken = wakes.0.load(Ordering::Relaxed);
+    handle.allow(1);
+    assert_eq!(
+        wakes.0.load(Ordering::Relaxed),
+        woken + 1,
+        "readiness wakes it once"
+    );
+    assert!(response.as_mut().poll(&mut cx).is_pending());
+    next_request(&mut handle).unwrap().1.send_response(5);
+    assert!(matches!(
+        response.as_mut().poll(&mut cx),
+        Poll::Ready(Ok(5))
+    ));
+}
+
 #[test]
 fn retry_gives_up_after_the_attempts_with_the_last_error_typed() {
     let timer = ManualTimer::new();

@@ -25,7 +25,9 @@ use crate::time::Timer;
 /// them. The policy's attempts, schedule, time budget and hooks
 /// ([`when`](Retry::when), [`delay_for`](Retry::delay_for), [`notify`](Retry::notify),
 /// [`with_budget`](Retry::with_budget)) apply as in [`Retry::run`]; see
-/// [the retry module's Behaviour](crate::retry#behaviour).
+/// [the retry module's Behaviour](crate::retry#behaviour). The time budget
+/// ([`with_max_elapsed`](Retry::with_max_elapsed)) counts from `call`, when the first attempt
+/// is sent.
 ///
 /// # Stacking
 ///
