@@ -586,6 +586,42 @@ fn batch_a_request_dropped_before_the_batch_is_sent_is_never_sent() {
 }
 
 #[test]
+fn batch_a_request_dropped_after_the_batch_is_sent_leaves_the_others_their_rows() {
+    let timer = ManualTimer::new();
+    let config = BatchConfig::new(2, ms(5));
+    let (mut service, mut handle) =
+        mock::spawn_layer::<Vec<u32>, Vec<u32>, _>(BatchLayer::new(config, timer).unwrap());
+    let mut driver = Box::pin(service.call(1));
+    let mut other = Box::pin(service.call(2));
+    assert!(poll_once(&mut driver).is_pending() && poll_once(&mut other).is_pending());
+    let (rows, send) = next_request(&mut handle).expect("sealed by size and sent");
+    assert_eq!(rows, [1, 2]);
+    drop(driver); // the member driving the batch: the drive passes on
+    send.send_response(vec![10, 20]);
+    assert!(matches!(poll_once(&mut other), Poll::Ready(Ok(20))));
+    assert_eq!(
+        service.get_ref().batcher().stats().batches_in_flight,
+        0,
+        "nothing held"
+    );
+}
+
+#[test]
+fn batch_an_inner_readiness_error_fails_the_batch() {
+    let timer = ManualTimer::new();
+    let config = BatchConfig::new(1, ms(5));
+    let (mut service, mut handle) =
+        mock::spawn_layer::<Vec<u32>, Vec<u32>, _>(BatchLayer::new(config, timer).unwrap());
+    handle.send_error("broken");
+    let mut call = Box::pin(service.call(1));
+    match poll_once(&mut call) {
+        Poll::Ready(Err(BatchError::Failed(err))) => assert_eq!(err.to_string(), "broken"),
+        other => panic!("{other:?}"),
+    }
+    assert!(next_request(&mut handle).is_none(), "never called");
+}
+
+#[test]
 fn batch_errors_are_typed_inner_failure_and_wrong_length() {
     let timer = ManualTimer::new();
     let config = BatchConfig::new(2, ms(5));
