@@ -19,6 +19,8 @@ fn main() {
     run();
     #[cfg(feature = "tower")]
     tower_layers();
+    #[cfg(feature = "tower")]
+    tower_retry_coalesce_batch();
     #[cfg(not(feature = "tower"))]
     println!("\n== tower\n(middleware: cargo run --example tour --features tower)");
 }
@@ -434,5 +436,75 @@ fn tower_layers() {
         first.now_or_never().unwrap(),
         second.now_or_never().unwrap(),
         gate.stats().in_use
+    );
+}
+
+/// tower: a retry policy, coalescing and batching as middleware (feature `tower`).
+#[cfg(feature = "tower")]
+fn tower_retry_coalesce_batch() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use dike::batch::BatchConfig;
+    use dike::retry::Retry;
+    use dike::tower::{BatchLayer, CoalesceLayer, RetryLayer};
+    use tower::{Layer, Service, ServiceExt, service_fn};
+
+    println!("\n== tower: retry, coalesce, batch");
+    let timer = ManualTimer::new();
+
+    // Retry: fails twice, then answers; 10 ms then 20 ms apart on the virtual clock.
+    let calls = AtomicU32::new(0);
+    let flaky = service_fn(|n: u32| {
+        let attempt = calls.fetch_add(1, Ordering::Relaxed) + 1;
+        async move { if attempt < 3 { Err("reset") } else { Ok(n) } }
+    });
+    let policy = Retry::exponential(Duration::from_millis(10), 2.0)
+        .expect("valid backoff")
+        .try_with_attempts(4)
+        .expect("valid attempts");
+    let mut retried = RetryLayer::new(policy, timer.clone()).layer(flaky);
+    let mut response = Box::pin(retried.call(7));
+    while response.as_mut().now_or_never().is_none() {
+        timer.advance_to(timer.next_deadline().unwrap_or(timer.now()));
+    }
+    println!(
+        "retry: answered after {} calls, at {:?}",
+        calls.load(Ordering::Relaxed),
+        timer.now()
+    );
+
+    // Coalesce: three requests for one key in flight at once, one inner call.
+    let inner_calls = std::sync::Arc::new(AtomicU32::new(0));
+    let counter = std::sync::Arc::clone(&inner_calls);
+    let mut users = CoalesceLayer::new(|id: &u32| *id).layer(service_fn(move |id: u32| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async move {
+            smol::future::yield_now().await; // in flight for a while
+            Ok::<_, ()>(format!("user {id}"))
+        }
+    }));
+    // Always ready: `call` registers each request with the coalescer at once.
+    let (a, b, c) = (users.call(42), users.call(42), users.call(42));
+    let answers = smol::block_on(futures_util::future::join3(a, b, c));
+    println!(
+        "coalesce: 3 requests, {} inner call, answers {:?}",
+        inner_calls.load(Ordering::Relaxed),
+        [answers.0.unwrap(), answers.1.unwrap(), answers.2.unwrap()]
+    );
+
+    // Batch: four requests become one call of the inner batch service.
+    let model = service_fn(|rows: Vec<u32>| async move {
+        println!("  batch service called with {rows:?}");
+        Ok::<_, ()>(rows.into_iter().map(|x| x * x).collect::<Vec<_>>())
+    });
+    let batched = BatchLayer::new(BatchConfig::new(4, Duration::from_millis(5)), timer)
+        .expect("valid config")
+        .layer(model);
+    let squares = smol::block_on(futures_util::future::join_all(
+        (1..=4).map(|n| batched.clone().oneshot(n)),
+    ));
+    println!(
+        "batch: squares {:?}",
+        squares.into_iter().map(Result::unwrap).collect::<Vec<_>>()
     );
 }

@@ -331,7 +331,7 @@ impl BatchConfig {
     }
 
     /// Checks every setting.
-    const fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) const fn validate(&self) -> Result<(), ConfigError> {
         if self.target_size == 0 {
             return Err(ConfigError::new(
                 "target_size",

@@ -319,6 +319,14 @@ impl Engine {
         self.limit.load(Ordering::Relaxed)
     }
 
+    /// Whether a permit is free right now: one atomic load, no lock (a hint that may be stale
+    /// by the time it is read).
+    #[cfg(feature = "tower")]
+    #[inline]
+    pub(crate) fn has_free_permit(&self) -> bool {
+        available(self.state.load(Ordering::Acquire)) > 0
+    }
+
     /// Takes a free permit without waiting.
     #[inline]
     pub(crate) fn try_acquire(&self) -> bool {

@@ -185,6 +185,45 @@ impl Future for EnterOwned {
     }
 }
 
+/// Crate-internal: a waiting entry into a gate reached through any owner `G` that derefs to
+/// it (the throttle's line inside an `Arc<Throttle>`), for `'static` waiting futures of
+/// other primitives. Unpin; dropping it leaves the queue, as [`Enter`] does.
+pub(crate) struct EnterBy<G: Deref<Target = Gate>> {
+    acquire: Acquire<G>,
+}
+
+impl<G: Deref<Target = Gate> + Clone> EnterBy<G> {
+    #[inline]
+    pub(crate) fn new(gate: G) -> Self {
+        Self {
+            acquire: Acquire::new(gate),
+        }
+    }
+
+    /// Polls for the permit; `name` is the public future's, for a poll after completion.
+    #[inline]
+    pub(crate) fn poll_enter(
+        &mut self,
+        cx: &mut Context<'_>,
+        name: &str,
+    ) -> Poll<Result<PermitBy<G>, TooManyCalls>> {
+        let acquire = &mut self.acquire;
+        acquire
+            .poll(cx, name)
+            .map_ok(|()| PermitBy(acquire.gate.clone()))
+    }
+}
+
+/// Crate-internal: a permit of a gate reached through `G`, released on drop.
+pub(crate) struct PermitBy<G: Deref<Target = Gate>>(G);
+
+impl<G: Deref<Target = Gate>> Drop for PermitBy<G> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.engine.release();
+    }
+}
+
 pin_project! {
     /// The future returned by [`Gate::enter_timeout`] and [`Gate::enter_until`]: resolves to
     /// a [`Permit`] once one is free, or to [`TooManyCalls`] at the deadline.

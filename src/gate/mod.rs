@@ -91,6 +91,8 @@ mod queue;
 #[cfg(feature = "alloc")]
 pub use future::{Enter, EnterOwned, EnterTimeout, EnterTimeoutOwned};
 #[cfg(feature = "alloc")]
+pub(crate) use future::{EnterBy, PermitBy};
+#[cfg(feature = "alloc")]
 pub use limit_jobs::{LimitJobs, LimitedCall, limit_jobs};
 
 use engine::Engine;
@@ -572,6 +574,16 @@ impl Gate {
             rejected: s.rejected,
             peak_in_use: s.peak,
         }
+    }
+}
+
+impl Gate {
+    /// Crate-internal: whether a permit is free right now, without the lock (a hint). For a
+    /// gate of one used as a FIFO line, `true` means nobody is in the line.
+    #[cfg(feature = "tower")]
+    #[inline]
+    pub(crate) fn has_free_permit(&self) -> bool {
+        self.engine.has_free_permit()
     }
 }
 

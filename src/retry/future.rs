@@ -174,7 +174,7 @@ impl<S: Clone + IntoIterator<Item = Duration>> Schedule<'_, S> {
 
 /// The time budget: none, not started, or ending at an instant.
 #[derive(Clone, Copy)]
-enum Limit {
+pub(crate) enum Limit {
     Unlimited,
     Budget(Duration),
     Until(Duration),
@@ -568,7 +568,7 @@ where
                         *this.attempts,
                         *this.limit,
                         now,
-                        this.schedule,
+                        || this.schedule.next(),
                         &hooks,
                         &mut this.refund.held,
                     ) else {
@@ -760,13 +760,13 @@ where
 /// `retry_held` is set as soon as the budget pays for the retry, before the user's `notify`
 /// runs: if that hook panics, dropping the future still gives the withdrawal back.
 #[allow(clippy::too_many_arguments)] // the loop's state, passed apart to keep borrows split
-fn decide<E: fmt::Debug, S: Clone + IntoIterator<Item = Duration>, H: Hooks<E>>(
+pub(crate) fn decide<E: fmt::Debug, H: Hooks<E>>(
     error: &E,
     attempt: u32,
     attempts: Option<NonZeroU32>,
     limit: Limit,
     now: Duration,
-    schedule: &mut Schedule<'_, S>,
+    next_scheduled: impl FnOnce() -> Option<Duration>,
     hooks: &H,
     retry_held: &mut bool,
 ) -> Option<Duration> {
@@ -776,7 +776,7 @@ fn decide<E: fmt::Debug, S: Clone + IntoIterator<Item = Duration>, H: Hooks<E>>(
     if attempts.is_some_and(|max| attempt >= max.get()) {
         return None;
     }
-    let scheduled = schedule.next()?;
+    let scheduled = next_scheduled()?;
     let delay = hooks.delay_override(error).unwrap_or(scheduled);
     if let Limit::Until(limit) = limit {
         // Time must be left, and the sleep must end within it.

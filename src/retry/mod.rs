@@ -228,6 +228,9 @@ pub use future::{CallWith, Operation, Outcome, RetryFn, Run, RunOutcome};
 pub use hooks::{Budgeted, DelayFor, Hooks, NoHooks, Notify, When};
 pub use jitter::Jitter;
 
+#[cfg(feature = "tower")]
+pub(crate) use future::{Limit, decide};
+
 use crate::error::{ConfigError, ConfigValue};
 use crate::time::Timer;
 

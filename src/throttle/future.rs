@@ -139,7 +139,7 @@ impl<T: Timer> Future for Acquire<'_, T> {
 /// (the clock moved on, or a `try_acquire` took the slot we woke for) goes round again; a
 /// timer whose sleeps complete before its clock reaches the deadline breaks the `Timer`
 /// contract, and then we yield rather than spin.
-fn poll_schedule<T: Timer>(
+pub(super) fn poll_schedule<T: Timer>(
     throttle: &Throttle,
     timer: &T,
     n: u32,

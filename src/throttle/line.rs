@@ -56,6 +56,20 @@ impl Line {
         }
     }
 
+    /// The line's gate of one, for a `'static` waiter reaching it through its `Arc<Throttle>`.
+    #[cfg(feature = "alloc")]
+    pub(super) fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// Whether nobody waits in the line, from one atomic load (a hint): the head holds the
+    /// line's only permit, and nobody queues while it is free.
+    #[cfg(feature = "tower")]
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.gate.has_free_permit()
+    }
+
     /// Waiters in the line, the head included.
     pub(super) fn waiting(&self) -> usize {
         #[cfg(feature = "alloc")]

@@ -93,6 +93,9 @@
 //!   yet run, or just handed the head) passes the head to the next waiter at once. Nothing is
 //!   reserved while waiting, so no slot is lost either way.
 //!
+//! [`acquire_owned`](Throttle::acquire_owned), for an `Arc<Throttle>`, waits in the same line
+//! (so do the services of a `dike::tower::ThrottleLayer`, feature `tower`).
+//!
 //! [`try_acquire`](Throttle::try_acquire) does not queue: it stays lock-free and takes a slot
 //! whenever the schedule allows, ahead of the head of the line if it checks first (the head
 //! then sleeps until the next slot). Where strict order matters, acquire through `acquire`
@@ -176,8 +179,12 @@ use crate::time::Timer;
 pub(crate) mod engine;
 mod future;
 mod line;
+#[cfg(feature = "alloc")]
+mod owned;
 
 pub use future::Acquire;
+#[cfg(feature = "alloc")]
+pub use owned::AcquireOwned;
 
 use engine::{Decision, Gcra};
 use line::Line;
@@ -719,6 +726,49 @@ impl Throttle {
     pub fn acquire_n<T: Timer>(&self, timer: T, n: u32) -> Result<Acquire<'_, T>, ExceedsBurst> {
         self.check_cost(n)?;
         Ok(Acquire::new(self, timer, n))
+    }
+
+    /// [`acquire`](Throttle::acquire) for an `Arc<Throttle>`: the future is `'static`, to keep
+    /// in a struct (a tower service's `poll_ready`) or move into a spawned task. It waits in
+    /// the same FIFO line as every other waiter of the throttle.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`acquire`](Throttle::acquire): nothing is reserved while waiting, so
+    /// dropping it at any point consumes nothing; dropped at the head of the line it passes
+    /// its turn on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use core::time::Duration;
+    /// use dike::throttle::Throttle;
+    /// use dike::time::{ManualTimer, Timer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), dike::error::ConfigError> {
+    /// let timer = ManualTimer::new();
+    /// let throttle = Arc::new(Throttle::per_second(2)?);
+    /// throttle.try_acquire(&timer).unwrap();
+    /// let task = tokio::spawn(throttle.acquire_owned(timer.clone()));
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(timer.next_deadline(), Some(Duration::from_millis(500)));
+    /// timer.advance(Duration::from_millis(500));
+    /// task.await.unwrap();
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "alloc")]
+    pub fn acquire_owned<T: Timer>(self: &alloc::sync::Arc<Self>, timer: T) -> AcquireOwned<T> {
+        AcquireOwned::new(alloc::sync::Arc::clone(self), timer, 1)
+    }
+
+    /// Whether nobody waits in the throttle's line, without a lock (a hint).
+    #[cfg(feature = "tower")]
+    #[inline]
+    pub(crate) fn line_is_empty(&self) -> bool {
+        self.line.is_empty()
     }
 
     fn check_cost(&self, n: u32) -> Result<(), ExceedsBurst> {

@@ -1,10 +1,14 @@
-//! tower middleware: a [`Gate`](crate::gate::Gate) and a [`Throttle`](crate::throttle::Throttle)
-//! as [`Layer`]s, on any runtime (feature `tower`).
+//! tower middleware: a [`Gate`](crate::gate::Gate), a [`Throttle`](crate::throttle::Throttle),
+//! a [`Retry`](crate::retry::Retry) policy, a [`Coalescer`](crate::coalesce::Coalescer) and a
+//! [`Batcher`](crate::batch::Batcher) as [`Layer`]s, on any runtime (feature `tower`).
 //!
 //! | layer | service | what it does | refusal |
 //! |---|---|---|---|
 //! | [`GateLayer`] | [`GateService`] | at most `limit` requests in flight: wait (backpressure), wait up to a timeout, or shed load | [`Error::TooManyCalls`] (503 with `axum`) |
 //! | [`ThrottleLayer`] | [`ThrottleService`] | at most `rate` request starts per period: wait for the start slot, or refuse | [`Error::RateLimited`] (429 with `Retry-After`) |
+//! | [`RetryLayer`] | [`RetryService`] | retries a failed request per a dike [`Retry`](crate::retry::Retry) policy (requests must be `Clone`) | none: the last error, unchanged |
+//! | [`CoalesceLayer`] | [`CoalesceService`] | requests with equal keys in flight share one inner call; joiners never call the inner service | none: [`RunError`](crate::coalesce::RunError) wraps the shared error |
+//! | [`BatchLayer`] | [`BatchService`] | concurrent requests gathered into one call of an inner batch service, each answered by its own row | none: [`BatchError`](crate::batch::BatchError) |
 //!
 //! The layers depend only on `tower-service` and `tower-layer`, never on a runtime: waiting goes
 //! through the dike [`Timer`](crate::time::Timer) you give them (or none at all, for a gate
@@ -31,6 +35,15 @@
 //! - Calling `call` without a `poll_ready` that returned `Ready(Ok(()))` first is a contract
 //!   violation and panics, as in tower's `ConcurrencyLimit`.
 //!
+//! **The retry, coalescing and batching layers** reserve nothing of their own. A
+//! [`RetryService`]'s `poll_ready` is the inner service's; before each retry its response
+//! future polls the inner service (the one that was made ready for the first attempt) to
+//! readiness again. A [`CoalesceService`] and a [`BatchService`] are always ready: a request
+//! that joins a call in flight or a batch would never use a reservation of the inner
+//! service's capacity, so instead the call they make (the coalesced call, the batch) polls a
+//! clone of the inner service to readiness first. In all three a service that is not ready is
+//! never called, and all three need an inner service that is `Clone`.
+//!
 //! **Sharing.** Clones of one service share its limit. A layer built from a number
 //! ([`GateLayer::new`], [`ThrottleLayer::new`]) gives each service it wraps a gate or a throttle
 //! of its own; a layer built from a shared `Arc` ([`GateLayer::shared`],
@@ -38,8 +51,11 @@
 //! several routes, or between middleware and code that enters the gate directly.
 //!
 //! **Waiting** is FIFO in both: waiting gate services queue in the gate itself, and waiting
-//! throttle services line up in a queue of the layer's in front of the throttle, where only
-//! the first sleeps on the timer (one wake-up per slot, however many wait).
+//! throttle services line up in the throttle's own line ([`Throttle::acquire_owned`]), with
+//! every other waiter of the throttle, where only the first sleeps on the timer (one wake-up
+//! per slot, however many wait).
+//!
+//! [`Throttle::acquire_owned`]: crate::throttle::Throttle::acquire_owned
 //!
 //! **In axum**, a `Router` whose handlers have not been given their state builds each
 //! handler's route, calling every layer's `layer` again, for each connection
@@ -50,7 +66,8 @@
 //!
 //! # Errors
 //!
-//! Every layer's error is [`Error<E>`], where `E` is the inner service's error: a refusal
+//! The gate's and the throttle's error is [`Error<E>`], where `E` is the inner service's
+//! error: a refusal
 //! ([`Error::TooManyCalls`], [`Error::RateLimited`]) or the inner error ([`Error::Inner`]),
 //! typed all the way down, no `BoxError`. Stacked layers nest: a `GateLayer` over a
 //! `ThrottleLayer` over a service failing with `E` fails with `Error<Error<E>>`, so
@@ -59,6 +76,12 @@
 //! `Error<E>` implements [`std::error::Error`] when `E` does (its `source` is the inner error),
 //! so where a stack demands `BoxError` it converts with `?`/`Into` and downcasts back to
 //! `Error<E>`.
+//!
+//! The other layers refuse nothing: [`RetryLayer`]'s error is the inner service's, unchanged
+//! (the last attempt's); [`CoalesceLayer`]'s is [`RunError<E>`](crate::coalesce::RunError)
+//! (the shared error, or a contained panic); [`BatchLayer`]'s is
+//! [`BatchError<E>`](crate::batch::BatchError) (the shared inner error, a wrong length, a
+//! timeout or a full queue).
 //!
 //! With the `axum` feature, [`TooManyCalls`] answers 503, [`RateLimited`] 429 with a
 //! `Retry-After` header (whole seconds, rounded up), and `Error<E>` either of those or `E`'s
@@ -108,15 +131,21 @@ use core::time::Duration;
 use crate::error::TooManyCalls;
 use crate::throttle::RateLimited;
 
+mod batch;
+mod coalesce;
 mod future;
 mod gate;
+mod retry;
 mod throttle;
 
 #[cfg(feature = "axum")]
 mod axum;
 
+pub use batch::{BatchFuture, BatchLayer, BatchService};
+pub use coalesce::{CoalesceFuture, CoalesceLayer, CoalesceService};
 pub use future::ResponseFuture;
 pub use gate::{GateLayer, GateService, WaitTimer};
+pub use retry::{RetryFuture, RetryLayer, RetryService};
 pub use throttle::{ThrottleLayer, ThrottleService};
 
 /// The error of every dike tower layer: a refusal, or the inner service's error `E`.

@@ -28,6 +28,12 @@ fn public_types_are_send_and_sync() {
     send_sync::<ThrottleLayer<ManualTimer>>();
     send_sync::<ThrottleService<(), ManualTimer>>();
     send_sync::<ResponseFuture<core::future::Ready<Result<(), ()>>>>();
+    send_sync::<RetryLayer<crate::retry::Backoff, crate::retry::NoHooks, ManualTimer>>();
+    send_sync::<RetryService<(), crate::retry::Backoff, crate::retry::NoHooks, ManualTimer>>();
+    send_sync::<CoalesceLayer<fn(&u8) -> u8, u8, u8, ()>>();
+    send_sync::<CoalesceService<(), fn(&u8) -> u8, u8, u8, ()>>();
+    send_sync::<CoalesceFuture<u8, u8, ()>>();
+    send_sync::<BatchLayer<u8, ManualTimer>>();
 }
 
 #[test]

@@ -13,9 +13,7 @@ use tower_service::Service;
 
 use super::{Error, Mode, Refusal, ResponseFuture};
 use crate::error::ConfigError;
-use crate::gate::{EnterOwned, Gate, OwnedPermit};
-use crate::sync::atomic::{AtomicUsize, Ordering};
-use crate::throttle::{Quota, RateLimited, Throttle};
+use crate::throttle::{AcquireOwned, Quota, RateLimited, Throttle};
 use crate::time::Timer;
 
 /// Wraps services in a [`ThrottleService`]: at most `rate` request starts per period, with the
@@ -24,8 +22,8 @@ use crate::time::Timer;
 /// Two modes:
 ///
 /// - **wait** (the default, as tower's `RateLimit`): `poll_ready` waits on the timer until the
-///   throttle admits the request (backpressure). Waiting requests line up in FIFO order, and
-///   only the first sleeps on the timer (see [`ThrottleService`]);
+///   throttle admits the request (backpressure). Waiting requests line up in the throttle's
+///   own FIFO line, and only the first sleeps on the timer (see [`ThrottleService`]);
 /// - **reject** ([`reject`](ThrottleLayer::reject)): `poll_ready` never waits for the
 ///   throttle, and when the quota is spent the next `call` fails at once with
 ///   [`Error::RateLimited`], whose [`wait`](RateLimited::wait) is a `Retry-After`.
@@ -68,8 +66,7 @@ pub struct ThrottleLayer<T> {
 #[derive(Clone)]
 enum Source {
     Quota(Quota),
-    /// The throttle, and the waiting room every service of this layer shares in front of it.
-    Shared(Arc<Throttle>, Arc<Room>),
+    Shared(Arc<Throttle>),
 }
 
 impl<T: Timer> ThrottleLayer<T> {
@@ -127,7 +124,7 @@ impl<T: Timer> ThrottleLayer<T> {
     /// ```
     pub fn shared(throttle: Arc<Throttle>, timer: T) -> Self {
         Self {
-            source: Source::Shared(throttle, Room::new()),
+            source: Source::Shared(throttle),
             timer,
             mode: Mode::Wait,
         }
@@ -168,17 +165,16 @@ impl<S, T: Timer> Layer<S> for ThrottleLayer<T> {
     type Service = ThrottleService<S, T>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let (throttle, room) = match &self.source {
+        let throttle = match &self.source {
             Source::Quota(quota) => match Throttle::new(*quota) {
-                Ok(throttle) => (Arc::new(throttle), Room::new()),
+                Ok(throttle) => Arc::new(throttle),
                 Err(_) => unreachable!("the quota was validated by `ThrottleLayer::new`"),
             },
-            Source::Shared(throttle, room) => (Arc::clone(throttle), Arc::clone(room)),
+            Source::Shared(throttle) => Arc::clone(throttle),
         };
         ThrottleService {
             inner,
             throttle,
-            room,
             timer: self.timer.clone(),
             mode: self.mode,
             state: State::Idle,
@@ -192,7 +188,7 @@ impl<T> fmt::Debug for ThrottleLayer<T> {
         let mut s = f.debug_struct("ThrottleLayer");
         match &self.source {
             Source::Quota(quota) => s.field("quota", quota),
-            Source::Shared(throttle, _) => s.field("shared", throttle),
+            Source::Shared(throttle) => s.field("shared", throttle),
         };
         s.field("mode", &self.mode).finish_non_exhaustive()
     }
@@ -206,26 +202,26 @@ impl<T> fmt::Debug for ThrottleLayer<T> {
 /// admits it), then polls the inner service's readiness. A clone shares the throttle but
 /// starts without a slot.
 ///
-/// Waiting services line up in a FIFO waiting room that the layer puts in front of the
-/// throttle, shared by every service of the layer (and their clones). Only the service at the
-/// head of the room sleeps on the timer, until the throttle's next slot
-/// ([`RateLimited::ready_at`]), and checks again; the others wait for their turn without a
-/// timer. When the head is admitted, the next service in line becomes the head. While anyone
-/// waits, a new request joins the line instead of trying the throttle first.
+/// Waiting services line up in the throttle's own FIFO line
+/// ([`Throttle::acquire_owned`]), with every other waiter of the throttle: the services of
+/// every layer sharing it, their clones, and code awaiting [`Throttle::acquire`]. Only the
+/// waiter at the head of the line sleeps on the timer, until the throttle's next slot, and
+/// checks again; the others wait for their turn without a timer. When the head is admitted,
+/// the next waiter becomes the head. While anyone waits, a new request joins the line instead
+/// of trying the throttle first.
 ///
 /// # Fairness
 ///
-/// FIFO among the requests waiting in one layer: a request that arrives while others wait
-/// goes behind them, and one wake-up per slot, not one per waiting request. The room is the
-/// layer's own: code that calls the throttle directly, or another layer sharing the same
-/// throttle, does not queue in it, and may take a slot the head was sleeping for (the head
-/// then sleeps until the next one).
+/// FIFO among everyone waiting on the throttle: a request that arrives while others wait
+/// goes behind them, and one wake-up per slot, not one per waiting request. Only code calling
+/// [`Throttle::try_acquire`] directly does not queue, and may take a slot the head was
+/// sleeping for (the head then sleeps until the next one).
 ///
 /// # Cancel safety
 ///
-/// A service may be dropped at any point: a waiting service leaves the waiting room (its
-/// turn passes to the next in line) and reserved nothing on the throttle, so dropping it costs
-/// nothing. A slot already taken (the service was ready) is spent.
+/// A service may be dropped at any point: a waiting service leaves the line (its turn passes
+/// to the next waiter) and reserved nothing on the throttle, so dropping it costs nothing. A
+/// slot already taken (the service was ready) is spent.
 ///
 /// A waiting service that is neither polled nor dropped keeps its place: when its turn comes,
 /// the line waits for it to be polled (as any reservation made by `poll_ready` in tower, drive
@@ -259,68 +255,24 @@ impl<T> fmt::Debug for ThrottleLayer<T> {
 pub struct ThrottleService<S, T: Timer> {
     inner: S,
     throttle: Arc<Throttle>,
-    room: Arc<Room>,
     timer: T,
     mode: Mode,
     /// Plain data, so the hot path writes it without drop glue.
     state: State,
-    /// The place in the waiting room while `state` is `Waiting`.
-    wait: Option<Wait<T>>,
+    /// The wait in the throttle's line while `state` is `Waiting`.
+    wait: Option<Pin<Box<AcquireOwned<T>>>>,
 }
 
 #[derive(Clone, Copy)]
 enum State {
     /// No slot taken, not waiting.
     Idle,
-    /// In the waiting room (wait mode), as `wait` says.
+    /// In the throttle's line (wait mode), as `wait` says.
     Waiting,
     /// The slot is taken; the next call starts.
     Admitted,
     /// The next call fails with this.
     Refused(RateLimited),
-}
-
-enum Wait<T: Timer> {
-    /// In the waiting room behind other services.
-    Queued { ticket: Ticket, turn: EnterOwned },
-    /// At the head of the waiting room: the one service sleeping on the throttle.
-    Head {
-        _ticket: Ticket,
-        _turn: Option<OwnedPermit>,
-        sleep: Option<Pin<Box<T::Sleep>>>,
-    },
-}
-
-/// The FIFO line of a layer's waiting services in front of its throttle: a gate of one (the
-/// head's turn) and the number of services in line.
-struct Room {
-    turn: Arc<Gate>,
-    waiting: AtomicUsize,
-}
-
-impl Room {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            turn: Arc::new(Gate::new(1)),
-            waiting: AtomicUsize::new(0),
-        })
-    }
-}
-
-/// A place in a [`Room`]'s count, given back when dropped.
-struct Ticket(Arc<Room>);
-
-impl Ticket {
-    fn new(room: &Arc<Room>) -> Self {
-        room.waiting.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(room))
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl<S, T: Timer> ThrottleService<S, T> {
@@ -416,7 +368,7 @@ where
             // Decide afresh: the quota may have room now. While others wait, a new request
             // goes behind them.
             State::Idle | State::Refused(_) => {
-                if self.mode == Mode::Reject || self.room.waiting.load(Ordering::Relaxed) == 0 {
+                if self.mode == Mode::Reject || self.throttle.line_is_empty() {
                     match self.throttle.try_acquire(&self.timer) {
                         Ok(()) => {
                             self.state = State::Admitted;
@@ -431,11 +383,15 @@ where
                         Err(_) => {}
                     }
                 }
-                self.join_room();
+                self.join_line();
             }
             State::Waiting => {}
         }
-        ready!(self.poll_room(cx));
+        if let Some(wait) = &mut self.wait {
+            ready!(wait.as_mut().poll(cx));
+            self.wait = None; // completed: the turn passed on already
+        }
+        self.state = State::Admitted;
         self.inner.poll_ready(cx).map_err(Error::Inner)
     }
 
@@ -452,66 +408,11 @@ where
 }
 
 impl<S, T: Timer> ThrottleService<S, T> {
-    /// Joins the end of the layer's waiting room.
+    /// Joins the end of the throttle's line.
     #[cold]
-    fn join_room(&mut self) {
-        self.wait = Some(Wait::Queued {
-            ticket: Ticket::new(&self.room),
-            turn: self.room.turn.enter_owned(),
-        });
+    fn join_line(&mut self) {
+        self.wait = Some(Box::pin(self.throttle.acquire_owned(self.timer.clone())));
         self.state = State::Waiting;
-    }
-
-    /// Waits for the turn, then (as the head) sleeps until the throttle admits; `Ready` once
-    /// admitted, having left the room.
-    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        // A sleep that is over as soon as it is made (the clock moved on, or someone else took
-        // the slot the head woke for) goes round again; a timer whose sleeps complete before
-        // its clock reaches the deadline breaks the `Timer` contract, and then we yield
-        // rather than spin.
-        let mut early_wakes = 0;
-        loop {
-            match &mut self.wait {
-                None => unreachable!("a waiting service is in the waiting room"),
-                Some(Wait::Queued { turn, .. }) => {
-                    // A gate of one without a bound on waiters never refuses.
-                    let turn = ready!(Pin::new(turn).poll(cx)).ok();
-                    let Some(Wait::Queued { ticket, .. }) = self.wait.take() else {
-                        unreachable!("matched above")
-                    };
-                    self.wait = Some(Wait::Head {
-                        _ticket: ticket,
-                        _turn: turn,
-                        sleep: None,
-                    });
-                }
-                Some(Wait::Head { sleep, .. }) => {
-                    if let Some(sleep) = sleep {
-                        ready!(sleep.as_mut().poll(cx));
-                        early_wakes += 1;
-                        if early_wakes > 2 {
-                            cx.waker().wake_by_ref();
-                            return Poll::Pending;
-                        }
-                    }
-                    match self.throttle.try_acquire(&self.timer) {
-                        Ok(()) => {
-                            // Leaving the room hands the turn to the next in line.
-                            self.wait = None;
-                            self.state = State::Admitted;
-                            return Poll::Ready(());
-                        }
-                        Err(refusal) => {
-                            let next = self.timer.sleep_until(refusal.ready_at());
-                            match sleep {
-                                Some(boxed) => boxed.as_mut().set(next),
-                                None => *sleep = Some(Box::pin(next)),
-                            }
-                        }
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -521,7 +422,6 @@ impl<S: Clone, T: Timer> Clone for ThrottleService<S, T> {
         Self {
             inner: self.inner.clone(),
             throttle: Arc::clone(&self.throttle),
-            room: Arc::clone(&self.room),
             timer: self.timer.clone(),
             mode: self.mode,
             state: State::Idle,
@@ -534,10 +434,7 @@ impl<S: fmt::Debug, T: Timer> fmt::Debug for ThrottleService<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Idle => "idle",
-            State::Waiting => match self.wait {
-                Some(Wait::Head { .. }) => "sleeping",
-                _ => "queued",
-            },
+            State::Waiting => "waiting",
             State::Admitted => "admitted",
             State::Refused(_) => "refused",
         };
