@@ -16,6 +16,9 @@
 //!   on any timer.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
+//! - [`breaker`]: [`Breaker`](breaker::Breaker), a circuit breaker (count or time window,
+//!   failure ratio after a minimum of calls, slow calls, growing breaks, half-open probes
+//!   with RAII permits, manual isolate and close); [`time::timeout`] bounds any future.
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -136,6 +139,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod breaker;
 pub mod error;
 pub mod gate;
 pub mod prelude;
