@@ -1,9 +1,9 @@
 //! Engine tests: the windows against a naive model, break lengths, and the state machine
 //! without a runtime.
 
-use core::time::Duration;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use proptest::prelude::*;
 

@@ -571,14 +571,22 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Start => {
-                    let now = this.timer.now();
+                    this.refund.held = false;
+                    // Read the clock only when something needs it: a plain policy's
+                    // first attempt costs no clock read.
+                    let timed =
+                        this.timeouts.attempt().is_some() || this.timeouts.total().is_some();
+                    let now = if timed || matches!(this.limit, Limit::Budget(_)) {
+                        this.timer.now()
+                    } else {
+                        Duration::ZERO
+                    };
                     if let Limit::Budget(max) = *this.limit {
                         *this.limit = Limit::Until(now.saturating_add(max));
                     }
                     if this.deadline.is_none() {
                         *this.deadline = this.timeouts.total().map(|t| now.saturating_add(t));
                     }
-                    this.refund.held = false;
                     if let Some(deadline) = *this.deadline {
                         // A sleep that overran the deadline (a late real timer): no attempt.
                         if now >= deadline {
