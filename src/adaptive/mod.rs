@@ -1,0 +1,250 @@
+//! Adaptive concurrency limit: a [`Gate`] whose limit follows what the dependency can take,
+//! learned from each call's round-trip time and outcome.
+//!
+//! ```
+//! use core::time::Duration;
+//! use dike::adaptive::{AdaptiveGate, Aimd};
+//! use dike::time::{ManualTimer, Timer};
+//!
+//! let timer = ManualTimer::new();
+//! let gate = AdaptiveGate::new(Aimd::new(2));
+//! let a = gate.try_enter(&timer)?;
+//! let b = gate.try_enter(&timer)?;
+//! assert!(gate.try_enter(&timer).is_err(), "limit 2");
+//! timer.advance(Duration::from_millis(10));
+//! a.success(); // 2 in flight of a limit of 2: the limit is in use, so it grows
+//! assert_eq!(gate.limit(), 3);
+//! b.dropped(); // the dependency refused: back off
+//! assert_eq!(gate.limit(), 2);
+//! # Ok::<(), dike::error::TooManyCalls>(())
+//! ```
+//!
+//! # How it works
+//!
+//! An algorithm (today [`Aimd`]; see its docs for the formula and defaults) is a pure
+//! engine: it maps each sample `(now, rtt, in_flight, outcome)` to a limit, with integer
+//! arithmetic, no allocation and no clock of its own, so the same samples on a
+//! [`ManualTimer`](crate::time::ManualTimer) give the same trajectory, bit for bit, in
+//! `no_std` too. [`AdaptiveGate`] owns a [`Gate`] and the algorithm; each permit is the
+//! call's feedback token: report [`success`](AdaptivePermit::success),
+//! [`dropped`](AdaptivePermit::dropped) (the dependency refused or failed from overload) or
+//! [`ignore`](AdaptivePermit::ignore) (says nothing about the dependency). A permit dropped
+//! unreported is `ignore`: a cancelled caller says nothing about the server. The new limit
+//! is applied with [`Gate::set_limit`] after the algorithm's lock is released.
+//!
+//! dike's own refusals (this gate full, a breaker open, a retry budget spent) never reach
+//! the algorithm: only a permit holder reports.
+//!
+//! # Cancel safety
+//!
+//! [`AdaptiveGate::try_enter`] does not wait. A permit dropped at any point releases its
+//! slot and reports nothing.
+
+use core::fmt;
+use core::time::Duration;
+
+mod engine;
+
+pub use engine::{Aimd, Outcome};
+
+use crate::error::TooManyCalls;
+use crate::gate::{Gate, GateStats, Permit};
+use crate::sync::Mutex;
+use crate::time::Timer;
+
+/// A [`Gate`] whose limit an [`Aimd`] algorithm sets from each call's feedback.
+///
+/// # Examples
+///
+/// ```
+/// use dike::adaptive::{AdaptiveGate, Aimd};
+/// use dike::time::ManualTimer;
+///
+/// let gate = AdaptiveGate::new(Aimd::new(10).with_bounds(5, 50)?);
+/// let permit = gate.try_enter(ManualTimer::new()).unwrap();
+/// permit.success();
+/// assert_eq!(gate.stats().in_use, 0);
+/// # Ok::<(), dike::error::ConfigError>(())
+/// ```
+pub struct AdaptiveGate {
+    gate: Gate,
+    algorithm: Mutex<Aimd>,
+}
+
+impl fmt::Debug for AdaptiveGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let algorithm = self.algorithm.with(|a| *a);
+        f.debug_struct("AdaptiveGate")
+            .field("gate", &self.gate)
+            .field("algorithm", &algorithm)
+            .finish()
+    }
+}
+
+impl AdaptiveGate {
+    /// A gate starting at the algorithm's limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let gate = dike::adaptive::AdaptiveGate::new(dike::adaptive::Aimd::new(20));
+    /// assert_eq!(gate.limit(), 20);
+    /// ```
+    pub fn new(algorithm: Aimd) -> Self {
+        Self {
+            gate: Gate::new(algorithm.limit() as usize),
+            algorithm: Mutex::new(algorithm),
+        }
+    }
+
+    /// Enters at once, or refuses when the limit is reached (the refusal says nothing to
+    /// the algorithm).
+    ///
+    /// # Errors
+    ///
+    /// [`TooManyCalls`] when every slot of the current limit is taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::adaptive::{AdaptiveGate, Aimd};
+    /// let gate = AdaptiveGate::new(Aimd::new(1));
+    /// let timer = dike::time::ManualTimer::new();
+    /// let _held = gate.try_enter(&timer)?;
+    /// assert!(gate.try_enter(&timer).is_err());
+    /// # Ok::<(), dike::error::TooManyCalls>(())
+    /// ```
+    pub fn try_enter<T: Timer>(&self, timer: T) -> Result<AdaptivePermit<'_, T>, TooManyCalls> {
+        let permit = self.gate.try_enter()?;
+        let in_flight = u32::try_from(self.gate.stats().in_use).unwrap_or(u32::MAX);
+        let start = timer.now();
+        Ok(AdaptivePermit {
+            owner: self,
+            permit: Some(permit),
+            timer,
+            start,
+            in_flight,
+        })
+    }
+
+    /// The current limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(dike::adaptive::AdaptiveGate::new(dike::adaptive::Aimd::new(3)).limit(), 3);
+    /// ```
+    pub fn limit(&self) -> usize {
+        self.gate.limit()
+    }
+
+    /// The underlying gate's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let gate = dike::adaptive::AdaptiveGate::new(dike::adaptive::Aimd::new(3));
+    /// assert_eq!(gate.stats().limit, 3);
+    /// ```
+    pub fn stats(&self) -> GateStats {
+        self.gate.stats()
+    }
+
+    fn report(&self, now: Duration, rtt: Duration, in_flight: u32, outcome: Outcome) {
+        if outcome == Outcome::Ignore {
+            return;
+        }
+        let limit = self
+            .algorithm
+            .with(|a| a.on_sample(now, rtt, in_flight, outcome));
+        if limit as usize != self.gate.limit() {
+            self.gate.set_limit(limit as usize);
+        }
+    }
+}
+
+/// A slot in an [`AdaptiveGate`] and the call's feedback token. Report
+/// [`success`](AdaptivePermit::success), [`dropped`](AdaptivePermit::dropped) or
+/// [`ignore`](AdaptivePermit::ignore); dropped unreported it is `ignore`. The slot is
+/// released either way.
+///
+/// # Examples
+///
+/// ```
+/// use dike::adaptive::{AdaptiveGate, Aimd};
+/// let gate = AdaptiveGate::new(Aimd::new(4));
+/// let permit = gate.try_enter(dike::time::ManualTimer::new()).unwrap();
+/// drop(permit); // cancelled: no sample
+/// assert_eq!(gate.limit(), 4);
+/// ```
+#[clippy::has_significant_drop]
+#[must_use = "report the call's outcome; dropping the permit releases it with no sample"]
+pub struct AdaptivePermit<'a, T: Timer> {
+    owner: &'a AdaptiveGate,
+    permit: Option<Permit<'a>>,
+    timer: T,
+    start: Duration,
+    in_flight: u32,
+}
+
+impl<T: Timer> fmt::Debug for AdaptivePermit<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdaptivePermit")
+            .field("start", &self.start)
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Timer> AdaptivePermit<'_, T> {
+    /// The call succeeded: its round-trip time is a sample.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let gate = dike::adaptive::AdaptiveGate::new(dike::adaptive::Aimd::new(1));
+    /// gate.try_enter(dike::time::ManualTimer::new()).unwrap().success();
+    /// assert_eq!(gate.limit(), 2);
+    /// ```
+    pub fn success(self) {
+        self.finish(Outcome::Success);
+    }
+
+    /// The dependency dropped or refused the call: back off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let gate = dike::adaptive::AdaptiveGate::new(dike::adaptive::Aimd::new(10));
+    /// gate.try_enter(dike::time::ManualTimer::new()).unwrap().dropped();
+    /// assert_eq!(gate.limit(), 9);
+    /// ```
+    pub fn dropped(self) {
+        self.finish(Outcome::Dropped);
+    }
+
+    /// The call says nothing about the dependency: no sample.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let gate = dike::adaptive::AdaptiveGate::new(dike::adaptive::Aimd::new(10));
+    /// gate.try_enter(dike::time::ManualTimer::new()).unwrap().ignore();
+    /// assert_eq!(gate.limit(), 10);
+    /// ```
+    pub fn ignore(self) {
+        self.finish(Outcome::Ignore);
+    }
+
+    fn finish(mut self, outcome: Outcome) {
+        // The slot is released before the sample, so the new limit applies to a gate that
+        // no longer counts this call.
+        drop(self.permit.take());
+        let now = self.timer.now();
+        let rtt = now.saturating_sub(self.start);
+        self.owner.report(now, rtt, self.in_flight, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests;
