@@ -16,8 +16,9 @@
 //!   on any timer.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
-//! - [`adaptive`]: [`AdaptiveGate`](adaptive::AdaptiveGate), a gate whose limit an AIMD
-//!   engine (pure, no_std, deterministic) sets from each permit's feedback.
+//! - [`adaptive`]: [`AdaptiveGate`](adaptive::AdaptiveGate), a gate whose limit an engine
+//!   (AIMD or the delay-based `Gradient`; pure, no_std, deterministic) sets from each
+//!   permit's feedback.
 //! - [`breaker`]: [`Breaker`](breaker::Breaker), a circuit breaker (count or time window,
 //!   failure ratio after a minimum of calls, slow calls, growing breaks, half-open probes
 //!   with RAII permits, manual isolate and close); [`time::timeout`] bounds any future.

@@ -21,7 +21,8 @@
 //!
 //! # How it works
 //!
-//! An algorithm (today [`Aimd`]; see its docs for the formula and defaults) is a pure
+//! An algorithm ([`Aimd`] or the delay-based [`Gradient`]; see their docs for the formulas,
+//! defaults and reasons) is a pure
 //! engine: it maps each sample `(now, rtt, in_flight, outcome)` to a limit, with integer
 //! arithmetic, no allocation and no clock of its own, so the same samples on a
 //! [`ManualTimer`](crate::time::ManualTimer) give the same trajectory, bit for bit, in
@@ -44,15 +45,74 @@ use core::fmt;
 use core::time::Duration;
 
 mod engine;
+mod gradient;
 
 pub use engine::{Aimd, Outcome};
+pub use gradient::Gradient;
+
+/// A limit algorithm: a pure function of its samples. Implemented by [`Aimd`] and
+/// [`Gradient`].
+///
+/// # Implementing
+///
+/// - [`on_sample`](Algorithm::on_sample) MUST NOT read a clock or block: `now` is given.
+/// - It MUST return a limit of at least 1.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use dike::adaptive::{AdaptiveGate, Algorithm, Outcome};
+///
+/// /// A limit that never moves.
+/// #[derive(Debug, Clone)]
+/// struct Fixed(u32);
+///
+/// impl Algorithm for Fixed {
+///     fn limit(&self) -> u32 {
+///         self.0
+///     }
+///     fn on_sample(&mut self, _: Duration, _: Duration, _: u32, _: Outcome) -> u32 {
+///         self.0
+///     }
+/// }
+///
+/// let gate = AdaptiveGate::new(Fixed(3));
+/// assert_eq!(gate.limit(), 3);
+/// ```
+pub trait Algorithm {
+    /// The current limit.
+    fn limit(&self) -> u32;
+    /// Feeds one sample (`rtt` of a call that finished at `now`, `in_flight` calls in flight
+    /// when it started, itself included) and returns the new limit.
+    fn on_sample(&mut self, now: Duration, rtt: Duration, in_flight: u32, outcome: Outcome) -> u32;
+}
+
+impl Algorithm for Aimd {
+    fn limit(&self) -> u32 {
+        Aimd::limit(self)
+    }
+    fn on_sample(&mut self, now: Duration, rtt: Duration, in_flight: u32, outcome: Outcome) -> u32 {
+        Aimd::on_sample(self, now, rtt, in_flight, outcome)
+    }
+}
+
+impl Algorithm for Gradient {
+    fn limit(&self) -> u32 {
+        Gradient::limit(self)
+    }
+    fn on_sample(&mut self, now: Duration, rtt: Duration, in_flight: u32, outcome: Outcome) -> u32 {
+        Gradient::on_sample(self, now, rtt, in_flight, outcome)
+    }
+}
 
 use crate::error::TooManyCalls;
 use crate::gate::{Gate, GateStats, Permit};
 use crate::sync::Mutex;
 use crate::time::Timer;
 
-/// A [`Gate`] whose limit an [`Aimd`] algorithm sets from each call's feedback.
+/// A [`Gate`] whose limit an [`Algorithm`] ([`Aimd`] by default, or [`Gradient`]) sets
+/// from each call's feedback.
 ///
 /// # Examples
 ///
@@ -66,14 +126,14 @@ use crate::time::Timer;
 /// assert_eq!(gate.stats().in_use, 0);
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
-pub struct AdaptiveGate {
+pub struct AdaptiveGate<A = Aimd> {
     gate: Gate,
-    algorithm: Mutex<Aimd>,
+    algorithm: Mutex<A>,
 }
 
-impl fmt::Debug for AdaptiveGate {
+impl<A: Algorithm + Clone + fmt::Debug> fmt::Debug for AdaptiveGate<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let algorithm = self.algorithm.with(|a| *a);
+        let algorithm = self.algorithm.with(|a| a.clone());
         f.debug_struct("AdaptiveGate")
             .field("gate", &self.gate)
             .field("algorithm", &algorithm)
@@ -81,7 +141,7 @@ impl fmt::Debug for AdaptiveGate {
     }
 }
 
-impl AdaptiveGate {
+impl<A: Algorithm> AdaptiveGate<A> {
     /// A gate starting at the algorithm's limit.
     ///
     /// # Examples
@@ -90,7 +150,7 @@ impl AdaptiveGate {
     /// let gate = dike::adaptive::AdaptiveGate::new(dike::adaptive::Aimd::new(20));
     /// assert_eq!(gate.limit(), 20);
     /// ```
-    pub fn new(algorithm: Aimd) -> Self {
+    pub fn new(algorithm: A) -> Self {
         Self {
             gate: Gate::new(algorithm.limit() as usize),
             algorithm: Mutex::new(algorithm),
@@ -114,7 +174,7 @@ impl AdaptiveGate {
     /// assert!(gate.try_enter(&timer).is_err());
     /// # Ok::<(), dike::error::TooManyCalls>(())
     /// ```
-    pub fn try_enter<T: Timer>(&self, timer: T) -> Result<AdaptivePermit<'_, T>, TooManyCalls> {
+    pub fn try_enter<T: Timer>(&self, timer: T) -> Result<AdaptivePermit<'_, T, A>, TooManyCalls> {
         let permit = self.gate.try_enter()?;
         let in_flight = u32::try_from(self.gate.stats().in_use).unwrap_or(u32::MAX);
         let start = timer.now();
@@ -150,6 +210,22 @@ impl AdaptiveGate {
         self.gate.stats()
     }
 
+    /// A copy of the algorithm's state (its limit, baseline, last RTT).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dike::adaptive::{AdaptiveGate, Gradient};
+    /// let gate = AdaptiveGate::new(Gradient::new(20));
+    /// assert_eq!(gate.algorithm().baseline(), None);
+    /// ```
+    pub fn algorithm(&self) -> A
+    where
+        A: Clone,
+    {
+        self.algorithm.with(|a| a.clone())
+    }
+
     fn report(&self, now: Duration, rtt: Duration, in_flight: u32, outcome: Outcome) {
         if outcome == Outcome::Ignore {
             return;
@@ -179,15 +255,15 @@ impl AdaptiveGate {
 /// ```
 #[clippy::has_significant_drop]
 #[must_use = "report the call's outcome; dropping the permit releases it with no sample"]
-pub struct AdaptivePermit<'a, T: Timer> {
-    owner: &'a AdaptiveGate,
+pub struct AdaptivePermit<'a, T: Timer, A: Algorithm = Aimd> {
+    owner: &'a AdaptiveGate<A>,
     permit: Option<Permit<'a>>,
     timer: T,
     start: Duration,
     in_flight: u32,
 }
 
-impl<T: Timer> fmt::Debug for AdaptivePermit<'_, T> {
+impl<T: Timer, A: Algorithm> fmt::Debug for AdaptivePermit<'_, T, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdaptivePermit")
             .field("start", &self.start)
@@ -196,7 +272,7 @@ impl<T: Timer> fmt::Debug for AdaptivePermit<'_, T> {
     }
 }
 
-impl<T: Timer> AdaptivePermit<'_, T> {
+impl<T: Timer, A: Algorithm> AdaptivePermit<'_, T, A> {
     /// The call succeeded: its round-trip time is a sample.
     ///
     /// # Examples

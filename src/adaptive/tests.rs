@@ -69,3 +69,128 @@ proptest! {
         }
     }
 }
+
+mod gradient {
+    use core::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::super::engine::Outcome;
+    use super::super::gradient::Gradient;
+
+    const fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Feeds `n` successes of `rtt` every `every`, with `in_flight`; returns the time after.
+    fn feed(
+        g: &mut Gradient,
+        mut now: Duration,
+        n: u32,
+        every: Duration,
+        rtt: Duration,
+        in_flight: u32,
+    ) -> Duration {
+        for _ in 0..n {
+            now += every;
+            g.on_sample(now, rtt, in_flight, Outcome::Success);
+        }
+        now
+    }
+
+    /// Unqueued calls of 20 ms, 2 in flight, until the baseline is learnt.
+    fn learn(g: &mut Gradient) -> Duration {
+        let mut now = Duration::ZERO;
+        while g.baseline().is_none() {
+            now = feed(g, now, 1, ms(10), ms(20), 2);
+            assert!(now < Duration::from_secs(100), "never learnt");
+        }
+        now
+    }
+
+    #[test]
+    fn the_baseline_is_a_mean_not_one_lucky_minimum() {
+        let mut g = Gradient::new(20);
+        g.on_sample(ms(1), Duration::from_micros(100), 1, Outcome::Success); // lucky
+        learn(&mut g);
+        let baseline = g.baseline().unwrap();
+        assert!(baseline > ms(19) && baseline <= ms(20), "{baseline:?}");
+    }
+
+    #[test]
+    fn sustained_overload_never_drifts_the_baseline_or_the_limit_up() {
+        // A server with 20 workers and 20 ms of service: RTT = 20 ms × max(1, L / 20) with
+        // L calls in flight; the client always fills the gate (overload), for ten minutes.
+        let mut g = Gradient::new(40).with_period(Duration::from_secs(5));
+        let mut now = Duration::ZERO;
+        let mut limits = Vec::new();
+        for _ in 0..600_000 {
+            now += ms(1);
+            let l = u64::from(g.limit());
+            let rtt = Duration::from_micros(20_000 * l.max(20) / 20);
+            limits.push(g.on_sample(now, rtt, g.limit(), Outcome::Success));
+        }
+        let baseline = g.baseline().unwrap();
+        assert!(baseline >= ms(19) && baseline <= ms(22), "{baseline:?}");
+        let late = &limits[300_000..];
+        let (lo, hi) = (late.iter().min().unwrap(), late.iter().max().unwrap());
+        assert!(*lo >= 20 && *hi <= 26, "the limit wandered to [{lo}, {hi}]");
+    }
+
+    #[test]
+    fn no_growth_while_app_limited() {
+        let mut g = Gradient::new(40);
+        let now = learn(&mut g);
+        let before = g.limit();
+        feed(&mut g, now, 5_000, ms(1), ms(20), 5); // 5 in flight of 40: unused
+        assert_eq!(g.limit(), before);
+    }
+
+    #[test]
+    fn grows_below_the_knee_while_used() {
+        let mut g = Gradient::new(20);
+        let now = learn(&mut g);
+        let before = g.limit();
+        let used = g.limit();
+        feed(&mut g, now, 200, ms(1), ms(20), used);
+        assert!(g.limit() > before);
+    }
+
+    #[test]
+    fn config_errors_name_the_parameter() {
+        assert_eq!(
+            Gradient::new(1).with_bounds(0, 1).unwrap_err().parameter(),
+            "min"
+        );
+        assert_eq!(
+            Gradient::new(1).with_bounds(3, 2).unwrap_err().parameter(),
+            "max"
+        );
+        assert_eq!(
+            Gradient::new(1)
+                .with_tolerance(1.5)
+                .unwrap_err()
+                .parameter(),
+            "tolerance"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn bounded_and_bit_for_bit_deterministic(
+            samples in prop::collection::vec((1u64..200, 1u64..100, 1u32..100, 0u8..3), 0..500),
+        ) {
+            let start = Gradient::new(20).with_bounds(2, 200).unwrap().with_seed(9);
+            let (mut a, mut b) = (start, start);
+            let mut now = Duration::ZERO;
+            for (step, rtt, in_flight, outcome) in samples {
+                now += ms(step);
+                let outcome = [Outcome::Success, Outcome::Ignore, Outcome::Dropped][outcome as usize];
+                let la = a.on_sample(now, ms(rtt), in_flight, outcome);
+                prop_assert!((2..=200).contains(&la));
+                prop_assert_eq!(la, b.on_sample(now, ms(rtt), in_flight, outcome));
+            }
+            prop_assert_eq!(a, b);
+        }
+    }
+}
