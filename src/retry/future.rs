@@ -891,6 +891,12 @@ fn decide<E: fmt::Debug, S: Clone + IntoIterator<Item = Duration>, H: Hooks<E>>(
     if own.is_some_and(|error| !hooks.should_retry(error)) {
         return Decision::GiveUp;
     }
+    // The operation's own error as it always was, or the attempt timeout.
+    #[cfg(feature = "tracing")]
+    let error: &dyn fmt::Debug = match error {
+        AttemptError::Failed(error) => error,
+        AttemptError::TimedOut(elapsed) => elapsed,
+    };
     if attempts.is_some_and(|max| attempt >= max.get()) {
         return Decision::GiveUp;
     }
