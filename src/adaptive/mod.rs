@@ -36,6 +36,79 @@
 //! dike's own refusals (this gate full, a breaker open, a retry budget spent) never reach
 //! the algorithm: only a permit holder reports.
 //!
+//! # Composing the layers
+//!
+//! One order, outermost first; each attempt takes its own permits and gives its own sample:
+//!
+//! ```text
+//! total timeout ─▶ retry (budget) ─▶ circuit breaker ─▶ adaptive gate / gate ─▶ throttle
+//!   ─▶ attempt timeout ─▶ call
+//! ```
+//!
+//! The total and attempt timeouts are [`Retry::with_timeout`](crate::retry::Retry::with_timeout)
+//! and [`Retry::with_attempt_timeout`](crate::retry::Retry::with_attempt_timeout). dike's own
+//! refusals (the gate full, the breaker open, the budget spent) are never reported as the
+//! dependency's failures: report them with `ignore`, or not at all.
+//!
+//! ```
+//! use core::time::Duration;
+//! use dike::adaptive::{AdaptiveGate, Gradient};
+//! use dike::breaker::{Breaker, CountWindow};
+//! use dike::retry::{Retry, RetryError};
+//! use dike::time::ManualTimer;
+//! use futures_util::FutureExt;
+//!
+//! #[derive(Debug, PartialEq)]
+//! enum Error {
+//!     Open,      // the breaker refused: not the dependency's fault
+//!     Shed,      // the adaptive gate was full
+//!     Status(u16),
+//! }
+//!
+//! let ms = Duration::from_millis;
+//! let timer = ManualTimer::new();
+//! let breaker = Breaker::new(CountWindow::<20>::new());
+//! let gate = AdaptiveGate::new(Gradient::new(20));
+//! let policy = Retry::fixed(ms(50))
+//!     .try_with_attempts(3)?
+//!     .with_attempt_timeout(ms(100))
+//!     .with_timeout(ms(250))
+//!     .when(|e: &Error| matches!(e, Error::Status(503) | Error::Shed));
+//!
+//! let mut calls = 0;
+//! let (b, g, t) = (&breaker, &gate, &timer);
+//! let run = policy.run(&timer, || {
+//!     calls += 1;
+//!     let status = if calls < 2 { 503 } else { 200 };
+//!     let (breaker, gate, timer) = (b, g, t);
+//!     async move {
+//!         let call = breaker.try_acquire(timer).map_err(|_| Error::Open)?;
+//!         let Ok(permit) = gate.try_enter(timer) else {
+//!             call.ignore(); // our own refusal says nothing about the dependency
+//!             return Err(Error::Shed);
+//!         };
+//!         let result = if status == 200 { Ok("body") } else { Err(Error::Status(status)) };
+//!         call.record(&result);
+//!         match result {
+//!             Ok(_) => permit.success(),
+//!             Err(_) => permit.ignore(), // an error reply is not overload
+//!         }
+//!         result
+//!     }
+//! });
+//! let mut run = Box::pin(run);
+//! let result = loop {
+//!     if let Some(result) = (&mut run).now_or_never() {
+//!         break result;
+//!     }
+//!     timer.advance_to_next();
+//! };
+//! assert_eq!(result, Ok("body"));
+//! assert_eq!(breaker.stats().calls, 2);
+//! # let _: Option<RetryError<Error>> = None;
+//! # Ok::<(), dike::error::ConfigError>(())
+//! ```
+//!
 //! # Cancel safety
 //!
 //! [`AdaptiveGate::try_enter`] does not wait. A permit dropped at any point releases its
