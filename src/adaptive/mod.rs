@@ -182,6 +182,7 @@ impl Algorithm for Gradient {
 use crate::error::TooManyCalls;
 use crate::gate::{Gate, GateStats, Permit};
 use crate::sync::Mutex;
+use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::time::Timer;
 
 /// A [`Gate`] whose limit an [`Algorithm`] ([`Aimd`] by default, or [`Gradient`]) sets
@@ -202,6 +203,8 @@ use crate::time::Timer;
 pub struct AdaptiveGate<A = Aimd> {
     gate: Gate,
     algorithm: Mutex<A>,
+    // Calls holding a permit: the `in_flight` of each sample, without locking the gate.
+    in_flight: AtomicU32,
 }
 
 impl<A: Algorithm + Clone + fmt::Debug> fmt::Debug for AdaptiveGate<A> {
@@ -227,6 +230,7 @@ impl<A: Algorithm> AdaptiveGate<A> {
         Self {
             gate: Gate::new(algorithm.limit() as usize),
             algorithm: Mutex::new(algorithm),
+            in_flight: AtomicU32::new(0),
         }
     }
 
@@ -249,7 +253,10 @@ impl<A: Algorithm> AdaptiveGate<A> {
     /// ```
     pub fn try_enter<T: Timer>(&self, timer: T) -> Result<AdaptivePermit<'_, T, A>, TooManyCalls> {
         let permit = self.gate.try_enter()?;
-        let in_flight = u32::try_from(self.gate.stats().in_use).unwrap_or(u32::MAX);
+        let in_flight = self
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         let start = timer.now();
         Ok(AdaptivePermit {
             owner: self,
@@ -303,11 +310,12 @@ impl<A: Algorithm> AdaptiveGate<A> {
         if outcome == Outcome::Ignore {
             return;
         }
-        let limit = self
-            .algorithm
-            .with(|a| a.on_sample(now, rtt, in_flight, outcome));
-        if limit as usize != self.gate.limit() {
-            self.gate.set_limit(limit as usize);
+        let (before, after) = self.algorithm.with(|a| {
+            let before = a.limit();
+            (before, a.on_sample(now, rtt, in_flight, outcome))
+        });
+        if before != after {
+            self.gate.set_limit(after as usize);
         }
     }
 }
@@ -388,10 +396,26 @@ impl<T: Timer, A: Algorithm> AdaptivePermit<'_, T, A> {
     fn finish(mut self, outcome: Outcome) {
         // The slot is released before the sample, so the new limit applies to a gate that
         // no longer counts this call.
-        drop(self.permit.take());
-        let now = self.timer.now();
-        let rtt = now.saturating_sub(self.start);
-        self.owner.report(now, rtt, self.in_flight, outcome);
+        self.release();
+        if outcome != Outcome::Ignore {
+            let now = self.timer.now();
+            let rtt = now.saturating_sub(self.start);
+            self.owner.report(now, rtt, self.in_flight, outcome);
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.owner.in_flight.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        }
+    }
+}
+
+impl<T: Timer, A: Algorithm> Drop for AdaptivePermit<'_, T, A> {
+    fn drop(&mut self) {
+        // Unreported: `ignore`, no sample.
+        self.release();
     }
 }
 
