@@ -546,3 +546,31 @@ fn breaker_types_are_send_and_sync() {
         >,
     >();
 }
+
+#[test]
+fn events_follow_every_transition_in_order() {
+    use std::sync::Mutex;
+    static EVENTS: Mutex<Vec<dike::breaker::BreakerEvent>> = Mutex::new(Vec::new());
+    fn record(event: dike::breaker::BreakerEvent) {
+        EVENTS.lock().unwrap().push(event);
+    }
+    use dike::breaker::BreakerEvent::*;
+    let timer = ManualTimer::new();
+    let breaker = test_b().with_on_event(record);
+    let opened = open_it(&breaker, &timer);
+    timer.advance_to(opened + secs(5));
+    breaker.try_acquire(&timer).unwrap().failure(); // half-open, then open again
+    timer.advance(secs(10));
+    let probes: Vec<_> = (0..3)
+        .map(|_| breaker.try_acquire(&timer).unwrap())
+        .collect();
+    probes.into_iter().for_each(|p| p.success());
+    breaker.isolate();
+    breaker.close();
+    assert_eq!(
+        *EVENTS.lock().unwrap(),
+        [
+            Opened, HalfOpened, Opened, HalfOpened, Closed, Isolated, Closed
+        ]
+    );
+}

@@ -187,6 +187,7 @@ pub(crate) struct Config {
     pub(crate) probes: u32,
     pub(crate) breaks: BreakDuration,
     pub(crate) slow_call: Option<Duration>,
+    pub(crate) on_event: Option<fn(super::BreakerEvent)>,
 }
 
 /// The counters of [`BreakerStats`](super::BreakerStats), kept beside the state.

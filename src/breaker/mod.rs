@@ -277,6 +277,35 @@ impl<W: Window> Breaker<W> {
         self
     }
 
+    /// Calls `hook` on every state change (Polly's OnCircuitOpened, OnCircuitHalfOpened,
+    /// OnCircuitClosed, plus isolation), outside the breaker's lock. A fn pointer, so the
+    /// breaker stays `const`-constructible; unset, it costs one branch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::sync::atomic::{AtomicU32, Ordering};
+    /// use dike::breaker::{Breaker, BreakerEvent, CountWindow};
+    ///
+    /// static OPENED: AtomicU32 = AtomicU32::new(0);
+    /// fn on_event(event: BreakerEvent) {
+    ///     if event == BreakerEvent::Opened {
+    ///         OPENED.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let breaker = Breaker::new(CountWindow::<4>::new())
+    ///     .try_with_min_calls(1)?
+    ///     .with_on_event(on_event);
+    /// breaker.try_acquire(dike::time::ManualTimer::new()).unwrap().failure();
+    /// assert_eq!(OPENED.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub const fn with_on_event(mut self, hook: fn(BreakerEvent)) -> Self {
+        self.config.on_event = Some(hook);
+        self
+    }
+
     /// Admits one call now, or refuses it. The returned [`Call`] permit is the call's
     /// feedback: report [`success`](Call::success), [`failure`](Call::failure) or
     /// [`ignore`](Call::ignore); dropping it unreported is `ignore`.
@@ -300,7 +329,8 @@ impl<W: Window> Breaker<W> {
     /// ```
     pub fn try_acquire<T: Timer>(&self, timer: T) -> Result<Call<'_, W, T>, BreakerOpen> {
         let now = timer.now();
-        let (result, _transition) = self.engine.with(|e| e.acquire(now, &self.config));
+        let (result, transition) = self.engine.with(|e| e.acquire(now, &self.config));
+        self.emit(transition);
         match result {
             Ok(ticket) => Ok(Call {
                 breaker: self,
@@ -386,6 +416,9 @@ impl<W: Window> Breaker<W> {
     /// ```
     pub fn isolate(&self) {
         self.engine.with(Engine::isolate);
+        if let Some(hook) = self.config.on_event {
+            hook(BreakerEvent::Isolated);
+        }
     }
 
     /// Closes the breaker by hand (from any state), clears the window and restarts the
@@ -402,6 +435,9 @@ impl<W: Window> Breaker<W> {
     /// ```
     pub fn close(&self) {
         self.engine.with(Engine::close);
+        if let Some(hook) = self.config.on_event {
+            hook(BreakerEvent::Closed);
+        }
     }
 
     /// A snapshot of the counters. `calls` and `failures` are those of the window as last
@@ -436,8 +472,22 @@ impl<W: Window> Breaker<W> {
             (Report::Success, Some(slow)) if now.saturating_sub(start) > slow => Report::Failure,
             (report, _) => report,
         };
-        self.engine
+        let transition = self
+            .engine
             .with(|e| e.complete(now, ticket, report, &self.config));
+        self.emit(transition);
+    }
+
+    /// Calls the event hook, after the lock is released.
+    fn emit(&self, transition: engine::Transition) {
+        if let (Some(hook), engine::Transition::To(state)) = (self.config.on_event, transition) {
+            hook(match state {
+                BreakerState::Open => BreakerEvent::Opened,
+                BreakerState::HalfOpen => BreakerEvent::HalfOpened,
+                BreakerState::Closed => BreakerEvent::Closed,
+                BreakerState::Isolated => BreakerEvent::Isolated,
+            });
+        }
     }
 }
 
@@ -447,7 +497,29 @@ pub(crate) const DEFAULT_CONFIG: Config = Config {
     probes: 1,
     breaks: BreakDuration::fixed(Duration::from_secs(5)),
     slow_call: None,
+    on_event: None,
 };
+
+/// A state change of a [`Breaker`], for [`Breaker::with_on_event`] (Polly's event names).
+///
+/// # Examples
+///
+/// ```
+/// use dike::breaker::BreakerEvent;
+/// assert_ne!(BreakerEvent::Opened, BreakerEvent::Closed);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BreakerEvent {
+    /// OnCircuitOpened: the failure ratio was reached, or a probe failed.
+    Opened,
+    /// OnCircuitHalfOpened: the break ended; probes may pass.
+    HalfOpened,
+    /// OnCircuitClosed: the probes succeeded, or [`Breaker::close`] was called.
+    Closed,
+    /// [`Breaker::isolate`] was called.
+    Isolated,
+}
 
 /// Counters of a [`Breaker`], from [`Breaker::stats`].
 ///
