@@ -169,3 +169,53 @@ impl fmt::Display for Reason {
         }
     }
 }
+
+/// A deadline passed before the future it guarded completed: the error of
+/// [`timeout`](crate::time::timeout) and [`deadline`](crate::time::deadline), and of a retry
+/// attempt cut by [`Retry::with_attempt_timeout`](crate::retry::Retry::with_attempt_timeout).
+///
+/// [`deadline`](Elapsed::deadline) is the instant, on the timer's clock, that was reached.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use dike::error::Elapsed;
+///
+/// let err = Elapsed::new(Duration::from_millis(250));
+/// assert_eq!(err.deadline(), Duration::from_millis(250));
+/// assert_eq!(err.to_string(), "deadline of 250ms elapsed");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[error("deadline of {deadline:?} elapsed")]
+pub struct Elapsed {
+    deadline: Duration,
+}
+
+impl Elapsed {
+    /// The error for a deadline reached at `deadline` (a time on the timer's clock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// let err = dike::error::Elapsed::new(Duration::from_secs(1));
+    /// assert_eq!(err.deadline(), Duration::from_secs(1));
+    /// ```
+    pub const fn new(deadline: Duration) -> Self {
+        Self { deadline }
+    }
+
+    /// The deadline that was reached, as a time on the timer's clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// let err = dike::error::Elapsed::new(Duration::from_secs(1));
+    /// assert_eq!(err.deadline(), Duration::from_secs(1));
+    /// ```
+    pub const fn deadline(&self) -> Duration {
+        self.deadline
+    }
+}

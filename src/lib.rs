@@ -32,6 +32,12 @@
 //!   [`CoalesceLayer`](crate::tower::CoalesceLayer) and
 //!   [`BatchLayer`](crate::tower::BatchLayer), tower middleware on any runtime, with
 //!   typed errors; with `axum`, `IntoResponse` for the refusals (503, 429 with `Retry-After`).
+//! - [`adaptive`]: [`AdaptiveGate`](adaptive::AdaptiveGate), a gate whose limit an engine
+//!   (AIMD or the delay-based `Gradient`; pure, no_std, deterministic) sets from each
+//!   permit's feedback.
+//! - [`breaker`]: [`Breaker`](breaker::Breaker), a circuit breaker (count or time window,
+//!   failure ratio after a minimum of calls, slow calls, growing breaks, half-open probes
+//!   with RAII permits, manual isolate and close); [`time::timeout`] bounds any future.
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -163,8 +169,10 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod adaptive;
 #[cfg(feature = "alloc")]
 pub mod batch;
+pub mod breaker;
 #[cfg(feature = "alloc")]
 pub mod coalesce;
 pub mod error;

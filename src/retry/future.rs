@@ -27,6 +27,15 @@
 //! so the executor runs other tasks before the retry (tokio's timer would round a zero sleep
 //! up to a 1 ms tick).
 //!
+//! Timeouts (a policy with [`WithTimeouts`](super::WithTimeouts)): `Start` fixes the total
+//! deadline at the first attempt and arms a guard sleep beside each attempt, at the
+//! attempt's own timeout or the total deadline, whichever comes first (`cut` says it is the
+//! total one). A guard that fires drops the attempt: its own timeout becomes an
+//! `AttemptError::TimedOut` and goes through `decide` like any error; the total deadline
+//! ends the run with `TimedOut` and the previous attempt's error, kept in `last` (only
+//! under a total deadline). `decide` refuses a delay that ends at or past the deadline.
+//! Without timeouts `M = NoTimeouts` and the guard is always `None`.
+//!
 //! Cancellation: dropping the future drops the running attempt or the sleep, nothing else is
 //! held. A retry-budget withdrawal made for a retry that has not started yet (the future is
 //! in `Sleep` or `Yield`, or the user's notify hook panicked) is given back by the `Refund`
@@ -43,6 +52,8 @@ use core::time::Duration;
 use pin_project_lite::pin_project;
 
 use super::hooks::{DelayFor, Hooks, Layered, NoHooks, Notify, When};
+use super::timeouts::{AttemptError, NoTimeouts, RetryError, Timeouts};
+use crate::error::Elapsed;
 use crate::time::Timer;
 
 mod sealed {
@@ -204,7 +215,15 @@ pin_project! {
     #[project = StateProj]
     enum State<Fut, Sl> {
         Start,
-        Attempt { #[pin] fut: Fut },
+        Attempt {
+            #[pin] fut: Fut,
+            // The attempt's timeout (its own or what is left of the total), if any.
+            #[pin] guard: Option<Sl>,
+            // When the guard fires, and whether that is the total deadline cutting the
+            // attempt before its own timeout.
+            end: Duration,
+            cut: bool,
+        },
         Sleep { #[pin] sleep: Sl },
         Yield,
         Done,
@@ -249,7 +268,7 @@ pin_project! {
     /// assert_eq!(smol::block_on(run), Ok(3));
     /// ```
     #[must_use = "futures do nothing unless you .await or poll them"]
-    pub struct Run<'a, T, F, S, H, X = NoHooks>
+    pub struct Run<'a, T, F, S, H, X = NoHooks, M = NoTimeouts>
     where
         T: Timer,
         F: Operation,
@@ -257,6 +276,7 @@ pin_project! {
         S: IntoIterator<Item = Duration>,
         H: Hooks<F::Error>,
         X: Hooks<F::Error>,
+        M: Timeouts,
     {
         timer: T,
         op: F,
@@ -267,20 +287,26 @@ pin_project! {
         limit: Limit,
         // Attempts started so far.
         attempt: u32,
+        timeouts: M,
+        // The total timeout's end, once the first attempt started.
+        deadline: Option<Duration>,
+        // The last attempt's error, kept only under a total timeout (for `TimedOut`).
+        last: Option<AttemptError<F::Error>>,
         #[pin]
         state: State<F::Future, T::Sleep>,
     }
 }
 
-impl<'a, T, F, S, H> Run<'a, T, F, S, H>
+impl<'a, T, F, S, H, M> Run<'a, T, F, S, H, NoHooks, M>
 where
     T: Timer,
     F: Operation,
     S: Clone + IntoIterator<Item = Duration>,
     H: Hooks<F::Error>,
+    M: Timeouts,
 {
     #[inline]
-    pub(super) fn new(timer: T, op: F, policy: &'a super::Retry<S, H>) -> Self {
+    pub(super) fn new(timer: T, op: F, policy: &'a super::Retry<S, H, M>) -> Self {
         Self {
             timer,
             op,
@@ -297,18 +323,22 @@ where
                 None => Limit::Unlimited,
             },
             attempt: 0,
+            timeouts: policy.timeouts,
+            deadline: None,
+            last: None,
             state: State::Start,
         }
     }
 }
 
-impl<'a, T, F, S, H, X> Run<'a, T, F, S, H, X>
+impl<'a, T, F, S, H, X, M> Run<'a, T, F, S, H, X, M>
 where
     T: Timer,
     F: Operation,
     S: Clone + IntoIterator<Item = Duration>,
     H: Hooks<F::Error>,
     X: Hooks<F::Error>,
+    M: Timeouts,
 {
     /// How many attempts have started so far.
     ///
@@ -352,7 +382,7 @@ where
     /// );
     /// assert!(result.is_err(), "not retried: the predicate refused it");
     /// ```
-    pub fn when<P>(self, predicate: P) -> Run<'a, T, F, S, H, When<P, X>>
+    pub fn when<P>(self, predicate: P) -> Run<'a, T, F, S, H, When<P, X>, M>
     where
         P: Fn(&F::Error) -> bool,
     {
@@ -389,7 +419,7 @@ where
     /// assert_eq!(timer.next_deadline(), Some(Duration::from_secs(2)));
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
-    pub fn delay_for<D>(self, delay: D) -> Run<'a, T, F, S, H, DelayFor<D, X>>
+    pub fn delay_for<D>(self, delay: D) -> Run<'a, T, F, S, H, DelayFor<D, X>, M>
     where
         D: Fn(&F::Error) -> Option<Duration>,
     {
@@ -423,7 +453,7 @@ where
     /// assert_eq!(failures.get(), 2);
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
-    pub fn notify<N>(self, hook: N) -> Run<'a, T, F, S, H, Notify<N, X>>
+    pub fn notify<N>(self, hook: N) -> Run<'a, T, F, S, H, Notify<N, X>, M>
     where
         N: Fn(&F::Error, u32, Option<Duration>),
     {
@@ -464,7 +494,7 @@ where
         }
     }
 
-    fn with_extra<X2>(self, f: impl FnOnce(X) -> X2) -> Run<'a, T, F, S, H, X2>
+    fn with_extra<X2>(self, f: impl FnOnce(X) -> X2) -> Run<'a, T, F, S, H, X2, M>
     where
         X2: Hooks<F::Error>,
     {
@@ -477,6 +507,9 @@ where
             attempts,
             limit,
             attempt,
+            timeouts,
+            deadline,
+            last,
             state,
         } = self;
         Run {
@@ -488,18 +521,22 @@ where
             attempts,
             limit,
             attempt,
+            timeouts,
+            deadline,
+            last,
             state,
         }
     }
 }
 
-impl<T, F, S, H, X> fmt::Debug for Run<'_, T, F, S, H, X>
+impl<T, F, S, H, X, M> fmt::Debug for Run<'_, T, F, S, H, X, M>
 where
     T: Timer,
     F: Operation,
     S: Clone + IntoIterator<Item = Duration>,
     H: Hooks<F::Error>,
     X: Hooks<F::Error>,
+    M: Timeouts,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
@@ -516,7 +553,7 @@ where
     }
 }
 
-impl<T, F, S, H, X> Future for Run<'_, T, F, S, H, X>
+impl<T, F, S, H, X, M> Future for Run<'_, T, F, S, H, X, M>
 where
     T: Timer,
     F: Operation,
@@ -524,8 +561,9 @@ where
     S: Clone + IntoIterator<Item = Duration>,
     H: Hooks<F::Error>,
     X: Hooks<F::Error>,
+    M: Timeouts,
 {
-    type Output = Result<F::Ok, F::Error>;
+    type Output = Result<F::Ok, M::Error<F::Error>>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -533,19 +571,72 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Start => {
-                    if let Limit::Budget(max) = *this.limit {
-                        *this.limit = Limit::Until(this.timer.now().saturating_add(max));
-                    }
                     this.refund.held = false;
+                    // Read the clock only when something needs it: a plain policy's
+                    // first attempt costs no clock read.
+                    let timed =
+                        this.timeouts.attempt().is_some() || this.timeouts.total().is_some();
+                    let now = if timed || matches!(this.limit, Limit::Budget(_)) {
+                        this.timer.now()
+                    } else {
+                        Duration::ZERO
+                    };
+                    if let Limit::Budget(max) = *this.limit {
+                        *this.limit = Limit::Until(now.saturating_add(max));
+                    }
+                    if this.deadline.is_none() {
+                        *this.deadline = this.timeouts.total().map(|t| now.saturating_add(t));
+                    }
+                    if let Some(deadline) = *this.deadline {
+                        // A sleep that overran the deadline (a late real timer): no attempt.
+                        if now >= deadline {
+                            this.state.set(State::Done);
+                            let last = this.last.take();
+                            return Poll::Ready(Err(M::error(RetryError::TimedOut { last })));
+                        }
+                    }
+                    // The attempt's guard: its own timeout, cut to the total deadline.
+                    let own = this.timeouts.attempt().map(|t| now.saturating_add(t));
+                    let (end, cut) = match (own, *this.deadline) {
+                        (Some(own), Some(total)) if total < own => (Some(total), true),
+                        (Some(own), _) => (Some(own), false),
+                        (None, Some(total)) => (Some(total), true),
+                        (None, None) => (None, false),
+                    };
                     *this.attempt = this.attempt.saturating_add(1);
                     let fut = this.op.call();
-                    this.state.set(State::Attempt { fut });
+                    let guard = end.map(|end| this.timer.sleep_until(end));
+                    this.state.set(State::Attempt {
+                        fut,
+                        guard,
+                        end: end.unwrap_or(Duration::MAX),
+                        cut,
+                    });
                 }
-                StateProj::Attempt { fut } => {
+                StateProj::Attempt {
+                    fut,
+                    guard,
+                    end,
+                    cut,
+                } => {
                     let error = match fut.poll(cx) {
-                        Poll::Pending => return Poll::Pending,
+                        Poll::Pending => {
+                            let fired = guard.as_pin_mut().is_some_and(|g| g.poll(cx).is_ready());
+                            if !fired {
+                                return Poll::Pending;
+                            }
+                            if *cut {
+                                // The total deadline cut the attempt: it has no error of its
+                                // own; report the one before.
+                                this.state.set(State::Done);
+                                let last = this.last.take();
+                                return Poll::Ready(Err(M::error(RetryError::TimedOut { last })));
+                            }
+                            AttemptError::TimedOut(Elapsed::new(*end))
+                        }
                         Poll::Ready(Ok(value)) => {
                             this.state.set(State::Done);
+                            *this.last = None;
                             Layered {
                                 outer: &*this.extra,
                                 inner: this.refund.hooks,
@@ -553,27 +644,37 @@ where
                             .on_success();
                             return Poll::Ready(Ok(value));
                         }
-                        Poll::Ready(Err(error)) => error,
+                        Poll::Ready(Err(error)) => AttemptError::Failed(error),
                     };
-                    // The attempt's future is dropped before the hooks run.
+                    // The attempt's future and its guard are dropped before the hooks run.
                     this.state.set(State::Done);
                     let now = this.timer.now();
                     let hooks = Layered {
                         outer: &*this.extra,
                         inner: this.refund.hooks,
                     };
-                    let Some(delay) = decide(
+                    let decision = decide(
                         &error,
                         *this.attempt,
                         *this.attempts,
                         *this.limit,
+                        *this.deadline,
                         now,
                         || this.schedule.next(),
                         &hooks,
                         &mut this.refund.held,
-                    ) else {
-                        return Poll::Ready(Err(error));
+                    );
+                    let delay = match decision {
+                        Decision::Retry(delay) => delay,
+                        Decision::GiveUp => return Poll::Ready(Err(M::error(error.into()))),
+                        Decision::OutOfTime => {
+                            let last = Some(error);
+                            return Poll::Ready(Err(M::error(RetryError::TimedOut { last })));
+                        }
                     };
+                    if this.deadline.is_some() {
+                        *this.last = Some(error);
+                    }
                     if delay.is_zero() {
                         this.state.set(State::Yield);
                     } else {
@@ -727,7 +828,7 @@ impl<R: fmt::Debug> fmt::Debug for RunOutcome<R> {
     }
 }
 
-impl<T, F, S, H, X> Future for RunOutcome<Run<'_, T, F, S, H, X>>
+impl<T, F, S, H, X, M> Future for RunOutcome<Run<'_, T, F, S, H, X, M>>
 where
     T: Timer,
     F: Operation,
@@ -735,8 +836,9 @@ where
     S: Clone + IntoIterator<Item = Duration>,
     H: Hooks<F::Error>,
     X: Hooks<F::Error>,
+    M: Timeouts,
 {
-    type Output = Outcome<F::Ok, F::Error>;
+    type Output = Outcome<F::Ok, M::Error<F::Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -754,34 +856,67 @@ where
     }
 }
 
-/// After a failure of attempt number `attempt`: the delay before the next one, or `None` to
-/// give up. Notifies (and traces) every retry and every budget refusal.
+/// What to do after a failed attempt.
+pub(crate) enum Decision {
+    /// Retry after this delay.
+    Retry(Duration),
+    /// Give up: return the attempt's error.
+    GiveUp,
+    /// Give up because no retry fits before the total timeout.
+    OutOfTime,
+}
+
+/// After a failure of attempt number `attempt`: the delay before the next one, or why to
+/// give up. Notifies (and traces) every retry and every budget refusal. A timed-out attempt
+/// has no error for the hooks: it is always retryable, on the schedule, unnotified.
 ///
 /// `retry_held` is set as soon as the budget pays for the retry, before the user's `notify`
 /// runs: if that hook panics, dropping the future still gives the withdrawal back.
 #[allow(clippy::too_many_arguments)] // the loop's state, passed apart to keep borrows split
 pub(crate) fn decide<E: fmt::Debug, H: Hooks<E>>(
-    error: &E,
+    error: &AttemptError<E>,
     attempt: u32,
     attempts: Option<NonZeroU32>,
     limit: Limit,
+    deadline: Option<Duration>,
     now: Duration,
     next_scheduled: impl FnOnce() -> Option<Duration>,
     hooks: &H,
     retry_held: &mut bool,
-) -> Option<Duration> {
-    if !hooks.should_retry(error) {
-        return None;
+) -> Decision {
+    let own = match error {
+        AttemptError::Failed(error) => Some(error),
+        AttemptError::TimedOut(_) => None,
+    };
+    if own.is_some_and(|error| !hooks.should_retry(error)) {
+        return Decision::GiveUp;
     }
+    // The operation's own error as it always was, or the attempt timeout.
+    #[cfg(feature = "tracing")]
+    let error: &dyn fmt::Debug = match error {
+        AttemptError::Failed(error) => error,
+        AttemptError::TimedOut(elapsed) => elapsed,
+    };
     if attempts.is_some_and(|max| attempt >= max.get()) {
-        return None;
+        return Decision::GiveUp;
     }
-    let scheduled = next_scheduled()?;
-    let delay = hooks.delay_override(error).unwrap_or(scheduled);
+    let Some(scheduled) = next_scheduled() else {
+        return Decision::GiveUp;
+    };
+    let delay = own
+        .and_then(|error| hooks.delay_override(error))
+        .unwrap_or(scheduled);
+    let wake = now.saturating_add(delay);
+    if let Some(deadline) = deadline {
+        // The next attempt needs some time before the deadline.
+        if wake >= deadline {
+            return Decision::OutOfTime;
+        }
+    }
     if let Limit::Until(limit) = limit {
         // Time must be left, and the sleep must end within it.
-        if now >= limit || now.saturating_add(delay) > limit {
-            return None;
+        if now >= limit || wake > limit {
+            return Decision::GiveUp;
         }
     }
     if !hooks.acquire_retry() {
@@ -792,8 +927,10 @@ pub(crate) fn decide<E: fmt::Debug, H: Hooks<E>>(
             "Caught error {:?}. Retry budget exhausted, not retrying",
             error
         );
-        hooks.notify(error, attempt, None);
-        return None;
+        if let Some(error) = own {
+            hooks.notify(error, attempt, None);
+        }
+        return Decision::GiveUp;
     }
     *retry_held = true;
     #[cfg(feature = "tracing")]
@@ -805,8 +942,10 @@ pub(crate) fn decide<E: fmt::Debug, H: Hooks<E>>(
         error,
         delay.as_secs_f64()
     );
-    hooks.notify(error, attempt, Some(delay));
-    Some(delay)
+    if let Some(error) = own {
+        hooks.notify(error, attempt, Some(delay));
+    }
+    Decision::Retry(delay)
 }
 
 /// An async function wrapped so that every call is retried, like Python dike's `@retry`
@@ -829,13 +968,13 @@ pub(crate) fn decide<E: fmt::Debug, H: Hooks<E>>(
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
 #[derive(Clone, Copy)]
-pub struct RetryFn<T, F, S, H> {
-    pub(super) policy: super::Retry<S, H>,
+pub struct RetryFn<T, F, S, H, M = NoTimeouts> {
+    pub(super) policy: super::Retry<S, H, M>,
     pub(super) timer: T,
     pub(super) f: F,
 }
 
-impl<T, F, S: fmt::Debug, H: fmt::Debug> fmt::Debug for RetryFn<T, F, S, H> {
+impl<T, F, S: fmt::Debug, H: fmt::Debug, M: Timeouts> fmt::Debug for RetryFn<T, F, S, H, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryFn")
             .field("policy", &self.policy)
@@ -843,10 +982,11 @@ impl<T, F, S: fmt::Debug, H: fmt::Debug> fmt::Debug for RetryFn<T, F, S, H> {
     }
 }
 
-impl<T, F, S, H> RetryFn<T, F, S, H>
+impl<T, F, S, H, M> RetryFn<T, F, S, H, M>
 where
     T: Timer,
     S: Clone + IntoIterator<Item = Duration>,
+    M: Timeouts,
 {
     /// Calls the wrapped function with `args`, retrying per the policy; each attempt gets a
     /// clone of `args`. Several arguments go in a tuple; none, see [`call0`](Self::call0).
@@ -870,7 +1010,7 @@ where
     /// });
     /// assert_eq!(smol::block_on(add.call((2, 3))), Ok(5));
     /// ```
-    pub fn call<A, Fut, R, E>(&self, args: A) -> Run<'_, &T, CallWith<'_, F, A>, S, H>
+    pub fn call<A, Fut, R, E>(&self, args: A) -> Run<'_, &T, CallWith<'_, F, A>, S, H, NoHooks, M>
     where
         F: Fn(A) -> Fut,
         A: Clone,
@@ -903,7 +1043,7 @@ where
     /// let ping = retry(Retry::new(), ManualTimer::new(), ping);
     /// assert_eq!(smol::block_on(ping.call0()), Ok("pong"));
     /// ```
-    pub fn call0<Fut, R, E>(&self) -> Run<'_, &T, &F, S, H>
+    pub fn call0<Fut, R, E>(&self) -> Run<'_, &T, &F, S, H, NoHooks, M>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<R, E>>,

@@ -141,13 +141,58 @@
 //! 4. the time budget of [`with_max_elapsed`](Retry::with_max_elapsed), counted from the
 //!    first attempt's start (so attempt time counts), is spent, or `now + delay` would end
 //!    past it;
-//! 5. the [`RetryBudget`] is empty (notified with a `None` delay).
+//! 5. the [`RetryBudget`] is empty (notified with a `None` delay);
+//! 6. with a total [timeout](Retry::with_timeout), the delay would end at or past it (see
+//!    [Timeouts](#timeouts)).
 //!
 //! Otherwise it calls the [`notify`](Retry::notify) hooks with `(&e, n, Some(delay))`, emits
 //! a `tracing` warn event "Caught error … Retrying in 0.01s ..." (with the `tracing`
 //! feature), waits `delay` and calls the operation again. The delay is the schedule's next
 //! one, unless a [`delay_for`](Retry::delay_for) hook returns one for `e`. A zero delay
 //! yields to the executor once instead of going through the timer.
+//!
+//! # Timeouts
+//!
+//! [`with_attempt_timeout`](Retry::with_attempt_timeout) drops an attempt still running
+//! after its limit and retries it like any failure; [`with_timeout`](Retry::with_timeout)
+//! is a hard deadline on the whole run, counted from the first attempt's start. Under a
+//! deadline the loop never starts a delay that would end at or past it (no attempt could
+//! follow), and an attempt's own timeout is cut to what is left. A policy with either fails
+//! with a [`RetryError`]: [`Failed`](RetryError::Failed) (the operation's error, the policy
+//! gave up), [`AttemptTimedOut`](RetryError::AttemptTimedOut), or
+//! [`TimedOut`](RetryError::TimedOut) carrying the last attempt's error. Without them the
+//! error is the operation's own, unchanged, as before. For one future without retries, see
+//! [`time::timeout`](crate::time::timeout).
+//!
+//! ```
+//! use core::time::Duration;
+//! use dike::error::Elapsed;
+//! use dike::retry::{AttemptError, Retry, RetryError};
+//! use dike::time::{ManualTimer, Timer};
+//! use futures_util::FutureExt;
+//!
+//! let ms = Duration::from_millis;
+//! let policy = Retry::fixed(ms(50))
+//!     .try_with_attempts(3)?
+//!     .with_attempt_timeout(ms(100))
+//!     .with_timeout(ms(250));
+//! let timer = ManualTimer::new();
+//! let hanging = || core::future::pending::<Result<(), std::io::Error>>();
+//! let mut run = Box::pin(policy.run(&timer, hanging));
+//! let result = loop {
+//!     if let Some(result) = (&mut run).now_or_never() {
+//!         break result;
+//!     }
+//!     timer.advance_to_next();
+//! };
+//! // Attempts at 0 and 150 ms; a third would start at 300 ms, past the deadline.
+//! assert_eq!(timer.now(), ms(250));
+//! assert!(matches!(
+//!     result,
+//!     Err(RetryError::TimedOut { last: Some(AttemptError::TimedOut(e)) }) if e == Elapsed::new(ms(250))
+//! ));
+//! # Ok::<(), dike::error::ConfigError>(())
+//! ```
 //!
 //! # What to know
 //!
@@ -221,15 +266,17 @@ mod future;
 mod hooks;
 mod jitter;
 mod rng;
+mod timeouts;
 
 pub use backoff::{Backoff, BackoffIter};
 pub use budget::RetryBudget;
 pub use future::{CallWith, Operation, Outcome, RetryFn, Run, RunOutcome};
 pub use hooks::{Budgeted, DelayFor, Hooks, NoHooks, Notify, When};
 pub use jitter::Jitter;
+pub use timeouts::{AttemptError, NoTimeouts, RetryError, Timeouts, WithTimeouts};
 
 #[cfg(feature = "tower")]
-pub(crate) use future::{Limit, decide};
+pub(crate) use future::{Decision, Limit, decide};
 
 use crate::error::{ConfigError, ConfigValue};
 use crate::time::Timer;
@@ -268,14 +315,15 @@ use crate::time::Timer;
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
 #[derive(Clone, Copy)]
-pub struct Retry<S = Backoff, H = NoHooks> {
+pub struct Retry<S = Backoff, H = NoHooks, M = NoTimeouts> {
     schedule: S,
     hooks: H,
     attempts: Option<NonZeroU32>,
     max_elapsed: Option<Duration>,
+    timeouts: M,
 }
 
-impl<S: fmt::Debug, H: fmt::Debug> fmt::Debug for Retry<S, H> {
+impl<S: fmt::Debug, H: fmt::Debug, M: Timeouts> fmt::Debug for Retry<S, H, M> {
     /// `Retry { attempts: 4, max_elapsed: unlimited, schedule: Backoff { .. }, hooks: .. }`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Retry");
@@ -287,6 +335,12 @@ impl<S: fmt::Debug, H: fmt::Debug> fmt::Debug for Retry<S, H> {
             Some(max) => s.field("max_elapsed", &max),
             None => s.field("max_elapsed", &format_args!("unlimited")),
         };
+        if let Some(attempt) = self.timeouts.attempt() {
+            s.field("attempt_timeout", &attempt);
+        }
+        if let Some(total) = self.timeouts.total() {
+            s.field("timeout", &total);
+        }
         s.field("schedule", &self.schedule)
             .field("hooks", &self.hooks)
             .finish()
@@ -374,6 +428,7 @@ impl Retry {
             hooks: NoHooks,
             attempts: None,
             max_elapsed: None,
+            timeouts: NoTimeouts,
         }
     }
 }
@@ -385,7 +440,7 @@ impl Default for Retry {
     }
 }
 
-impl<H> Retry<Backoff, H> {
+impl<H, M> Retry<Backoff, H, M> {
     /// Caps every delay at `max_delay`, before jitter (no cap by default).
     ///
     /// # Examples
@@ -437,7 +492,157 @@ impl<H> Retry<Backoff, H> {
     }
 }
 
-impl<S, H> Retry<S, H> {
+impl<S, H> Retry<S, H, NoTimeouts> {
+    /// Drops each attempt still running after `timeout` and counts it as a failed attempt
+    /// ([`AttemptError::TimedOut`]); the policy then retries it like any failure (the
+    /// [`when`](Retry::when), [`delay_for`](Retry::delay_for) and [`notify`](Retry::notify)
+    /// hooks see only the operation's own errors, so a timed-out attempt is always
+    /// retryable). No limit by default.
+    ///
+    /// A policy with a timeout fails with a [`RetryError`] instead of the bare error, so
+    /// the caller can tell a timeout from the dependency's own failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::error::Elapsed;
+    /// use dike::retry::{Retry, RetryError};
+    /// use dike::time::ManualTimer;
+    /// use futures_util::FutureExt;
+    ///
+    /// let policy = Retry::fixed(Duration::from_millis(10))
+    ///     .try_with_attempts(2)?
+    ///     .with_attempt_timeout(Duration::from_millis(100));
+    /// let timer = ManualTimer::new();
+    /// let hanging = || core::future::pending::<Result<(), &str>>();
+    /// let mut run = Box::pin(policy.run(&timer, hanging));
+    /// let result = loop {
+    ///     if let Some(result) = (&mut run).now_or_never() {
+    ///         break result;
+    ///     }
+    ///     timer.advance_to_next();
+    /// };
+    /// // The first attempt timed out at 100 ms, the second at 10 + 100 + 100 ms.
+    /// let ms = Duration::from_millis;
+    /// assert_eq!(result, Err(RetryError::AttemptTimedOut(Elapsed::new(ms(210)))));
+    /// assert_eq!(timer.sleepers(), 0);
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn with_attempt_timeout(self, timeout: Duration) -> Retry<S, H, WithTimeouts> {
+        let Retry {
+            schedule,
+            hooks,
+            attempts,
+            max_elapsed,
+            timeouts: _no_timeouts,
+        } = self;
+        Retry {
+            schedule,
+            hooks,
+            attempts,
+            max_elapsed,
+            timeouts: WithTimeouts {
+                attempt: Some(timeout),
+                total: None,
+            },
+        }
+    }
+
+    /// Limits the whole run (attempts and delays) to `timeout` from the first attempt's
+    /// start, as a hard deadline: an attempt still running then is dropped, no delay is
+    /// started that would end at or past it (no attempt could run after it), and each
+    /// attempt's own [timeout](Retry::with_attempt_timeout) is cut to what is left. The run
+    /// then fails with [`RetryError::TimedOut`], carrying the last attempt's error. No
+    /// limit by default.
+    ///
+    /// [`with_max_elapsed`](Retry::with_max_elapsed) is the soft variant: it never cuts an
+    /// attempt and returns the last error unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::retry::{AttemptError, Retry, RetryError};
+    /// use dike::time::{ManualTimer, Timer};
+    /// use futures_util::FutureExt;
+    ///
+    /// let policy = Retry::fixed(Duration::from_millis(40)).with_timeout(Duration::from_millis(100));
+    /// let timer = ManualTimer::new();
+    /// let mut run = Box::pin(policy.run(&timer, || async { Err::<(), _>("503") }));
+    /// let result = loop {
+    ///     if let Some(result) = (&mut run).now_or_never() {
+    ///         break result;
+    ///     }
+    ///     timer.advance_to_next();
+    /// };
+    /// // Attempts at 0, 40 and 80 ms; a fourth at 120 ms would be past the deadline.
+    /// assert_eq!(timer.now(), Duration::from_millis(80));
+    /// assert_eq!(result, Err(RetryError::TimedOut { last: Some(AttemptError::Failed("503")) }));
+    /// ```
+    pub fn with_timeout(self, timeout: Duration) -> Retry<S, H, WithTimeouts> {
+        let Retry {
+            schedule,
+            hooks,
+            attempts,
+            max_elapsed,
+            timeouts: _no_timeouts,
+        } = self;
+        Retry {
+            schedule,
+            hooks,
+            attempts,
+            max_elapsed,
+            timeouts: WithTimeouts {
+                attempt: None,
+                total: Some(timeout),
+            },
+        }
+    }
+}
+
+impl<S, H> Retry<S, H, WithTimeouts> {
+    /// Sets or replaces the per-attempt timeout of a policy that has timeouts; see
+    /// [`Retry::with_attempt_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::retry::{Retry, Timeouts};
+    ///
+    /// let policy = Retry::new()
+    ///     .with_timeout(Duration::from_secs(1))
+    ///     .with_attempt_timeout(Duration::from_millis(200));
+    /// assert_eq!(policy.timeouts().attempt(), Some(Duration::from_millis(200)));
+    /// assert_eq!(policy.timeouts().total(), Some(Duration::from_secs(1)));
+    /// ```
+    pub const fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.attempt = Some(timeout);
+        self
+    }
+
+    /// Sets or replaces the total timeout of a policy that has timeouts; see
+    /// [`Retry::with_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::retry::{Retry, Timeouts};
+    ///
+    /// let policy = Retry::new()
+    ///     .with_attempt_timeout(Duration::from_millis(200))
+    ///     .with_timeout(Duration::from_secs(1));
+    /// assert_eq!(policy.timeouts().total(), Some(Duration::from_secs(1)));
+    /// ```
+    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.total = Some(timeout);
+        self
+    }
+}
+
+impl<S, H, M> Retry<S, H, M> {
     /// Limits the number of calls, the first included (unlimited by default).
     ///
     /// `NonZeroU32` because a policy that never calls is a mistake, not a policy; in a
@@ -529,7 +734,7 @@ impl<S, H> Retry<S, H> {
     /// assert_eq!(timer.advance_to_next(), Some(ms(110)));
     /// assert_eq!(run.now_or_never(), Some(Err("down")));
     /// ```
-    pub fn with_schedule<S2>(self, schedule: S2) -> Retry<S2, H>
+    pub fn with_schedule<S2>(self, schedule: S2) -> Retry<S2, H, M>
     where
         S2: Clone + IntoIterator<Item = Duration>,
     {
@@ -538,6 +743,7 @@ impl<S, H> Retry<S, H> {
             hooks: self.hooks,
             attempts: self.attempts,
             max_elapsed: self.max_elapsed,
+            timeouts: self.timeouts,
         }
     }
 
@@ -564,7 +770,7 @@ impl<S, H> Retry<S, H> {
     /// assert_eq!(smol::block_on(run), Err(Error::Invalid));
     /// assert_eq!(calls, 1);
     /// ```
-    pub fn when<E, P>(self, predicate: P) -> Retry<S, When<P, H>>
+    pub fn when<E, P>(self, predicate: P) -> Retry<S, When<P, H>, M>
     where
         P: Fn(&E) -> bool,
     {
@@ -573,6 +779,7 @@ impl<S, H> Retry<S, H> {
             hooks,
             attempts,
             max_elapsed,
+            timeouts,
         } = self;
         Retry {
             schedule,
@@ -582,6 +789,7 @@ impl<S, H> Retry<S, H> {
             },
             attempts,
             max_elapsed,
+            timeouts,
         }
     }
 
@@ -613,7 +821,7 @@ impl<S, H> Retry<S, H> {
     /// assert_eq!(timer.next_deadline(), Some(Duration::from_secs(3)));
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
-    pub fn delay_for<E, D>(self, delay: D) -> Retry<S, DelayFor<D, H>>
+    pub fn delay_for<E, D>(self, delay: D) -> Retry<S, DelayFor<D, H>, M>
     where
         D: Fn(&E) -> Option<Duration>,
     {
@@ -622,6 +830,7 @@ impl<S, H> Retry<S, H> {
             hooks,
             attempts,
             max_elapsed,
+            timeouts,
         } = self;
         Retry {
             schedule,
@@ -631,6 +840,7 @@ impl<S, H> Retry<S, H> {
             },
             attempts,
             max_elapsed,
+            timeouts,
         }
     }
 
@@ -659,7 +869,7 @@ impl<S, H> Retry<S, H> {
     /// assert_eq!(*log.borrow(), ["1: refused, retry in Some(0ns)", "2: refused, retry in Some(0ns)"]);
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
-    pub fn notify<E, N>(self, hook: N) -> Retry<S, Notify<N, H>>
+    pub fn notify<E, N>(self, hook: N) -> Retry<S, Notify<N, H>, M>
     where
         N: Fn(&E, u32, Option<Duration>),
     {
@@ -668,6 +878,7 @@ impl<S, H> Retry<S, H> {
             hooks,
             attempts,
             max_elapsed,
+            timeouts,
         } = self;
         Retry {
             schedule,
@@ -677,6 +888,7 @@ impl<S, H> Retry<S, H> {
             },
             attempts,
             max_elapsed,
+            timeouts,
         }
     }
 
@@ -697,7 +909,7 @@ impl<S, H> Retry<S, H> {
     /// assert_eq!(budget.available(), 0);
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
-    pub fn with_budget<B>(self, budget: B) -> Retry<S, Budgeted<B, H>>
+    pub fn with_budget<B>(self, budget: B) -> Retry<S, Budgeted<B, H>, M>
     where
         B: Borrow<RetryBudget>,
     {
@@ -706,6 +918,7 @@ impl<S, H> Retry<S, H> {
             hooks,
             attempts,
             max_elapsed,
+            timeouts,
         } = self;
         Retry {
             schedule,
@@ -715,6 +928,7 @@ impl<S, H> Retry<S, H> {
             },
             attempts,
             max_elapsed,
+            timeouts,
         }
     }
 
@@ -732,6 +946,24 @@ impl<S, H> Retry<S, H> {
             Some(n) => Some(n.get()),
             None => None,
         }
+    }
+
+    /// The timeouts: [`NoTimeouts`], or the [`WithTimeouts`] set by
+    /// [`with_attempt_timeout`](Retry::with_attempt_timeout) and
+    /// [`with_timeout`](Retry::with_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::retry::{Retry, Timeouts};
+    ///
+    /// assert_eq!(Retry::new().timeouts().attempt(), None);
+    /// let timed = Retry::new().with_attempt_timeout(Duration::from_secs(1));
+    /// assert_eq!(timed.timeouts().attempt(), Some(Duration::from_secs(1)));
+    /// ```
+    pub const fn timeouts(&self) -> &M {
+        &self.timeouts
     }
 
     /// The total time budget, if any.
@@ -819,12 +1051,13 @@ impl<S, H> Retry<S, H> {
     /// assert_eq!(smol::block_on(client.get(3)), Ok("done"));
     /// ```
     #[inline]
-    pub fn run<T, F>(&self, timer: T, op: F) -> Run<'_, T, F, S, H>
+    pub fn run<T, F>(&self, timer: T, op: F) -> Run<'_, T, F, S, H, NoHooks, M>
     where
         T: Timer,
         F: Operation,
         S: Clone + IntoIterator<Item = Duration>,
         H: Hooks<F::Error>,
+        M: Timeouts,
     {
         Run::new(timer, op, self)
     }
@@ -856,7 +1089,7 @@ impl<S, H> Retry<S, H> {
 /// assert_eq!(result, Err("https://example.com: request failed".to_string()));
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
-pub fn retry<T, F, S, H>(policy: Retry<S, H>, timer: T, f: F) -> RetryFn<T, F, S, H>
+pub fn retry<T, F, S, H, M>(policy: Retry<S, H, M>, timer: T, f: F) -> RetryFn<T, F, S, H, M>
 where
     T: Timer,
 {
@@ -915,11 +1148,16 @@ pub trait RetryExt: Operation + Sized {
     /// assert_eq!(calls, 2);
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
-    fn retry<T, S, H>(self, policy: &Retry<S, H>, timer: T) -> Run<'_, T, Self, S, H>
+    fn retry<T, S, H, M>(
+        self,
+        policy: &Retry<S, H, M>,
+        timer: T,
+    ) -> Run<'_, T, Self, S, H, NoHooks, M>
     where
         T: Timer,
         S: Clone + IntoIterator<Item = Duration>,
         H: Hooks<Self::Error>,
+        M: Timeouts,
     {
         policy.run(timer, self)
     }

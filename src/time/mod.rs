@@ -14,6 +14,9 @@
 //! | `WasmTimer` | `wasm` | browsers and Node on `wasm32-unknown-unknown` |
 //! | [`FnTimer`] | none | your own clock, from two closures: see [`timer_fn`] |
 //!
+//! [`timeout`] and [`deadline`] bound any future by a duration or an instant on a timer,
+//! failing with [`Elapsed`](crate::error::Elapsed).
+//!
 //! A time is a [`Duration`] since the clock's origin. Clones of a timer always share one
 //! clock. Whether two timers built separately share one depends on the type:
 //!
@@ -59,6 +62,7 @@ use core::time::Duration;
 mod func;
 #[cfg(feature = "alloc")]
 mod manual;
+mod timeout;
 
 #[cfg(feature = "async-io")]
 mod async_io;
@@ -72,6 +76,7 @@ mod wasm;
 pub use func::{FnSleep, FnTimer, timer_fn};
 #[cfg(feature = "alloc")]
 pub use manual::{ManualSleep, ManualTimer};
+pub use timeout::{Timeout, deadline, timeout};
 
 #[cfg(feature = "async-io")]
 pub use self::async_io::{AsyncIoSleep, AsyncIoTimer};

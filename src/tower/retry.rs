@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::retry::{Hooks, Limit, Retry, decide};
+use crate::retry::{AttemptError, Decision, Hooks, Limit, Retry, decide};
 use crate::time::Timer;
 
 /// Wraps services in a [`RetryService`]: each request is retried per a dike [`Retry`] policy,
@@ -444,16 +444,22 @@ where
                             .get_or_insert_with(|| policy.schedule().clone().into_iter())
                             .next()
                     };
-                    let Some(delay) = decide(
-                        &error,
+                    let failed = AttemptError::Failed(error);
+                    let decision = decide(
+                        &failed,
                         *this.attempt,
                         *this.attempts,
                         *this.limit,
+                        None,
                         now,
                         next_scheduled,
                         policy.hooks(),
                         &mut this.refund.held,
-                    ) else {
+                    );
+                    let AttemptError::Failed(error) = failed else {
+                        unreachable!("built as Failed above")
+                    };
+                    let Decision::Retry(delay) = decision else {
                         return Poll::Ready(Err(error));
                     };
                     if delay.is_zero() {

@@ -1,0 +1,424 @@
+//! The delay-based algorithm: the limit follows `baseline / RTT`, with the baseline
+//! measured on purpose, never guessed from one lucky sample.
+
+use core::time::Duration;
+
+use super::engine::Outcome;
+use crate::error::{ConfigError, ConfigValue};
+
+/// Fixed-point scale of the internal limit (1/256ths), so growth is smooth at small limits.
+const SCALE: u64 = 256;
+/// Fixed-point scale of ratios (1/1024ths).
+const ONE: u64 = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Collecting baseline samples since `since`; `pinned` once the gate was lowered to
+    /// half the limit to get them.
+    Measuring {
+        since: Duration,
+        sum: u64,
+        n: u32,
+        pinned: bool,
+        // The first accepted sample's time: the measurement spans at least 16 mean RTTs
+        // from it, so that the slow calls of its first cohort are in it too (the first
+        // finishers alone are the fast ones: a biased, "lucky" baseline).
+        first: Duration,
+    },
+    /// Adjusting the limit; the next baseline measurement starts at `next`.
+    Running { next: Duration },
+}
+
+/// A delay-based limit (Gradient2 / Vegas family) with their known failures fixed.
+///
+/// Every `window` (as many samples as the limit, at least 16), with `rtt` the window's mean
+/// round-trip time:
+///
+/// ```text
+/// g      = clamp(baseline × (1 + tolerance) / rtt, 0.5, 1 + tolerance)
+/// target = limit × g                 (no growth while in-flight peak × 2 < limit)
+/// limit  = (limit + target) / 2      (half-way: smooths noise, still halves in ~3 windows)
+/// ```
+///
+/// Below the knee `rtt ≈ baseline`, so the limit grows by up to `tolerance / 2` per window;
+/// above it the server queues, `rtt ≈ baseline × in_flight / capacity`, and the limit settles
+/// at `capacity × (1 + tolerance)`: a little above the knee, so the server never idles.
+/// A [`Outcome::Dropped`] sample multiplies the limit by 0.9.
+///
+/// **The baseline** is the *mean* RTT of a measurement: at least `samples` calls (default
+/// 32), over at least 16 mean RTTs from the first, that started after the measurement began
+/// with at most `limit / (1 + tolerance)` in flight: the knee, once the limit has settled at
+/// `knee × (1 + tolerance)`, so none of them queued at the server (the first measurement,
+/// with nothing to judge the initial limit by, uses half the limit: start at most twice
+/// above the knee). At low load such calls
+/// come by themselves; otherwise, after a grace time (default 50 ms), the limit is pinned
+/// there for as long as the measurement takes (Envoy's pinned re-measure; its epoch filter
+/// is the `started after` rule; the 16-RTT span keeps the slow calls of the first cohort in,
+/// where the first finishers alone would be a fast, biased sample). A measurement runs at
+/// the start, every `period` (default 10 s, jittered ±25 % from a seed so that clients do
+/// not pin together), and at once when the limit falls below half its value at the last
+/// measurement (a lasting shift, or a real loss of capacity). This fixes, in turn:
+///
+/// - *the lucky minimum* (Netflix Vegas, concurrency-limits #37): a mean of 32 unqueued calls,
+///   not the smallest RTT ever seen;
+/// - *upward drift under sustained overload* (Gradient2, #134): the baseline never learns
+///   from queued calls, so a lasting queue cannot become the new normal;
+/// - *growth while app-limited*: the limit grows only while `peak in-flight × 2 ≥ limit`;
+/// - *a lasting shift* (slower service): re-learned at the next measurement.
+///
+/// Integer and fixed-point arithmetic only (no `f64` on the sample path, no `sqrt` or
+/// `log10`): deterministic, `no_std`.
+///
+/// # Examples
+///
+/// ```
+/// use core::time::Duration;
+/// use dike::adaptive::{Gradient, Outcome};
+///
+/// let ms = Duration::from_millis;
+/// let mut g = Gradient::new(20);
+/// // Unqueued calls (2 in flight) give the baseline: 10 ms.
+/// let mut now = ms(0);
+/// while g.baseline().is_none() {
+///     now += ms(10);
+///     g.on_sample(now, ms(10), 2, Outcome::Success);
+/// }
+/// assert_eq!(g.baseline(), Some(ms(10)));
+/// // Calls at twice the baseline: the server queues; the limit comes down.
+/// for _ in 0..64 {
+///     now += ms(1);
+///     g.on_sample(now, ms(20), 20, Outcome::Success);
+/// }
+/// assert!(g.limit() < 20);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gradient {
+    limit: u64,
+    min: u32,
+    max: u32,
+    tolerance: u64,
+    samples: u32,
+    grace: Duration,
+    period: Duration,
+    seed: u64,
+    baseline: Option<Duration>,
+    last_rtt: Duration,
+    phase: Phase,
+    // The window: sum of RTTs (ns), samples, peak in-flight.
+    sum: u64,
+    n: u32,
+    peak: u32,
+    // The limit when the baseline was last measured: falling below half of it is a lasting
+    // shift (or a real capacity loss), and triggers a new measurement.
+    measured_at: u64,
+}
+
+impl Gradient {
+    /// Starts at `initial` (clamped to `[1, 1000]`), measuring its baseline first; tolerance
+    /// 0.15, 32 baseline samples, 50 ms grace, a measurement every 10 s ± 25 %.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(dike::adaptive::Gradient::new(20).limit(), 20);
+    /// ```
+    pub const fn new(initial: u32) -> Self {
+        let initial = if initial < 1 {
+            1
+        } else if initial > 1000 {
+            1000
+        } else {
+            initial
+        };
+        Self {
+            limit: initial as u64 * SCALE,
+            min: 1,
+            max: 1000,
+            tolerance: 154, // 0.15 × 1024
+            samples: 32,
+            grace: Duration::from_millis(50),
+            period: Duration::from_secs(10),
+            seed: 0x5EED,
+            baseline: None,
+            last_rtt: Duration::ZERO,
+            phase: Phase::Measuring {
+                since: Duration::ZERO,
+                sum: 0,
+                n: 0,
+                pinned: false,
+                first: Duration::ZERO,
+            },
+            measured_at: initial as u64 * SCALE,
+            sum: 0,
+            n: 0,
+            peak: 0,
+        }
+    }
+
+    /// Keeps the limit within `[min, max]` (default `[1, 1000]`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming `min` when it is 0, or `max` when it is below `min`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let g = dike::adaptive::Gradient::new(20).with_bounds(4, 500)?;
+    /// assert_eq!(g.limit(), 20);
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub const fn with_bounds(mut self, min: u32, max: u32) -> Result<Self, ConfigError> {
+        if min == 0 {
+            return Err(ConfigError::new("min", ConfigValue::Int(0), "at least 1"));
+        }
+        if max < min {
+            return Err(ConfigError::new(
+                "max",
+                ConfigValue::Int(max as i128),
+                "at least min",
+            ));
+        }
+        self.min = min;
+        self.max = max;
+        let limit = self.limit / SCALE;
+        if limit < min as u64 {
+            self.limit = min as u64 * SCALE;
+        } else if limit > max as u64 {
+            self.limit = max as u64 * SCALE;
+        }
+        Ok(self)
+    }
+
+    /// How far above the baseline the RTT may sit at the settled limit, in `(0, 1]`
+    /// (default 0.15: the limit settles at about 1.15 × the knee).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming `tolerance` outside `(0, 1]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(dike::adaptive::Gradient::new(20).with_tolerance(0.0).is_err());
+    /// ```
+    pub const fn with_tolerance(mut self, tolerance: f64) -> Result<Self, ConfigError> {
+        if !(tolerance > 0.0 && tolerance <= 1.0) {
+            return Err(ConfigError::new(
+                "tolerance",
+                ConfigValue::Float(tolerance),
+                "more than 0 and at most 1",
+            ));
+        }
+        self.tolerance = (tolerance * ONE as f64) as u64;
+        Ok(self)
+    }
+
+    /// How often the baseline is measured again (jittered ±25 %; default 10 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// let g = dike::adaptive::Gradient::new(20).with_period(Duration::from_secs(30));
+    /// # let _ = g;
+    /// ```
+    pub const fn with_period(mut self, period: Duration) -> Self {
+        self.period = period;
+        self
+    }
+
+    /// The seed of the measurement jitter (fixed by default: the same samples give the same
+    /// trajectory). Give each client its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let g = dike::adaptive::Gradient::new(20).with_seed(7);
+    /// # let _ = g;
+    /// ```
+    pub const fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The current limit (`limit / (1 + tolerance)` while a measurement pins it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(dike::adaptive::Gradient::new(8).limit(), 8);
+    /// ```
+    pub const fn limit(&self) -> u32 {
+        let limit = (self.limit / SCALE) as u32;
+        match self.phase {
+            Phase::Measuring { pinned: true, .. } => self.pinned_limit(),
+            _ => limit,
+        }
+    }
+
+    /// The limit while measuring: `limit / (1 + tolerance)`, the knee if the limit has
+    /// settled at `knee × (1 + tolerance)`, so no pinned call queues at the server.
+    /// The first measurement, with no baseline to judge the limit by, pins at half.
+    const fn pinned_limit(&self) -> u32 {
+        let pinned = if self.baseline.is_none() {
+            (self.limit / SCALE / 2) as u32
+        } else {
+            (self.limit * ONE / (ONE + self.tolerance) / SCALE) as u32
+        };
+        if pinned < self.min {
+            self.min
+        } else if pinned < 1 {
+            1
+        } else {
+            pinned
+        }
+    }
+
+    /// The baseline RTT, once measured.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(dike::adaptive::Gradient::new(8).baseline(), None);
+    /// ```
+    pub const fn baseline(&self) -> Option<Duration> {
+        self.baseline
+    }
+
+    /// The last sample's RTT.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(dike::adaptive::Gradient::new(8).last_rtt(), core::time::Duration::ZERO);
+    /// ```
+    pub const fn last_rtt(&self) -> Duration {
+        self.last_rtt
+    }
+
+    /// Feeds one sample: `rtt` of a call that finished at `now`, with `in_flight` calls
+    /// (itself included) in flight when it started. Returns the new limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::adaptive::{Gradient, Outcome};
+    /// let mut g = Gradient::new(10);
+    /// assert_eq!(g.on_sample(Duration::ZERO, Duration::ZERO, 1, Outcome::Dropped), 9);
+    /// ```
+    pub fn on_sample(
+        &mut self,
+        now: Duration,
+        rtt: Duration,
+        in_flight: u32,
+        outcome: Outcome,
+    ) -> u32 {
+        match outcome {
+            Outcome::Ignore => return self.limit(),
+            Outcome::Dropped => {
+                self.limit = self.limit * 9 / 10;
+                self.clamp();
+                return self.limit();
+            }
+            Outcome::Success => {}
+        }
+        self.last_rtt = rtt;
+        let started = now.saturating_sub(rtt);
+        let rtt_ns = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
+        let pin = self.pinned_limit();
+        if let Phase::Measuring {
+            since,
+            sum,
+            n,
+            pinned,
+            first,
+        } = &mut self.phase
+        {
+            if started >= *since && in_flight <= pin {
+                if *n == 0 {
+                    *first = now;
+                }
+                *sum = sum.saturating_add(rtt_ns);
+                *n += 1;
+                let mean = *sum / u64::from(*n);
+                let span = u64::try_from(now.saturating_sub(*first).as_nanos()).unwrap_or(u64::MAX);
+                if *n >= self.samples && span >= mean.saturating_mul(16) {
+                    self.baseline = Some(Duration::from_nanos(mean));
+                    let next = now.saturating_add(self.jittered_period());
+                    self.phase = Phase::Running { next };
+                    self.measured_at = self.limit;
+                    self.reset_window();
+                }
+            } else if !*pinned && now >= since.saturating_add(self.grace) {
+                *pinned = true;
+            }
+            return self.limit();
+        }
+        if let Phase::Running { next } = self.phase {
+            if now >= next || self.limit < self.measured_at / 2 {
+                self.phase = Phase::Measuring {
+                    since: now,
+                    sum: 0,
+                    n: 0,
+                    pinned: false,
+                    first: now,
+                };
+                return self.limit();
+            }
+        }
+        self.sum = self.sum.saturating_add(rtt_ns);
+        self.n += 1;
+        self.peak = self.peak.max(in_flight);
+        let window = ((self.limit / SCALE) as u32).max(16);
+        if self.n >= window {
+            self.adjust();
+        }
+        self.limit()
+    }
+
+    fn adjust(&mut self) {
+        let Some(baseline) = self.baseline else {
+            return;
+        };
+        let base = u64::try_from(baseline.as_nanos()).unwrap_or(u64::MAX);
+        let mean = (self.sum / u64::from(self.n)).max(1);
+        let ceiling = ONE + self.tolerance;
+        let g = (u128::from(base) * u128::from(ceiling) / u128::from(mean)) as u64;
+        let g = g.clamp(ONE / 2, ceiling);
+        let mut target = self.limit * g / ONE;
+        let app_limited = u64::from(self.peak) * 2 * SCALE < self.limit;
+        if app_limited && target > self.limit {
+            target = self.limit;
+        }
+        self.limit = (self.limit + target) / 2;
+        self.clamp();
+        self.reset_window();
+    }
+
+    fn clamp(&mut self) {
+        self.limit = self
+            .limit
+            .clamp(u64::from(self.min) * SCALE, u64::from(self.max) * SCALE);
+    }
+
+    fn reset_window(&mut self) {
+        self.sum = 0;
+        self.n = 0;
+        self.peak = 0;
+    }
+
+    /// `period × U(0.75, 1.25)`, from SplitMix64 over the seed.
+    fn jittered_period(&mut self) -> Duration {
+        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // 768..1280 thousandths-of-1024.
+        let factor = 768 + z % 512;
+        let nanos = self.period.as_nanos() * u128::from(factor) / u128::from(ONE);
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
