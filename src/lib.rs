@@ -185,6 +185,8 @@ pub mod retry;
 #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
 pub mod run;
 mod sync;
+#[cfg(test)]
+mod test_util;
 pub mod throttle;
 pub mod time;
 #[cfg(feature = "tower")]

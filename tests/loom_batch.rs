@@ -9,7 +9,6 @@ use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use std::sync::Arc;
-use std::task::Wake;
 
 use dike::batch::{BatchConfig, BatchFn, Batcher, Rows};
 use dike::time::{ManualTimer, Timer};
@@ -17,32 +16,9 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::{Mutex, Notify};
 use loom::thread;
 
-/// Wakes a thread blocked in [`block_on`].
-struct Unpark(Notify);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.notify();
-    }
-}
-
-/// Polls `fut` to completion on this thread, sleeping until woken between polls: a future that
-/// is never woken deadlocks, and loom reports it.
-fn block_on<F: Future>(fut: F) -> F::Output {
-    let unpark = Arc::new(Unpark(Notify::new()));
-    let waker = Waker::from(Arc::clone(&unpark));
-    let mut fut = core::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(output) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
-            return output;
-        }
-        unpark.0.wait();
-    }
-}
-
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
-}
+#[path = "support/loom.rs"]
+mod support;
+use support::{block_on, poll_once};
 
 fn assert_clean<I: Rows, F: BatchFn<I>, T: Timer>(batcher: &Batcher<I, F, T>) {
     let stats = batcher.stats();

@@ -7,34 +7,15 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use std::sync::Arc;
-use std::task::Wake;
 
 use dike::run::{Limits, run_all};
+use loom::sync::Mutex;
 use loom::sync::atomic::{AtomicBool, Ordering};
-use loom::sync::{Mutex, Notify};
 use loom::thread;
 
-/// Wakes a thread blocked in [`block_on`].
-struct Unpark(Notify);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.notify();
-    }
-}
-
-/// Polls `fut` to completion on this thread, sleeping until woken between polls.
-fn block_on<F: Future>(fut: F) -> F::Output {
-    let unpark = Arc::new(Unpark(Notify::new()));
-    let waker = Waker::from(Arc::clone(&unpark));
-    let mut fut = core::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(output) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
-            return output;
-        }
-        unpark.0.wait();
-    }
-}
+#[path = "support/loom.rs"]
+mod support;
+use support::block_on;
 
 /// A one-shot event set from another thread.
 #[derive(Default)]

@@ -1,8 +1,8 @@
 //! Unit tests: the pure accumulator, and poll-level tests of who wakes whom with a counting
 //! waker. Time is a `ManualTimer`.
 
+use crate::test_util::{counting, poll, wakes};
 use alloc::sync::Arc;
-use alloc::task::Wake;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::convert::Infallible;
@@ -135,28 +135,6 @@ fn accumulator_refuses_past_the_queue_bound() {
 }
 
 // ---- Poll-level wake tests ----------------------------------------------------------------
-
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting() -> (Arc<Counter>, Waker) {
-    let counter = Arc::new(Counter::default());
-    (counter.clone(), Waker::from(counter))
-}
-
-fn wakes(counter: &Counter) -> usize {
-    counter.0.load(Ordering::SeqCst)
-}
-
-fn poll<F: Future + Unpin>(fut: &mut F, waker: &Waker) -> Poll<F::Output> {
-    Pin::new(fut).poll(&mut Context::from_waker(waker))
-}
 
 type Echo = fn(Vec<u32>) -> core::future::Ready<Result<Vec<u32>, Infallible>>;
 

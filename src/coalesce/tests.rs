@@ -1,9 +1,9 @@
 //! Poll-level tests of the coalescer: every wake is counted, the work is a future released by
 //! hand.
 
+use crate::test_util::{Counter, counting, poll, wakes};
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
-use alloc::task::Wake;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
@@ -12,29 +12,6 @@ use core::task::{Context, Poll, Waker};
 use std::sync::Mutex;
 
 use super::{Coalescer, Hooks, RunError, Stats};
-
-/// A waker that counts its wakes.
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting() -> (Arc<Counter>, Waker) {
-    let counter = Arc::new(Counter::default());
-    (counter.clone(), Waker::from(counter))
-}
-
-fn wakes(counter: &Counter) -> usize {
-    counter.0.load(Ordering::SeqCst)
-}
-
-fn poll<F: Future + Unpin>(fut: &mut F, waker: &Waker) -> Poll<F::Output> {
-    Pin::new(fut).poll(&mut Context::from_waker(waker))
-}
 
 /// A work released by hand: pending until [`Release::release`], then `Ok(value)`. Records the
 /// waker it was last polled with, and whether it was dropped.

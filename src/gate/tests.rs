@@ -1,11 +1,11 @@
 //! Poll-level tests of the gate: every wake is counted, time is a `ManualTimer`.
 
+use crate::test_util::{counting, poll, wakes};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::task::Wake;
 use alloc::vec::Vec;
 use core::future::Future;
-use core::pin::Pin;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
@@ -13,29 +13,6 @@ use core::time::Duration;
 use super::{Gate, limit_jobs};
 use crate::error::{TooManyCalls, TooManyCallsKind};
 use crate::time::ManualTimer;
-
-/// A waker that counts its wakes.
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting() -> (Arc<Counter>, Waker) {
-    let counter = Arc::new(Counter::default());
-    (counter.clone(), Waker::from(counter))
-}
-
-fn wakes(counter: &Counter) -> usize {
-    counter.0.load(Ordering::SeqCst)
-}
-
-fn poll<F: Future + Unpin>(fut: &mut F, waker: &Waker) -> Poll<F::Output> {
-    Pin::new(fut).poll(&mut Context::from_waker(waker))
-}
 
 fn poll_noop<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
     poll(fut, Waker::noop())

@@ -1,12 +1,11 @@
 //! Unit tests of the task set, the engine and the limits, beside the code.
 
+use crate::test_util::{Counter, wakes};
 use alloc::sync::Arc;
-use alloc::task::Wake;
 use alloc::vec::Vec;
 use core::cell::Cell;
 use core::future::Future;
 use core::pin::{Pin, pin};
-use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
@@ -17,15 +16,6 @@ use super::source::IntoSource;
 use super::*;
 use crate::time::{ManualTimer, Timer};
 use proptest::strategy::Strategy;
-
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 /// A future that is pending until `open` is set, and stores the waker it was given.
 struct Latch<'a> {
@@ -71,7 +61,7 @@ fn set_polls_only_woken_slots_and_wakes_the_parent_once() {
     let w = wakers[1].take().unwrap();
     w.wake_by_ref();
     w.wake_by_ref(); // already queued: no second entry, no second parent wake-up
-    assert_eq!(parent.0.load(Ordering::SeqCst), 1);
+    assert_eq!(wakes(&parent), 1);
     assert!(set.has_woken());
 
     let mut out = Vec::new();
