@@ -414,6 +414,11 @@ impl Redis {
         self.nodes()[0].url()
     }
 
+    /// Every node's URL: one for a server, three for a cluster.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes().iter().map(|n| n.url()).collect()
+    }
+
     /// A new connection (its own TCP connections) to the server or the cluster.
     pub async fn connect(&self) -> dike_redis::Connection {
         match &self.cluster {
