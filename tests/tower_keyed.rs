@@ -16,8 +16,7 @@ use dike::keyed::{KeyedGate, KeyedThrottle, WhenFull};
 use dike::throttle::Quota;
 use dike::time::ManualTimer;
 use dike::tower::{
-    Error, KeyedGateLayer, KeyedGateService, KeyedResponseFuture, KeyedThrottleLayer,
-    KeyedThrottleService,
+    Error, KeyedGateLayer, KeyedGateService, KeyedThrottleLayer, KeyedThrottleService,
 };
 use futures_util::FutureExt;
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -245,7 +244,7 @@ fn throttle_too_many_keys_is_typed_and_never_reaches_the_inner() {
     let (mut service, mut handle) = mock::spawn_layer::<Req, u32, _>(layer);
     for k in [1, 2] {
         assert!(service.poll_ready().is_ready());
-        let _ = service.call((Some(k), 0));
+        drop(service.call((Some(k), 0)));
         assert!(next_request(&mut handle).is_some(), "admitted untracked");
     }
 }
@@ -317,7 +316,7 @@ fn gate_reject_limits_in_flight_per_key_and_the_permit_lives_in_the_response() {
     match poll_once(&mut refused) {
         Poll::Ready(Err(Error::TooManyCalls(err))) => {
             assert_eq!(err.kind(), TooManyCallsKind::Full);
-            assert_eq!(err.clone().into_response().status(), 503);
+            assert_eq!(err.into_response().status(), 503);
         }
         other => panic!("{other:?}"),
     }
@@ -482,6 +481,4 @@ fn public_types_are_send_and_sync() {
     send::<<KeyedThrottleService<Svc, u8, fn(&Req) -> Option<u8>, ManualTimer> as Service<Req>>::Future>();
     send::<<KeyedGateService<Svc, u8, fn(&Req) -> Option<u8>, ManualTimer> as Service<Req>>::Future>(
     );
-    let _: Option<KeyedResponseFuture<Svc, Req, std::future::Ready<Result<(), Infallible>>, ()>> =
-        None;
 }

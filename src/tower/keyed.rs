@@ -53,7 +53,7 @@ use crate::time::Timer;
 /// [`Error::TooManyKeys`] (503 with `axum`) in either mode, unless the throttle admits
 /// untracked keys. `extract` returning `None` means the request is not limited.
 ///
-/// The decision is made in `call`, not `poll_ready`: see [the module docs](self) for why. Every
+/// The decision is made in `call`, not `poll_ready`: see [the `Service` contract](super#the-service-contract) for why. Every
 /// service the layer wraps shares the one keyed throttle.
 ///
 /// # Examples
@@ -148,7 +148,8 @@ impl<K, F, T, H> KeyedThrottleLayer<K, F, T, H> {
     /// use dike::tower::KeyedThrottleLayer;
     ///
     /// let per_ip = Arc::new(KeyedThrottle::<u32>::new(Quota::per_second(10)).unwrap());
-    /// let layer = KeyedThrottleLayer::new(Arc::clone(&per_ip), ManualTimer::new(), |_: &()| None);
+    /// let extract = |_: &()| None::<u32>;
+    /// let layer = KeyedThrottleLayer::new(Arc::clone(&per_ip), ManualTimer::new(), extract);
     /// assert!(Arc::ptr_eq(layer.throttle(), &per_ip));
     /// ```
     pub fn throttle(&self) -> &Arc<KeyedThrottle<K, H>> {
@@ -188,7 +189,7 @@ impl<S, K, F: Clone, T: Clone, H> Layer<S> for KeyedThrottleLayer<K, F, T, H> {
 }
 
 /// A service under a [`KeyedThrottle`]: each request is held to its key's quota. Built by
-/// [`KeyedThrottleLayer`]; see it for the modes, and [the module docs](self) for the contract.
+/// [`KeyedThrottleLayer`]; see it for the modes, and [the `Service` contract](super#the-service-contract) for the contract.
 ///
 /// # Cancel safety
 ///
@@ -232,7 +233,8 @@ impl<S, K, F, T, H> KeyedThrottleService<S, K, F, T, H> {
     /// use tower::Layer;
     ///
     /// let per_ip = Arc::new(KeyedThrottle::<u8>::new(Quota::per_second(1)).unwrap());
-    /// let layer = KeyedThrottleLayer::new(Arc::clone(&per_ip), ManualTimer::new(), |_: &()| None);
+    /// let extract = |_: &()| None::<u8>;
+    /// let layer = KeyedThrottleLayer::new(Arc::clone(&per_ip), ManualTimer::new(), extract);
     /// assert!(Arc::ptr_eq(layer.layer("inner").throttle(), &per_ip));
     /// ```
     pub fn throttle(&self) -> &Arc<KeyedThrottle<K, H>> {
@@ -252,7 +254,8 @@ impl<S, K, F, T, H> KeyedThrottleService<S, K, F, T, H> {
     /// use tower::Layer;
     ///
     /// let per_ip = Arc::new(KeyedThrottle::<u8>::new(Quota::per_second(1)).unwrap());
-    /// let layer = KeyedThrottleLayer::new(per_ip, ManualTimer::new(), |_: &()| None);
+    /// let extract = |_: &()| None::<u8>;
+    /// let layer = KeyedThrottleLayer::new(per_ip, ManualTimer::new(), extract);
     /// assert_eq!(*layer.layer("inner").get_ref(), "inner");
     /// ```
     pub fn get_ref(&self) -> &S {
@@ -449,7 +452,8 @@ impl<K, F, T, H> KeyedGateLayer<K, F, T, H> {
     /// use dike::tower::KeyedGateLayer;
     ///
     /// let per_tenant = Arc::new(KeyedGate::<u32>::new(2).unwrap());
-    /// let layer = KeyedGateLayer::new(Arc::clone(&per_tenant), ManualTimer::new(), |_: &()| None);
+    /// let extract = |_: &()| None::<u32>;
+    /// let layer = KeyedGateLayer::new(Arc::clone(&per_tenant), ManualTimer::new(), extract);
     /// assert!(Arc::ptr_eq(layer.gate(), &per_tenant));
     /// ```
     pub fn gate(&self) -> &Arc<KeyedGate<K, H>> {
@@ -491,7 +495,7 @@ impl<S, K, F: Clone, T: Clone, H> Layer<S> for KeyedGateLayer<K, F, T, H> {
 }
 
 /// A service under a [`KeyedGate`]: at most the gate's limit of requests in flight per key.
-/// Built by [`KeyedGateLayer`]; see it for the modes, and [the module docs](self) for the
+/// Built by [`KeyedGateLayer`]; see it for the modes, and [the `Service` contract](super#the-service-contract) for the
 /// contract.
 ///
 /// # Cancel safety
@@ -534,7 +538,8 @@ impl<S, K, F, T, H> KeyedGateService<S, K, F, T, H> {
     /// use tower::Layer;
     ///
     /// let per_tenant = Arc::new(KeyedGate::<u32>::new(2).unwrap());
-    /// let layer = KeyedGateLayer::new(Arc::clone(&per_tenant), ManualTimer::new(), |_: &()| None);
+    /// let extract = |_: &()| None::<u32>;
+    /// let layer = KeyedGateLayer::new(Arc::clone(&per_tenant), ManualTimer::new(), extract);
     /// assert!(Arc::ptr_eq(layer.layer("inner").gate(), &per_tenant));
     /// ```
     pub fn gate(&self) -> &Arc<KeyedGate<K, H>> {
@@ -553,7 +558,8 @@ impl<S, K, F, T, H> KeyedGateService<S, K, F, T, H> {
     /// use tower::Layer;
     ///
     /// let per_tenant = Arc::new(KeyedGate::<u32>::new(2).unwrap());
-    /// let layer = KeyedGateLayer::new(per_tenant, ManualTimer::new(), |_: &()| None);
+    /// let extract = |_: &()| None::<u32>;
+    /// let layer = KeyedGateLayer::new(per_tenant, ManualTimer::new(), extract);
     /// assert_eq!(*layer.layer("inner").get_ref(), "inner");
     /// ```
     pub fn get_ref(&self) -> &S {

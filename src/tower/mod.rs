@@ -37,6 +37,15 @@
 //! - Calling `call` without a `poll_ready` that returned `Ready(Ok(()))` first is a contract
 //!   violation and panics, as in tower's `ConcurrencyLimit`.
 //!
+//! **The keyed layers** ([`KeyedThrottleLayer`], [`KeyedGateLayer`]) depart from the first
+//! rule, and only from it: their limit depends on a key taken from the request, and
+//! `poll_ready` has no request, so they decide in `call`. Their `poll_ready` is the inner
+//! service's; a request refused for its key never reaches the inner service; a key's gate
+//! permit moves into the [`KeyedResponseFuture`] and is released when it completes or is
+//! dropped; in wait mode the request waits in its response future, in its key's FIFO line,
+//! with the inner service that was made ready (a clone takes its place, so the inner service
+//! must be `Clone`). See [`KeyedThrottleLayer`].
+//!
 //! **The retry, coalescing and batching layers** reserve nothing of their own. A
 //! [`RetryService`]'s `poll_ready` is the inner service's; before each retry its response
 //! future polls the inner service (the one that was made ready for the first attempt) to
