@@ -473,12 +473,14 @@ fn response_future_polled_after_completion_panics() {
 fn public_types_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     type Svc = tower::util::ServiceFn<fn(Req) -> std::future::Ready<Result<u32, ()>>>;
-    send_sync::<KeyedThrottleLayer<u8, fn(&Req) -> Option<u8>, ManualTimer>>();
-    send_sync::<KeyedGateLayer<u8, fn(&Req) -> Option<u8>, ManualTimer>>();
-    send_sync::<KeyedThrottleService<Svc, u8, fn(&Req) -> Option<u8>, ManualTimer>>();
-    send_sync::<KeyedGateService<Svc, u8, fn(&Req) -> Option<u8>, ManualTimer>>();
+    type Extract = fn(&Req) -> Option<u8>;
+    type Throttled = KeyedThrottleService<Svc, u8, Extract, ManualTimer>;
+    type Gated = KeyedGateService<Svc, u8, Extract, ManualTimer>;
+    send_sync::<KeyedThrottleLayer<u8, Extract, ManualTimer>>();
+    send_sync::<KeyedGateLayer<u8, Extract, ManualTimer>>();
+    send_sync::<Throttled>();
+    send_sync::<Gated>();
     fn send<T: Send>() {}
-    send::<<KeyedThrottleService<Svc, u8, fn(&Req) -> Option<u8>, ManualTimer> as Service<Req>>::Future>();
-    send::<<KeyedGateService<Svc, u8, fn(&Req) -> Option<u8>, ManualTimer> as Service<Req>>::Future>(
-    );
+    send::<<Throttled as Service<Req>>::Future>();
+    send::<<Gated as Service<Req>>::Future>();
 }

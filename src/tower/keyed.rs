@@ -53,7 +53,8 @@ use crate::time::Timer;
 /// [`Error::TooManyKeys`] (503 with `axum`) in either mode, unless the throttle admits
 /// untracked keys. `extract` returning `None` means the request is not limited.
 ///
-/// The decision is made in `call`, not `poll_ready`: see [the `Service` contract](super#the-service-contract) for why. Every
+/// The decision is made in `call`, not `poll_ready` (which has no request, so no key): see
+/// [the `Service` contract](super#the-service-contract). Every
 /// service the layer wraps shares the one keyed throttle.
 ///
 /// # Examples
@@ -189,7 +190,8 @@ impl<S, K, F: Clone, T: Clone, H> Layer<S> for KeyedThrottleLayer<K, F, T, H> {
 }
 
 /// A service under a [`KeyedThrottle`]: each request is held to its key's quota. Built by
-/// [`KeyedThrottleLayer`]; see it for the modes, and [the `Service` contract](super#the-service-contract) for the contract.
+/// [`KeyedThrottleLayer`]; see it for the modes, and
+/// [the `Service` contract](super#the-service-contract).
 ///
 /// # Cancel safety
 ///
@@ -409,7 +411,8 @@ impl<K, F, T, H> KeyedGateLayer<K, F, T, H> {
     /// use dike::tower::KeyedGateLayer;
     ///
     /// let per_tenant = Arc::new(KeyedGate::<u32>::new(2).unwrap());
-    /// let _layer = KeyedGateLayer::new(per_tenant, ManualTimer::new(), |t: &u32| Some(*t)).reject();
+    /// let layer = KeyedGateLayer::new(per_tenant, ManualTimer::new(), |t: &u32| Some(*t));
+    /// let _reject = layer.reject();
     /// ```
     #[must_use]
     pub fn reject(mut self) -> Self {
@@ -495,8 +498,8 @@ impl<S, K, F: Clone, T: Clone, H> Layer<S> for KeyedGateLayer<K, F, T, H> {
 }
 
 /// A service under a [`KeyedGate`]: at most the gate's limit of requests in flight per key.
-/// Built by [`KeyedGateLayer`]; see it for the modes, and [the `Service` contract](super#the-service-contract) for the
-/// contract.
+/// Built by [`KeyedGateLayer`]; see it for the modes, and
+/// [the `Service` contract](super#the-service-contract).
 ///
 /// # Cancel safety
 ///
