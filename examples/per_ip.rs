@@ -1,7 +1,7 @@
 //! Per-client limits in an axum service: `/public` is limited per client IP address (from
 //! `ConnectInfo`), `/api` per API key (from the `x-api-key` header), on one router, with
-//! `KeyedThrottleLayer`s over shared `KeyedThrottle`s: bounded memory, no cleanup task. A refusal is 429 with
-//! a `Retry-After` header for that client alone.
+//! `KeyedThrottleLayer`s over shared `KeyedThrottle`s: bounded memory, no cleanup task. A
+//! refusal is 429 with a `Retry-After` header for that client alone.
 //!
 //! A bounded local load over 127.0.0.1/8 (each client binds its own loopback address, as
 //! Linux allows; elsewhere every client shares 127.0.0.1 and so one `/public` quota): one
