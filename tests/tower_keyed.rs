@@ -484,3 +484,104 @@ fn public_types_are_send_and_sync() {
     send::<<Throttled as Service<Req>>::Future>();
     send::<<Gated as Service<Req>>::Future>();
 }
+
+// ----------------------------------------------------------------------------------------
+// axum: one router, per-IP and per-API-key limits
+
+#[test]
+fn axum_router_answers_429_per_ip_and_per_key_and_503_for_a_full_table() {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::error_handling::HandleErrorLayer;
+    use axum::extract::{ConnectInfo, Request};
+    use axum::routing::get;
+    use std::net::{IpAddr, SocketAddr};
+    use tower::ServiceBuilder;
+
+    async fn refusal(err: Error<Infallible>) -> axum::response::Response {
+        err.into_response()
+    }
+    fn ip(req: &Request) -> Option<IpAddr> {
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip())
+    }
+    fn api_key(req: &Request) -> Option<String> {
+        Some(req.headers().get("x-api-key")?.to_str().ok()?.to_owned())
+    }
+
+    let timer = ManualTimer::new();
+    let per_ip = Arc::new(KeyedThrottle::<IpAddr>::new(Quota::per_second(1)).unwrap());
+    let per_key = Arc::new(
+        KeyedThrottle::<String>::new(Quota::per_minute(2))
+            .unwrap()
+            .with_max_keys(NonZeroUsize::new(2).unwrap()),
+    );
+    let app = Router::new()
+        .route(
+            "/public",
+            get(|| async { "public" }).route_layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(refusal))
+                    .layer(
+                        KeyedThrottleLayer::new(Arc::clone(&per_ip), timer.clone(), ip).reject(),
+                    ),
+            ),
+        )
+        .route(
+            "/api",
+            get(|| async { "api" }).route_layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(refusal))
+                    .layer(
+                        KeyedThrottleLayer::new(Arc::clone(&per_key), timer.clone(), api_key)
+                            .reject(),
+                    ),
+            ),
+        )
+        .with_state(());
+
+    let get = |path: &str, peer: [u8; 4], key: Option<&str>| {
+        let mut req = Request::get(path);
+        if let Some(key) = key {
+            req = req.header("x-api-key", key);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((peer, 4000))));
+        app.clone().oneshot(req).now_or_never().unwrap().unwrap()
+    };
+
+    assert_eq!(get("/public", [10, 0, 0, 1], None).status(), 200);
+    let refused = get("/public", [10, 0, 0, 1], None);
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(
+        get("/public", [10, 0, 0, 2], None).status(),
+        200,
+        "another IP"
+    );
+
+    for _ in 0..10 {
+        assert_eq!(
+            get("/api", [10, 0, 0, 1], None).status(),
+            200,
+            "no key: not limited"
+        );
+    }
+    assert_eq!(get("/api", [10, 0, 0, 1], Some("a")).status(), 200);
+    let refused = get("/api", [10, 0, 0, 9], Some("a"));
+    assert_eq!(refused.status(), 429, "per key, whatever the IP");
+    assert_eq!(refused.headers()["retry-after"], "30");
+    assert_eq!(get("/api", [10, 0, 0, 1], Some("b")).status(), 200);
+    // Both entries are live (each spent for 30 s) and the cap is 2: a third key is refused.
+    let full = get("/api", [10, 0, 0, 1], Some("c"));
+    assert_eq!(full.status(), 503);
+    assert!(full.headers().get("retry-after").is_none());
+    timer.advance(Duration::from_secs(30));
+    assert_eq!(
+        get("/api", [10, 0, 0, 1], Some("c")).status(),
+        200,
+        "idle keys made room"
+    );
+}
