@@ -1,7 +1,7 @@
 //! Per-client limits in an axum service: `/public` is limited per client IP address (from
 //! `ConnectInfo`), `/api` per API key (from the `x-api-key` header), on one router, with
-//! `KeyedThrottle`s in axum's `State`: bounded memory, no cleanup task. A refusal is 429 with
-//! a `Retry-After` header for that client alone.
+//! `KeyedThrottleLayer`s over shared `KeyedThrottle`s: bounded memory, no cleanup task. A
+//! refusal is 429 with a `Retry-After` header for that client alone.
 //!
 //! A bounded local load over 127.0.0.1/8 (each client binds its own loopback address, as
 //! Linux allows; elsewhere every client shares 127.0.0.1 and so one `/public` quota): one
@@ -9,7 +9,7 @@
 //! apart, on both routes. The program prints each client's admitted and refused counts, then
 //! exits.
 //!
-//! Run with `cargo run --example per_ip --features tokio`; on Linux it prints
+//! Run with `cargo run --example per_ip --features tokio,axum`; on Linux it prints
 //!
 //! ```text
 //! /public, 5 per second per IP (burst 5):
@@ -28,77 +28,96 @@
 //! (On a heavily loaded machine a greedy client may get one more: its 30 requests arrive over
 //! a few milliseconds, and a slot comes back every 200 ms or 500 ms.)
 //!
-//! The tower layers (`KeyedThrottleLayer`, `KeyedGateLayer`) will do the same without code in
-//! the handlers; this example shows the plain-State spelling they build on.
+//! The limits are `dike::tower::KeyedThrottleLayer`s, one per route, each with a key extractor
+//! (`None` = not limited: a request without an API key reaches the handler, which answers
+//! 401). The handlers hold no limiting code; a refusal is turned into its response (429 with
+//! `Retry-After`, or 503 for a full table of keys) by `HandleErrorLayer`.
+//!
+//! The axum gotcha: a `Router` whose state is not given rebuilds each route's layers for every
+//! connection under `axum::serve`, and a layer built from a number would then limit each
+//! connection alone. These layers share their `Arc<KeyedThrottle>` anyway, and the router ends
+//! with `.with_state(..)`, which builds every route once.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Router, routing::get};
-use dike::keyed::{KeyedThrottle, KeyedThrottleError};
+use dike::keyed::KeyedThrottle;
 use dike::throttle::Quota;
 use dike::time::TokioTimer;
+use dike::tower::{Error, KeyedThrottleLayer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
+use tower::ServiceBuilder;
 
-#[derive(Clone)]
-struct Limits {
-    per_ip: Arc<KeyedThrottle<IpAddr>>,
-    per_key: Arc<KeyedThrottle<String>>,
+/// The key of `/public`: the client's IP address, from `ConnectInfo`.
+fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
 }
 
-/// 429 with `Retry-After` (whole seconds, rounded up) for a rate limit; 503 when the table of
+/// The key of `/api`: the `x-api-key` header; without one the request is not limited here.
+fn api_key(req: &Request) -> Option<String> {
+    let key = req.headers().get("x-api-key")?.to_str().ok()?;
+    Some(key.to_owned())
+}
+
+/// A refusal's response: 429 with `Retry-After` for the client's rate, 503 when the table of
 /// clients is full of live entries.
-fn refusal(err: KeyedThrottleError) -> Response {
-    match err {
-        KeyedThrottleError::RateLimited(err) => {
-            let secs = err.wait().as_secs() + u64::from(err.wait().subsec_nanos() > 0);
-            let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            response
-        }
-        _ => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-    }
+async fn refusal(err: Error<Infallible>) -> Response {
+    err.into_response()
 }
 
-async fn public(
-    State(limits): State<Limits>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Response {
-    match limits.per_ip.try_acquire(TokioTimer::new(), &peer.ip()) {
-        Ok(()) => "public data".into_response(),
-        Err(err) => refusal(err),
-    }
+async fn public() -> &'static str {
+    "public data"
 }
 
-async fn api(State(limits): State<Limits>, headers: HeaderMap) -> Response {
-    let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) else {
+async fn api(req: Request) -> Response {
+    if api_key(&req).is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
-    };
-    // A `&str` lookup: a known key allocates nothing.
-    match limits.per_key.try_acquire(TokioTimer::new(), key) {
-        Ok(()) => "api data".into_response(),
-        Err(err) => refusal(err),
     }
+    "api data".into_response()
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let limits = Limits {
-        per_ip: Arc::new(KeyedThrottle::new(Quota::per_second(5).with_burst(5)).expect("valid")),
-        per_key: Arc::new(KeyedThrottle::new(Quota::per_second(2).with_burst(4)).expect("valid")),
-    };
+    let per_ip =
+        Arc::new(KeyedThrottle::<IpAddr>::new(Quota::per_second(5).with_burst(5)).expect("valid"));
+    let per_key =
+        Arc::new(KeyedThrottle::<String>::new(Quota::per_second(2).with_burst(4)).expect("valid"));
     let app = Router::new()
-        .route("/public", get(public))
-        .route("/api", get(api))
-        .with_state(limits.clone());
+        .route(
+            "/public",
+            get(public).route_layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(refusal))
+                    .layer(
+                        KeyedThrottleLayer::new(Arc::clone(&per_ip), TokioTimer::new(), client_ip)
+                            .reject(),
+                    ),
+            ),
+        )
+        .route(
+            "/api",
+            get(api).route_layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(refusal))
+                    .layer(
+                        KeyedThrottleLayer::new(Arc::clone(&per_key), TokioTimer::new(), api_key)
+                            .reject(),
+                    ),
+            ),
+        )
+        // Builds each route (and its layers) once, not per connection.
+        .with_state(());
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -165,8 +184,8 @@ async fn main() -> std::io::Result<()> {
     }
     println!(
         "entries held: {} IPs, {} API keys (idle ones are evicted by later calls, cap 100 000 each)",
-        limits.per_ip.len(),
-        limits.per_key.len()
+        per_ip.len(),
+        per_key.len()
     );
     Ok(())
 }

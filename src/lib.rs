@@ -28,7 +28,9 @@
 //! - [`run`]: aiometer's `run_all`, `run_each`, `amap` and `run_any`: many tasks in one call
 //!   under `max_at_once` and `max_per_second`, from an iterator or a stream, without spawning.
 //! - `tower` (feature `tower`): [`GateLayer`](crate::tower::GateLayer),
-//!   [`ThrottleLayer`](crate::tower::ThrottleLayer), [`RetryLayer`](crate::tower::RetryLayer),
+//!   [`ThrottleLayer`](crate::tower::ThrottleLayer),
+//!   [`KeyedThrottleLayer`](crate::tower::KeyedThrottleLayer) /
+//!   [`KeyedGateLayer`](crate::tower::KeyedGateLayer), [`RetryLayer`](crate::tower::RetryLayer),
 //!   [`CoalesceLayer`](crate::tower::CoalesceLayer) and
 //!   [`BatchLayer`](crate::tower::BatchLayer), tower middleware on any runtime, with
 //!   typed errors; with `axum`, `IntoResponse` for the refusals (503, 429 with `Retry-After`).
@@ -79,8 +81,8 @@
 //! | `wasm` | no | `WasmTimer` (`wasm32-unknown-unknown`) |
 //! | `tracing` | no | events for retries, rejections and batch flushes |
 //! | `ndarray` | no | [`Rows`](batch::Rows) for `ndarray` arrays along axis 0 (the batcher's "numpy" mode) |
-//! | `tower` | no | `dike::tower`: `GateLayer`, `ThrottleLayer`, `RetryLayer`, `CoalesceLayer`, `BatchLayer` (tower-service + tower-layer only) |
-//! | `axum` | no | implies `tower`; `IntoResponse` for `TooManyCalls` (503), `RateLimited` (429 + `Retry-After`) and the layers' error (axum-core only) |
+//! | `tower` | no | `dike::tower`: `GateLayer`, `ThrottleLayer`, `KeyedThrottleLayer`, `KeyedGateLayer`, `RetryLayer`, `CoalesceLayer`, `BatchLayer` (tower-service + tower-layer only) |
+//! | `axum` | no | implies `tower`; `IntoResponse` for `TooManyCalls` (503), `RateLimited` (429 + `Retry-After`), `TooManyKeys` (503) and the layers' error (axum-core only) |
 //!
 //! With `--no-default-features --features alloc` dike builds for bare-metal targets such as
 //! `thumbv7em-none-eabihf`. Without `std` its locks are critical sections, so the target

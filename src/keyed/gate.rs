@@ -13,7 +13,7 @@ use core::time::Duration;
 use pin_project_lite::pin_project;
 
 use super::table::{DEFAULT_SHARDS, Idle, Table};
-use super::{KeyedGateError, TooManyKeys, WhenFull};
+use super::{Handle, KeyRef, KeyedGateError, TooManyKeys, WhenFull};
 use crate::error::{ConfigError, ConfigValue, TooManyCalls, TooManyCallsKind};
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
 use crate::time::Timer;
@@ -306,13 +306,17 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
 
     /// Registers a call on the key's entry (creating it: the gate is allocated outside the
     /// lock). `Ok(None)`: the table is full and the policy admits untracked.
-    fn register<Q>(&self, key: &Q) -> Result<Option<User<'_, K, S>>, TooManyKeys>
+    fn register<'a, Q>(
+        keyed: &Handle<'a, Self>,
+        key: &Q,
+    ) -> Result<Option<User<'a, K, S>>, TooManyKeys>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let hash = self.table.hash(key);
-        let shard = self.table.shard(hash);
+        let this: &Self = keyed;
+        let hash = this.table.hash(key);
+        let shard = this.table.shard(hash);
         let join = |h: &mut Holders| {
             h.users += 1;
             h.gate.clone()
@@ -322,14 +326,14 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
             (r, s.on_call(0))
         });
         if help {
-            self.table.help(0);
+            this.table.help(0);
         }
         let gate = match hit {
             Some(gate) => gate,
             None => {
                 let owned: K = key.to_owned();
                 let fresh = Holders {
-                    gate: Arc::new(Gate::new(self.limit)),
+                    gate: Arc::new(Gate::new(this.limit)),
                     users: 0,
                 };
                 let (r, spare) = shard.with(|s| match s.find(hash, key) {
@@ -342,13 +346,13 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
                 drop(spare);
                 match r {
                     Some(gate) => gate,
-                    None if self.when_full == WhenFull::AdmitUntracked => return Ok(None),
-                    None => return Err(TooManyKeys::new(self.max_keys())),
+                    None if this.when_full == WhenFull::AdmitUntracked => return Ok(None),
+                    None => return Err(TooManyKeys::new(this.max_keys())),
                 }
             }
         };
         Ok(Some(User {
-            keyed: self,
+            keyed: keyed.clone(),
             hash,
             gate,
         }))
@@ -380,7 +384,20 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let user = self.register(key)?;
+        self.try_enter_in(Handle::Borrowed(self), key)
+    }
+
+    /// [`try_enter`](KeyedGate::try_enter) through `keyed` (this gate, borrowed or shared).
+    fn try_enter_in<'a, Q>(
+        &self,
+        keyed: Handle<'a, Self>,
+        key: &Q,
+    ) -> Result<KeyedPermit<'a, K, S>, KeyedGateError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let user = Self::register(&keyed, key)?;
         let key_permit = match &user {
             Some(user) => Some(user.gate.try_enter_owned()?),
             None => None,
@@ -429,8 +446,8 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         KeyedEnter {
-            keyed: self,
-            key,
+            keyed: Handle::Borrowed(self),
+            key: KeyRef::Borrowed(key),
             state: EnterState::Start,
             user: None,
         }
@@ -480,7 +497,45 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
             enter: Some(self.enter(key)),
             sleep: None,
             timer: timer.clone(),
-            deadline,
+            deadline: Some(deadline),
+            limit: self.limit,
+            done: false,
+        }
+    }
+}
+
+/// Owned entry points for the tower layer: the permit and the waiting future hold the gate
+/// by `Arc` and the key by value, so they are `'static`.
+#[cfg(feature = "tower")]
+impl<K: Hash + Eq + 'static, S: BuildHasher + 'static> KeyedGate<K, S> {
+    pub(crate) fn try_enter_shared<Q>(
+        self: &Arc<Self>,
+        key: &Q,
+    ) -> Result<KeyedPermit<'static, K, S>, KeyedGateError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.try_enter_in(Handle::Shared(Arc::clone(self)), key)
+    }
+
+    /// Waits for `key`'s permit, up to `timeout` on `timer` when given.
+    pub(crate) fn enter_shared<T: Timer>(
+        self: &Arc<Self>,
+        key: K,
+        timer: &T,
+        timeout: Option<Duration>,
+    ) -> KeyedEnterTimeout<'static, K, K, S, T> {
+        KeyedEnterTimeout {
+            enter: Some(KeyedEnter {
+                keyed: Handle::Shared(Arc::clone(self)),
+                key: KeyRef::Owned(key),
+                state: EnterState::Start,
+                user: None,
+            }),
+            sleep: None,
+            timer: timer.clone(),
+            deadline: timeout.map(|t| timer.now().saturating_add(t)),
             limit: self.limit,
             done: false,
         }
@@ -500,7 +555,7 @@ impl<K, S> fmt::Debug for KeyedGate<K, S> {
 
 /// A call registered on its key's entry; unregisters on drop.
 struct User<'a, K, S> {
-    keyed: &'a KeyedGate<K, S>,
+    keyed: Handle<'a, KeyedGate<K, S>>,
     hash: u64,
     gate: Arc<Gate>,
 }
@@ -576,8 +631,8 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless you .await or poll them"]
     pub struct KeyedEnter<'a, K, Q: ?Sized, S> {
-        keyed: &'a KeyedGate<K, S>,
-        key: &'a Q,
+        keyed: Handle<'a, KeyedGate<K, S>>,
+        key: KeyRef<'a, K, Q>,
         // Declared before `user`: the queue place or permit goes before the registration.
         #[pin]
         state: EnterState,
@@ -609,10 +664,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let keyed: &'a KeyedGate<K, S> = this.keyed;
+        let keyed: &KeyedGate<K, S> = this.keyed;
         loop {
             match this.state.as_mut().project() {
-                EnterProj::Start => match keyed.register(*this.key) {
+                EnterProj::Start => match KeyedGate::register(this.keyed, this.key.get()) {
                     Err(full) => {
                         this.state.set(EnterState::Done);
                         return Poll::Ready(Err(full.into()));
@@ -708,7 +763,8 @@ pin_project! {
         #[pin]
         sleep: Option<T::Sleep>,
         timer: T,
-        deadline: Duration,
+        // `None`: no timeout (the tower layer's plain wait mode).
+        deadline: Option<Duration>,
         limit: usize,
         done: bool,
     }
@@ -742,8 +798,11 @@ where
                 return Poll::Ready(out);
             }
         }
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
         if this.sleep.is_none() {
-            this.sleep.set(Some(this.timer.sleep_until(*this.deadline)));
+            this.sleep.set(Some(this.timer.sleep_until(deadline)));
         }
         if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
             ready!(sleep.poll(cx));

@@ -310,3 +310,49 @@ pub enum KeyedGateError {
     #[error(transparent)]
     TooManyKeys(#[from] TooManyKeys),
 }
+
+/// How a future or a permit reaches its limiter: borrowed (the public methods) or through an
+/// `Arc` (the tower layers' owned futures, which must be `'static`).
+pub(crate) enum Handle<'a, T> {
+    Borrowed(&'a T),
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    Shared(alloc::sync::Arc<T>),
+}
+
+impl<T> Clone for Handle<'_, T> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Borrowed(t) => Self::Borrowed(t),
+            Self::Shared(t) => Self::Shared(alloc::sync::Arc::clone(t)),
+        }
+    }
+}
+
+impl<T> core::ops::Deref for Handle<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        match self {
+            Self::Borrowed(t) => t,
+            Self::Shared(t) => t,
+        }
+    }
+}
+
+/// The key a waiting future looks up: borrowed, or owned by the future (tower layers).
+pub(crate) enum KeyRef<'a, K, Q: ?Sized> {
+    Borrowed(&'a Q),
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    Owned(K),
+}
+
+impl<K: core::borrow::Borrow<Q>, Q: ?Sized> KeyRef<'_, K, Q> {
+    #[inline]
+    pub(crate) fn get(&self) -> &Q {
+        match self {
+            Self::Borrowed(q) => q,
+            Self::Owned(k) => k.borrow(),
+        }
+    }
+}

@@ -14,7 +14,7 @@ use core::time::Duration;
 use pin_project_lite::pin_project;
 
 use super::table::{DEFAULT_SHARDS, Idle, Table};
-use super::{KeyQuota, KeyedThrottleError, TooManyKeys, WhenFull};
+use super::{Handle, KeyQuota, KeyRef, KeyedThrottleError, TooManyKeys, WhenFull};
 use crate::error::ConfigError;
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
 use crate::throttle::engine::{horizon, step};
@@ -578,8 +578,27 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         T: Timer,
     {
         KeyedAcquire {
-            throttle: self,
-            key,
+            throttle: Handle::Borrowed(self),
+            key: KeyRef::Borrowed(key),
+            timer,
+            waiting: None,
+            state: State::Start,
+        }
+    }
+}
+
+/// The owned entry point for the tower layer: the future holds the throttle by `Arc` and the
+/// key by value, so it is `'static`.
+#[cfg(feature = "tower")]
+impl<K: Hash + Eq + 'static, S: BuildHasher + 'static> KeyedThrottle<K, S> {
+    pub(crate) fn acquire_shared<T: Timer>(
+        self: &Arc<Self>,
+        timer: T,
+        key: K,
+    ) -> KeyedAcquire<'static, K, K, S, T> {
+        KeyedAcquire {
+            throttle: Handle::Shared(Arc::clone(self)),
+            key: KeyRef::Owned(key),
             timer,
             waiting: None,
             state: State::Start,
@@ -601,7 +620,7 @@ impl<K, S> fmt::Debug for KeyedThrottle<K, S> {
 /// A waiter's registration on its key's entry: keeps the entry from being forgotten, and
 /// unregisters on drop unless admitted.
 struct Waiting<'a, K, S> {
-    throttle: &'a KeyedThrottle<K, S>,
+    throttle: Handle<'a, KeyedThrottle<K, S>>,
     hash: u64,
     line: Arc<Gate>,
     registered: bool,
@@ -673,8 +692,8 @@ pin_project! {
     /// ```
     #[must_use = "futures do nothing unless you .await or poll them"]
     pub struct KeyedAcquire<'a, K, Q: ?Sized, S, T: Timer> {
-        throttle: &'a KeyedThrottle<K, S>,
-        key: &'a Q,
+        throttle: Handle<'a, KeyedThrottle<K, S>>,
+        key: KeyRef<'a, K, Q>,
         timer: T,
         // Declared before `state`: a waiter unregisters before its turn is passed on.
         waiting: Option<Waiting<'a, K, S>>,
@@ -709,13 +728,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let throttle = *this.throttle;
+        let throttle: &KeyedThrottle<K, S> = this.throttle;
         loop {
             match this.state.as_mut().project() {
                 StateProj::Start => {
                     let now = nanos(this.timer.now());
-                    let hash = throttle.table.hash(*this.key);
-                    match throttle.with_entry(hash, *this.key, now, |e| e.start(now, 1)) {
+                    let hash = throttle.table.hash(this.key.get());
+                    match throttle.with_entry(hash, this.key.get(), now, |e| e.start(now, 1)) {
                         Ok(None) => {
                             this.state.set(State::Done);
                             return Poll::Ready(Ok(()));
@@ -723,7 +742,7 @@ where
                         Ok(Some(line)) => {
                             let enter = line.enter_owned();
                             *this.waiting = Some(Waiting {
-                                throttle,
+                                throttle: this.throttle.clone(),
                                 hash,
                                 line,
                                 registered: true,

@@ -5,6 +5,7 @@
 //! - [`RateLimited`]: `429 Too Many Requests` with a `Retry-After` header of whole seconds,
 //!   rounded up (a wait of 1 ms says 1, never 0 unless the wait is zero), the message as the
 //!   body.
+//! - [`TooManyKeys`]: `503 Service Unavailable`, the message as the body.
 //! - [`Error<E>`]: the refusal's response, or `E`'s own for [`Error::Inner`].
 
 use alloc::string::ToString;
@@ -16,6 +17,7 @@ use http::header::RETRY_AFTER;
 
 use super::Error;
 use crate::error::TooManyCalls;
+use crate::keyed::TooManyKeys;
 use crate::throttle::RateLimited;
 
 impl IntoResponse for TooManyCalls {
@@ -65,6 +67,27 @@ impl IntoResponse for RateLimited {
     }
 }
 
+impl IntoResponse for TooManyKeys {
+    /// `503 Service Unavailable`, with the message as the body: the limiter is out of room for
+    /// new keys, which says nothing about this client's own rate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::num::NonZeroUsize;
+    /// use axum::response::IntoResponse;
+    /// use dike::keyed::{KeyedGate, KeyedGateError};
+    ///
+    /// let gate = KeyedGate::<u8>::new(1).unwrap().with_max_keys(NonZeroUsize::new(1).unwrap());
+    /// let _held = gate.try_enter(&1).unwrap();
+    /// let Err(KeyedGateError::TooManyKeys(err)) = gate.try_enter(&2) else { panic!() };
+    /// assert_eq!(err.into_response().status(), 503);
+    /// ```
+    fn into_response(self) -> Response {
+        (StatusCode::SERVICE_UNAVAILABLE, self.to_string()).into_response()
+    }
+}
+
 impl<E: IntoResponse> IntoResponse for Error<E> {
     /// The refusal's response (503, or 429 with `Retry-After`), or the inner error's own.
     ///
@@ -85,6 +108,7 @@ impl<E: IntoResponse> IntoResponse for Error<E> {
         match self {
             Self::TooManyCalls(err) => err.into_response(),
             Self::RateLimited(err) => err.into_response(),
+            Self::TooManyKeys(err) => err.into_response(),
             Self::Inner(err) => err.into_response(),
         }
     }

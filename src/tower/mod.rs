@@ -6,6 +6,8 @@
 //! |---|---|---|---|
 //! | [`GateLayer`] | [`GateService`] | at most `limit` requests in flight: wait (backpressure), wait up to a timeout, or shed load | [`Error::TooManyCalls`] (503 with `axum`) |
 //! | [`ThrottleLayer`] | [`ThrottleService`] | at most `rate` request starts per period: wait for the start slot, or refuse | [`Error::RateLimited`] (429 with `Retry-After`) |
+//! | [`KeyedThrottleLayer`] | [`KeyedThrottleService`] | a rate limit per key (IP, API key, tenant) taken from the request, in bounded memory | [`Error::RateLimited`] (429 with `Retry-After`), [`Error::TooManyKeys`] (503) |
+//! | [`KeyedGateLayer`] | [`KeyedGateService`] | at most N requests in flight per key taken from the request | [`Error::TooManyCalls`] (503), [`Error::TooManyKeys`] (503) |
 //! | [`RetryLayer`] | [`RetryService`] | retries a failed request per a dike [`Retry`](crate::retry::Retry) policy (requests must be `Clone`) | none: the last error, unchanged |
 //! | [`CoalesceLayer`] | [`CoalesceService`] | requests with equal keys in flight share one inner call; joiners never call the inner service | none: [`RunError`](crate::coalesce::RunError) wraps the shared error |
 //! | [`BatchLayer`] | [`BatchService`] | concurrent requests gathered into one call of an inner batch service, each answered by its own row | none: [`BatchError`](crate::batch::BatchError) |
@@ -34,6 +36,15 @@
 //!   `LoadShed`). A later `poll_ready` without a call decides afresh.
 //! - Calling `call` without a `poll_ready` that returned `Ready(Ok(()))` first is a contract
 //!   violation and panics, as in tower's `ConcurrencyLimit`.
+//!
+//! **The keyed layers** ([`KeyedThrottleLayer`], [`KeyedGateLayer`]) depart from the first
+//! rule, and only from it: their limit depends on a key taken from the request, and
+//! `poll_ready` has no request, so they decide in `call`. Their `poll_ready` is the inner
+//! service's; a request refused for its key never reaches the inner service; a key's gate
+//! permit moves into the [`KeyedResponseFuture`] and is released when it completes or is
+//! dropped; in wait mode the request waits in its response future, in its key's FIFO line,
+//! with the inner service that was made ready (a clone takes its place, so the inner service
+//! must be `Clone`). See [`KeyedThrottleLayer`].
 //!
 //! **The retry, coalescing and batching layers** reserve nothing of their own. A
 //! [`RetryService`]'s `poll_ready` is the inner service's; before each retry its response
@@ -129,12 +140,14 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::error::TooManyCalls;
+use crate::keyed::{KeyedGateError, KeyedThrottleError, TooManyKeys};
 use crate::throttle::RateLimited;
 
 mod batch;
 mod coalesce;
 mod future;
 mod gate;
+mod keyed;
 mod retry;
 mod throttle;
 
@@ -145,6 +158,9 @@ pub use batch::{BatchFuture, BatchLayer, BatchService};
 pub use coalesce::{CoalesceFuture, CoalesceLayer, CoalesceService};
 pub use future::ResponseFuture;
 pub use gate::{GateLayer, GateService, WaitTimer};
+pub use keyed::{
+    KeyedGateLayer, KeyedGateService, KeyedResponseFuture, KeyedThrottleLayer, KeyedThrottleService,
+};
 pub use retry::{RetryFuture, RetryLayer, RetryService};
 pub use throttle::{ThrottleLayer, ThrottleService};
 
@@ -183,6 +199,10 @@ pub enum Error<E> {
     /// [`wait`](RateLimited::wait) is how long until it would be admitted (a `Retry-After`).
     /// The inner service was not called.
     RateLimited(RateLimited),
+    /// A [`KeyedThrottleLayer`] or [`KeyedGateLayer`] turned the request away because its key
+    /// is new and the keyed limiter's table is full of live entries (see
+    /// [the cap on keys](crate::keyed#the-cap-on-keys)). The inner service was not called.
+    TooManyKeys(TooManyKeys),
     /// The inner service failed, in `poll_ready` or in its response future.
     Inner(E),
 }
@@ -259,6 +279,7 @@ impl<E> Error<E> {
         match self {
             Self::TooManyCalls(err) => Error::TooManyCalls(err),
             Self::RateLimited(err) => Error::RateLimited(err),
+            Self::TooManyKeys(err) => Error::TooManyKeys(err),
             Self::Inner(err) => Error::Inner(f(err)),
         }
     }
@@ -284,6 +305,7 @@ impl<E> Error<Error<E>> {
         match self {
             Self::TooManyCalls(err) => Error::TooManyCalls(err),
             Self::RateLimited(err) => Error::RateLimited(err),
+            Self::TooManyKeys(err) => Error::TooManyKeys(err),
             Self::Inner(inner) => inner,
         }
     }
@@ -292,6 +314,30 @@ impl<E> Error<Error<E>> {
 impl<E> From<TooManyCalls> for Error<E> {
     fn from(err: TooManyCalls) -> Self {
         Self::TooManyCalls(err)
+    }
+}
+
+impl<E> From<TooManyKeys> for Error<E> {
+    fn from(err: TooManyKeys) -> Self {
+        Self::TooManyKeys(err)
+    }
+}
+
+impl<E> From<KeyedThrottleError> for Error<E> {
+    fn from(err: KeyedThrottleError) -> Self {
+        match err {
+            KeyedThrottleError::RateLimited(err) => Self::RateLimited(err),
+            KeyedThrottleError::TooManyKeys(err) => Self::TooManyKeys(err),
+        }
+    }
+}
+
+impl<E> From<KeyedGateError> for Error<E> {
+    fn from(err: KeyedGateError) -> Self {
+        match err {
+            KeyedGateError::TooManyCalls(err) => Self::TooManyCalls(err),
+            KeyedGateError::TooManyKeys(err) => Self::TooManyKeys(err),
+        }
     }
 }
 
@@ -306,6 +352,7 @@ impl<E> fmt::Display for Error<E> {
         match self {
             Self::TooManyCalls(err) => fmt::Display::fmt(err, f),
             Self::RateLimited(err) => fmt::Display::fmt(err, f),
+            Self::TooManyKeys(err) => fmt::Display::fmt(err, f),
             Self::Inner(_) => f.write_str("inner service failed"),
         }
     }
