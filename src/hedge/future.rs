@@ -210,7 +210,9 @@ where
                 if let Poll::Ready(out) = fut.poll(cx) {
                     first.set(Slot::Empty);
                     if this.accept.accept(&out) {
-                        let latency = this.timer.now().saturating_sub(*first_start);
+                        let latency = policy
+                            .records()
+                            .then(|| this.timer.now().saturating_sub(*first_start));
                         break 'found (out, latency, false);
                     }
                     last = Some(out);
@@ -222,7 +224,9 @@ where
                 if let Poll::Ready(out) = hedges[i].0.as_mut().poll(cx) {
                     let (_, started_at) = hedges.remove(i);
                     if this.accept.accept(&out) {
-                        let latency = this.timer.now().saturating_sub(started_at);
+                        let latency = policy
+                            .records()
+                            .then(|| this.timer.now().saturating_sub(started_at));
                         break 'found (out, latency, true);
                     }
                     last = Some(out);

@@ -513,7 +513,9 @@ mod sealed {
         #[doc(hidden)]
         fn draw(&self) -> bool;
         #[doc(hidden)]
-        fn finish(&self, latency: Duration, by_hedge: bool);
+        fn records(&self) -> bool;
+        #[doc(hidden)]
+        fn finish(&self, latency: Option<Duration>, by_hedge: bool);
     }
 }
 pub(crate) use sealed::Policy;
@@ -539,9 +541,14 @@ impl<B: Borrow<RetryBudget>, const N: usize> Policy for Hedge<B, N> {
         true
     }
 
-    /// An accepted answer after `latency` (from its attempt's start).
-    fn finish(&self, latency: Duration, by_hedge: bool) {
-        if self.quantile_ppm != 0 {
+    fn records(&self) -> bool {
+        self.quantile_ppm != 0
+    }
+
+    /// An accepted answer after `latency` (from its attempt's start; `None` unless
+    /// `records`).
+    fn finish(&self, latency: Option<Duration>, by_hedge: bool) {
+        if let Some(latency) = latency {
             self.window.with(|w| w.record(latency));
         }
         if let Some(budget) = &self.budget {
