@@ -22,7 +22,9 @@ fn main() {
         .unwrap_or(1u64);
     let c = C;
     let hi = C * 5 / 4;
-    println!("Issue 16 simulation A, seed {seed}: c = {c}, s = 20 ms, load 1.5·c/s, 90 s virtual\n");
+    println!(
+        "Issue 16 simulation A, seed {seed}: c = {c}, s = 20 ms, load 1.5·c/s, 90 s virtual\n"
+    );
     println!("| # | scenario | target | measured | |");
     println!("|---|---|---|---|---|");
 
@@ -40,7 +42,10 @@ fn main() {
         .into_iter()
         .map(|n| (n, simulate(seed, BASE, fixed(n))))
         .collect();
-    let best_good = statics.iter().map(|(_, t)| t.good(15.0, 45.0)).fold(0.0, f64::max);
+    let best_good = statics
+        .iter()
+        .map(|(_, t)| t.good(15.0, 45.0))
+        .fold(0.0, f64::max);
     let (thr, good, p99) = (
         base.throughput(15.0, 45.0, CAP),
         base.good(15.0, 45.0) / best_good,
@@ -76,7 +81,10 @@ fn main() {
         },
         gradient(seed),
     );
-    let (thr, low) = (exp.throughput(15.0, 45.0, CAP), exp.share(10.0, 45.0, |l| l < c / 2));
+    let (thr, low) = (
+        exp.throughput(15.0, 45.0, CAP),
+        exp.share(10.0, 45.0, |l| l < c / 2),
+    );
     println!(
         "| S4 | Exp(s) service | throughput ≥ 95 %; limit < c/2 ≤ 2 % after 10 s | {:.1} %; {:.2} % | {} |",
         100.0 * thr,
@@ -92,7 +100,11 @@ fn main() {
         },
         gradient(seed),
     );
-    let late = step.refusals.iter().filter(|r| **r >= 2.0 && **r < 30.0).count();
+    let late = step
+        .refusals
+        .iter()
+        .filter(|r| **r >= 2.0 && **r < 30.0)
+        .count();
     let share = step.refusals.iter().filter(|r| **r < 30.0).count() as f64 / step.arrivals as f64;
     let bound = hi.max(2 * step.peak_in_flight_low);
     let max_low = step.limit[..3000].iter().copied().max().unwrap_or(0);

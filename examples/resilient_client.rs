@@ -159,12 +159,16 @@ fn main() -> Result<(), dike::error::ConfigError> {
     let l = &layers;
     let (retry, hedge) = (&retry, &hedge);
     let request = move || {
-        retry.run(&l.timer, move || hedge.run(&l.timer, move || attempt(l)).accept(Result::is_ok))
+        retry.run(&l.timer, move || {
+            hedge
+                .run(&l.timer, move || attempt(l))
+                .accept(Result::is_ok)
+        })
     };
 
     // 1000 arrivals, 5 ms apart on average; every request polled by this loop.
-    let mut running: Vec<Pin<Box<dyn Future<Output = Result<&str, RetryError<Error>>> + '_>>> =
-        Vec::new();
+    type Request<'a> = Pin<Box<dyn Future<Output = Result<&'static str, RetryError<Error>>> + 'a>>;
+    let mut running: Vec<Request<'_>> = Vec::new();
     let outcomes = RefCell::new((0u32, 0u32, 0u32, 0u32)); // ok, failed, timed out, refused
     let mut cx = Context::from_waker(Waker::noop());
     let (arrivals, gap) = (1000u32, ms(5));
@@ -204,7 +208,10 @@ fn main() -> Result<(), dike::error::ConfigError> {
     let c = &layers.counters;
     let bs = layers.breaker.stats();
     let hs = hedge.stats();
-    println!("{arrivals} requests over 5 s of virtual time (ended at {:?})\n", layers.timer.now());
+    println!(
+        "{arrivals} requests over 5 s of virtual time (ended at {:?})\n",
+        layers.timer.now()
+    );
     println!("total timeout (300 ms): {timed_out} requests cut");
     println!(
         "retry | hedge (shared budget, {} of {} tokens left): {} attempts for {arrivals} requests; {} hedges (p95 delay now {:?}, {} won), {} hedges refused by the budget",
@@ -228,16 +235,28 @@ fn main() -> Result<(), dike::error::ConfigError> {
         layers.gate.limit(),
         c.shed.get()
     );
-    println!("throttle (250/s, burst 5): {} attempts waited for a slot", c.throttled.get());
-    println!("attempt timeout (100 ms): {} attempts cut", c.attempt_timeouts.get());
+    println!(
+        "throttle (250/s, burst 5): {} attempts waited for a slot",
+        c.throttled.get()
+    );
+    println!(
+        "attempt timeout (100 ms): {} attempts cut",
+        c.attempt_timeouts.get()
+    );
     println!(
         "service: {} calls, {} error replies",
         c.calls.get(),
         c.errors.get()
     );
-    println!("\noutcomes: {ok} ok, {failed} failed, {timed_out} timed out, {refused} refused by the open breaker");
+    println!(
+        "\noutcomes: {ok} ok, {failed} failed, {timed_out} timed out, {refused} refused by the open breaker"
+    );
     assert_eq!(ok + failed + timed_out + refused, arrivals);
-    assert_eq!(layers.timer.sleepers(), 0, "nothing left registered with the clock");
+    assert_eq!(
+        layers.timer.sleepers(),
+        0,
+        "nothing left registered with the clock"
+    );
     assert_eq!(layers.gate.stats().in_use, 0, "every permit came back");
     Ok(())
 }

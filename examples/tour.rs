@@ -136,8 +136,14 @@ fn breaker_and_hedge() {
     let refused = breaker.try_acquire(&timer).expect_err("open");
     println!("  refused: {refused}");
     timer.advance(Duration::from_secs(5));
-    let probe = breaker.try_acquire(&timer).expect("half-open: a probe passes");
-    println!("  after 5 s: {:?}, probe: {}", breaker.state(&timer), probe.is_probe());
+    let probe = breaker
+        .try_acquire(&timer)
+        .expect("half-open: a probe passes");
+    println!(
+        "  after 5 s: {:?}, probe: {}",
+        breaker.state(&timer),
+        probe.is_probe()
+    );
     probe.success();
     println!("  probe succeeded: {:?}", breaker.state(&timer));
 

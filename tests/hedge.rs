@@ -51,7 +51,9 @@ fn drive<F: Future>(timer: &ManualTimer, fut: F) -> F::Output {
         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
             return out;
         }
-        timer.advance_to_next().expect("a pending run has a sleeper");
+        timer
+            .advance_to_next()
+            .expect("a pending run has a sleeper");
     }
 }
 
@@ -127,9 +129,21 @@ fn check(name: &str, seed: u64, policy: &Hedge) {
         extra * 100.0,
         policy.stats(),
     );
-    assert_eq!(base.p99, Duration::from_millis(200), "the model's p99 is the straggler");
-    assert!(fall >= 0.85, "{name} seed {seed}: p99 fell only {:.1} %", fall * 100.0);
-    assert!(extra <= 0.06, "{name} seed {seed}: {:.2} % extra attempts", extra * 100.0);
+    assert_eq!(
+        base.p99,
+        Duration::from_millis(200),
+        "the model's p99 is the straggler"
+    );
+    assert!(
+        fall >= 0.85,
+        "{name} seed {seed}: p99 fell only {:.1} %",
+        fall * 100.0
+    );
+    assert!(
+        extra <= 0.06,
+        "{name} seed {seed}: {:.2} % extra attempts",
+        extra * 100.0
+    );
 }
 
 #[test]
@@ -145,7 +159,11 @@ fn c_hedge_at_p95_of_recent_latencies() {
 #[test]
 fn c_hedge_at_a_fixed_15_ms() {
     for seed in SEEDS {
-        check("fixed 15 ms", seed, &Hedge::fixed(Duration::from_millis(15)));
+        check(
+            "fixed 15 ms",
+            seed,
+            &Hedge::fixed(Duration::from_millis(15)),
+        );
     }
 }
 
@@ -162,8 +180,15 @@ fn c_every_attempt_slow_hedges_stay_within_the_budget() {
         assert_eq!(hedges as u32, stats.hedges);
         // The bucket's 100 tokens, then one hedge per 10 answers.
         assert!(hedges <= REQUESTS / 10 + 10, "{hedges} hedges");
-        assert!(hedges >= REQUESTS / 10 - 10, "the budget was used: {hedges} hedges");
-        assert_eq!(stats.hedges + stats.refused, REQUESTS as u32, "every request tried to hedge");
+        assert!(
+            hedges >= REQUESTS / 10 - 10,
+            "the budget was used: {hedges} hedges"
+        );
+        assert_eq!(
+            stats.hedges + stats.refused,
+            REQUESTS as u32,
+            "every request tried to hedge"
+        );
         assert_eq!(figures.p99, Duration::from_millis(200));
     }
 }
@@ -176,7 +201,10 @@ fn e_drop_at_every_await_point() {
     for polls in 0..8 {
         let timer = ManualTimer::new();
         let budget = RetryBudget::with_capacity(100, 10, 1).unwrap();
-        let policy = Hedge::fixed(ms(5)).try_with_max_hedges(3).unwrap().with_budget(&budget);
+        let policy = Hedge::fixed(ms(5))
+            .try_with_max_hedges(3)
+            .unwrap()
+            .with_budget(&budget);
         let live = Rc::new(Cell::new(0usize));
         let op = || {
             live.set(live.get() + 1);
@@ -204,6 +232,10 @@ fn e_drop_at_every_await_point() {
         assert_eq!(timer.sleepers(), 0, "after {polls} polls");
         let hedges = policy.stats().hedges;
         let refund = u32::from(finished);
-        assert_eq!(budget.available(), 100 - 10 * hedges + refund, "after {polls} polls");
+        assert_eq!(
+            budget.available(),
+            100 - 10 * hedges + refund,
+            "after {polls} polls"
+        );
     }
 }

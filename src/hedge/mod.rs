@@ -439,7 +439,13 @@ impl<B, const N: usize> Hedge<B, N> {
         }
         let (ppm, min) = (self.quantile_ppm, self.min_samples as usize);
         self.window
-            .with(|w| if w.len() >= min { w.quantile(ppm) } else { None })
+            .with(|w| {
+                if w.len() >= min {
+                    w.quantile(ppm)
+                } else {
+                    None
+                }
+            })
             .unwrap_or(self.fixed)
     }
 
@@ -489,7 +495,11 @@ impl<B: Borrow<RetryBudget>, const N: usize> Hedge<B, N> {
     /// assert_eq!(answer, Ok(42));
     /// assert_eq!(policy.stats().hedges, 0, "answered before the hedge delay");
     /// ```
-    pub fn run<'a, T, Op, F>(&'a self, timer: &'a T, op: Op) -> Hedged<'a, T, Op, F, Self, AcceptAll>
+    pub fn run<'a, T, Op, F>(
+        &'a self,
+        timer: &'a T,
+        op: Op,
+    ) -> Hedged<'a, T, Op, F, Self, AcceptAll>
     where
         T: Timer,
         Op: FnMut() -> F,
@@ -497,7 +507,6 @@ impl<B: Borrow<RetryBudget>, const N: usize> Hedge<B, N> {
     {
         Hedged::new(self, timer, op, AcceptAll)
     }
-
 }
 
 mod sealed {

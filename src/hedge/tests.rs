@@ -1,9 +1,9 @@
+use alloc::rc::Rc;
 use core::cell::Cell;
 use core::future::Future;
 use core::pin::pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
-use std::rc::Rc;
 
 use super::*;
 use crate::time::ManualTimer;
@@ -20,7 +20,9 @@ fn drive<F: Future>(timer: &ManualTimer, fut: F) -> F::Output {
         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
             return out;
         }
-        timer.advance_to_next().expect("a pending hedge run has a sleeper");
+        timer
+            .advance_to_next()
+            .expect("a pending hedge run has a sleeper");
     }
 }
 
@@ -62,7 +64,10 @@ fn fast_first_attempt_no_hedge_no_sleeper() {
     let policy = Hedge::fixed(ms(15));
     let (calls, live) = (Cell::new(0), Rc::new(Cell::new(0)));
     let lat = [ms(10)];
-    let out = drive(&timer, policy.run(&timer, op(&timer, &lat, &[], &calls, &live)));
+    let out = drive(
+        &timer,
+        policy.run(&timer, op(&timer, &lat, &[], &calls, &live)),
+    );
     assert_eq!(out, Ok(0));
     assert_eq!(calls.get(), 1);
     assert_eq!(timer.now(), ms(10));
@@ -76,7 +81,10 @@ fn hedge_wins_and_the_loser_is_dropped_before_the_result() {
     let policy = Hedge::fixed(ms(15));
     let (calls, live) = (Cell::new(0), Rc::new(Cell::new(0)));
     let lat = [ms(200), ms(10)];
-    let out = drive(&timer, policy.run(&timer, op(&timer, &lat, &[], &calls, &live)));
+    let out = drive(
+        &timer,
+        policy.run(&timer, op(&timer, &lat, &[], &calls, &live)),
+    );
     assert_eq!(out, Ok(1));
     assert_eq!(live.get(), 0, "the straggler is gone");
     assert_eq!(timer.now(), ms(25));
@@ -91,7 +99,10 @@ fn max_hedges_spaced_by_the_delay() {
     let policy = Hedge::fixed(ms(10)).try_with_max_hedges(2).unwrap();
     let (calls, live) = (Cell::new(0), Rc::new(Cell::new(0)));
     let lat = [ms(100), ms(100), ms(100)];
-    let out = drive(&timer, policy.run(&timer, op(&timer, &lat, &[], &calls, &live)));
+    let out = drive(
+        &timer,
+        policy.run(&timer, op(&timer, &lat, &[], &calls, &live)),
+    );
     // Attempts at 0, 10, 20 ms; the first answers at 100 ms, and no fourth starts.
     assert_eq!(out, Ok(0));
     assert_eq!(calls.get(), 3);
@@ -105,14 +116,18 @@ fn rejected_output_starts_the_hedge_at_once_and_never_wins() {
     let policy = Hedge::fixed(ms(15));
     let (calls, live) = (Cell::new(0), Rc::new(Cell::new(0)));
     let lat = [ms(1), ms(10)];
-    let run = policy.run(&timer, op(&timer, &lat, &[0], &calls, &live)).accept(Result::is_ok);
+    let run = policy
+        .run(&timer, op(&timer, &lat, &[0], &calls, &live))
+        .accept(Result::is_ok);
     assert_eq!(drive(&timer, run), Ok(1));
     assert_eq!(timer.now(), ms(11), "the hedge started at 1 ms, not at 15");
 
     // Every attempt rejected: the last rejected output comes back.
     let (calls, live) = (Cell::new(0), Rc::new(Cell::new(0)));
     let lat = [ms(1), ms(2)];
-    let run = policy.run(&timer, op(&timer, &lat, &[0, 1], &calls, &live)).accept(Result::is_ok);
+    let run = policy
+        .run(&timer, op(&timer, &lat, &[0, 1], &calls, &live))
+        .accept(Result::is_ok);
     assert_eq!(drive(&timer, run), Err(1));
     assert_eq!(calls.get(), 2);
     assert_eq!(live.get(), 0);
@@ -125,7 +140,10 @@ fn without_a_predicate_an_error_wins() {
     let policy = Hedge::fixed(ms(15));
     let (calls, live) = (Cell::new(0), Rc::new(Cell::new(0)));
     let lat = [ms(1)];
-    let out = drive(&timer, policy.run(&timer, op(&timer, &lat, &[0], &calls, &live)));
+    let out = drive(
+        &timer,
+        policy.run(&timer, op(&timer, &lat, &[0], &calls, &live)),
+    );
     assert_eq!(out, Err(0));
     assert_eq!(calls.get(), 1);
 }
@@ -135,10 +153,16 @@ fn empty_budget_stops_new_hedges_only() {
     let timer = ManualTimer::new();
     // Room for exactly one hedge, no refund.
     let budget = RetryBudget::with_capacity(5, 5, 0).unwrap();
-    let policy = Hedge::fixed(ms(10)).try_with_max_hedges(3).unwrap().with_budget(&budget);
+    let policy = Hedge::fixed(ms(10))
+        .try_with_max_hedges(3)
+        .unwrap()
+        .with_budget(&budget);
     let (calls, live) = (Cell::new(0), Rc::new(Cell::new(0)));
     let lat = [ms(100), ms(50)];
-    let out = drive(&timer, policy.run(&timer, op(&timer, &lat, &[], &calls, &live)));
+    let out = drive(
+        &timer,
+        policy.run(&timer, op(&timer, &lat, &[], &calls, &live)),
+    );
     // The hedge (started at 10 ms) kept running after the budget refused the second one at
     // 20 ms, and won at 60 ms.
     assert_eq!(out, Ok(1));
@@ -171,7 +195,11 @@ fn quantile_delay_after_min_samples() {
     // 10 000 µs is in the bucket [9216, 10240).
     assert_eq!(policy.hedge_delay(), Duration::from_micros(10_240));
     assert_eq!(policy.stats().samples, 10);
-    assert_eq!(policy.stats().hedges, 0, "no hedge while the fallback is MAX");
+    assert_eq!(
+        policy.stats().hedges,
+        0,
+        "no hedge while the fallback is MAX"
+    );
 }
 
 #[test]
@@ -195,9 +223,9 @@ fn dropping_mid_flight_leaves_nothing() {
 
 #[test]
 fn wakes_on_the_hedge_delay() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
+    use alloc::sync::Arc;
+    use alloc::task::Wake;
+    use core::sync::atomic::{AtomicUsize, Ordering};
     struct Count(AtomicUsize);
     impl Wake for Count {
         fn wake(self: Arc<Self>) {
@@ -217,7 +245,11 @@ fn wakes_on_the_hedge_delay() {
     assert!(run.as_mut().poll(&mut cx).is_pending());
     assert_eq!(count.0.load(Ordering::SeqCst), 0);
     timer.advance(ms(10));
-    assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken by the hedge delay");
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        1,
+        "woken by the hedge delay"
+    );
     assert!(run.as_mut().poll(&mut cx).is_pending());
     assert_eq!(calls.get(), 2);
     assert_eq!(timer.sleepers(), 0, "max hedges reached: no sleep left");
@@ -236,13 +268,39 @@ fn poll_after_completion_panics() {
 
 #[test]
 fn config_errors_name_the_parameter() {
-    assert_eq!(Hedge::quantile(0.0, 10, ms(1)).unwrap_err().parameter(), "quantile");
-    assert_eq!(Hedge::quantile(f64::NAN, 10, ms(1)).unwrap_err().parameter(), "quantile");
-    assert_eq!(Hedge::quantile(0.5, 0, ms(1)).unwrap_err().parameter(), "min_samples");
+    assert_eq!(
+        Hedge::quantile(0.0, 10, ms(1)).unwrap_err().parameter(),
+        "quantile"
+    );
+    assert_eq!(
+        Hedge::quantile(f64::NAN, 10, ms(1))
+            .unwrap_err()
+            .parameter(),
+        "quantile"
+    );
+    assert_eq!(
+        Hedge::quantile(0.5, 0, ms(1)).unwrap_err().parameter(),
+        "min_samples"
+    );
     let q = Hedge::quantile(0.5, 100, ms(1)).unwrap();
-    assert_eq!(q.with_window::<50>().unwrap_err().parameter(), "min_samples");
-    assert_eq!(Hedge::fixed(ms(1)).with_window::<0>().unwrap_err().parameter(), "window");
-    assert_eq!(Hedge::fixed(ms(1)).try_with_max_hedges(0).unwrap_err().parameter(), "max_hedges");
+    assert_eq!(
+        q.with_window::<50>().unwrap_err().parameter(),
+        "min_samples"
+    );
+    assert_eq!(
+        Hedge::fixed(ms(1))
+            .with_window::<0>()
+            .unwrap_err()
+            .parameter(),
+        "window"
+    );
+    assert_eq!(
+        Hedge::fixed(ms(1))
+            .try_with_max_hedges(0)
+            .unwrap_err()
+            .parameter(),
+        "max_hedges"
+    );
 }
 
 #[test]
@@ -250,7 +308,7 @@ fn send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>(_: &T) {}
     send_sync::<Hedge>();
-    send_sync::<Hedge<std::sync::Arc<RetryBudget>, 64>>();
+    send_sync::<Hedge<alloc::sync::Arc<RetryBudget>, 64>>();
     send_sync::<HedgeStats>();
     let timer = ManualTimer::new();
     let policy = Hedge::fixed(ms(1));

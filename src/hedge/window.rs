@@ -86,7 +86,9 @@ impl<const N: usize> Window<N> {
         if self.len == 0 {
             return None;
         }
-        let rank = (self.len as u64 * u64::from(ppm)).div_ceil(1_000_000).max(1);
+        let rank = (self.len as u64 * u64::from(ppm))
+            .div_ceil(1_000_000)
+            .max(1);
         let mut seen = 0u64;
         for (index, &count) in self.counts.iter().enumerate() {
             seen += u64::from(count);

@@ -202,4 +202,3 @@ pub fn fixed(n: u32) -> dike::adaptive::Aimd {
 }
 
 pub const CAP: f64 = C as f64 / S; // completions per second at capacity
-
