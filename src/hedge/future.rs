@@ -304,7 +304,7 @@ where
     T: Timer,
     Op: FnMut() -> F,
 {
-    if *started > policy.max_hedges() || !policy.draw() {
+    if *started > policy.max_hedges() || !policy.draw(*started + 1) {
         return (false, None);
     }
     *started += 1;

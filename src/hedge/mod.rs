@@ -45,6 +45,9 @@
 //!   starts the next hedge at once, if one may start. When every attempt was rejected and
 //!   none may start, the last rejected output is returned.
 //!
+//! [`with_on_event`](Hedge::with_on_event) reports each hedge ([`HedgeEvent::Hedging`],
+//! Polly's `OnHedging`) and each budget refusal; [`Hedge::stats`] counts them.
+//!
 //! Hedging is for idempotent reads. Only the winner's result is seen: a loser's side effects
 //! on the server are not undone by dropping its future.
 //!
@@ -132,6 +135,34 @@ pub struct Hedge<B = &'static RetryBudget, const N: usize = 128> {
     hedges: AtomicU32,
     refused: AtomicU32,
     hedge_wins: AtomicU32,
+    on_event: Option<fn(HedgeEvent)>,
+}
+
+/// What a [`Hedge`] policy reports to its [`with_on_event`](Hedge::with_on_event) hook
+/// (Polly's `OnHedging`, plus the budget's refusal).
+///
+/// # Examples
+///
+/// ```
+/// use dike::hedge::HedgeEvent;
+///
+/// let event = HedgeEvent::Hedging { attempt: 2 };
+/// assert_ne!(event, HedgeEvent::BudgetRefused { attempt: 2 });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HedgeEvent {
+    /// A hedge starts: `attempt` is its number in the run (2 for the first hedge).
+    Hedging {
+        /// The attempt's number, the first attempt being 1.
+        attempt: u32,
+    },
+    /// The budget refused the hedge that would have been attempt `attempt`; no further
+    /// hedge starts in this run, attempts in flight go on.
+    BudgetRefused {
+        /// The refused attempt's number.
+        attempt: u32,
+    },
 }
 
 /// Counters of a [`Hedge`] policy, from [`Hedge::stats`] (wrapping at `u32::MAX`).
@@ -264,6 +295,7 @@ impl Hedge {
             hedges: AtomicU32::new(0),
             refused: AtomicU32::new(0),
             hedge_wins: AtomicU32::new(0),
+            on_event: None,
         }
     }
 }
@@ -353,6 +385,7 @@ impl<B, const N: usize> Hedge<B, N> {
             hedges: self.hedges,
             refused: self.refused,
             hedge_wins: self.hedge_wins,
+            on_event: self.on_event,
         }
     }
 
@@ -397,7 +430,40 @@ impl<B, const N: usize> Hedge<B, N> {
             hedges: self.hedges,
             refused: self.refused,
             hedge_wins: self.hedge_wins,
+            on_event: self.on_event,
         })
+    }
+
+    /// Calls `hook` for every [`HedgeEvent`], outside any lock, on the task polling the run.
+    /// A plain `fn`: nothing is stored or called when unset.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::sync::atomic::{AtomicU32, Ordering};
+    /// use core::time::Duration;
+    /// use dike::hedge::{Hedge, HedgeEvent};
+    /// use dike::time::ManualTimer;
+    /// use futures_util::FutureExt;
+    ///
+    /// static HEDGING: AtomicU32 = AtomicU32::new(0);
+    /// fn on_event(event: HedgeEvent) {
+    ///     if let HedgeEvent::Hedging { .. } = event {
+    ///         HEDGING.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let timer = ManualTimer::new();
+    /// let policy = Hedge::fixed(Duration::from_millis(10)).with_on_event(on_event);
+    /// let mut run = Box::pin(policy.run(&timer, || core::future::pending::<()>()));
+    /// assert!((&mut run).now_or_never().is_none());
+    /// timer.advance(Duration::from_millis(10));
+    /// assert!((&mut run).now_or_never().is_none());
+    /// assert_eq!(HEDGING.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn with_on_event(mut self, hook: fn(HedgeEvent)) -> Self {
+        self.on_event = Some(hook);
+        self
     }
 
     /// The most extra attempts per run.
@@ -520,7 +586,7 @@ mod sealed {
         #[doc(hidden)]
         fn max_hedges(&self) -> u32;
         #[doc(hidden)]
-        fn draw(&self) -> bool;
+        fn draw(&self, attempt: u32) -> bool;
         #[doc(hidden)]
         fn records(&self) -> bool;
         #[doc(hidden)]
@@ -538,15 +604,21 @@ impl<B: Borrow<RetryBudget>, const N: usize> Policy for Hedge<B, N> {
         self.max_hedges
     }
 
-    /// Draws one hedge on the budget; counts it.
-    fn draw(&self) -> bool {
+    /// Draws hedge `attempt` on the budget; counts and reports it.
+    fn draw(&self, attempt: u32) -> bool {
         if let Some(budget) = &self.budget {
             if !budget.borrow().try_withdraw() {
                 self.refused.fetch_add(1, Ordering::Relaxed);
+                if let Some(hook) = self.on_event {
+                    hook(HedgeEvent::BudgetRefused { attempt });
+                }
                 return false;
             }
         }
         self.hedges.fetch_add(1, Ordering::Relaxed);
+        if let Some(hook) = self.on_event {
+            hook(HedgeEvent::Hedging { attempt });
+        }
         true
     }
 

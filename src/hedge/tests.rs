@@ -111,6 +111,46 @@ fn max_hedges_spaced_by_the_delay() {
 }
 
 #[test]
+fn zero_delay_starts_every_hedge_at_once() {
+    let timer = ManualTimer::new();
+    let policy = Hedge::fixed(Duration::ZERO).try_with_max_hedges(3).unwrap();
+    let (calls, live) = (Cell::new(0), Rc::new(Cell::new(0)));
+    let lat = [ms(40), ms(30), ms(20), ms(10)];
+    let out = drive(
+        &timer,
+        policy.run(&timer, op(&timer, &lat, &[], &calls, &live)),
+    );
+    assert_eq!(out, Ok(3));
+    assert_eq!(calls.get(), 4);
+    assert_eq!(timer.now(), ms(10));
+    assert_eq!(live.get(), 0);
+}
+
+#[test]
+fn events_are_reported() {
+    use std::sync::Mutex;
+    static EVENTS: Mutex<Vec<HedgeEvent>> = Mutex::new(Vec::new());
+    fn hook(event: HedgeEvent) {
+        EVENTS.lock().unwrap().push(event);
+    }
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(5, 5, 0).unwrap();
+    let policy = Hedge::fixed(ms(10))
+        .try_with_max_hedges(3)
+        .unwrap()
+        .with_budget(&budget)
+        .with_on_event(hook);
+    drive(&timer, policy.run(&timer, || timer.sleep(ms(100))));
+    assert_eq!(
+        *EVENTS.lock().unwrap(),
+        [
+            HedgeEvent::Hedging { attempt: 2 },
+            HedgeEvent::BudgetRefused { attempt: 3 }
+        ]
+    );
+}
+
+#[test]
 fn rejected_output_starts_the_hedge_at_once_and_never_wins() {
     let timer = ManualTimer::new();
     let policy = Hedge::fixed(ms(15));

@@ -140,4 +140,27 @@ mod tests {
         assert_eq!(w.quantile(1_000_000), Some(Duration::from_micros(1024)));
         assert_eq!(w.counts.iter().map(|&c| u32::from(c)).sum::<u32>(), 100);
     }
+
+    proptest::proptest! {
+        /// Against a sorted copy of the last N samples: the reported quantile is never below
+        /// the true one and at most 12.5 % (+1 µs) above it.
+        #[test]
+        fn quantile_bounds_the_true_one(
+            samples in proptest::collection::vec(0u64..5_000_000, 1..300),
+            ppm in 1u32..=1_000_000,
+        ) {
+            let mut w = Window::<64>::new();
+            for &us in &samples {
+                w.record(Duration::from_micros(us));
+            }
+            let mut last: alloc::vec::Vec<u64> =
+                samples[samples.len().saturating_sub(64)..].to_vec();
+            last.sort_unstable();
+            let rank = (last.len() as u64 * u64::from(ppm)).div_ceil(1_000_000).max(1);
+            let truth = last[rank as usize - 1];
+            let got = w.quantile(ppm).unwrap().as_micros() as u64;
+            proptest::prop_assert!(got > truth, "{got} <= {truth}");
+            proptest::prop_assert!(got * 8 <= truth * 9 + 9, "{got} vs {truth}");
+        }
+    }
 }
