@@ -239,3 +239,71 @@ fn e_drop_at_every_await_point() {
         );
     }
 }
+
+proptest::proptest! {
+    /// E, randomised: any latencies, errors, delay, hedge count and budget; the run dropped
+    /// after any number of polls. Nothing stays alive or registered, the budget holds exactly
+    /// what the started hedges took (plus the refund of an accepted answer), and a finished
+    /// run returns an accepted answer unless every attempt was rejected.
+    #[test]
+    fn e_drop_anywhere(
+        latencies in proptest::collection::vec(0u64..40, 4),
+        errors in proptest::collection::vec(proptest::bool::ANY, 4),
+        delay in 0u64..20,
+        max_hedges in 1u32..=3,
+        capacity in 10u32..40,
+        polls in 0usize..12,
+    ) {
+        let ms = Duration::from_millis;
+        let timer = ManualTimer::new();
+        let budget = RetryBudget::with_capacity(capacity, 10, 1).unwrap();
+        let policy = Hedge::fixed(ms(delay))
+            .try_with_max_hedges(max_hedges)
+            .unwrap()
+            .with_budget(&budget);
+        let live = Rc::new(Cell::new(0usize));
+        let started = Cell::new(0usize);
+        let op = || {
+            let i = started.get();
+            started.set(i + 1);
+            live.set(live.get() + 1);
+            let guard = Live(Rc::clone(&live));
+            let sleep = timer.sleep(ms(latencies[i]));
+            let failed = errors[i];
+            async move {
+                sleep.await;
+                drop(guard);
+                if failed { Err(i) } else { Ok(i) }
+            }
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut result = None;
+        {
+            let mut run = Box::pin(policy.run(&timer, op).accept(Result::is_ok));
+            for _ in 0..polls {
+                if let Poll::Ready(out) = run.as_mut().poll(&mut cx) {
+                    result = Some(out);
+                    break;
+                }
+                timer.advance_to_next();
+            }
+        }
+        proptest::prop_assert_eq!(live.get(), 0);
+        proptest::prop_assert_eq!(timer.sleepers(), 0);
+        let stats = policy.stats();
+        proptest::prop_assert!(started.get() <= 1 + max_hedges as usize);
+        if started.get() > 0 {
+            proptest::prop_assert_eq!(started.get(), 1 + stats.hedges as usize);
+        }
+        let refund = u32::from(matches!(result, Some(Ok(_))));
+        proptest::prop_assert_eq!(budget.available(), (capacity - 10 * stats.hedges + refund).min(capacity));
+        if let Some(Err(i)) = result {
+            // Rejected: every started attempt failed, and no further hedge could start.
+            proptest::prop_assert!((0..started.get()).all(|j| errors[j]), "{i}");
+            proptest::prop_assert!(
+                stats.hedges == max_hedges || stats.refused > 0,
+                "returned a rejection while a hedge could start"
+            );
+        }
+    }
+}
