@@ -243,7 +243,18 @@ impl Hedge {
     /// let policy = Hedge::fixed(Duration::from_millis(15));
     /// assert_eq!(policy.hedge_delay(), Duration::from_millis(15));
     /// assert_eq!(policy.max_hedges(), 1);
+    ///
+    /// // `const`, so a policy (and its counters) can live in a `static`:
+    /// static HEDGE: Hedge = Hedge::fixed(Duration::from_millis(15));
+    /// assert_eq!(HEDGE.stats().hedges, 0);
     /// ```
+    #[cfg(not(loom))]
+    pub const fn fixed(delay: Duration) -> Self {
+        Self::build(delay, 0, 0)
+    }
+
+    /// Hedges after a fixed `delay` (loom build: not `const`).
+    #[cfg(loom)]
     pub fn fixed(delay: Duration) -> Self {
         Self::build(delay, 0, 0)
     }
@@ -268,22 +279,54 @@ impl Hedge {
     /// assert_eq!(policy.hedge_delay(), Duration::from_millis(50), "no samples yet");
     /// assert_eq!(Hedge::quantile(1.5, 100, Duration::MAX).unwrap_err().parameter(), "quantile");
     /// assert_eq!(Hedge::quantile(0.9, 500, Duration::MAX).unwrap_err().parameter(), "min_samples");
+    ///
+    /// static P95: Hedge = match Hedge::quantile(0.95, 100, Duration::MAX) {
+    ///     Ok(policy) => policy,
+    ///     Err(_) => panic!("invalid hedge policy"), // a compile error, never a runtime panic
+    /// };
+    /// assert_eq!(P95.hedge_delay(), Duration::MAX);
     /// # Ok::<(), dike::error::ConfigError>(())
     /// ```
-    pub fn quantile(q: f64, min_samples: u32, fallback: Duration) -> Result<Self, ConfigError> {
-        // NaN fails both comparisons.
-        if !(q > 0.0 && q <= 1.0) {
-            return Err(ConfigError::new(
-                "quantile",
-                ConfigValue::Float(q),
-                "in (0, 1]",
-            ));
+    #[cfg(not(loom))]
+    pub const fn quantile(
+        q: f64,
+        min_samples: u32,
+        fallback: Duration,
+    ) -> Result<Self, ConfigError> {
+        match quantile_ppm(q, min_samples) {
+            Ok(ppm) => Ok(Self::build(fallback, ppm, min_samples)),
+            Err(e) => Err(e),
         }
-        let ppm = ((q * 1_000_000.0) as u32).max(1);
-        check_min_samples(min_samples, 128)?;
+    }
+
+    /// Hedges after the `q` quantile of recent latencies (loom build: not `const`).
+    ///
+    /// # Errors
+    ///
+    /// As the `const` version.
+    #[cfg(loom)]
+    pub fn quantile(q: f64, min_samples: u32, fallback: Duration) -> Result<Self, ConfigError> {
+        let ppm = quantile_ppm(q, min_samples)?;
         Ok(Self::build(fallback, ppm, min_samples))
     }
 
+    #[cfg(not(loom))]
+    const fn build(fixed: Duration, quantile_ppm: u32, min_samples: u32) -> Self {
+        Self {
+            fixed,
+            quantile_ppm,
+            min_samples,
+            max_hedges: 1,
+            budget: None,
+            window: Mutex::new(Window::new()),
+            hedges: AtomicU32::new(0),
+            refused: AtomicU32::new(0),
+            hedge_wins: AtomicU32::new(0),
+            on_event: None,
+        }
+    }
+
+    #[cfg(loom)]
     fn build(fixed: Duration, quantile_ppm: u32, min_samples: u32) -> Self {
         Self {
             fixed,
@@ -300,7 +343,24 @@ impl Hedge {
     }
 }
 
-fn check_min_samples(min_samples: u32, window: usize) -> Result<(), ConfigError> {
+/// `q` in parts per million, at least 1, after checking `q` and `min_samples`.
+const fn quantile_ppm(q: f64, min_samples: u32) -> Result<u32, ConfigError> {
+    // NaN fails both comparisons.
+    if !(q > 0.0 && q <= 1.0) {
+        return Err(ConfigError::new(
+            "quantile",
+            ConfigValue::Float(q),
+            "in (0, 1]",
+        ));
+    }
+    if let Err(e) = check_min_samples(min_samples, 128) {
+        return Err(e);
+    }
+    let ppm = (q * 1_000_000.0) as u32;
+    Ok(if ppm == 0 { 1 } else { ppm })
+}
+
+const fn check_min_samples(min_samples: u32, window: usize) -> Result<(), ConfigError> {
     if min_samples == 0 || min_samples as usize > window {
         return Err(ConfigError::new(
             "min_samples",
@@ -324,7 +384,7 @@ impl<B, const N: usize> Hedge<B, N> {
     /// let policy = Hedge::fixed(Duration::from_millis(15)).with_max_hedges(NonZeroU32::new(3).unwrap());
     /// assert_eq!(policy.max_hedges(), 3);
     /// ```
-    pub fn with_max_hedges(mut self, max_hedges: NonZeroU32) -> Self {
+    pub const fn with_max_hedges(mut self, max_hedges: NonZeroU32) -> Self {
         self.max_hedges = max_hedges.get();
         self
     }
