@@ -14,6 +14,7 @@ fn main() {
     throttle();
     keyed();
     retry();
+    breaker_and_hedge();
     batch();
     coalesce();
     run();
@@ -111,6 +112,66 @@ fn retry() {
         outcome.result(),
         outcome.attempts(),
         outcome.elapsed()
+    );
+}
+
+/// Circuit breaker and hedging: a breaker that opens on failures and probes after its break;
+/// a hedge that outruns a straggler.
+fn breaker_and_hedge() {
+    use dike::breaker::{BreakDuration, Breaker, CountWindow};
+    use dike::hedge::Hedge;
+
+    println!("\n== breaker");
+    let timer = ManualTimer::new();
+    let breaker = Breaker::new(CountWindow::<10>::new())
+        .with_failure_ratio(0.5)
+        .and_then(|b| b.try_with_min_calls(4))
+        .expect("a valid breaker")
+        .with_break(BreakDuration::fixed(Duration::from_secs(5)));
+    for i in 1..=4 {
+        let call = breaker.try_acquire(&timer).expect("closed");
+        call.failure();
+        println!("  failure {i}: {:?}", breaker.state(&timer));
+    }
+    let refused = breaker.try_acquire(&timer).expect_err("open");
+    println!("  refused: {refused}");
+    timer.advance(Duration::from_secs(5));
+    let probe = breaker
+        .try_acquire(&timer)
+        .expect("half-open: a probe passes");
+    println!(
+        "  after 5 s: {:?}, probe: {}",
+        breaker.state(&timer),
+        probe.is_probe()
+    );
+    probe.success();
+    println!("  probe succeeded: {:?}", breaker.state(&timer));
+
+    println!("\n== hedge");
+    let timer = ManualTimer::new();
+    let policy = Hedge::fixed(Duration::from_millis(15));
+    // The first attempt straggles (200 ms), the hedge answers in 10 ms.
+    let mut latencies = [200, 10].into_iter();
+    let op = || {
+        let latency = latencies.next().unwrap_or(10);
+        let sleep = timer.sleep(Duration::from_millis(latency));
+        async move {
+            sleep.await;
+            latency
+        }
+    };
+    let mut run = Box::pin(policy.run(&timer, op));
+    let answer = loop {
+        if let Some(answer) = run.as_mut().now_or_never() {
+            break answer;
+        }
+        timer.advance_to_next();
+    };
+    println!(
+        "  answer from the {answer} ms attempt at {:?}; {:?}; sleepers left: {}",
+        timer.now(),
+        policy.stats(),
+        timer.sleepers()
     );
 }
 

@@ -40,6 +40,9 @@
 //! - [`breaker`]: [`Breaker`](breaker::Breaker), a circuit breaker (count or time window,
 //!   failure ratio after a minimum of calls, slow calls, growing breaks, half-open probes
 //!   with RAII permits, manual isolate and close); [`time::timeout`] bounds any future.
+//! - `hedge` (needs `alloc`): [`Hedge`](crate::hedge::Hedge), hedged requests: a second
+//!   attempt after a fixed delay or a latency quantile, drawing on the retry budget, the
+//!   first accepted answer wins and the losers are dropped at once, without spawning.
 //! - [`error`]: errors shared across primitives.
 //!
 //! # When not to use dike
@@ -179,6 +182,9 @@ pub mod breaker;
 pub mod coalesce;
 pub mod error;
 pub mod gate;
+#[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
+pub mod hedge;
 #[cfg(feature = "alloc")]
 pub mod keyed;
 pub mod prelude;
