@@ -4,6 +4,43 @@
 //! smol, async-std, embassy on a microcontroller and WASM in a browser or Node alike. It is the
 //! Rust counterpart of Python's `dike`, `aiometer` and `async_reduce`.
 //!
+//! A call to a backend under a concurrency limit (at most 2 at once), a rate limit (10 starts
+//! per second) and a retry policy (3 attempts, 10 ms then 20 ms apart), on tokio:
+//!
+//! ```
+//! # #[cfg(not(feature = "tokio"))]
+//! # fn main() {}
+//! # async fn fetch(url: &str) -> Result<String, Box<dyn std::error::Error>> {
+//! #     Ok(format!("<html> from {url}"))
+//! # }
+//! # #[cfg(feature = "tokio")]
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     use std::time::Duration;
+//!     use dike::{gate::Gate, retry::Retry, throttle::{Quota, Throttle}, time::TokioTimer};
+//!
+//!     static GATE: Gate = Gate::new(2);
+//!     static THROTTLE: Throttle = Throttle::const_new(Quota::per_second(10));
+//!     let policy = Retry::exponential(Duration::from_millis(10), 2.0)?.try_with_attempts(3)?;
+//!     let timer = TokioTimer::new();
+//!
+//!     let page = policy
+//!         .run(&timer, || async {
+//!             let _permit = GATE.enter().await?; // a full gate waits; `try_enter` would refuse
+//!             THROTTLE.acquire(timer).await;
+//!             fetch("https://example.com/").await
+//!         })
+//!         .await?;
+//!     assert!(page.starts_with("<html>"));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The same code runs on smol or async-std with `AsyncIoTimer` (feature `async-io`), in an
+//! embassy task with `EmbassyTimer` (feature `embassy`; see [Embedded](#embedded)) and in a
+//! browser with `WasmTimer` (feature `wasm`). Tests run it on [`ManualTimer`](time::ManualTimer)
+//! (see [Testing](#testing)).
+//!
 //! # Primitives
 //!
 //! - [`time`]: the [`Timer`](time::Timer) trait every time-based primitive reads, an adapter
@@ -114,11 +151,13 @@
 //! inside one task through [`run::run_all`] (which needs embassy-time's `generic-queue-N`
 //! feature: see `EmbassyTimer`).
 //!
-//! # Example
+//! # Testing
 //!
-//! A flaky backend called through a gate (at most 2 at once), a throttle (10 starts per
-//! second) and a retry policy (3 attempts, 100 ms apart), on a virtual clock so the example
-//! is deterministic.
+//! Every time-based primitive takes its clock as a [`Timer`](time::Timer), so tests run it on
+//! [`ManualTimer`](time::ManualTimer), a virtual clock that moves only when told: no real
+//! sleeps, and exact delays to assert. A flaky backend called through a gate (at most 2 at
+//! once), a throttle (10 starts per second) and a retry policy (3 attempts, 100 ms apart),
+//! driven by hand:
 //!
 //! ```
 //! use core::cell::Cell;
