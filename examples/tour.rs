@@ -15,6 +15,7 @@ fn main() {
     keyed();
     retry();
     breaker_and_hedge();
+    adaptive();
     batch();
     coalesce();
     run();
@@ -304,6 +305,39 @@ fn gate() {
         let c = c.map_err(|too_many| too_many.to_string());
         println!("limit_jobs(2), 3 calls at once: {a:?}, {b:?}, {c:?}");
     });
+}
+
+/// Adaptive: a gate whose limit follows the dependency: it grows while the limit is in use
+/// and answers come back, and backs off when the dependency refuses.
+fn adaptive() {
+    use dike::adaptive::{AdaptiveGate, Aimd};
+
+    println!("\n== adaptive");
+    let timer = ManualTimer::new();
+    let gate = AdaptiveGate::new(Aimd::new(2));
+    let mut limits = vec![gate.limit()];
+    for _ in 0..4 {
+        // Fill the limit, then every call succeeds after 10 ms.
+        let permits: Vec<_> = core::iter::from_fn(|| gate.try_enter(&timer).ok()).collect();
+        timer.advance(Duration::from_millis(10));
+        for permit in permits {
+            permit.success();
+        }
+        limits.push(gate.limit());
+    }
+    let mut full: Vec<_> = core::iter::from_fn(|| gate.try_enter(&timer).ok()).collect();
+    let in_flight = full.len();
+    if let Some(refused) = full.pop() {
+        refused.dropped(); // the dependency said "overloaded"
+    }
+    for permit in full {
+        permit.ignore(); // cancelled callers say nothing about the dependency
+    }
+    println!("AIMD from limit 2, four rounds of successes: limits {limits:?}");
+    println!(
+        "  then 1 of {in_flight} calls refused by the dependency: limit backs off to {}",
+        gate.limit()
+    );
 }
 
 /// Batch: concurrent calls become one call of a batch function; each caller gets its slice.
