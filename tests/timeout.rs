@@ -383,6 +383,27 @@ fn a_late_sleep_past_the_deadline_reports_the_total_timeout() {
 }
 
 #[test]
+fn a_retry_paid_for_but_overtaken_by_the_deadline_is_refunded() {
+    // Regression (found by tests/cancel_resilience.rs): the backoff's sleep ends past the
+    // deadline (a late timer), so the retry it paid for never starts; its token comes back
+    // at once, not only when the finished run is dropped.
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(100, 10, 1).unwrap();
+    let policy = Retry::fixed(ms(50))
+        .with_timeout(ms(100))
+        .with_budget(&budget);
+    let mut run = pin!(policy.run(&timer, || async { Err::<(), _>("503") }));
+    assert!(poll_once(run.as_mut()).is_pending());
+    assert_eq!(budget.available(), 90, "the retry is paid for");
+    timer.advance_to(ms(300));
+    assert!(matches!(
+        poll_once(run.as_mut()),
+        Poll::Ready(Err(RetryError::TimedOut { .. }))
+    ));
+    assert_eq!(budget.available(), 100, "no attempt started: refunded");
+}
+
+#[test]
 fn a_timed_out_attempt_refused_by_the_budget_is_reported_without_an_error() {
     let timer = ManualTimer::new();
     let budget = RetryBudget::with_capacity(10, 10, 1).unwrap(); // one retry

@@ -611,7 +611,8 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Start => {
-                    this.refund.held = false;
+                    // The retry paid for (if any) starts now, unless the deadline passed.
+                    let paid = core::mem::take(&mut this.refund.held);
                     // Read the clock only when something needs it: a plain policy's
                     // first attempt costs no clock read.
                     let timed =
@@ -631,6 +632,10 @@ where
                         // A sleep that overran the deadline (a late real timer): no attempt.
                         if now >= deadline {
                             this.state.set(State::Done);
+                            if paid {
+                                // No attempt: the retry was never made; give it back.
+                                this.refund.hooks.cancel_retry();
+                            }
                             Layered {
                                 outer: &*this.extra,
                                 inner: this.refund.hooks,
