@@ -158,7 +158,7 @@ fn play<O>(
         }
         during();
     }
-    drop(poll);
+    // The drop point: every future still pending goes now.
     drop(futs);
     Played { outputs, polled }
 }
@@ -362,12 +362,20 @@ fn timeouts(limits: [u64; 3], work: &Attempts, steps: &[Step]) {
     });
     for (i, out) in played.outputs.iter().enumerate() {
         if let Some(Err(elapsed)) = out {
-            assert_eq!(elapsed.deadline(), ms(limits[i]), "a timeout at its deadline");
+            assert_eq!(
+                elapsed.deadline(),
+                ms(limits[i]),
+                "a timeout at its deadline"
+            );
         }
     }
     no_timer_no_waker_no_attempt(&timer, &task, &live);
     let stats = gate.stats();
-    assert_eq!((stats.in_use, stats.waiting), (0, 0), "a permit or a waiter left");
+    assert_eq!(
+        (stats.in_use, stats.waiting),
+        (0, 0),
+        "a permit or a waiter left"
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -422,7 +430,14 @@ fn retries(case: &RetryCase, steps: &[Step]) {
             let op = move || {
                 let n = calls.get();
                 calls.set(n + 1);
-                on_gate(timer, gate, live, work.latency(n + run), work.ok(n + run), n as u32)
+                on_gate(
+                    timer,
+                    gate,
+                    live,
+                    work.latency(n + run),
+                    work.ok(n + run),
+                    n as u32,
+                )
             };
             Box::pin(policy.run(timer, op)) as Boxed<'_, _>
         })
@@ -432,7 +447,11 @@ fn retries(case: &RetryCase, steps: &[Step]) {
     });
     no_timer_no_waker_no_attempt(&timer, &task, &live);
     let stats = gate.stats();
-    assert_eq!((stats.in_use, stats.waiting), (0, 0), "a permit or a waiter left");
+    assert_eq!(
+        (stats.in_use, stats.waiting),
+        (0, 0),
+        "a permit or a waiter left"
+    );
     // A retry that started keeps its payment; one paid for but not started is given back.
     let retried: usize = calls.iter().map(|c| c.get().saturating_sub(1)).sum();
     let successes = played
@@ -556,7 +575,11 @@ fn hedges(case: &HedgeCase, steps: &[Step]) {
     // Every attempt is the first of a run or a hedge the policy counted.
     let started = played.polled.iter().filter(|&&p| p).count();
     let hedged = policy.stats().hedges;
-    assert_eq!(calls.get(), started + hedged as usize, "an attempt unaccounted for");
+    assert_eq!(
+        calls.get(),
+        started + hedged as usize,
+        "an attempt unaccounted for"
+    );
     // Hedges are spent when they start; every accepted answer refunds.
     let accepted = played
         .outputs
@@ -711,7 +734,11 @@ fn hedge_stack(case: &StackCase, steps: &[Step]) {
     stack.check();
     let started = played.polled.iter().filter(|&&p| p).count();
     let hedged = policy.stats().hedges;
-    assert_eq!(calls.get(), started + hedged as usize, "an attempt unaccounted for");
+    assert_eq!(
+        calls.get(),
+        started + hedged as usize,
+        "an attempt unaccounted for"
+    );
     let accepted = played
         .outputs
         .iter()

@@ -484,18 +484,27 @@ fn no_event_when_the_policy_gives_up_otherwise() {
     let policy = Retry::new()
         .when(|_: &Failed| false)
         .on_event(|event: RetryEvent<'_, Failed>| log_event(&log, timer.now(), event));
-    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Err(Failed(1)));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(1))
+    );
     let flaky = Flaky::new(&timer, u32::MAX);
     let policy = Retry::new()
         .try_with_attempts(2)
         .unwrap()
         .on_event(|event: RetryEvent<'_, Failed>| log_event(&log, timer.now(), event));
-    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Err(Failed(2)));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(2))
+    );
     let flaky = Flaky::new(&timer, u32::MAX);
     let policy = Retry::new()
         .with_schedule([ms(1)])
         .on_event(|event: RetryEvent<'_, Failed>| log_event(&log, timer.now(), event));
-    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Err(Failed(2)));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(2))
+    );
     assert_eq!(
         *log.borrow(),
         [
@@ -970,16 +979,18 @@ fn send_and_sync() {
     assert_send_sync::<Retry>();
     assert_send_sync::<RetryBudget>();
     assert_send_sync::<Backoff>();
+    assert_send_sync::<RetryEvent<'static, u8>>();
     let timer = ManualTimer::new();
     let budget = Arc::new(RetryBudget::new());
     let policy = Retry::new()
         .with_budget(Arc::clone(&budget))
         .when(|_: &u8| true)
         .notify(|_: &u8, _, _| {})
-        .delay_for(|_: &u8| None);
+        .delay_for(|_: &u8| None)
+        .on_event(|_: RetryEvent<'_, u8>| {});
     let run = policy.run(timer.clone(), || async { Err::<(), u8>(1) });
     assert_send(&run);
-    let outcome = run.when(|_| true).outcome();
+    let outcome = run.when(|_| true).on_event(|_| {}).outcome();
     assert_send(&outcome);
 }
 

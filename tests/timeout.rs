@@ -413,7 +413,10 @@ fn a_timed_out_attempt_refused_by_the_budget_is_reported_without_an_error() {
         .with_budget(&budget)
         .on_event(|e: RetryEvent<'_, &'static str>| log.borrow_mut().push((timer.now(), ev(e))));
     let result = drive(&timer, policy.run(&timer, pending::<Result<(), &str>>));
-    assert_eq!(result, Err(RetryError::AttemptTimedOut(Elapsed::new(ms(25)))));
+    assert_eq!(
+        result,
+        Err(RetryError::AttemptTimedOut(Elapsed::new(ms(25))))
+    );
     assert_eq!(
         *log.borrow(),
         [
@@ -435,7 +438,10 @@ fn spent_attempts_after_a_timeout_report_only_the_timeout() {
         .with_attempt_timeout(ms(10))
         .on_event(|e: RetryEvent<'_, &'static str>| log.borrow_mut().push((timer.now(), ev(e))));
     let result = drive(&timer, policy.run(&timer, pending::<Result<(), &str>>));
-    assert_eq!(result, Err(RetryError::AttemptTimedOut(Elapsed::new(ms(10)))));
+    assert_eq!(
+        result,
+        Err(RetryError::AttemptTimedOut(Elapsed::new(ms(10))))
+    );
     assert_eq!(*log.borrow(), [(ms(10), Ev::AttemptTimedOut(1, ms(10)))]);
 }
 

@@ -44,7 +44,8 @@
 //! Cancellation: dropping the future drops the running attempt or the sleep, nothing else is
 //! held. A retry-budget withdrawal made for a retry that has not started yet (the future is
 //! in `Sleep` or `Yield`, or the user's notify hook panicked) is given back by the `Refund`
-//! field's `Drop`, so `Run` itself has no `Drop` and can be rebuilt by `Run::when`.
+//! field's `Drop`, so `Run` itself has no `Drop` and can be rebuilt by `Run::when`. A retry
+//! whose sleep ended past the total deadline never starts: `Start` gives it back at once.
 
 use core::fmt;
 use core::future::Future;
@@ -945,7 +946,8 @@ pub(crate) enum Decision {
 /// (the caller keeps it, to return or to remember), or the attempt's timeout.
 pub(crate) enum Failure<'a, E> {
     Error(&'a E),
-    TimedOut(Elapsed),
+    // The attempt's deadline: only the tracing event reads it.
+    TimedOut(#[cfg_attr(not(feature = "tracing"), allow(dead_code))] Elapsed),
 }
 
 impl<E> Clone for Failure<'_, E> {
