@@ -210,7 +210,7 @@ struct Refund<'a, E, H: Hooks<E>> {
 impl<E, H: Hooks<E>> Drop for Refund<'_, E, H> {
     fn drop(&mut self) {
         // Only the policy's hooks can hold a budget: a run's own hooks are `when`,
-        // `notify` and `delay_for` over `NoHooks`, whose withdrawals are no-ops.
+        // `notify`, `on_event` and `delay_for` over `NoHooks`, whose withdrawals are no-ops.
         if self.held {
             self.hooks.cancel_retry();
         }

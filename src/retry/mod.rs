@@ -907,7 +907,8 @@ impl<S, H, M> Retry<S, H, M> {
     /// Calls `hook(&error, attempt, next)` for each failure that will be retried, with the
     /// failed attempt's number (1 for the first call) and `Some(delay)` before the next; and
     /// with `None` when a [`RetryBudget`] refused the retry. The final error is not notified:
-    /// it is returned.
+    /// it is returned. Timed-out attempts are not notified (they have no error): for them,
+    /// and for the same retries as [`RetryEvent`]s, see [`on_event`](Retry::on_event).
     ///
     /// # Examples
     ///
