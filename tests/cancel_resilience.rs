@@ -10,8 +10,9 @@
 //!
 //! Scenarios: `time::timeout` / `time::deadline`; Retry with attempt timeout, total timeout
 //! and budget; breaker calls (closed and half-open probes); hedging with a budget; adaptive
-//! gate permits (held across the attempts' awaits); and the composed stacks of the issue,
-//! retry → breaker → adaptive gate → attempt timeout, and the same under a hedge.
+//! gate permits (held across the attempts' awaits); the composed stacks of the issue,
+//! retry → breaker → adaptive gate → attempt timeout, and the same under a hedge; and, with
+//! the `tower` feature, the `RetryLayer`'s response futures with a budget.
 
 use core::cell::Cell;
 use core::future::Future;
@@ -747,6 +748,67 @@ fn hedge_stack(case: &StackCase, steps: &[Step]) {
     stack.books.expect(hedged, accepted as u32);
 }
 
+/// Two requests through the tower `RetryLayer` (budget), each attempt waiting for a gate of
+/// one permit.
+#[cfg(feature = "tower")]
+fn tower_retries(case: &RetryCase, steps: &[Step]) {
+    use tower::{Layer, Service};
+
+    let timer = ManualTimer::new();
+    let task = Task::new();
+    let gate = Gate::new(1);
+    let live = Cell::new(0);
+    let books = Books::new(case.small_budget);
+    let policy = Retry::fixed(ms(case.backoff))
+        .try_with_attempts(case.attempts)
+        .unwrap()
+        .with_budget(&books.budget);
+    let calls = Cell::new(0usize);
+    let (t, g, l, c, work) = (&timer, &gate, &live, &calls, &case.work);
+    let service = tower::service_fn(move |request: usize| {
+        let n = c.get();
+        c.set(n + 1);
+        on_gate(
+            t,
+            g,
+            l,
+            work.latency(n + request),
+            work.ok(n + request),
+            n as u32,
+        )
+    });
+    let mut service = dike::tower::RetryLayer::new(policy, &timer).layer(service);
+    let futs: Vec<Boxed<'_, Result<u32, u32>>> = (0..2)
+        .map(|request| {
+            let mut cx = Context::from_waker(&task.waker);
+            assert!(
+                service.poll_ready(&mut cx).is_ready(),
+                "a service_fn is always ready"
+            );
+            Box::pin(service.call(request)) as Boxed<'_, _>
+        })
+        .collect();
+    let played = play(&timer, &task, futs, steps, || {
+        assert!(gate.stats().in_use <= 1);
+    });
+    drop(service);
+    no_timer_no_waker_no_attempt(&timer, &task, &live);
+    let stats = gate.stats();
+    assert_eq!(
+        (stats.in_use, stats.waiting),
+        (0, 0),
+        "a permit or a waiter left"
+    );
+    // `call` sends each request's first attempt; every further call is a retry.
+    let retried = calls.get() - 2;
+    let successes = played
+        .outputs
+        .iter()
+        .filter(|out| matches!(out, Some(Ok(_))))
+        .count();
+    books.expect(retried as u32, successes as u32);
+}
+
 // ---- random schedules ----
 
 proptest! {
@@ -781,6 +843,12 @@ proptest! {
     fn hedge_breaker_adaptive_timeout_stack(case in stack_case(), steps in steps()) {
         hedge_stack(&case, &steps);
     }
+
+    #[cfg(feature = "tower")]
+    #[test]
+    fn tower_retry_layer_with_budget(case in retry_case(), steps in steps()) {
+        tower_retries(&case, &steps);
+    }
 }
 
 // ---- every await point of the plain schedule ----
@@ -813,6 +881,8 @@ fn every_await_point_of_retries() {
             };
             for steps in canonical_prefixes(14) {
                 retries(&case, &steps);
+                #[cfg(feature = "tower")]
+                tower_retries(&case, &steps);
             }
         }
     }
