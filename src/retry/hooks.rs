@@ -43,8 +43,8 @@ pub trait Hooks<E>: sealed::Sealed {
     /// Called for each failure that will be retried after `next` (`Some`), or that the
     /// budget refused to retry (`None`).
     fn notify(&self, error: &E, attempt: u32, next: Option<Duration>);
-    /// Called for every [`RetryEvent`] of a run, right after [`notify`](Hooks::notify) for
-    /// the same failure.
+    /// Called for every [`RetryEvent`] of a run; for a failure [`notify`](Hooks::notify)
+    /// sees too, right after it.
     fn on_event(&self, event: RetryEvent<'_, E>);
     /// Withdraws a retry from the budget, if any; `false` refuses the retry.
     fn acquire_retry(&self) -> bool;
