@@ -100,6 +100,7 @@ fn retry() {
             let next = next.unwrap_or_default();
             println!("  attempt {attempt} failed with {e:?}; retrying in {next:?}");
         })
+        .on_event(|event| println!("  event (Polly's names): {event:?}"))
         .outcome(); // the result with the attempt count and the time taken
     let mut run = Box::pin(run);
     let outcome = loop {

@@ -13,7 +13,7 @@ use alloc::sync::Arc;
 use alloc::task::Wake;
 
 use dike::prelude::*;
-use dike::retry::{Backoff, Jitter, Retry, RetryBudget, retry};
+use dike::retry::{Backoff, Jitter, Retry, RetryBudget, RetryEvent, retry};
 use dike::time::{ManualTimer, Timer};
 
 const fn ms(n: u64) -> Duration {
@@ -421,6 +421,154 @@ fn budget_exhaustion_stops_retries_and_is_notified() {
     let policy = Retry::new().with_budget(Arc::clone(&shared));
     assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(3));
     assert_eq!(shared.available(), 500 - 10 + 1);
+}
+
+// ---- events (Polly's OnRetry) ----
+
+/// The events of a run, the error reduced to its number, with the time and, for notify,
+/// a marker that says which hook spoke (to check their order).
+type Log = RefCell<Vec<(Duration, &'static str, u32, Option<Duration>, Option<u32>)>>;
+
+fn log_event(log: &Log, now: Duration, event: RetryEvent<'_, Failed>) {
+    let entry = match event {
+        RetryEvent::Retrying {
+            attempt,
+            delay,
+            error,
+        } => ("retrying", attempt, Some(delay), error.map(|e| e.0)),
+        RetryEvent::BudgetRefused { attempt, error } => {
+            ("budget refused", attempt, None, error.map(|e| e.0))
+        }
+        other => panic!("no timeouts in this policy: {other:?}"),
+    };
+    log.borrow_mut()
+        .push((now, entry.0, entry.1, entry.2, entry.3));
+}
+
+#[test]
+fn on_retry_fires_after_notify_for_each_retry_and_budget_refusal() {
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(10, 5, 1).unwrap(); // two retries
+    let log: Log = RefCell::new(Vec::new());
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::fixed(ms(10))
+        .with_budget(&budget)
+        .notify(|e: &Failed, n, d| {
+            log.borrow_mut()
+                .push((timer.now(), "notify", n, d, Some(e.0)));
+        })
+        .on_event(|event: RetryEvent<'_, Failed>| log_event(&log, timer.now(), event));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(3))
+    );
+    assert_eq!(
+        *log.borrow(),
+        [
+            (ms(0), "notify", 1, Some(ms(10)), Some(1)),
+            (ms(0), "retrying", 1, Some(ms(10)), Some(1)),
+            (ms(10), "notify", 2, Some(ms(10)), Some(2)),
+            (ms(10), "retrying", 2, Some(ms(10)), Some(2)),
+            (ms(20), "notify", 3, None, Some(3)),
+            (ms(20), "budget refused", 3, None, Some(3)),
+        ]
+    );
+}
+
+#[test]
+fn no_event_when_the_policy_gives_up_otherwise() {
+    let timer = ManualTimer::new();
+    let log: Log = RefCell::new(Vec::new());
+    // The predicate refuses, then the attempts run out, then the schedule ends.
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::new()
+        .when(|_: &Failed| false)
+        .on_event(|event: RetryEvent<'_, Failed>| log_event(&log, timer.now(), event));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(1))
+    );
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::new()
+        .try_with_attempts(2)
+        .unwrap()
+        .on_event(|event: RetryEvent<'_, Failed>| log_event(&log, timer.now(), event));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(2))
+    );
+    let flaky = Flaky::new(&timer, u32::MAX);
+    let policy = Retry::new()
+        .with_schedule([ms(1)])
+        .on_event(|event: RetryEvent<'_, Failed>| log_event(&log, timer.now(), event));
+    assert_eq!(
+        drive(&timer, policy.run(&timer, flaky.op())),
+        Err(Failed(2))
+    );
+    assert_eq!(
+        *log.borrow(),
+        [
+            (ms(0), "retrying", 1, Some(Duration::ZERO), Some(1)),
+            (ms(0), "retrying", 1, Some(ms(1)), Some(1)),
+        ],
+        "one retry each for the last two policies; nothing for giving up"
+    );
+}
+
+#[test]
+fn a_success_reports_no_event() {
+    let timer = ManualTimer::new();
+    let log: Log = RefCell::new(Vec::new());
+    let flaky = Flaky::new(&timer, 0);
+    let policy =
+        Retry::new().on_event(|event: RetryEvent<'_, Failed>| log_event(&log, timer.now(), event));
+    assert_eq!(drive(&timer, policy.run(&timer, flaky.op())), Ok(1));
+    assert!(log.borrow().is_empty());
+}
+
+#[test]
+fn event_accessors() {
+    let e = Failed(4);
+    let event = RetryEvent::Retrying {
+        attempt: 2,
+        delay: ms(5),
+        error: Some(&e),
+    };
+    let copy = event; // Copy even though `Failed` is not
+    assert_eq!((copy.attempt(), copy.error()), (2, Some(&Failed(4))));
+    assert_eq!(event, copy);
+    let timed: RetryEvent<'_, Failed> = RetryEvent::TimedOut {
+        attempts: 3,
+        timeout: ms(250),
+    };
+    assert_eq!((timed.attempt(), timed.error()), (3, None));
+}
+
+#[cfg(feature = "tower")]
+#[test]
+fn the_tower_layer_reports_through_the_same_hooks() {
+    use tower::{Layer, ServiceExt, service_fn};
+
+    let timer = ManualTimer::new();
+    let log: Log = RefCell::new(Vec::new());
+    let calls = Cell::new(0);
+    let budget = RetryBudget::with_capacity(10, 5, 1).unwrap(); // two retries
+    let policy = Retry::fixed(ms(10))
+        .with_budget(&budget)
+        .on_event(|event: RetryEvent<'_, Failed>| log_event(&log, timer.now(), event));
+    let service = dike::tower::RetryLayer::new(policy, timer.clone()).layer(service_fn(|()| {
+        calls.set(calls.get() + 1);
+        core::future::ready(Err::<(), _>(Failed(calls.get())))
+    }));
+    assert_eq!(drive(&timer, service.oneshot(())), Err(Failed(3)));
+    assert_eq!(
+        *log.borrow(),
+        [
+            (ms(0), "retrying", 1, Some(ms(10)), Some(1)),
+            (ms(10), "retrying", 2, Some(ms(10)), Some(2)),
+            (ms(20), "budget refused", 3, None, Some(3)),
+        ]
+    );
 }
 
 #[test]
@@ -831,16 +979,18 @@ fn send_and_sync() {
     assert_send_sync::<Retry>();
     assert_send_sync::<RetryBudget>();
     assert_send_sync::<Backoff>();
+    assert_send_sync::<RetryEvent<'static, u8>>();
     let timer = ManualTimer::new();
     let budget = Arc::new(RetryBudget::new());
     let policy = Retry::new()
         .with_budget(Arc::clone(&budget))
         .when(|_: &u8| true)
         .notify(|_: &u8, _, _| {})
-        .delay_for(|_: &u8| None);
+        .delay_for(|_: &u8| None)
+        .on_event(|_: RetryEvent<'_, u8>| {});
     let run = policy.run(timer.clone(), || async { Err::<(), u8>(1) });
     assert_send(&run);
-    let outcome = run.when(|_| true).outcome();
+    let outcome = run.when(|_| true).on_event(|_| {}).outcome();
     assert_send(&outcome);
 }
 

@@ -9,7 +9,9 @@ use core::time::Duration;
 
 use dike::error::Elapsed;
 use dike::gate::Gate;
-use dike::retry::{AttemptError, Backoff, Budgeted, Retry, RetryBudget, RetryError, WithTimeouts};
+use dike::retry::{
+    AttemptError, Backoff, Budgeted, Retry, RetryBudget, RetryError, RetryEvent, WithTimeouts,
+};
 use dike::time::{ManualTimer, Timer, deadline, timeout};
 
 const fn ms(n: u64) -> Duration {
@@ -240,6 +242,233 @@ fn test_d_drop_at_every_await_point_leaves_nothing() {
             "drop at {drop_at} ms: budget"
         );
     }
+}
+
+// ---- Retry: events (Polly's OnTimeout / OnRetry) ----
+
+/// An event as logged by the tests: the time it fired and the event, the error reduced to
+/// a `&str`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ev {
+    Retrying(u32, Duration, Option<&'static str>),
+    BudgetRefused(u32, Option<&'static str>),
+    AttemptTimedOut(u32, Duration),
+    TimedOut(u32, Duration),
+}
+
+fn ev(event: RetryEvent<'_, &'static str>) -> Ev {
+    match event {
+        RetryEvent::Retrying {
+            attempt,
+            delay,
+            error,
+        } => Ev::Retrying(attempt, delay, error.copied()),
+        RetryEvent::BudgetRefused { attempt, error } => Ev::BudgetRefused(attempt, error.copied()),
+        RetryEvent::AttemptTimedOut { attempt, timeout } => Ev::AttemptTimedOut(attempt, timeout),
+        RetryEvent::TimedOut { attempts, timeout } => Ev::TimedOut(attempts, timeout),
+        _ => unreachable!("a new event variant: extend the test"),
+    }
+}
+
+#[test]
+fn test_d_events_fire_exactly_when_documented() {
+    let d = TestD::new();
+    let log = RefCell::new(Vec::new());
+    let policy = d
+        .policy()
+        .on_event(|e: RetryEvent<'_, &'static str>| log.borrow_mut().push((d.timer.now(), ev(e))));
+    let mut run = pin!(policy.run(&d.timer, || d.hang()));
+    let events = || log.borrow().clone();
+
+    assert!(poll_once(run.as_mut()).is_pending());
+    d.timer.advance_to(ms(99));
+    assert!(poll_once(run.as_mut()).is_pending());
+    assert_eq!(events(), [], "nothing before the attempt timeout");
+    d.timer.advance_to(ms(100));
+    assert!(poll_once(run.as_mut()).is_pending());
+    assert_eq!(
+        events(),
+        [
+            (ms(100), Ev::AttemptTimedOut(1, ms(100))),
+            (ms(100), Ev::Retrying(1, ms(50), None)),
+        ],
+        "OnTimeout for attempt 1 at 100 ms, then OnRetry with the 50 ms backoff"
+    );
+    d.timer.advance_to(ms(150));
+    assert!(poll_once(run.as_mut()).is_pending());
+    d.timer.advance_to(ms(249));
+    assert!(poll_once(run.as_mut()).is_pending());
+    assert_eq!(events().len(), 2, "nothing while attempt 2 runs");
+    d.timer.advance_to(ms(250));
+    assert!(poll_once(run.as_mut()).is_ready());
+    assert_eq!(
+        events()[2..],
+        [
+            (ms(250), Ev::AttemptTimedOut(2, ms(100))),
+            (ms(250), Ev::TimedOut(2, ms(250))),
+        ],
+        "OnTimeout for attempt 2, then the total timeout, at 250 ms; no retry event"
+    );
+}
+
+#[test]
+fn a_deadline_cutting_an_attempt_reports_only_the_total_timeout() {
+    let timer = ManualTimer::new();
+    let log = RefCell::new(Vec::new());
+    let policy = Retry::new()
+        .with_attempt_timeout(ms(100))
+        .with_timeout(ms(30))
+        .on_event(|e: RetryEvent<'_, &'static str>| log.borrow_mut().push((timer.now(), ev(e))));
+    let result = drive(&timer, policy.run(&timer, pending::<Result<(), &str>>));
+    assert_eq!(result, Err(RetryError::TimedOut { last: None }));
+    assert_eq!(*log.borrow(), [(ms(30), Ev::TimedOut(1, ms(30)))]);
+}
+
+#[test]
+fn a_retry_that_cannot_fit_reports_the_total_timeout_at_once() {
+    // Attempts fail at once with "503"; 40 ms apart; the deadline at 100 ms leaves no room
+    // for a fourth attempt (at 120 ms): the run ends at 80 ms with TimedOut.
+    let timer = ManualTimer::new();
+    let log = RefCell::new(Vec::new());
+    let notified = RefCell::new(Vec::new());
+    let policy = Retry::fixed(ms(40))
+        .with_timeout(ms(100))
+        .notify(|e: &&str, n, d| notified.borrow_mut().push((timer.now(), *e, n, d)))
+        .on_event(|e: RetryEvent<'_, &'static str>| log.borrow_mut().push((timer.now(), ev(e))));
+    let result = drive(&timer, policy.run(&timer, || async { Err::<(), _>("503") }));
+    assert!(matches!(result, Err(RetryError::TimedOut { .. })));
+    assert_eq!(
+        *log.borrow(),
+        [
+            (ms(0), Ev::Retrying(1, ms(40), Some("503"))),
+            (ms(40), Ev::Retrying(2, ms(40), Some("503"))),
+            (ms(80), Ev::TimedOut(3, ms(100))),
+        ]
+    );
+    // notify is the error-only view of the same retries.
+    assert_eq!(
+        *notified.borrow(),
+        [
+            (ms(0), "503", 1, Some(ms(40))),
+            (ms(40), "503", 2, Some(ms(40)))
+        ]
+    );
+}
+
+#[test]
+fn a_late_sleep_past_the_deadline_reports_the_total_timeout() {
+    // The clock jumps past the deadline during the backoff (a late real timer): the run
+    // ends at the next poll, with no attempt started.
+    let timer = ManualTimer::new();
+    let log = RefCell::new(Vec::new());
+    let policy = Retry::fixed(ms(50))
+        .with_timeout(ms(100))
+        .on_event(|e: RetryEvent<'_, &'static str>| log.borrow_mut().push((timer.now(), ev(e))));
+    let mut run = pin!(policy.run(&timer, || async { Err::<(), _>("503") }));
+    assert!(poll_once(run.as_mut()).is_pending());
+    timer.advance_to(ms(300));
+    assert_eq!(
+        poll_once(run.as_mut()),
+        Poll::Ready(Err(RetryError::TimedOut {
+            last: Some(AttemptError::Failed("503"))
+        }))
+    );
+    assert_eq!(
+        *log.borrow(),
+        [
+            (ms(0), Ev::Retrying(1, ms(50), Some("503"))),
+            (ms(300), Ev::TimedOut(1, ms(100))),
+        ]
+    );
+}
+
+#[test]
+fn a_retry_paid_for_but_overtaken_by_the_deadline_is_refunded() {
+    // Regression (found by tests/cancel_resilience.rs): the backoff's sleep ends past the
+    // deadline (a late timer), so the retry it paid for never starts; its token comes back
+    // at once, not only when the finished run is dropped.
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(100, 10, 1).unwrap();
+    let policy = Retry::fixed(ms(50))
+        .with_timeout(ms(100))
+        .with_budget(&budget);
+    let mut run = pin!(policy.run(&timer, || async { Err::<(), _>("503") }));
+    assert!(poll_once(run.as_mut()).is_pending());
+    assert_eq!(budget.available(), 90, "the retry is paid for");
+    timer.advance_to(ms(300));
+    assert!(matches!(
+        poll_once(run.as_mut()),
+        Poll::Ready(Err(RetryError::TimedOut { .. }))
+    ));
+    assert_eq!(budget.available(), 100, "no attempt started: refunded");
+}
+
+#[test]
+fn a_timed_out_attempt_refused_by_the_budget_is_reported_without_an_error() {
+    let timer = ManualTimer::new();
+    let budget = RetryBudget::with_capacity(10, 10, 1).unwrap(); // one retry
+    let log = RefCell::new(Vec::new());
+    let policy = Retry::fixed(ms(5))
+        .with_attempt_timeout(ms(10))
+        .with_budget(&budget)
+        .on_event(|e: RetryEvent<'_, &'static str>| log.borrow_mut().push((timer.now(), ev(e))));
+    let result = drive(&timer, policy.run(&timer, pending::<Result<(), &str>>));
+    assert_eq!(
+        result,
+        Err(RetryError::AttemptTimedOut(Elapsed::new(ms(25))))
+    );
+    assert_eq!(
+        *log.borrow(),
+        [
+            (ms(10), Ev::AttemptTimedOut(1, ms(10))),
+            (ms(10), Ev::Retrying(1, ms(5), None)),
+            (ms(25), Ev::AttemptTimedOut(2, ms(10))),
+            (ms(25), Ev::BudgetRefused(2, None)),
+        ]
+    );
+}
+
+#[test]
+fn spent_attempts_after_a_timeout_report_only_the_timeout() {
+    let timer = ManualTimer::new();
+    let log = RefCell::new(Vec::new());
+    let policy = Retry::fixed(ms(5))
+        .try_with_attempts(1)
+        .unwrap()
+        .with_attempt_timeout(ms(10))
+        .on_event(|e: RetryEvent<'_, &'static str>| log.borrow_mut().push((timer.now(), ev(e))));
+    let result = drive(&timer, policy.run(&timer, pending::<Result<(), &str>>));
+    assert_eq!(
+        result,
+        Err(RetryError::AttemptTimedOut(Elapsed::new(ms(10))))
+    );
+    assert_eq!(*log.borrow(), [(ms(10), Ev::AttemptTimedOut(1, ms(10)))]);
+}
+
+#[test]
+fn run_level_event_hooks_follow_the_policys() {
+    let timer = ManualTimer::new();
+    let log = RefCell::new(Vec::new());
+    let policy = Retry::fixed(ms(5))
+        .try_with_attempts(2)
+        .unwrap()
+        .with_attempt_timeout(ms(10))
+        .on_event(|e: RetryEvent<'_, &'static str>| log.borrow_mut().push(("policy", ev(e))));
+    let run = policy
+        .run(&timer, pending::<Result<(), &'static str>>)
+        .on_event(|e| log.borrow_mut().push(("run", ev(e))));
+    let _ = drive(&timer, run);
+    assert_eq!(
+        *log.borrow(),
+        [
+            ("policy", Ev::AttemptTimedOut(1, ms(10))),
+            ("run", Ev::AttemptTimedOut(1, ms(10))),
+            ("policy", Ev::Retrying(1, ms(5), None)),
+            ("run", Ev::Retrying(1, ms(5), None)),
+            ("policy", Ev::AttemptTimedOut(2, ms(10))),
+            ("run", Ev::AttemptTimedOut(2, ms(10))),
+        ]
+    );
 }
 
 // ---- Retry: other timeout paths ----

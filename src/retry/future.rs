@@ -15,7 +15,9 @@
 //! `decide` reads the hooks and limits in a fixed order: the predicate, the attempt count,
 //! the schedule (an exhausted iterator stops), the delay override, the time budget (no retry
 //! once it is spent, nor one whose sleep would end past it), the retry budget (a refusal is
-//! notified with `None`), then notify and the tracing event. The time budget's end is fixed
+//! notified with `None` and reported as `BudgetRefused`), then the tracing event, notify and
+//! the `Retrying` event. It borrows the error (`Failure`), so both the loop here and the
+//! tower layer's future keep theirs to return. The time budget's end is fixed
 //! when the first attempt starts, so attempt time counts.
 //!
 //! A run borrows its policy: the schedule is cloned from it and turned into its iterator at
@@ -34,12 +36,16 @@
 //! `AttemptError::TimedOut` and goes through `decide` like any error; the total deadline
 //! ends the run with `TimedOut` and the previous attempt's error, kept in `last` (only
 //! under a total deadline). `decide` refuses a delay that ends at or past the deadline.
+//! Events: `AttemptTimedOut` when a guard fires at the attempt's own timeout (before
+//! `decide`), `TimedOut` wherever the run returns `RetryError::TimedOut`; each after the
+//! attempt's future and guard were dropped.
 //! Without timeouts `M = NoTimeouts` and the guard is always `None`.
 //!
 //! Cancellation: dropping the future drops the running attempt or the sleep, nothing else is
 //! held. A retry-budget withdrawal made for a retry that has not started yet (the future is
 //! in `Sleep` or `Yield`, or the user's notify hook panicked) is given back by the `Refund`
-//! field's `Drop`, so `Run` itself has no `Drop` and can be rebuilt by `Run::when`.
+//! field's `Drop`, so `Run` itself has no `Drop` and can be rebuilt by `Run::when`. A retry
+//! whose sleep ended past the total deadline never starts: `Start` gives it back at once.
 
 use core::fmt;
 use core::future::Future;
@@ -51,7 +57,7 @@ use core::time::Duration;
 
 use pin_project_lite::pin_project;
 
-use super::hooks::{DelayFor, Hooks, Layered, NoHooks, Notify, When};
+use super::hooks::{DelayFor, Hooks, Layered, NoHooks, Notify, OnEvent, RetryEvent, When};
 use super::timeouts::{AttemptError, NoTimeouts, RetryError, Timeouts};
 use crate::error::Elapsed;
 use crate::time::Timer;
@@ -204,7 +210,7 @@ struct Refund<'a, E, H: Hooks<E>> {
 impl<E, H: Hooks<E>> Drop for Refund<'_, E, H> {
     fn drop(&mut self) {
         // Only the policy's hooks can hold a budget: a run's own hooks are `when`,
-        // `notify` and `delay_for` over `NoHooks`, whose withdrawals are no-ops.
+        // `notify`, `on_event` and `delay_for` over `NoHooks`, whose withdrawals are no-ops.
         if self.held {
             self.hooks.cancel_retry();
         }
@@ -463,6 +469,41 @@ where
         })
     }
 
+    /// Calls `hook` with every [`RetryEvent`] of this run (after the policy's own
+    /// [`on_event`](super::Retry::on_event)); the error type is inferred.
+    ///
+    /// # Cancel safety
+    ///
+    /// The returned future is cancel safe as [`Run`] is: dropping it leaves nothing behind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::prelude::*;
+    /// use dike::retry::{Retry, RetryEvent};
+    /// use dike::time::ManualTimer;
+    ///
+    /// let policy = Retry::new().try_with_attempts(3)?;
+    /// let retries = core::cell::Cell::new(0);
+    /// let op = || async { Err::<(), _>("down") };
+    /// let run = op.retry(&policy, ManualTimer::new()).on_event(|event| {
+    ///     if let RetryEvent::Retrying { error, .. } = event {
+    ///         assert_eq!(error, Some(&"down"));
+    ///         retries.set(retries.get() + 1);
+    ///     }
+    /// });
+    /// assert_eq!(smol::block_on(run), Err("down"));
+    /// assert_eq!(retries.get(), 2);
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn on_event<G>(self, hook: G) -> Run<'a, T, F, S, H, OnEvent<G, X>, M>
+    where
+        G: Fn(RetryEvent<'_, F::Error>),
+    {
+        self.with_extra(|inner| OnEvent { hook, inner })
+    }
+
     /// Resolves to an [`Outcome`]: the result together with the number of attempts made and
     /// the time taken (tenacity's statistics, failsafe's `ExecutionResult`).
     ///
@@ -571,7 +612,8 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Start => {
-                    this.refund.held = false;
+                    // The retry paid for (if any) starts now, unless the deadline passed.
+                    let paid = core::mem::take(&mut this.refund.held);
                     // Read the clock only when something needs it: a plain policy's
                     // first attempt costs no clock read.
                     let timed =
@@ -591,6 +633,18 @@ where
                         // A sleep that overran the deadline (a late real timer): no attempt.
                         if now >= deadline {
                             this.state.set(State::Done);
+                            if paid {
+                                // No attempt: the retry was never made; give it back.
+                                this.refund.hooks.cancel_retry();
+                            }
+                            Layered {
+                                outer: &*this.extra,
+                                inner: this.refund.hooks,
+                            }
+                            .on_event(RetryEvent::TimedOut {
+                                attempts: *this.attempt,
+                                timeout: this.timeouts.total().unwrap_or_default(),
+                            });
                             let last = this.last.take();
                             return Poll::Ready(Err(M::error(RetryError::TimedOut { last })));
                         }
@@ -629,6 +683,14 @@ where
                                 // The total deadline cut the attempt: it has no error of its
                                 // own; report the one before.
                                 this.state.set(State::Done);
+                                Layered {
+                                    outer: &*this.extra,
+                                    inner: this.refund.hooks,
+                                }
+                                .on_event(RetryEvent::TimedOut {
+                                    attempts: *this.attempt,
+                                    timeout: this.timeouts.total().unwrap_or_default(),
+                                });
                                 let last = this.last.take();
                                 return Poll::Ready(Err(M::error(RetryError::TimedOut { last })));
                             }
@@ -653,8 +715,18 @@ where
                         outer: &*this.extra,
                         inner: this.refund.hooks,
                     };
+                    let failure = match &error {
+                        AttemptError::Failed(error) => Failure::Error(error),
+                        AttemptError::TimedOut(elapsed) => {
+                            hooks.on_event(RetryEvent::AttemptTimedOut {
+                                attempt: *this.attempt,
+                                timeout: this.timeouts.attempt().unwrap_or_default(),
+                            });
+                            Failure::TimedOut(*elapsed)
+                        }
+                    };
                     let decision = decide(
-                        &error,
+                        failure,
                         *this.attempt,
                         *this.attempts,
                         *this.limit,
@@ -668,6 +740,10 @@ where
                         Decision::Retry(delay) => delay,
                         Decision::GiveUp => return Poll::Ready(Err(M::error(error.into()))),
                         Decision::OutOfTime => {
+                            hooks.on_event(RetryEvent::TimedOut {
+                                attempts: *this.attempt,
+                                timeout: this.timeouts.total().unwrap_or_default(),
+                            });
                             let last = Some(error);
                             return Poll::Ready(Err(M::error(RetryError::TimedOut { last })));
                         }
@@ -866,15 +942,41 @@ pub(crate) enum Decision {
     OutOfTime,
 }
 
+/// How an attempt failed, as [`decide`] needs to see it: the operation's error, borrowed
+/// (the caller keeps it, to return or to remember), or the attempt's timeout.
+pub(crate) enum Failure<'a, E> {
+    Error(&'a E),
+    // The attempt's deadline: only the tracing event reads it.
+    TimedOut(#[cfg_attr(not(feature = "tracing"), allow(dead_code))] Elapsed),
+}
+
+impl<E> Clone for Failure<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for Failure<'_, E> {}
+
+impl<'a, E> Failure<'a, E> {
+    fn error(self) -> Option<&'a E> {
+        match self {
+            Self::Error(error) => Some(error),
+            Self::TimedOut(_) => None,
+        }
+    }
+}
+
 /// After a failure of attempt number `attempt`: the delay before the next one, or why to
-/// give up. Notifies (and traces) every retry and every budget refusal. A timed-out attempt
-/// has no error for the hooks: it is always retryable, on the schedule, unnotified.
+/// give up. Notifies, reports an event for (and traces) every retry and every budget
+/// refusal. A timed-out attempt has no error for the hooks: it is always retryable, on the
+/// schedule, unnotified (its events carry no error).
 ///
 /// `retry_held` is set as soon as the budget pays for the retry, before the user's `notify`
 /// runs: if that hook panics, dropping the future still gives the withdrawal back.
 #[allow(clippy::too_many_arguments)] // the loop's state, passed apart to keep borrows split
 pub(crate) fn decide<E: fmt::Debug, H: Hooks<E>>(
-    error: &AttemptError<E>,
+    failure: Failure<'_, E>,
     attempt: u32,
     attempts: Option<NonZeroU32>,
     limit: Limit,
@@ -884,18 +986,15 @@ pub(crate) fn decide<E: fmt::Debug, H: Hooks<E>>(
     hooks: &H,
     retry_held: &mut bool,
 ) -> Decision {
-    let own = match error {
-        AttemptError::Failed(error) => Some(error),
-        AttemptError::TimedOut(_) => None,
-    };
+    let own = failure.error();
     if own.is_some_and(|error| !hooks.should_retry(error)) {
         return Decision::GiveUp;
     }
     // The operation's own error as it always was, or the attempt timeout.
     #[cfg(feature = "tracing")]
-    let error: &dyn fmt::Debug = match error {
-        AttemptError::Failed(error) => error,
-        AttemptError::TimedOut(elapsed) => elapsed,
+    let error: &dyn fmt::Debug = match &failure {
+        Failure::Error(error) => error,
+        Failure::TimedOut(elapsed) => elapsed,
     };
     if attempts.is_some_and(|max| attempt >= max.get()) {
         return Decision::GiveUp;
@@ -930,6 +1029,10 @@ pub(crate) fn decide<E: fmt::Debug, H: Hooks<E>>(
         if let Some(error) = own {
             hooks.notify(error, attempt, None);
         }
+        hooks.on_event(RetryEvent::BudgetRefused {
+            attempt,
+            error: own,
+        });
         return Decision::GiveUp;
     }
     *retry_held = true;
@@ -945,6 +1048,11 @@ pub(crate) fn decide<E: fmt::Debug, H: Hooks<E>>(
     if let Some(error) = own {
         hooks.notify(error, attempt, Some(delay));
     }
+    hooks.on_event(RetryEvent::Retrying {
+        attempt,
+        delay,
+        error: own,
+    });
     Decision::Retry(delay)
 }
 

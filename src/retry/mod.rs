@@ -145,7 +145,8 @@
 //! 6. with a total [timeout](Retry::with_timeout), the delay would end at or past it (see
 //!    [Timeouts](#timeouts)).
 //!
-//! Otherwise it calls the [`notify`](Retry::notify) hooks with `(&e, n, Some(delay))`, emits
+//! Otherwise it calls the [`notify`](Retry::notify) hooks with `(&e, n, Some(delay))` and the
+//! [`on_event`](Retry::on_event) hooks with [`RetryEvent::Retrying`], emits
 //! a `tracing` warn event "Caught error … Retrying in 0.01s ..." (with the `tracing`
 //! feature), waits `delay` and calls the operation again. The delay is the schedule's next
 //! one, unless a [`delay_for`](Retry::delay_for) hook returns one for `e`. A zero delay
@@ -191,6 +192,65 @@
 //!     result,
 //!     Err(RetryError::TimedOut { last: Some(AttemptError::TimedOut(e)) }) if e == Elapsed::new(ms(250))
 //! ));
+//! # Ok::<(), dike::error::ConfigError>(())
+//! ```
+//!
+//! # Events
+//!
+//! [`on_event`](Retry::on_event) (or [`Run::on_event`] for one run) reports what a run does,
+//! under Polly's names, as [breakers](crate::breaker::BreakerEvent) and
+//! [hedges](crate::hedge::HedgeEvent) do. Each event is reported on the task polling the run,
+//! outside any lock, after the attempt it is about was dropped:
+//!
+//! | [`RetryEvent`] | Polly | reported when |
+//! |---|---|---|
+//! | [`Retrying`](RetryEvent::Retrying) | `OnRetry` | a failed or timed-out attempt will be retried: the retry budget paid for it, the sleep is about to start |
+//! | [`BudgetRefused`](RetryEvent::BudgetRefused) | (none) | the retry budget refused that retry; the run returns the error |
+//! | [`AttemptTimedOut`](RetryEvent::AttemptTimedOut) | `OnTimeout` of the attempt timeout | an attempt ran out its own [timeout](Retry::with_attempt_timeout) and was dropped; before the retry decision |
+//! | [`TimedOut`](RetryEvent::TimedOut) | `OnTimeout` of the total timeout | the run ends with [`RetryError::TimedOut`]: its [deadline](Retry::with_timeout) cut an attempt, or no retry fits before it |
+//!
+//! A run that gives up for any other reason (a predicate, the attempts, the schedule, the
+//! time budget) reports nothing more: its error is the report. Attempt numbers count the
+//! first call as 1 (Polly's `AttemptNumber` counts it as 0).
+//!
+//! [`notify`](Retry::notify) stays what it was, the view of the operation's own errors:
+//! `notify(e, n, Some(d))` is `Retrying { attempt: n, delay: d, error: Some(e) }` and
+//! `notify(e, n, None)` is `BudgetRefused { attempt: n, error: Some(e) }`, called just before
+//! the event for the same failure. Only `on_event` sees timeouts. The
+//! [`RetryLayer`](crate::tower::RetryLayer) reports through the same hooks (it has no
+//! timeouts, so only `Retrying` and `BudgetRefused`).
+//!
+//! Hooks cost nothing unset: they are one nested generic type whose default, [`NoHooks`],
+//! has empty `#[inline]` methods, so a policy without `on_event` builds no event.
+//!
+//! ```
+//! use core::cell::RefCell;
+//! use core::time::Duration;
+//! use dike::retry::{Retry, RetryEvent};
+//! use dike::time::{ManualTimer, Timer};
+//! use futures_util::FutureExt;
+//!
+//! let ms = Duration::from_millis;
+//! let timer = ManualTimer::new();
+//! let log = RefCell::new(Vec::new());
+//! let policy = Retry::fixed(ms(50))
+//!     .try_with_attempts(3)?
+//!     .with_attempt_timeout(ms(100))
+//!     .with_timeout(ms(250))
+//!     .on_event(|event: RetryEvent<'_, std::io::Error>| {
+//!         log.borrow_mut().push((timer.now(), format!("{event:?}")));
+//!     });
+//! let hanging = || core::future::pending::<Result<(), std::io::Error>>();
+//! let mut run = Box::pin(policy.run(&timer, hanging));
+//! while (&mut run).now_or_never().is_none() {
+//!     timer.advance_to_next();
+//! }
+//! assert_eq!(*log.borrow(), [
+//!     (ms(100), "AttemptTimedOut { attempt: 1, timeout: 100ms }".into()),
+//!     (ms(100), "Retrying { attempt: 1, delay: 50ms, error: None }".into()),
+//!     (ms(250), "AttemptTimedOut { attempt: 2, timeout: 100ms }".into()),
+//!     (ms(250), "TimedOut { attempts: 2, timeout: 250ms }".into()),
+//! ]);
 //! # Ok::<(), dike::error::ConfigError>(())
 //! ```
 //!
@@ -271,12 +331,12 @@ mod timeouts;
 pub use backoff::{Backoff, BackoffIter};
 pub use budget::RetryBudget;
 pub use future::{CallWith, Operation, Outcome, RetryFn, Run, RunOutcome};
-pub use hooks::{Budgeted, DelayFor, Hooks, NoHooks, Notify, When};
+pub use hooks::{Budgeted, DelayFor, Hooks, NoHooks, Notify, OnEvent, RetryEvent, When};
 pub use jitter::Jitter;
 pub use timeouts::{AttemptError, NoTimeouts, RetryError, Timeouts, WithTimeouts};
 
 #[cfg(feature = "tower")]
-pub(crate) use future::{Decision, Limit, decide};
+pub(crate) use future::{Decision, Failure, Limit, decide};
 
 use crate::error::{ConfigError, ConfigValue};
 use crate::time::Timer;
@@ -847,7 +907,8 @@ impl<S, H, M> Retry<S, H, M> {
     /// Calls `hook(&error, attempt, next)` for each failure that will be retried, with the
     /// failed attempt's number (1 for the first call) and `Some(delay)` before the next; and
     /// with `None` when a [`RetryBudget`] refused the retry. The final error is not notified:
-    /// it is returned.
+    /// it is returned. Timed-out attempts are not notified (they have no error): for them,
+    /// and for the same retries as [`RetryEvent`]s, see [`on_event`](Retry::on_event).
     ///
     /// # Examples
     ///
@@ -886,6 +947,53 @@ impl<S, H, M> Retry<S, H, M> {
                 notify: hook,
                 inner: hooks,
             },
+            attempts,
+            max_elapsed,
+            timeouts,
+        }
+    }
+
+    /// Calls `hook` with every [`RetryEvent`] of a run: each retry (Polly's `OnRetry`, timed
+    /// out attempts included), each budget refusal, each attempt timeout and the total
+    /// timeout (Polly's `OnTimeout`); see [Events](self#events) for exactly when. Called on
+    /// the task polling the run, outside any lock; several hooks are called in the order
+    /// they were set. Unset, it costs nothing.
+    ///
+    /// The closure names its error type (`|event: RetryEvent<'_, MyError>| ..`);
+    /// [`Run::on_event`] infers it instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::cell::RefCell;
+    /// use core::time::Duration;
+    /// use dike::retry::{Retry, RetryEvent};
+    ///
+    /// let log = RefCell::new(Vec::new());
+    /// let policy = Retry::new()
+    ///     .try_with_attempts(2)?
+    ///     .on_event(|event: RetryEvent<'_, &str>| log.borrow_mut().push(format!("{event:?}")));
+    /// let result = smol::block_on(policy.run(dike::time::ManualTimer::new(), || async {
+    ///     Err::<(), _>("refused")
+    /// }));
+    /// assert_eq!(result, Err("refused"));
+    /// assert_eq!(*log.borrow(), [r#"Retrying { attempt: 1, delay: 0ns, error: Some("refused") }"#]);
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    pub fn on_event<E, F>(self, hook: F) -> Retry<S, OnEvent<F, H>, M>
+    where
+        F: Fn(RetryEvent<'_, E>),
+    {
+        let Retry {
+            schedule,
+            hooks,
+            attempts,
+            max_elapsed,
+            timeouts,
+        } = self;
+        Retry {
+            schedule,
+            hooks: OnEvent { hook, inner: hooks },
             attempts,
             max_elapsed,
             timeouts,

@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::retry::{AttemptError, Decision, Hooks, Limit, Retry, decide};
+use crate::retry::{Decision, Failure, Hooks, Limit, Retry, decide};
 use crate::time::Timer;
 
 /// Wraps services in a [`RetryService`]: each request is retried per a dike [`Retry`] policy,
@@ -24,7 +24,8 @@ use crate::time::Timer;
 /// given to the policy with [`with_budget`](Retry::with_budget) caps the retries of all of
 /// them. The policy's attempts, schedule, time budget and hooks
 /// ([`when`](Retry::when), [`delay_for`](Retry::delay_for), [`notify`](Retry::notify),
-/// [`with_budget`](Retry::with_budget)) apply as in [`Retry::run`]; see
+/// [`on_event`](Retry::on_event), [`with_budget`](Retry::with_budget)) apply as in
+/// [`Retry::run`]; see
 /// [the retry module's Behaviour](crate::retry#behaviour). The time budget
 /// ([`with_max_elapsed`](Retry::with_max_elapsed)) counts from `call`, when the first attempt
 /// is sent.
@@ -444,9 +445,8 @@ where
                             .get_or_insert_with(|| policy.schedule().clone().into_iter())
                             .next()
                     };
-                    let failed = AttemptError::Failed(error);
                     let decision = decide(
-                        &failed,
+                        Failure::Error(&error),
                         *this.attempt,
                         *this.attempts,
                         *this.limit,
@@ -456,9 +456,6 @@ where
                         policy.hooks(),
                         &mut this.refund.held,
                     );
-                    let AttemptError::Failed(error) = failed else {
-                        unreachable!("built as Failed above")
-                    };
                     let Decision::Retry(delay) = decision else {
                         return Poll::Ready(Err(error));
                     };
