@@ -180,6 +180,7 @@ impl Aimd {
     /// let mut aimd = Aimd::new(4);
     /// assert_eq!(aimd.on_sample(Duration::ZERO, Duration::ZERO, 4, Outcome::Ignore), 4);
     /// ```
+    #[inline]
     pub fn on_sample(
         &mut self,
         _now: Duration,
@@ -201,6 +202,7 @@ impl Aimd {
         self.limit
     }
 
+    #[inline]
     fn backed_off(&self) -> u32 {
         // Integer, rounded down; at least one less while above the floor, so a small limit
         // still backs off.
