@@ -1,13 +1,25 @@
-//! Adaptive gate: one permit cycle (enter, report success, release) against the plain gate's
-//! try + release, in the same run. Ids are `<group>/<impl>`:
+//! Adaptive gate: one permit cycle (enter, report success, release) against tower-resilience's
+//! adaptive limiter and the plain gate's try + release, in the same run. Ids are
+//! `<group>/<impl>`:
 //!
 //! - `adaptive/permit_cycle/dike-aimd`, `.../dike-gradient`: `try_enter` on an
-//!   `AdaptiveGate`, `success()`; the timer is a `timer_fn` over `std::time::Instant`.
-//! - `adaptive/permit_cycle/dike-aimd-free-clock`: the same on a clock that reads a constant,
-//!   to separate the engine from the two clock reads.
+//!   `AdaptiveGate`, `success()`; the timer is a `timer_fn` over `std::time::Instant` (two
+//!   clock reads per cycle, the call's start and end).
+//! - `adaptive/permit_cycle/tower-resilience`: one request through
+//!   `tower_resilience_adaptive::AdaptiveLimiterLayer` with its AIMD around a service that
+//!   answers at once: `poll_ready`, `call`, one poll of the response future (it reads
+//!   `Instant::now` twice too, and records the success).
+//! - `adaptive/permit_cycle/dike-aimd-free-clock`: the dike cycle on a clock that reads a
+//!   constant, to separate the engine from the two clock reads.
 //! - `adaptive/permit_cycle/gate`: `Gate::try_enter` and drop (no feedback, no clock).
+//!
+//! Every AIMD is pinned at 64 (bounds `[64, 64]`), so no cycle changes the limit.
 
+use core::convert::Infallible;
+use core::future::Future;
 use core::hint::black_box;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use std::time::Instant;
 
@@ -15,6 +27,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use dike::adaptive::{AdaptiveGate, Aimd, Gradient};
 use dike::gate::Gate;
 use dike::time::timer_fn;
+use tower::{Layer, Service};
 
 fn permit_cycle(c: &mut Criterion) {
     let mut group = c.benchmark_group("adaptive/permit_cycle");
@@ -31,6 +44,29 @@ fn permit_cycle(c: &mut Criterion) {
     group.bench_function("dike-gradient", |b| {
         b.iter(|| black_box(&gradient).try_enter(&timer).unwrap().success());
     });
+
+    let algorithm = tower_resilience_adaptive::Aimd::builder()
+        .initial_limit(64)
+        .min_limit(64)
+        .max_limit(64)
+        .latency_threshold(Duration::from_secs(1))
+        .build();
+    let mut service = tower_resilience_adaptive::AdaptiveLimiterLayer::new(algorithm).layer(
+        tower::service_fn(|()| core::future::ready(Ok::<_, Infallible>(()))),
+    );
+    let mut cx = Context::from_waker(Waker::noop());
+    group.bench_function("tower-resilience", |b| {
+        b.iter(|| {
+            let svc = black_box(&mut service);
+            assert!(svc.poll_ready(&mut cx).is_ready());
+            let response = pin!(svc.call(()));
+            match response.poll(&mut cx) {
+                Poll::Ready(Ok(())) => {}
+                _ => unreachable!("the service answers at once"),
+            }
+        });
+    });
+
     // The same cycle on a clock that costs nothing: what the engine itself costs.
     let still = timer_fn(|| Duration::ZERO, |_: Duration| core::future::ready(()));
     group.bench_function("dike-aimd-free-clock", |b| {

@@ -424,3 +424,39 @@ fn concurrent_permits_give_one_call_per_change() {
     assert_eq!(seen, log);
     assert!(stats.peak_in_use <= 12);
 }
+
+#[test]
+fn the_timer_is_read_only_when_the_sample_times_are_used() {
+    use core::cell::Cell;
+    let reads = Cell::new(0u32);
+    let clock = dike::time::timer_fn(
+        || {
+            reads.set(reads.get() + 1);
+            ms(u64::from(reads.get()))
+        },
+        |_: Duration| core::future::ready(()),
+    );
+    // AIMD without an RTT threshold reads neither time: no clock read at all.
+    let plain = AdaptiveGate::new(Aimd::new(4));
+    plain.try_enter(&clock).unwrap().success();
+    plain.try_enter(&clock).unwrap().dropped();
+    assert_eq!(reads.get(), 0);
+    assert_eq!(
+        plain.limit(),
+        3,
+        "idle success: 1·2 < 4 holds 4; the drop: 3"
+    );
+    // With a threshold: start and end.
+    let slow = AdaptiveGate::new(Aimd::new(4).with_rtt_threshold(ms(100)));
+    slow.try_enter(&clock).unwrap().success();
+    assert_eq!(reads.get(), 2);
+    slow.try_enter(&clock).unwrap().ignore();
+    assert_eq!(reads.get(), 3, "the start only: an ignored call has no end");
+    // A hook hears the times, so it turns the reads on.
+    fn hook(change: LimitChange) {
+        assert_eq!(change.rtt, ms(1), "end read 5 ms, start 4 ms");
+    }
+    let heard = AdaptiveGate::new(Aimd::new(4)).with_on_limit_change(hook);
+    heard.try_enter(&clock).unwrap().dropped();
+    assert_eq!(reads.get(), 5);
+}

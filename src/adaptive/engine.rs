@@ -158,6 +158,21 @@ impl Aimd {
         self
     }
 
+    /// The RTT above which a success counts as a loss, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::adaptive::Aimd;
+    /// assert_eq!(Aimd::new(7).rtt_threshold(), None);
+    /// let ms = Duration::from_millis;
+    /// assert_eq!(Aimd::new(7).with_rtt_threshold(ms(50)).rtt_threshold(), Some(ms(50)));
+    /// ```
+    pub const fn rtt_threshold(&self) -> Option<Duration> {
+        self.rtt_threshold
+    }
+
     /// The current limit.
     ///
     /// # Examples

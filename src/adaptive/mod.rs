@@ -37,7 +37,8 @@
 //!
 //! A cycle (enter, report, release) is two atomic read-modify-writes on the slot count (as
 //! a [`Gate`](crate::gate::Gate)'s `try_enter` and release) plus the algorithm's lock, and
-//! two reads of the timer (the call's start and end).
+//! two reads of the timer (the call's start and end) unless nothing uses the call's times
+//! ([`Algorithm::needs_clock`]: an [`Aimd`] without an RTT threshold and no hook).
 //!
 //! dike's own refusals (this gate full, a breaker open, a retry budget spent) never reach
 //! the algorithm: only a permit holder reports.
@@ -165,6 +166,24 @@ pub trait Algorithm {
     /// Feeds one sample (`rtt` of a call that finished at `now`, `in_flight` calls in flight
     /// when it started, itself included) and returns the new limit.
     fn on_sample(&mut self, now: Duration, rtt: Duration, in_flight: u32, outcome: Outcome) -> u32;
+
+    /// Whether [`on_sample`](Algorithm::on_sample) reads `now` or `rtt` (by default, yes).
+    /// Asked once, when the [`AdaptiveGate`] is built: if not, and no
+    /// [`with_on_limit_change`](AdaptiveGate::with_on_limit_change) hook wants the sample's
+    /// times either, the gate never reads its timer and passes [`Duration::ZERO`] for both
+    /// (an [`Aimd`] without an RTT threshold saves two clock reads per call).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::adaptive::{Aimd, Algorithm};
+    /// assert!(!Aimd::new(10).needs_clock());
+    /// assert!(Aimd::new(10).with_rtt_threshold(Duration::from_millis(100)).needs_clock());
+    /// ```
+    fn needs_clock(&self) -> bool {
+        true
+    }
 }
 
 impl Algorithm for Aimd {
@@ -175,6 +194,10 @@ impl Algorithm for Aimd {
     #[inline]
     fn on_sample(&mut self, now: Duration, rtt: Duration, in_flight: u32, outcome: Outcome) -> u32 {
         Aimd::on_sample(self, now, rtt, in_flight, outcome)
+    }
+    /// Only with an RTT threshold: AIMD's rule reads neither time otherwise.
+    fn needs_clock(&self) -> bool {
+        self.rtt_threshold().is_some()
     }
 }
 
@@ -240,6 +263,8 @@ pub struct AdaptiveGate<A = Aimd> {
     peak: AtomicUsize,
     algorithm: Mutex<A>,
     on_limit_change: Option<fn(LimitChange)>,
+    /// Read the timer: the algorithm or the hook uses the sample's times.
+    clock: bool,
 }
 
 impl<A: Algorithm + Clone + fmt::Debug> fmt::Debug for AdaptiveGate<A> {
@@ -307,6 +332,7 @@ impl<A: Algorithm> AdaptiveGate<A> {
             admitted_carry: AtomicUsize::new(0),
             rejected: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            clock: algorithm.needs_clock(),
             algorithm: Mutex::new(algorithm),
             on_limit_change: None,
         }
@@ -352,11 +378,14 @@ impl<A: Algorithm> AdaptiveGate<A> {
     #[must_use]
     pub fn with_on_limit_change(mut self, hook: fn(LimitChange)) -> Self {
         self.on_limit_change = Some(hook);
+        // The hook hears the sample's times.
+        self.clock = true;
         self
     }
 
     /// Enters at once, or refuses when the limit is reached (the refusal says nothing to
-    /// the algorithm). Reads `timer` once, for the call's start.
+    /// the algorithm). Reads `timer` once, for the call's start (unless nothing needs the
+    /// call's times: see [`Algorithm::needs_clock`]).
     ///
     /// # Errors
     ///
@@ -394,7 +423,11 @@ impl<A: Algorithm> AdaptiveGate<A> {
                 Err(actual) => s = actual,
             }
         };
-        let start = timer.now();
+        let start = if self.clock {
+            timer.now()
+        } else {
+            Duration::ZERO
+        };
         Ok(AdaptivePermit {
             owner: self,
             timer,
@@ -616,7 +649,11 @@ impl<T: Timer, A: Algorithm> AdaptivePermit<'_, T, A> {
         // no longer counts this call.
         self.live = false;
         self.owner.release();
-        let now = self.timer.now();
+        let now = if self.owner.clock {
+            self.timer.now()
+        } else {
+            Duration::ZERO
+        };
         let rtt = now.saturating_sub(self.start);
         self.owner.report(now, rtt, self.in_flight, outcome);
     }
