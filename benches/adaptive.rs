@@ -2,15 +2,18 @@
 //! adaptive limiter and the plain gate's try + release, in the same run. Ids are
 //! `<group>/<impl>`:
 //!
-//! - `adaptive/permit_cycle/dike-aimd`, `.../dike-gradient`: `try_enter` on an
+//! - `adaptive/permit_cycle/dike-aimd-rtt`, `.../dike-gradient`: `try_enter` on an
 //!   `AdaptiveGate`, `success()`; the timer is a `timer_fn` over `std::time::Instant` (two
-//!   clock reads per cycle, the call's start and end).
+//!   clock reads per cycle, the call's start and end). `dike-aimd-rtt` is AIMD with an RTT
+//!   threshold (1 s), as tower-resilience's AIMD always has one.
+//! - `adaptive/permit_cycle/dike-aimd`: AIMD without an RTT threshold, on the same timer:
+//!   its rule uses neither time, so the gate reads no clock.
 //! - `adaptive/permit_cycle/tower-resilience`: one request through
 //!   `tower_resilience_adaptive::AdaptiveLimiterLayer` with its AIMD around a service that
 //!   answers at once: `poll_ready`, `call`, one poll of the response future (it reads
 //!   `Instant::now` twice too, and records the success).
-//! - `adaptive/permit_cycle/dike-aimd-free-clock`: the dike cycle on a clock that reads a
-//!   constant, to separate the engine from the two clock reads.
+//! - `adaptive/permit_cycle/dike-aimd-free-clock`: `dike-aimd-rtt`'s cycle (both reads
+//!   made) on a clock that reads a constant, to separate the engine from the clock's cost.
 //! - `adaptive/permit_cycle/gate`: `Gate::try_enter` and drop (no feedback, no clock).
 //!
 //! Every AIMD is pinned at 64 (bounds `[64, 64]`), so no cycle changes the limit.
@@ -36,7 +39,12 @@ fn permit_cycle(c: &mut Criterion) {
         move || origin.elapsed(),
         |_: Duration| core::future::ready(()),
     );
-    let aimd = AdaptiveGate::new(Aimd::new(64).with_bounds(64, 64).unwrap());
+    let pinned = Aimd::new(64).with_bounds(64, 64).unwrap();
+    let aimd_rtt = AdaptiveGate::new(pinned.with_rtt_threshold(Duration::from_secs(1)));
+    group.bench_function("dike-aimd-rtt", |b| {
+        b.iter(|| black_box(&aimd_rtt).try_enter(&timer).unwrap().success());
+    });
+    let aimd = AdaptiveGate::new(pinned);
     group.bench_function("dike-aimd", |b| {
         b.iter(|| black_box(&aimd).try_enter(&timer).unwrap().success());
     });
@@ -70,7 +78,7 @@ fn permit_cycle(c: &mut Criterion) {
     // The same cycle on a clock that costs nothing: what the engine itself costs.
     let still = timer_fn(|| Duration::ZERO, |_: Duration| core::future::ready(()));
     group.bench_function("dike-aimd-free-clock", |b| {
-        b.iter(|| black_box(&aimd).try_enter(&still).unwrap().success());
+        b.iter(|| black_box(&aimd_rtt).try_enter(&still).unwrap().success());
     });
     let gate = Gate::new(64);
     group.bench_function("gate", |b| {
