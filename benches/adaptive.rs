@@ -15,6 +15,8 @@
 //! - `adaptive/permit_cycle/dike-aimd-free-clock`: `dike-aimd-rtt`'s cycle (both reads
 //!   made) on a clock that reads a constant, to separate the engine from the clock's cost.
 //! - `adaptive/permit_cycle/gate`: `Gate::try_enter` and drop (no feedback, no clock).
+//! - `adaptive/permit_cycle/clock`: the two reads of the real-clock timer alone, what both
+//!   `dike-aimd-rtt` and `tower-resilience` pay for the call's RTT.
 //!
 //! Every AIMD is pinned at 64 (bounds `[64, 64]`), so no cycle changes the limit.
 
@@ -29,7 +31,7 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use dike::adaptive::{AdaptiveGate, Aimd, Gradient};
 use dike::gate::Gate;
-use dike::time::timer_fn;
+use dike::time::{Timer, timer_fn};
 use tower::{Layer, Service};
 
 fn permit_cycle(c: &mut Criterion) {
@@ -83,6 +85,12 @@ fn permit_cycle(c: &mut Criterion) {
     let gate = Gate::new(64);
     group.bench_function("gate", |b| {
         b.iter(|| drop(black_box(black_box(&gate).try_enter())));
+    });
+    group.bench_function("clock", |b| {
+        b.iter(|| {
+            let start = black_box(&timer).now();
+            black_box(&timer).now().saturating_sub(start)
+        });
     });
     group.finish();
 }
