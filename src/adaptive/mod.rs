@@ -470,6 +470,14 @@ impl<A: Algorithm> AdaptiveGate<A> {
         self.state.fetch_sub(1, Ordering::Release);
     }
 
+    /// Sets the admission count kept in `state` (tests of its wrap-around).
+    #[cfg(all(test, target_pointer_width = "64"))]
+    pub(crate) fn preset_admissions(&self, count: u32) {
+        let s = self.state.load(Ordering::Relaxed);
+        let top = usize::try_from(count).expect("64-bit usize") << 32;
+        self.state.store((s & IN_FLIGHT) | top, Ordering::Relaxed);
+    }
+
     fn in_use(&self) -> usize {
         self.state.load(Ordering::Acquire) & IN_FLIGHT
     }
