@@ -10,8 +10,10 @@
 use core::cmp::Reverse;
 use core::time::Duration;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
-use dike::adaptive::{AdaptiveGate, AdaptivePermit, Aimd};
+use dike::adaptive::{AdaptiveGate, AdaptivePermit, Aimd, Algorithm, LimitChange, Outcome};
 use dike::time::ManualTimer;
 
 const C: usize = 64;
@@ -271,4 +273,190 @@ fn adaptive_types_are_send_and_sync() {
     assert_send_sync::<AdaptiveGate>();
     assert_send_sync::<AdaptivePermit<'static, ManualTimer>>();
     assert_send_sync::<Aimd>();
+    assert_send_sync::<LimitChange>();
+}
+
+// The limit-changed hook. A fn pointer: each test records into its own static.
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn the_hook_fires_once_per_change_with_the_sample() {
+    static SEEN: Mutex<Vec<LimitChange>> = Mutex::new(Vec::new());
+    fn hook(change: LimitChange) {
+        SEEN.lock().unwrap().push(change);
+    }
+    let timer = ManualTimer::new();
+    let aimd = Aimd::new(4).with_bounds(2, 5).unwrap();
+    let gate = AdaptiveGate::new(aimd).with_on_limit_change(hook);
+    // Four in flight of 4: the limit is used, a success grows it 4 → 5.
+    let mut held: Vec<_> = (0..4).map(|_| gate.try_enter(&timer).unwrap()).collect();
+    timer.advance(ms(10));
+    held.pop().unwrap().success();
+    // 3 in flight of 5 is used too, but 5 is the upper bound: it stays, no call.
+    held.pop().unwrap().success();
+    assert_eq!(gate.limit(), 5);
+    let mut held = held.into_iter();
+    // Ignored, dropped unreported, refused: no sample, no call.
+    held.next().unwrap().ignore();
+    drop(held);
+    drop(gate.try_enter(&timer).unwrap());
+    let full: Vec<_> = (0..5).map(|_| gate.try_enter(&timer).unwrap()).collect();
+    assert!(gate.try_enter(&timer).is_err());
+    // A drop 5 → 4 (5 × 0.9), started at 10 ms with 5 in flight, reported at 25 ms.
+    timer.advance(ms(15));
+    let mut full = full.into_iter();
+    full.next_back().unwrap().dropped();
+    // Idle (1 in flight of 4: 1·2 < 4): 4 stays.
+    full.for_each(AdaptivePermit::ignore);
+    let lone = gate.try_enter(&timer).unwrap();
+    lone.success();
+    // Down to the floor 2 and no further.
+    for _ in 0..4 {
+        gate.try_enter(&timer).unwrap().dropped();
+    }
+    assert_eq!(gate.limit(), 2);
+    let seen = SEEN.lock().unwrap().clone();
+    let pairs: Vec<_> = seen.iter().map(|c| (c.old, c.new)).collect();
+    assert_eq!(pairs, [(4, 5), (5, 4), (4, 3), (3, 2)]);
+    assert_eq!(
+        (seen[0].now, seen[0].rtt, seen[0].in_flight, seen[0].outcome),
+        (ms(10), ms(10), 4, Outcome::Success)
+    );
+    assert_eq!(
+        (seen[1].now, seen[1].rtt, seen[1].in_flight, seen[1].outcome),
+        (ms(25), ms(15), 5, Outcome::Dropped)
+    );
+    assert_eq!((seen[3].rtt, seen[3].in_flight), (Duration::ZERO, 1));
+}
+
+#[test]
+fn the_hook_runs_outside_the_lock_and_sees_the_new_limit() {
+    static GATE: OnceLock<AdaptiveGate> = OnceLock::new();
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    fn hook(change: LimitChange) {
+        let gate = GATE.get().unwrap();
+        // `algorithm()` takes the gate's lock: this would deadlock inside it.
+        assert_eq!(gate.algorithm().limit(), change.new);
+        assert_eq!(gate.limit(), change.new as usize);
+        // The hook may enter the gate too.
+        gate.try_enter(ManualTimer::new()).unwrap().ignore();
+        CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+    let gate = GATE.get_or_init(|| AdaptiveGate::new(Aimd::new(3)).with_on_limit_change(hook));
+    gate.try_enter(ManualTimer::new()).unwrap().dropped();
+    gate.try_enter(ManualTimer::new()).unwrap().success();
+    assert_eq!(CALLS.load(Ordering::Relaxed), 2);
+    assert_eq!(gate.stats().in_use, 0);
+}
+
+/// An AIMD that logs each change it makes, with the lock held: the order the samples took.
+#[derive(Debug, Clone)]
+struct Logged {
+    aimd: Aimd,
+    log: Vec<(u32, u32, u32, Outcome)>,
+}
+
+impl Algorithm for Logged {
+    fn limit(&self) -> u32 {
+        self.aimd.limit()
+    }
+    fn on_sample(&mut self, now: Duration, rtt: Duration, in_flight: u32, outcome: Outcome) -> u32 {
+        let old = self.aimd.limit();
+        let new = self.aimd.on_sample(now, rtt, in_flight, outcome);
+        if new != old {
+            self.log.push((old, new, in_flight, outcome));
+        }
+        new
+    }
+}
+
+#[test]
+fn concurrent_permits_give_one_call_per_change() {
+    static SEEN: Mutex<Vec<(u32, u32, u32, Outcome)>> = Mutex::new(Vec::new());
+    fn hook(c: LimitChange) {
+        SEEN.lock()
+            .unwrap()
+            .push((c.old, c.new, c.in_flight, c.outcome));
+    }
+    let algorithm = Logged {
+        aimd: Aimd::new(8).with_bounds(2, 12).unwrap(),
+        log: Vec::new(),
+    };
+    let gate = AdaptiveGate::new(algorithm).with_on_limit_change(hook);
+    let timer = ManualTimer::new();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (gate, timer) = (&gate, &timer);
+            s.spawn(move || {
+                let mut rng = Rng(t + 1);
+                let mut held = Vec::new();
+                for _ in 0..2_000 {
+                    if let Ok(p) = gate.try_enter(timer) {
+                        held.push(p);
+                    }
+                    if held.len() > 3 || rng.uniform() < 0.5 {
+                        let Some(p) = held.pop() else { continue };
+                        match rng.next() % 4 {
+                            0 => p.dropped(),
+                            1 => p.ignore(),
+                            _ => p.success(),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let stats = gate.stats();
+    assert_eq!(stats.in_use, 0, "every permit came back");
+    let mut log = gate.algorithm().log;
+    let mut seen = SEEN.lock().unwrap().clone();
+    assert!(log.len() > 100, "the limit moved: {} changes", log.len());
+    // The changes, in the order the lock saw them, chain from the first limit to the last.
+    assert_eq!(log[0].0, 8);
+    assert!(log.windows(2).all(|w| w[0].1 == w[1].0));
+    assert_eq!(log.last().unwrap().1 as usize, gate.limit());
+    // Exactly one hook call per change, with its values (maybe in another order).
+    log.sort_unstable_by_key(|e| (e.0, e.1, e.2, e.3 as u8));
+    seen.sort_unstable_by_key(|e| (e.0, e.1, e.2, e.3 as u8));
+    assert_eq!(seen, log);
+    assert!(stats.peak_in_use <= 12);
+}
+
+#[test]
+fn the_timer_is_read_only_when_the_sample_times_are_used() {
+    use core::cell::Cell;
+    let reads = Cell::new(0u32);
+    let clock = dike::time::timer_fn(
+        || {
+            reads.set(reads.get() + 1);
+            ms(u64::from(reads.get()))
+        },
+        |_: Duration| core::future::ready(()),
+    );
+    // AIMD without an RTT threshold reads neither time: no clock read at all.
+    let plain = AdaptiveGate::new(Aimd::new(4));
+    plain.try_enter(&clock).unwrap().success();
+    plain.try_enter(&clock).unwrap().dropped();
+    assert_eq!(reads.get(), 0);
+    assert_eq!(
+        plain.limit(),
+        3,
+        "idle success: 1·2 < 4 holds 4; the drop: 3"
+    );
+    // With a threshold: start and end.
+    let slow = AdaptiveGate::new(Aimd::new(4).with_rtt_threshold(ms(100)));
+    slow.try_enter(&clock).unwrap().success();
+    assert_eq!(reads.get(), 2);
+    slow.try_enter(&clock).unwrap().ignore();
+    assert_eq!(reads.get(), 3, "the start only: an ignored call has no end");
+    // A hook hears the times, so it turns the reads on.
+    fn hook(change: LimitChange) {
+        assert_eq!(change.rtt, ms(1), "end read 5 ms, start 4 ms");
+    }
+    let heard = AdaptiveGate::new(Aimd::new(4)).with_on_limit_change(hook);
+    heard.try_enter(&clock).unwrap().dropped();
+    assert_eq!(reads.get(), 5);
 }

@@ -158,6 +158,21 @@ impl Aimd {
         self
     }
 
+    /// The RTT above which a success counts as a loss, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::adaptive::Aimd;
+    /// assert_eq!(Aimd::new(7).rtt_threshold(), None);
+    /// let ms = Duration::from_millis;
+    /// assert_eq!(Aimd::new(7).with_rtt_threshold(ms(50)).rtt_threshold(), Some(ms(50)));
+    /// ```
+    pub const fn rtt_threshold(&self) -> Option<Duration> {
+        self.rtt_threshold
+    }
+
     /// The current limit.
     ///
     /// # Examples
@@ -180,6 +195,7 @@ impl Aimd {
     /// let mut aimd = Aimd::new(4);
     /// assert_eq!(aimd.on_sample(Duration::ZERO, Duration::ZERO, 4, Outcome::Ignore), 4);
     /// ```
+    #[inline]
     pub fn on_sample(
         &mut self,
         _now: Duration,
@@ -201,6 +217,7 @@ impl Aimd {
         self.limit
     }
 
+    #[inline]
     fn backed_off(&self) -> u32 {
         // Integer, rounded down; at least one less while above the floor, so a small limit
         // still backs off.

@@ -1,5 +1,5 @@
-//! Adaptive concurrency limit: a [`Gate`] whose limit follows what the dependency can take,
-//! learned from each call's round-trip time and outcome.
+//! Adaptive concurrency limit: a [`Gate`](crate::gate::Gate)-like limit that follows what the
+//! dependency can take, learned from each call's round-trip time and outcome.
 //!
 //! ```
 //! use core::time::Duration;
@@ -26,12 +26,19 @@
 //! engine: it maps each sample `(now, rtt, in_flight, outcome)` to a limit, with integer
 //! arithmetic, no allocation and no clock of its own, so the same samples on a
 //! [`ManualTimer`](crate::time::ManualTimer) give the same trajectory, bit for bit, in
-//! `no_std` too. [`AdaptiveGate`] owns a [`Gate`] and the algorithm; each permit is the
-//! call's feedback token: report [`success`](AdaptivePermit::success),
+//! `no_std` too. [`AdaptiveGate`] owns the algorithm and the count of calls in flight; each
+//! permit is the call's feedback token: report [`success`](AdaptivePermit::success),
 //! [`dropped`](AdaptivePermit::dropped) (the dependency refused or failed from overload) or
 //! [`ignore`](AdaptivePermit::ignore) (says nothing about the dependency). A permit dropped
 //! unreported is `ignore`: a cancelled caller says nothing about the server. The new limit
-//! is applied with [`Gate::set_limit`] after the algorithm's lock is released.
+//! is written under the algorithm's lock, so it always follows the algorithm's in sample
+//! order; [`with_on_limit_change`](AdaptiveGate::with_on_limit_change) hears of each change,
+//! after the lock.
+//!
+//! A cycle (enter, report, release) is two atomic read-modify-writes on the slot count (as
+//! a [`Gate`](crate::gate::Gate)'s `try_enter` and release) plus the algorithm's lock, and
+//! two reads of the timer (the call's start and end) unless nothing uses the call's times
+//! ([`Algorithm::needs_clock`]: an [`Aimd`] without an RTT threshold and no hook).
 //!
 //! dike's own refusals (this gate full, a breaker open, a retry budget spent) never reach
 //! the algorithm: only a permit holder reports.
@@ -159,14 +166,38 @@ pub trait Algorithm {
     /// Feeds one sample (`rtt` of a call that finished at `now`, `in_flight` calls in flight
     /// when it started, itself included) and returns the new limit.
     fn on_sample(&mut self, now: Duration, rtt: Duration, in_flight: u32, outcome: Outcome) -> u32;
+
+    /// Whether [`on_sample`](Algorithm::on_sample) reads `now` or `rtt` (by default, yes).
+    /// Asked once, when the [`AdaptiveGate`] is built: if not, and no
+    /// [`with_on_limit_change`](AdaptiveGate::with_on_limit_change) hook wants the sample's
+    /// times either, the gate never reads its timer and passes [`Duration::ZERO`] for both
+    /// (an [`Aimd`] without an RTT threshold saves two clock reads per call).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use dike::adaptive::{Aimd, Algorithm};
+    /// assert!(!Aimd::new(10).needs_clock());
+    /// assert!(Aimd::new(10).with_rtt_threshold(Duration::from_millis(100)).needs_clock());
+    /// ```
+    fn needs_clock(&self) -> bool {
+        true
+    }
 }
 
 impl Algorithm for Aimd {
+    #[inline]
     fn limit(&self) -> u32 {
         Aimd::limit(self)
     }
+    #[inline]
     fn on_sample(&mut self, now: Duration, rtt: Duration, in_flight: u32, outcome: Outcome) -> u32 {
         Aimd::on_sample(self, now, rtt, in_flight, outcome)
+    }
+    /// Only with an RTT threshold: AIMD's rule reads neither time otherwise.
+    fn needs_clock(&self) -> bool {
+        self.rtt_threshold().is_some()
     }
 }
 
@@ -179,14 +210,31 @@ impl Algorithm for Gradient {
     }
 }
 
-use crate::error::TooManyCalls;
-use crate::gate::{Gate, GateStats, Permit};
+use crate::error::{TooManyCalls, TooManyCallsKind};
+use crate::gate::GateStats;
 use crate::sync::Mutex;
-use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use crate::time::Timer;
 
-/// A [`Gate`] whose limit an [`Algorithm`] ([`Aimd`] by default, or [`Gradient`]) sets
-/// from each call's feedback.
+/// One admission in [`AdaptiveGate`]'s state word: its count lives in the top half on 64-bit
+/// targets (counted by the same compare-and-swap that takes the slot), in `admitted`
+/// elsewhere.
+#[cfg(target_pointer_width = "64")]
+const ADMIT: usize = 1 << 32;
+#[cfg(not(target_pointer_width = "64"))]
+const ADMIT: usize = 0;
+/// The calls in flight: the low half of the state word (all of it without 64-bit `usize`).
+const IN_FLIGHT: usize = if ADMIT == 0 { usize::MAX } else { ADMIT - 1 };
+
+/// A [`Gate`](crate::gate::Gate)-like limit that an [`Algorithm`] ([`Aimd`] by default, or
+/// [`Gradient`]) sets from each call's feedback.
+///
+/// It admits with [`try_enter`](AdaptiveGate::try_enter) only (a refused call is shed, it
+/// does not wait), so its slots are one word: the calls in flight, taken and given back
+/// without a lock. The algorithm sits behind a lock taken once per reported sample; the new
+/// limit is written under that same lock, so the limit admissions see always follows the
+/// algorithm's, in the order the samples were taken. Lowering the limit below the calls in
+/// flight evicts nobody: new calls are refused until fewer than the new limit are in flight.
 ///
 /// # Examples
 ///
@@ -201,20 +249,70 @@ use crate::time::Timer;
 /// # Ok::<(), dike::error::ConfigError>(())
 /// ```
 pub struct AdaptiveGate<A = Aimd> {
-    gate: Gate,
+    /// `admitted << 32 | in_flight` on 64-bit targets, `in_flight` elsewhere.
+    state: AtomicUsize,
+    /// The algorithm's limit, written with `algorithm`'s lock held.
+    limit: AtomicU32,
+    /// Admissions not counted in `state` (all of them without 64-bit `usize`).
+    #[cfg_attr(target_pointer_width = "64", allow(dead_code))]
+    admitted: AtomicUsize,
+    /// Wraps of the admission count in `state`'s top half.
+    #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))]
+    admitted_carry: AtomicUsize,
+    rejected: AtomicUsize,
+    peak: AtomicUsize,
     algorithm: Mutex<A>,
-    // Calls holding a permit: the `in_flight` of each sample, without locking the gate.
-    in_flight: AtomicU32,
+    on_limit_change: Option<fn(LimitChange)>,
+    /// Read the timer: the algorithm or the hook uses the sample's times.
+    clock: bool,
 }
 
 impl<A: Algorithm + Clone + fmt::Debug> fmt::Debug for AdaptiveGate<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let algorithm = self.algorithm.with(|a| a.clone());
         f.debug_struct("AdaptiveGate")
-            .field("gate", &self.gate)
+            .field("limit", &self.limit())
+            .field("in_use", &self.in_use())
             .field("algorithm", &algorithm)
-            .finish()
+            .finish_non_exhaustive()
     }
+}
+
+/// A change of an [`AdaptiveGate`]'s limit, given to the hook set with
+/// [`with_on_limit_change`](AdaptiveGate::with_on_limit_change): the limit before and after,
+/// and the sample that moved it.
+///
+/// # Examples
+///
+/// ```
+/// use core::sync::atomic::{AtomicU32, Ordering};
+/// use dike::adaptive::{AdaptiveGate, Aimd, LimitChange, Outcome};
+///
+/// static LAST: AtomicU32 = AtomicU32::new(0);
+/// fn on_change(change: LimitChange) {
+///     assert_eq!(change.outcome, Outcome::Dropped);
+///     LAST.store(change.old << 16 | change.new, Ordering::Relaxed);
+/// }
+///
+/// let gate = AdaptiveGate::new(Aimd::new(10)).with_on_limit_change(on_change);
+/// gate.try_enter(dike::time::ManualTimer::new()).unwrap().dropped();
+/// assert_eq!(LAST.load(Ordering::Relaxed), 10 << 16 | 9);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LimitChange {
+    /// The limit before the sample.
+    pub old: u32,
+    /// The limit after it (never equal to `old`).
+    pub new: u32,
+    /// When the call finished (the sample's `now`).
+    pub now: Duration,
+    /// The call's round-trip time.
+    pub rtt: Duration,
+    /// Calls in flight when it started, itself included.
+    pub in_flight: u32,
+    /// What the call reported ([`Outcome::Success`] or [`Outcome::Dropped`]).
+    pub outcome: Outcome,
 }
 
 impl<A: Algorithm> AdaptiveGate<A> {
@@ -228,18 +326,71 @@ impl<A: Algorithm> AdaptiveGate<A> {
     /// ```
     pub fn new(algorithm: A) -> Self {
         Self {
-            gate: Gate::new(algorithm.limit() as usize),
+            state: AtomicUsize::new(0),
+            limit: AtomicU32::new(algorithm.limit()),
+            admitted: AtomicUsize::new(0),
+            admitted_carry: AtomicUsize::new(0),
+            rejected: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            clock: algorithm.needs_clock(),
             algorithm: Mutex::new(algorithm),
-            in_flight: AtomicU32::new(0),
+            on_limit_change: None,
         }
     }
 
+    /// Calls `hook` once for each sample that changes the limit (OnLimitChanged), never
+    /// for one that leaves it where it was, nor for a refusal or an unreported permit.
+    ///
+    /// The hook runs on the thread that reported the sample, after the gate's lock is
+    /// released, so it may use the gate (read [`limit`](AdaptiveGate::limit), enter). From
+    /// samples reported at the same time on several threads, the hooks may run in another
+    /// order than the changes took effect; each [`LimitChange`] carries its own `old` and
+    /// `new`, and those chain in the order the samples were taken. A fn pointer, like the
+    /// breaker's and the hedge's hooks; unset, it costs one branch per limit change and
+    /// nothing per call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::sync::atomic::{AtomicU32, Ordering};
+    /// use core::time::Duration;
+    /// use dike::adaptive::{AdaptiveGate, Aimd, LimitChange};
+    /// use dike::time::ManualTimer;
+    ///
+    /// static CHANGES: AtomicU32 = AtomicU32::new(0);
+    /// fn on_change(change: LimitChange) {
+    ///     assert_ne!(change.old, change.new);
+    ///     CHANGES.fetch_add(1, Ordering::Relaxed);
+    /// }
+    ///
+    /// let timer = ManualTimer::new();
+    /// let gate = AdaptiveGate::new(Aimd::new(4).with_bounds(1, 5)?).with_on_limit_change(on_change);
+    /// let held: Vec<_> = (0..4).map(|_| gate.try_enter(&timer).unwrap()).collect();
+    /// timer.advance(Duration::from_millis(10));
+    /// for permit in held {
+    ///     permit.success(); // 4 → 5, then at the bound 5 stays: one change
+    /// }
+    /// gate.try_enter(&timer).unwrap().ignore(); // no sample
+    /// assert_eq!(CHANGES.load(Ordering::Relaxed), 1);
+    /// assert_eq!(gate.limit(), 5);
+    /// # Ok::<(), dike::error::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn with_on_limit_change(mut self, hook: fn(LimitChange)) -> Self {
+        self.on_limit_change = Some(hook);
+        // The hook hears the sample's times.
+        self.clock = true;
+        self
+    }
+
     /// Enters at once, or refuses when the limit is reached (the refusal says nothing to
-    /// the algorithm).
+    /// the algorithm). Reads `timer` once, for the call's start (unless nothing needs the
+    /// call's times: see [`Algorithm::needs_clock`]).
     ///
     /// # Errors
     ///
-    /// [`TooManyCalls`] when every slot of the current limit is taken.
+    /// [`TooManyCalls`] of kind [`Full`](TooManyCallsKind::Full) when as many calls as the
+    /// current limit are in flight.
     ///
     /// # Examples
     ///
@@ -251,20 +402,84 @@ impl<A: Algorithm> AdaptiveGate<A> {
     /// assert!(gate.try_enter(&timer).is_err());
     /// # Ok::<(), dike::error::TooManyCalls>(())
     /// ```
+    #[inline]
     pub fn try_enter<T: Timer>(&self, timer: T) -> Result<AdaptivePermit<'_, T, A>, TooManyCalls> {
-        let permit = self.gate.try_enter()?;
-        let in_flight = self
-            .in_flight
-            .fetch_add(1, Ordering::Relaxed)
-            .saturating_add(1);
-        let start = timer.now();
+        let limit = self.limit.load(Ordering::Relaxed) as usize;
+        let mut s = self.state.load(Ordering::Relaxed);
+        let in_flight = loop {
+            let held = s & IN_FLIGHT;
+            if held >= limit {
+                return Err(self.full());
+            }
+            let new = (s + 1).wrapping_add(ADMIT);
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    self.note_admitted(new, held + 1);
+                    break held + 1;
+                }
+                Err(actual) => s = actual,
+            }
+        };
+        let start = if self.clock {
+            timer.now()
+        } else {
+            Duration::ZERO
+        };
         Ok(AdaptivePermit {
             owner: self,
-            permit: Some(permit),
             timer,
             start,
-            in_flight,
+            // At most the limit, a `u32`.
+            in_flight: in_flight as u32,
+            live: true,
         })
+    }
+
+    #[cold]
+    fn full(&self) -> TooManyCalls {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        TooManyCalls::new(self.limit(), TooManyCallsKind::Full)
+    }
+
+    /// Completes the count of an admission that left `state` at `after`, with `in_flight`
+    /// calls in flight, and tracks the peak.
+    #[inline]
+    fn note_admitted(&self, after: usize, in_flight: usize) {
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            let _ = after;
+            self.admitted.fetch_add(1, Ordering::Relaxed);
+        }
+        #[cfg(target_pointer_width = "64")]
+        if after < ADMIT {
+            // The count in the top half wrapped to zero.
+            self.admitted_carry.fetch_add(1, Ordering::Relaxed);
+        }
+        // A load first keeps the common case free of a second read-modify-write.
+        if in_flight > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(in_flight, Ordering::Relaxed);
+        }
+    }
+
+    /// Gives one slot back.
+    #[inline]
+    fn release(&self) {
+        self.state.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Sets the admission count kept in `state` (tests of its wrap-around).
+    #[cfg(all(test, target_pointer_width = "64"))]
+    pub(crate) fn preset_admissions(&self, count: u32) {
+        let s = self.state.load(Ordering::Relaxed);
+        let top = usize::try_from(count).expect("64-bit usize") << 32;
+        self.state.store((s & IN_FLIGHT) | top, Ordering::Relaxed);
+    }
+
+    fn in_use(&self) -> usize {
+        self.state.load(Ordering::Acquire) & IN_FLIGHT
     }
 
     /// The current limit.
@@ -274,20 +489,40 @@ impl<A: Algorithm> AdaptiveGate<A> {
     /// ```
     /// assert_eq!(dike::adaptive::AdaptiveGate::new(dike::adaptive::Aimd::new(3)).limit(), 3);
     /// ```
+    #[inline]
     pub fn limit(&self) -> usize {
-        self.gate.limit()
+        self.limit.load(Ordering::Relaxed) as usize
     }
 
-    /// The underlying gate's counters.
+    /// The gate's counters, in the [`Gate`](crate::gate::Gate)'s shape: `in_use` is the
+    /// calls in flight (it may exceed `limit` right after the limit was lowered), `waiting`
+    /// is always 0 (nobody waits), `admitted` and `rejected` count since creation and wrap
+    /// at `usize::MAX`.
     ///
     /// # Examples
     ///
     /// ```
     /// let gate = dike::adaptive::AdaptiveGate::new(dike::adaptive::Aimd::new(3));
-    /// assert_eq!(gate.stats().limit, 3);
+    /// let timer = dike::time::ManualTimer::new();
+    /// let permit = gate.try_enter(&timer).unwrap();
+    /// let stats = gate.stats();
+    /// assert_eq!((stats.limit, stats.in_use, stats.admitted), (3, 1, 1));
+    /// # drop(permit);
     /// ```
     pub fn stats(&self) -> GateStats {
-        self.gate.stats()
+        let state = self.state.load(Ordering::Acquire);
+        #[cfg(target_pointer_width = "64")]
+        let admitted = (self.admitted_carry.load(Ordering::Relaxed) << 32) | (state >> 32);
+        #[cfg(not(target_pointer_width = "64"))]
+        let admitted = self.admitted.load(Ordering::Relaxed);
+        GateStats {
+            limit: self.limit(),
+            in_use: state & IN_FLIGHT,
+            waiting: 0,
+            admitted,
+            rejected: self.rejected.load(Ordering::Relaxed),
+            peak_in_use: self.peak.load(Ordering::Relaxed),
+        }
     }
 
     /// A copy of the algorithm's state (its limit, baseline, last RTT).
@@ -306,16 +541,34 @@ impl<A: Algorithm> AdaptiveGate<A> {
         self.algorithm.with(|a| a.clone())
     }
 
+    /// Feeds a `Success` or `Dropped` sample; the new limit is written under the
+    /// algorithm's lock, the hook called after it.
+    #[inline]
     fn report(&self, now: Duration, rtt: Duration, in_flight: u32, outcome: Outcome) {
-        if outcome == Outcome::Ignore {
-            return;
-        }
-        let (before, after) = self.algorithm.with(|a| {
-            let before = a.limit();
-            (before, a.on_sample(now, rtt, in_flight, outcome))
+        let change = self.algorithm.with(|a| {
+            let old = a.limit();
+            let new = a.on_sample(now, rtt, in_flight, outcome);
+            (new != old).then(|| {
+                self.limit.store(new, Ordering::Relaxed);
+                (old, new)
+            })
         });
-        if before != after {
-            self.gate.set_limit(after as usize);
+        if let Some((old, new)) = change {
+            self.changed(LimitChange {
+                old,
+                new,
+                now,
+                rtt,
+                in_flight,
+                outcome,
+            });
+        }
+    }
+
+    #[cold]
+    fn changed(&self, change: LimitChange) {
+        if let Some(hook) = self.on_limit_change {
+            hook(change);
         }
     }
 }
@@ -338,10 +591,11 @@ impl<A: Algorithm> AdaptiveGate<A> {
 #[must_use = "report the call's outcome; dropping the permit releases it with no sample"]
 pub struct AdaptivePermit<'a, T: Timer, A: Algorithm = Aimd> {
     owner: &'a AdaptiveGate<A>,
-    permit: Option<Permit<'a>>,
     timer: T,
     start: Duration,
     in_flight: u32,
+    /// Still holds its slot.
+    live: bool,
 }
 
 impl<T: Timer, A: Algorithm> fmt::Debug for AdaptivePermit<'_, T, A> {
@@ -363,6 +617,7 @@ impl<T: Timer, A: Algorithm> AdaptivePermit<'_, T, A> {
     /// gate.try_enter(dike::time::ManualTimer::new()).unwrap().success();
     /// assert_eq!(gate.limit(), 2);
     /// ```
+    #[inline]
     pub fn success(self) {
         self.finish(Outcome::Success);
     }
@@ -376,6 +631,7 @@ impl<T: Timer, A: Algorithm> AdaptivePermit<'_, T, A> {
     /// gate.try_enter(dike::time::ManualTimer::new()).unwrap().dropped();
     /// assert_eq!(gate.limit(), 9);
     /// ```
+    #[inline]
     pub fn dropped(self) {
         self.finish(Outcome::Dropped);
     }
@@ -389,33 +645,35 @@ impl<T: Timer, A: Algorithm> AdaptivePermit<'_, T, A> {
     /// gate.try_enter(dike::time::ManualTimer::new()).unwrap().ignore();
     /// assert_eq!(gate.limit(), 10);
     /// ```
+    #[inline]
     pub fn ignore(self) {
-        self.finish(Outcome::Ignore);
+        // Dropping releases the slot and reports nothing.
+        drop(self);
     }
 
+    #[inline]
     fn finish(mut self, outcome: Outcome) {
         // The slot is released before the sample, so the new limit applies to a gate that
         // no longer counts this call.
-        self.release();
-        if outcome != Outcome::Ignore {
-            let now = self.timer.now();
-            let rtt = now.saturating_sub(self.start);
-            self.owner.report(now, rtt, self.in_flight, outcome);
-        }
-    }
-
-    fn release(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            self.owner.in_flight.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        }
+        self.live = false;
+        self.owner.release();
+        let now = if self.owner.clock {
+            self.timer.now()
+        } else {
+            Duration::ZERO
+        };
+        let rtt = now.saturating_sub(self.start);
+        self.owner.report(now, rtt, self.in_flight, outcome);
     }
 }
 
 impl<T: Timer, A: Algorithm> Drop for AdaptivePermit<'_, T, A> {
+    #[inline]
     fn drop(&mut self) {
         // Unreported: `ignore`, no sample.
-        self.release();
+        if self.live {
+            self.owner.release();
+        }
     }
 }
 

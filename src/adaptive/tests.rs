@@ -194,3 +194,74 @@ mod gradient {
         }
     }
 }
+
+/// The gate around the engine: its slot word, counters and hook, on a `ManualTimer`.
+mod gate {
+    use crate::adaptive::{AdaptiveGate, Aimd};
+    use crate::error::TooManyCallsKind;
+    use crate::time::ManualTimer;
+
+    #[test]
+    fn counts_admissions_refusals_and_the_peak() {
+        let timer = ManualTimer::new();
+        let gate = AdaptiveGate::new(Aimd::new(3).with_bounds(3, 3).unwrap());
+        let held: Vec<_> = (0..3).map(|_| gate.try_enter(&timer).unwrap()).collect();
+        let err = gate.try_enter(&timer).unwrap_err();
+        assert_eq!((err.kind(), err.limit()), (TooManyCallsKind::Full, 3));
+        let stats = gate.stats();
+        assert_eq!(
+            (
+                stats.limit,
+                stats.in_use,
+                stats.waiting,
+                stats.admitted,
+                stats.rejected
+            ),
+            (3, 3, 0, 3, 1)
+        );
+        drop(held);
+        gate.try_enter(&timer).unwrap().success();
+        let stats = gate.stats();
+        assert_eq!((stats.in_use, stats.admitted, stats.peak_in_use), (0, 4, 3));
+    }
+
+    #[test]
+    fn a_lowered_limit_refuses_until_enough_have_left() {
+        let timer = ManualTimer::new();
+        let gate = AdaptiveGate::new(Aimd::new(4).with_backoff(0.5).unwrap());
+        let mut held: Vec<_> = (0..4).map(|_| gate.try_enter(&timer).unwrap()).collect();
+        held.pop().unwrap().dropped(); // 4 → 2, 3 still in flight
+        assert_eq!((gate.limit(), gate.stats().in_use), (2, 3));
+        assert!(gate.try_enter(&timer).is_err());
+        held.pop();
+        assert!(gate.try_enter(&timer).is_err(), "2 in flight of 2");
+        held.pop();
+        assert!(gate.try_enter(&timer).is_ok());
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn the_admission_count_carries_past_32_bits() {
+        let gate = AdaptiveGate::new(Aimd::new(2));
+        let timer = ManualTimer::new();
+        let held = gate.try_enter(&timer).unwrap();
+        gate.preset_admissions(u32::MAX);
+        gate.try_enter(&timer).unwrap().ignore();
+        let stats = gate.stats();
+        assert_eq!(stats.admitted, 1 << 32, "u32::MAX + 1");
+        assert_eq!(stats.in_use, 1, "the carry leaves the in-flight half alone");
+        drop(held);
+        assert_eq!(gate.stats().in_use, 0);
+    }
+
+    #[test]
+    fn debug_shows_the_limit_and_the_algorithm() {
+        let gate = AdaptiveGate::new(Aimd::new(5));
+        let _held = gate.try_enter(ManualTimer::new()).unwrap();
+        let text = format!("{gate:?}");
+        assert!(
+            text.starts_with("AdaptiveGate { limit: 5, in_use: 1, algorithm: Aimd"),
+            "{text}"
+        );
+    }
+}
