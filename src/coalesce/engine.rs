@@ -176,7 +176,8 @@ pub(crate) struct Finished<K, T, E> {
 enum Step<K, T, E> {
     Drive(Work<T, E>),
     Wait(Option<Waker>),
-    Take(Shared<T, E>, bool, Option<State<K, T, E>>),
+    /// The outcome, whether it was shared, and the key if this waiter was the last.
+    Take(Shared<T, E>, bool, Option<Key<K>>),
 }
 
 impl<K, T, E> Inner<K, T, E> {
@@ -359,7 +360,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
                     if run.live == 0 {
                         // The last waiter: the run's state goes (dropped after the lock).
                         let state = inner.runs.remove(t.run);
-                        Step::Take(shared, shared_flag, Some(state))
+                        Step::Take(shared, shared_flag, Some(state.key))
                     } else {
                         run.phase = Phase::Done(alloc::sync::Arc::clone(&shared));
                         Step::Take(shared, shared_flag, None)
@@ -376,8 +377,8 @@ impl<K, T, E, S> Engine<K, T, E, S> {
                 drop(stale);
                 Poll::Pending
             }
-            Step::Take(outcome, shared, state) => {
-                drop(state);
+            Step::Take(outcome, shared, gone) => {
+                drop(gone);
                 let Ticket { key, .. } = ticket.take().expect("a waiting ticket");
                 let result = alloc::sync::Arc::try_unwrap(outcome).unwrap_or_else(|o| (*o).clone());
                 Poll::Ready(Finished {
