@@ -7,23 +7,27 @@
 //!
 //! One lock over `Inner { map, runs }`:
 //!
-//! - `map: HashTable<Arc<Entry>>`: the entries whose key is in flight, found by the key's hash
-//!   (computed once, before the lock, and kept in the entry) and the key's `Eq` (never by hash
-//!   alone). Lookups go through `Borrow`, so a joiner never builds an owned key.
-//! - `Entry { key, hash, run }` is immutable, so hooks read the key without the lock; `run` is
-//!   the run's index in `runs`.
-//! - `runs: Slab<State>`: per run, the `Phase`, `live` (waiters that have not finished: each
-//!   `Run` counts until it returned `Ready` or was dropped), `shared` (someone joined), `wakers`
-//!   (a slab of the wakers of waiters that returned `Pending`; a waiter keeps its slab key) and
-//!   `driver` (the slab key of the waiter whose waker the work holds, from its last poll). A
-//!   run's state is removed when its last waiter finishes or leaves.
+//! - `map: HashTable<usize>`: the runs whose key is in flight, by index in `runs`, found by the
+//!   key's hash (computed once, before the lock, and kept in the run) and the key's `Eq` (never
+//!   by hash alone). Lookups go through `Borrow`, so a joiner never builds an owned key.
+//! - `runs: Slab<State>`: per run, its `key` and `hash`, the `Phase`, `live` (waiters that have
+//!   not finished: each `Run` counts until it returned `Ready` or was dropped), `shared`
+//!   (someone joined), `wakers` (a slab of the wakers of waiters that returned `Pending`; a
+//!   waiter keeps its slab key) and `driver` (the slab key of the waiter whose waker the work
+//!   holds, from its last poll). A run's state is removed when its last waiter finishes or
+//!   leaves, so the run's index, which every waiter's ticket holds, stays valid while the
+//!   ticket counts in `live` (no generation needed) and a newer run never shares it.
+//! - The key lives in the run's state, read under the lock only. Hooks read it without the
+//!   lock, so when the coalescer's hooks are called at all (`Hooks::__called`: `false` only for
+//!   [`NoHooks`](super::NoHooks)) the state keeps it in an `Arc` and each ticket holds a clone;
+//!   without hooks a call allocates nothing for the key beyond the owned key itself.
 //! - `Phase`: `Starting` (the executor is calling its closure, outside the lock) → `Idle(work)`
 //!   (boxed, waiting to be polled) ⇄ `Polling` (a waiter took the work out and polls it without
 //!   the lock) → `Done(Arc<outcome>)` (the remaining waiters clone it).
 //!
-//! Invariant: an entry is in the map exactly while its run is `Starting`, `Idle` or `Polling`
-//! and was not forgotten. Completing, failing and abandoning a run unmap its entry in the same
-//! section, so a caller never finds a finished run.
+//! Invariant: a run is in the map exactly while it is `Starting`, `Idle` or `Polling` and was
+//! not forgotten. Completing, failing and abandoning a run unmap it in the same section, so a
+//! caller never finds a finished run.
 //!
 //! ## Transitions (each one lock section)
 //!
@@ -38,16 +42,17 @@
 //!   inside the work) → record the waker, `Pending`. `Done` → clone the shared outcome and
 //!   finish this waiter (the last one to collect takes it out of the `Arc` without a clone).
 //! - **finish** (the waiter whose poll completed the work): `Done(Arc)` unless it is the last
-//!   waiter (then it keeps the outcome, no `Arc`), take the whole waker slab, unmap the entry
-//!   (found by identity: a `forget` may have put a newer entry under the key). With `std` a
+//!   waiter (then it keeps the outcome, no `Arc`, and the state goes), take the whole waker
+//!   slab, unmap the run (found by its index: a `forget` may have put a newer run under the
+//!   key). With `std` a
 //!   panic inside the work's `poll` is caught and finishes the run with `Panicked`; without
 //!   `std` a guard does the same while the panic unwinds.
 //! - **leave** (a waiter dropped before finishing): `live -= 1`, remove its waker. The last one
-//!   out of an unfinished run takes the work and unmaps the entry: the work is dropped (after
+//!   out of an unfinished run takes the work and unmaps the run: the work is dropped (after
 //!   the lock) and the key is free. Otherwise, if the leaver was the driver, or there is no
 //!   driver, driving is handed on: one other recorded waker is taken and woken (a scan of the
 //!   waker slab, O(waiters), only on this path).
-//! - **forget**: unmap the entry; its waiters keep the run.
+//! - **forget**: unmap the run; its waiters keep it (and its key, until the last one goes).
 //!
 //! ## Who wakes whom
 //!
@@ -66,11 +71,20 @@
 //!
 //! ## Costs
 //!
-//! A call that starts a run: one hash, two allocations (the entry, and the boxed work, which is
-//! free for a zero-sized future; plus the owned key's own), four lock sections (insert, store
-//! the work, take it to poll, finish). A joiner: one hash, one section to join, one per poll.
+//! A call that starts a run, without hooks: one hash, the owned key, the boxed work (free for a
+//! zero-sized future; an `async` block is at least one byte), four lock sections (insert, store
+//! the work, take it to poll, finish). A lone call that completes on its first poll clones no
+//! waker and allocates no shared outcome. With hooks, one more allocation (the key's `Arc`).
+//! A joiner: one hash, one section to join, one per poll (and an `Arc` clone with hooks).
 //! Collecting a shared outcome clones it outside the lock, except for the last waiter, which
 //! takes it. One lock serves every key: sections are short and never wait on user code.
+//!
+//! None of the four sections of a lone call can go without changing the contract: the work is
+//! stored at construction so that a joiner can drive it while the executor's future is never
+//! polled (`let a = run(k); let b = run(k); b.await` completes); the closure is called after the
+//! join section because only the executor may call it (joiners' closures never run, and the
+//! execute hook comes before it); taking the work and finishing straddle the user's `poll`,
+//! which never runs under the lock.
 
 use alloc::boxed::Box;
 use core::borrow::Borrow;
