@@ -504,7 +504,10 @@ fn a_waiter_debug_shows_the_key_when_hooks_keep_it() {
     let plain = Co::new();
     let run = plain.run("k", || async { Ok(1) });
     let text = format!("{run:?}");
-    assert!(text.contains("finished: false") && !text.contains("\"k\""), "{text}");
+    assert!(
+        text.contains("finished: false") && !text.contains("\"k\""),
+        "{text}"
+    );
     let counted: Coalescer<String, u32, String, Stats> = Coalescer::with_hooks(Stats::new());
     let run = counted.run("k", || async { Ok(1) });
     assert!(format!("{run:?}").contains("key: \"k\""));
