@@ -7,23 +7,27 @@
 //!
 //! One lock over `Inner { map, runs }`:
 //!
-//! - `map: HashTable<Arc<Entry>>`: the entries whose key is in flight, found by the key's hash
-//!   (computed once, before the lock, and kept in the entry) and the key's `Eq` (never by hash
-//!   alone). Lookups go through `Borrow`, so a joiner never builds an owned key.
-//! - `Entry { key, hash, run }` is immutable, so hooks read the key without the lock; `run` is
-//!   the run's index in `runs`.
-//! - `runs: Slab<State>`: per run, the `Phase`, `live` (waiters that have not finished: each
-//!   `Run` counts until it returned `Ready` or was dropped), `shared` (someone joined), `wakers`
-//!   (a slab of the wakers of waiters that returned `Pending`; a waiter keeps its slab key) and
-//!   `driver` (the slab key of the waiter whose waker the work holds, from its last poll). A
-//!   run's state is removed when its last waiter finishes or leaves.
+//! - `map: HashTable<usize>`: the runs whose key is in flight, by index in `runs`, found by the
+//!   key's hash (computed once, before the lock, and kept in the run) and the key's `Eq` (never
+//!   by hash alone). Lookups go through `Borrow`, so a joiner never builds an owned key.
+//! - `runs: Slab<State>`: per run, its `key` and `hash`, the `Phase`, `live` (waiters that have
+//!   not finished: each `Run` counts until it returned `Ready` or was dropped), `shared`
+//!   (someone joined), `wakers` (a slab of the wakers of waiters that returned `Pending`; a
+//!   waiter keeps its slab key) and `driver` (the slab key of the waiter whose waker the work
+//!   holds, from its last poll). A run's state is removed when its last waiter finishes or
+//!   leaves, so the run's index, which every waiter's ticket holds, stays valid while the
+//!   ticket counts in `live` (no generation needed) and a newer run never shares it.
+//! - The key lives in the run's state, read under the lock only. Hooks read it without the
+//!   lock, so when the coalescer's hooks are called at all (`Hooks::__called`: `false` only for
+//!   [`NoHooks`](super::NoHooks)) the state keeps it in an `Arc` and each ticket holds a clone;
+//!   without hooks a call allocates nothing for the key beyond the owned key itself.
 //! - `Phase`: `Starting` (the executor is calling its closure, outside the lock) → `Idle(work)`
 //!   (boxed, waiting to be polled) ⇄ `Polling` (a waiter took the work out and polls it without
 //!   the lock) → `Done(Arc<outcome>)` (the remaining waiters clone it).
 //!
-//! Invariant: an entry is in the map exactly while its run is `Starting`, `Idle` or `Polling`
-//! and was not forgotten. Completing, failing and abandoning a run unmap its entry in the same
-//! section, so a caller never finds a finished run.
+//! Invariant: a run is in the map exactly while it is `Starting`, `Idle` or `Polling` and was
+//! not forgotten. Completing, failing and abandoning a run unmap it in the same section, so a
+//! caller never finds a finished run.
 //!
 //! ## Transitions (each one lock section)
 //!
@@ -38,16 +42,17 @@
 //!   inside the work) → record the waker, `Pending`. `Done` → clone the shared outcome and
 //!   finish this waiter (the last one to collect takes it out of the `Arc` without a clone).
 //! - **finish** (the waiter whose poll completed the work): `Done(Arc)` unless it is the last
-//!   waiter (then it keeps the outcome, no `Arc`), take the whole waker slab, unmap the entry
-//!   (found by identity: a `forget` may have put a newer entry under the key). With `std` a
+//!   waiter (then it keeps the outcome, no `Arc`, and the state goes), take the whole waker
+//!   slab, unmap the run (found by its index: a `forget` may have put a newer run under the
+//!   key). With `std` a
 //!   panic inside the work's `poll` is caught and finishes the run with `Panicked`; without
 //!   `std` a guard does the same while the panic unwinds.
 //! - **leave** (a waiter dropped before finishing): `live -= 1`, remove its waker. The last one
-//!   out of an unfinished run takes the work and unmaps the entry: the work is dropped (after
+//!   out of an unfinished run takes the work and unmaps the run: the work is dropped (after
 //!   the lock) and the key is free. Otherwise, if the leaver was the driver, or there is no
 //!   driver, driving is handed on: one other recorded waker is taken and woken (a scan of the
 //!   waker slab, O(waiters), only on this path).
-//! - **forget**: unmap the entry; its waiters keep the run.
+//! - **forget**: unmap the run; its waiters keep it (and its key, until the last one goes).
 //!
 //! ## Who wakes whom
 //!
@@ -66,17 +71,25 @@
 //!
 //! ## Costs
 //!
-//! A call that starts a run: one hash, two allocations (the entry, and the boxed work, which is
-//! free for a zero-sized future; plus the owned key's own), four lock sections (insert, store
-//! the work, take it to poll, finish). A joiner: one hash, one section to join, one per poll.
+//! A call that starts a run, without hooks: one hash, the owned key, the boxed work (free for a
+//! zero-sized future; an `async` block is at least one byte), four lock sections (insert, store
+//! the work, take it to poll, finish). A lone call that completes on its first poll clones no
+//! waker and allocates no shared outcome. With hooks, one more allocation (the key's `Arc`).
+//! A joiner: one hash, one section to join, one per poll (and an `Arc` clone with hooks).
 //! Collecting a shared outcome clones it outside the lock, except for the last waiter, which
 //! takes it. One lock serves every key: sections are short and never wait on user code.
+//!
+//! None of the four sections of a lone call can go without changing the contract: the work is
+//! stored at construction so that a joiner can drive it while the executor's future is never
+//! polled (`let a = run(k); let b = run(k); b.await` completes); the closure is called after the
+//! join section because only the executor may call it (joiners' closures never run, and the
+//! execute hook comes before it); taking the work and finishing straddle the user's `poll`,
+//! which never runs under the lock.
 
 use alloc::boxed::Box;
 use core::borrow::Borrow;
 use core::future::Future;
 use core::hash::{BuildHasher, Hash};
-use core::marker::PhantomData;
 use core::mem;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
@@ -100,20 +113,40 @@ pub(crate) struct Engine<K, T, E, S> {
 }
 
 struct Inner<K, T, E> {
-    map: HashTable<Arc<Entry<K, T, E>>>,
-    runs: Slab<State<T, E>>,
+    /// The runs whose key is in flight, by index in `runs`.
+    map: HashTable<usize>,
+    runs: Slab<State<K, T, E>>,
 }
 
-/// One run's key: immutable, shared by the map and the run's waiters.
-pub(crate) struct Entry<K, T, E> {
-    pub(crate) key: K,
+/// A run's key, as the run keeps it.
+enum Key<K> {
+    /// Only the map reads it (under the lock).
+    Owned(K),
+    /// Hooks read it too, without the lock: every waiter holds a clone.
+    Shared(Arc<K>),
+}
+
+impl<K> Key<K> {
+    #[inline]
+    fn get(&self) -> &K {
+        match self {
+            Self::Owned(key) => key,
+            Self::Shared(key) => key,
+        }
+    }
+
+    #[inline]
+    fn shared(&self) -> Option<Arc<K>> {
+        match self {
+            Self::Owned(_) => None,
+            Self::Shared(key) => Some(Arc::clone(key)),
+        }
+    }
+}
+
+struct State<K, T, E> {
+    key: Key<K>,
     hash: u64,
-    /// The run's index in `runs`.
-    run: usize,
-    _types: PhantomData<fn() -> (T, E)>,
-}
-
-struct State<T, E> {
     phase: Phase<T, E>,
     /// Waiters that have neither finished nor left.
     live: usize,
@@ -133,15 +166,19 @@ enum Phase<T, E> {
 }
 
 /// A waiter's registration in a run.
-pub(crate) struct Ticket<K, T, E> {
-    pub(crate) entry: Arc<Entry<K, T, E>>,
+pub(crate) struct Ticket<K> {
+    /// The run's index in `runs`: it stays there while this waiter counts in `live`.
+    run: usize,
     /// The waiter's slab key in `wakers`, once it returned `Pending`.
     slot: Option<usize>,
+    /// The run's key, for the hooks (none without hooks).
+    pub(crate) key: Option<Arc<K>>,
 }
 
 /// A waiter's result.
 pub(crate) struct Finished<K, T, E> {
-    pub(crate) entry: Arc<Entry<K, T, E>>,
+    /// The run's key, for the hooks (none without hooks).
+    pub(crate) key: Option<Arc<K>>,
     pub(crate) result: Result<T, RunError<E>>,
     /// Whether a caller joined the run.
     pub(crate) shared: bool,
@@ -150,20 +187,22 @@ pub(crate) struct Finished<K, T, E> {
 }
 
 /// What a waiter found under the lock.
-enum Step<T, E> {
+enum Step<K, T, E> {
     Drive(Work<T, E>),
     Wait(Option<Waker>),
-    Take(Shared<T, E>, bool, Option<State<T, E>>),
+    /// The outcome, whether it was shared, and the key if this waiter was the last.
+    Take(Shared<T, E>, bool, Option<Key<K>>),
 }
 
 impl<K, T, E> Inner<K, T, E> {
-    /// Removes `entry` from the map if it is still there (a newer entry under an equal key is
-    /// left alone); returns it, to be dropped after the lock.
-    fn unmap(&mut self, entry: &Arc<Entry<K, T, E>>) -> Option<Arc<Entry<K, T, E>>> {
-        self.map
-            .find_entry(entry.hash, |e| Arc::ptr_eq(e, entry))
-            .ok()
-            .map(|found| found.remove().0)
+    /// Removes run `run` from the map if it is still there (a forgotten run is not; a newer
+    /// run under an equal key has another index and is left alone).
+    #[inline]
+    fn unmap(&mut self, run: usize) {
+        let hash = self.runs[run].hash;
+        if let Ok(found) = self.map.find_entry(hash, |&i| i == run) {
+            found.remove();
+        }
     }
 }
 
@@ -194,41 +233,62 @@ where
     S: BuildHasher,
 {
     /// Joins the run in flight for `key`, or registers a new one; `true` when the caller is
-    /// the executor and must [`start`](Self::start) the work.
+    /// the executor and must [`start`](Self::start) the work. With `keyed`, the run keeps its
+    /// key in an `Arc` and the ticket holds a clone, for the hooks.
     #[inline]
-    pub(crate) fn join<Q>(&self, key: &Q, to_owned: impl FnOnce(&Q) -> K) -> (Ticket<K, T, E>, bool)
+    pub(crate) fn join<Q>(
+        &self,
+        key: &Q,
+        to_owned: impl FnOnce(&Q) -> K,
+        keyed: bool,
+    ) -> (Ticket<K>, bool)
     where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hasher.hash_one(key);
-        let (entry, executor) = self.inner.with(|inner| {
-            if let Some(entry) = inner.map.find(hash, |e| e.key.borrow() == key) {
-                let run = &mut inner.runs[entry.run];
-                run.live += 1;
-                run.shared = true;
-                return (Arc::clone(entry), false);
+        self.inner.with(|inner| {
+            let Inner { map, runs } = inner;
+            if let Some(&run) = map.find(hash, |&i| runs[i].key.get().borrow() == key) {
+                let state = &mut runs[run];
+                state.live += 1;
+                state.shared = true;
+                let key = state.key.shared();
+                return (
+                    Ticket {
+                        run,
+                        slot: None,
+                        key,
+                    },
+                    false,
+                );
             }
-            let vacant = inner.runs.vacant_entry();
-            let entry = Arc::new(Entry {
-                key: to_owned(key),
+            let owned = to_owned(key);
+            let (stored, key) = if keyed {
+                let shared = Arc::new(owned);
+                (Key::Shared(Arc::clone(&shared)), Some(shared))
+            } else {
+                (Key::Owned(owned), None)
+            };
+            let run = runs.insert(State {
+                key: stored,
                 hash,
-                run: vacant.key(),
-                _types: PhantomData,
-            });
-            vacant.insert(State {
                 phase: Phase::Starting,
                 live: 1,
                 shared: false,
                 wakers: Slab::new(),
                 driver: None,
             });
-            inner
-                .map
-                .insert_unique(hash, Arc::clone(&entry), |e| e.hash);
-            (entry, true)
-        });
-        (Ticket { entry, slot: None }, executor)
+            map.insert_unique(hash, run, |&i| runs[i].hash);
+            (
+                Ticket {
+                    run,
+                    slot: None,
+                    key,
+                },
+                true,
+            )
+        })
     }
 
     /// Removes the entry for `key` from the map; `true` if there was one.
@@ -238,14 +298,16 @@ where
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hasher.hash_one(key);
-        let removed = self.inner.with(|inner| {
-            inner
-                .map
-                .find_entry(hash, |e| e.key.borrow() == key)
-                .ok()
-                .map(|found| found.remove().0)
-        });
-        removed.is_some()
+        self.inner.with(|inner| {
+            let Inner { map, runs } = inner;
+            match map.find_entry(hash, |&i| runs[i].key.get().borrow() == key) {
+                Ok(found) => {
+                    found.remove();
+                    true
+                }
+                Err(_) => false,
+            }
+        })
     }
 }
 
@@ -253,9 +315,9 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     /// Stores the executor's work: `Starting → Idle`. Waiters that polled meanwhile are
     /// waiting for a driver: one of them is woken to become it.
     #[inline]
-    pub(crate) fn start(&self, entry: &Entry<K, T, E>, work: Work<T, E>) {
+    pub(crate) fn start(&self, ticket: &Ticket<K>, work: Work<T, E>) {
         let wake = self.inner.with(|inner| {
-            let run = &mut inner.runs[entry.run];
+            let run = &mut inner.runs[ticket.run];
             debug_assert!(matches!(run.phase, Phase::Starting));
             run.phase = Phase::Idle(work);
             take_one(run)
@@ -267,23 +329,24 @@ impl<K, T, E, S> Engine<K, T, E, S> {
 
     /// Fails a run whose executor unwound before storing its work, or whose work panicked
     /// while polled without `std`: every waiter gets [`RunError::Panicked`], the key is free.
-    pub(crate) fn fail(&self, entry: &Arc<Entry<K, T, E>>) {
-        let (stale, wakers, unmapped) = self.inner.with(|inner| {
-            let run = &mut inner.runs[entry.run];
+    pub(crate) fn fail(&self, ticket: &Ticket<K>) {
+        let (stale, wakers) = self.inner.with(|inner| {
+            let run = &mut inner.runs[ticket.run];
             let stale = mem::replace(
                 &mut run.phase,
                 Phase::Done(alloc::sync::Arc::new(Err(RunError::Panicked))),
             );
             run.driver = None;
             let wakers = mem::take(&mut run.wakers);
-            (stale, wakers, inner.unmap(entry))
+            inner.unmap(ticket.run);
+            (stale, wakers)
         });
         for (_, waker) in wakers {
             if let Some(waker) = waker {
                 waker.wake();
             }
         }
-        drop((stale, unmapped));
+        drop(stale);
     }
 
     /// Polls a waiter: drives the work if nobody is inside it, or waits for the outcome.
@@ -293,7 +356,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     #[inline]
     pub(crate) fn poll(
         &self,
-        ticket: &mut Option<Ticket<K, T, E>>,
+        ticket: &mut Option<Ticket<K>>,
         cx: &mut Context<'_>,
     ) -> Poll<Finished<K, T, E>>
     where
@@ -302,7 +365,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     {
         let t = ticket.as_mut().expect("a waiting ticket");
         let step = self.inner.with(|inner| {
-            let run = &mut inner.runs[t.entry.run];
+            let run = &mut inner.runs[t.run];
             match mem::replace(&mut run.phase, Phase::Polling) {
                 Phase::Idle(work) => Step::Drive(work),
                 Phase::Done(shared) => {
@@ -310,8 +373,8 @@ impl<K, T, E, S> Engine<K, T, E, S> {
                     let shared_flag = run.shared;
                     if run.live == 0 {
                         // The last waiter: the run's state goes (dropped after the lock).
-                        let state = inner.runs.remove(t.entry.run);
-                        Step::Take(shared, shared_flag, Some(state))
+                        let state = inner.runs.remove(t.run);
+                        Step::Take(shared, shared_flag, Some(state.key))
                     } else {
                         run.phase = Phase::Done(alloc::sync::Arc::clone(&shared));
                         Step::Take(shared, shared_flag, None)
@@ -328,12 +391,12 @@ impl<K, T, E, S> Engine<K, T, E, S> {
                 drop(stale);
                 Poll::Pending
             }
-            Step::Take(outcome, shared, state) => {
-                drop(state);
-                let Ticket { entry, .. } = ticket.take().expect("a waiting ticket");
+            Step::Take(outcome, shared, gone) => {
+                drop(gone);
+                let Ticket { key, .. } = ticket.take().expect("a waiting ticket");
                 let result = alloc::sync::Arc::try_unwrap(outcome).unwrap_or_else(|o| (*o).clone());
                 Poll::Ready(Finished {
-                    entry,
+                    key,
                     result,
                     shared,
                     completed: false,
@@ -342,7 +405,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
             Step::Drive(mut work) => {
                 let mut guard = Unwind {
                     engine: self,
-                    entry: &t.entry,
+                    ticket: t,
                     armed: true,
                 };
                 let polled = poll_work(&mut work, cx);
@@ -351,7 +414,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
                 let result = match polled {
                     Some(Poll::Pending) => {
                         let stale = self.inner.with(|inner| {
-                            let run = &mut inner.runs[t.entry.run];
+                            let run = &mut inner.runs[t.run];
                             run.phase = Phase::Idle(work);
                             let stale = record(run, &mut t.slot, cx.waker());
                             run.driver = t.slot;
@@ -375,45 +438,48 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     #[inline]
     fn finish(
         &self,
-        ticket: &mut Option<Ticket<K, T, E>>,
+        ticket: &mut Option<Ticket<K>>,
         result: Result<T, RunError<E>>,
     ) -> Finished<K, T, E>
     where
         T: Clone,
         E: Clone,
     {
-        let Ticket { entry, slot } = ticket.take().expect("a waiting ticket");
+        let Ticket { run, slot, key } = ticket.take().expect("a waiting ticket");
         let mut result = Some(result);
-        let (kept, shared, wakers, unmapped) = self.inner.with(|inner| {
-            let run = &mut inner.runs[entry.run];
-            run.live -= 1;
-            run.driver = None;
-            let shared = run.shared;
-            let (kept, wakers) = if run.live == 0 {
-                // Nobody else waits: the state goes, the outcome stays with this waiter.
-                let state = inner.runs.remove(entry.run);
-                (None, state.wakers)
+        let (kept, shared, wakers, gone) = self.inner.with(|inner| {
+            inner.unmap(run);
+            let state = &mut inner.runs[run];
+            state.live -= 1;
+            state.driver = None;
+            let shared = state.shared;
+            if state.live == 0 {
+                // Nobody else waits: the state goes (its key dropped after the lock), the
+                // outcome stays with this waiter.
+                let state = inner.runs.remove(run);
+                (None, shared, state.wakers, Some(state.key))
             } else {
                 let outcome = alloc::sync::Arc::new(result.take().expect("set above"));
-                run.phase = Phase::Done(alloc::sync::Arc::clone(&outcome));
-                (Some(outcome), mem::take(&mut run.wakers))
-            };
-            (kept, shared, wakers, inner.unmap(&entry))
+                state.phase = Phase::Done(alloc::sync::Arc::clone(&outcome));
+                (Some(outcome), shared, mem::take(&mut state.wakers), None)
+            }
         });
-        for (key, waker) in wakers {
-            if let Some(waker) = waker {
-                if Some(key) != slot {
-                    waker.wake();
+        if !wakers.is_empty() {
+            for (key, waker) in wakers {
+                if let Some(waker) = waker {
+                    if Some(key) != slot {
+                        waker.wake();
+                    }
                 }
             }
         }
-        drop(unmapped);
+        drop(gone);
         let result = match kept {
             None => result.take().expect("kept for the last waiter"),
             Some(outcome) => (*outcome).clone(),
         };
         Finished {
-            entry,
+            key,
             result,
             shared,
             completed: true,
@@ -421,44 +487,48 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     }
 
     /// A waiter dropped before it finished; `true` if it was the last one, so the work was
-    /// dropped unfinished (abandoned) and the key freed. Returns the entry, for the hooks.
+    /// dropped unfinished (abandoned) and the key freed. Returns the run's key, for the hooks.
     #[inline]
-    pub(crate) fn leave(&self, ticket: Ticket<K, T, E>) -> (Arc<Entry<K, T, E>>, bool) {
-        let Ticket { entry, slot } = ticket;
-        let (stale, wake, gone, unmapped) = self.inner.with(|inner| {
-            let run = &mut inner.runs[entry.run];
-            run.live -= 1;
-            if let Phase::Done(_) = run.phase {
+    pub(crate) fn leave(&self, ticket: Ticket<K>) -> (Option<Arc<K>>, bool) {
+        let Ticket { run, slot, key } = ticket;
+        let (stale, wake, gone, abandoned) = self.inner.with(|inner| {
+            let state = &mut inner.runs[run];
+            state.live -= 1;
+            if let Phase::Done(_) = state.phase {
                 // The finisher took the waker slab; the last one out removes the state.
-                let gone = (run.live == 0).then(|| inner.runs.remove(entry.run));
-                return (None, None, gone, None);
+                let gone = (state.live == 0).then(|| inner.runs.remove(run));
+                return (None, None, gone, false);
             }
-            let stale = slot.and_then(|key| run.wakers.try_remove(key)).flatten();
-            if slot.is_some() && run.driver == slot {
-                run.driver = None;
+            let stale = slot.and_then(|key| state.wakers.try_remove(key)).flatten();
+            if slot.is_some() && state.driver == slot {
+                state.driver = None;
             }
-            if run.live == 0 {
-                let gone = inner.runs.remove(entry.run);
-                return (stale, None, Some(gone), Some(inner.unmap(&entry)));
+            if state.live == 0 {
+                inner.unmap(run);
+                let gone = inner.runs.remove(run);
+                return (stale, None, Some(gone), true);
             }
-            let wake = match run.phase {
-                Phase::Idle(_) if run.driver.is_none() => take_one(run),
+            let wake = match state.phase {
+                Phase::Idle(_) if state.driver.is_none() => take_one(state),
                 _ => None,
             };
-            (stale, wake, None, None)
+            (stale, wake, None, false)
         });
         if let Some(waker) = wake {
             waker.wake();
         }
-        let abandoned = unmapped.is_some();
-        drop((stale, gone, unmapped));
-        (entry, abandoned)
+        drop((stale, gone));
+        (key, abandoned)
     }
 }
 
 /// Records `waker` for the waiter with slab key `slot` (registering it on first use); returns
 /// the waker it replaces, to be dropped outside the lock.
-fn record<T, E>(s: &mut State<T, E>, slot: &mut Option<usize>, waker: &Waker) -> Option<Waker> {
+fn record<K, T, E>(
+    s: &mut State<K, T, E>,
+    slot: &mut Option<usize>,
+    waker: &Waker,
+) -> Option<Waker> {
     match *slot {
         Some(key) => {
             let current = &mut s.wakers[key];
@@ -475,7 +545,7 @@ fn record<T, E>(s: &mut State<T, E>, slot: &mut Option<usize>, waker: &Waker) ->
 }
 
 /// Takes one recorded waker, to hand driving to its waiter.
-fn take_one<T, E>(s: &mut State<T, E>) -> Option<Waker> {
+fn take_one<K, T, E>(s: &mut State<K, T, E>) -> Option<Waker> {
     s.wakers.iter_mut().find_map(|(_, waker)| waker.take())
 }
 
@@ -495,14 +565,14 @@ fn poll_work<T, E>(work: &mut Work<T, E>, cx: &mut Context<'_>) -> Option<Poll<R
 /// Fails the run if the poll of its work unwinds (without `std`, where it is not caught).
 struct Unwind<'a, K, T, E, S> {
     engine: &'a Engine<K, T, E, S>,
-    entry: &'a Arc<Entry<K, T, E>>,
+    ticket: &'a Ticket<K>,
     armed: bool,
 }
 
 impl<K, T, E, S> Drop for Unwind<'_, K, T, E, S> {
     fn drop(&mut self) {
         if self.armed {
-            self.engine.fail(self.entry);
+            self.engine.fail(self.ticket);
         }
     }
 }

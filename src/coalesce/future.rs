@@ -28,7 +28,7 @@ where
     H: Hooks<K, T, E>,
 {
     coalescer: C,
-    ticket: Option<Ticket<K, T, E>>,
+    ticket: Option<Ticket<K>>,
     executor: bool,
 }
 
@@ -68,7 +68,8 @@ where
         K: core::borrow::Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        let (ticket, executor) = coalescer.engine.join(key, to_owned);
+        let keyed = coalescer.hooks.__called();
+        let (ticket, executor) = coalescer.engine.join(key, to_owned, keyed);
         Self {
             coalescer,
             ticket: Some(ticket),
@@ -83,7 +84,7 @@ where
         W: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let entry = &self.ticket.as_ref().expect("just registered").entry;
+        let ticket = self.ticket.as_ref().expect("just registered");
         let coalescer = &*self.coalescer;
         let hooks = &coalescer.hooks;
         if self.executor {
@@ -91,18 +92,22 @@ where
             // and this waiter leaves it (its drop).
             let mut guard = StartGuard {
                 coalescer,
-                entry,
+                ticket,
                 armed: true,
             };
-            hooks.apply(&entry.key);
-            hooks.execute(&entry.key);
+            if let Some(key) = &ticket.key {
+                hooks.apply(key);
+                hooks.execute(key);
+            }
             let work = Box::pin(work());
             guard.armed = false;
-            coalescer.engine.start(entry, work);
+            coalescer.engine.start(ticket, work);
         } else {
             drop(work);
-            hooks.apply(&entry.key);
-            hooks.join(&entry.key);
+            if let Some(key) = &ticket.key {
+                hooks.apply(key);
+                hooks.join(key);
+            }
         }
     }
 }
@@ -123,11 +128,11 @@ where
         match engine.poll(&mut self.ticket, cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(finished) => {
-                if finished.completed {
+                if let (true, Some(key)) = (finished.completed, &finished.key) {
                     let hooks = &self.coalescer.hooks;
                     match &finished.result {
-                        Ok(value) => hooks.success(&finished.entry.key, value),
-                        Err(error) => hooks.error(&finished.entry.key, error),
+                        Ok(value) => hooks.success(key, value),
+                        Err(error) => hooks.error(key, error),
                     }
                 }
                 Poll::Ready(Outcome {
@@ -147,9 +152,9 @@ where
 {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            let (entry, abandoned) = self.coalescer.engine.leave(ticket);
-            if abandoned {
-                self.coalescer.hooks.abandon(&entry.key);
+            let (key, abandoned) = self.coalescer.engine.leave(ticket);
+            if let (true, Some(key)) = (abandoned, &key) {
+                self.coalescer.hooks.abandon(key);
             }
         }
     }
@@ -158,14 +163,14 @@ where
 /// Fails a run whose executor unwound (in a hook or its closure) before storing the work.
 struct StartGuard<'a, K, T, E, H, S> {
     coalescer: &'a Coalescer<K, T, E, H, S>,
-    entry: &'a crate::sync::Arc<super::engine::Entry<K, T, E>>,
+    ticket: &'a Ticket<K>,
     armed: bool,
 }
 
 impl<K, T, E, H, S> Drop for StartGuard<'_, K, T, E, H, S> {
     fn drop(&mut self) {
         if self.armed {
-            self.coalescer.engine.fail(self.entry);
+            self.coalescer.engine.fail(self.ticket);
         }
     }
 }
@@ -179,7 +184,11 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Waiter");
         match &self.ticket {
-            Some(ticket) => d.field("key", &ticket.entry.key),
+            // Without hooks the key lives only in the map, behind its lock.
+            Some(ticket) => match &ticket.key {
+                Some(key) => d.field("key", &**key),
+                None => d.field("finished", &false),
+            },
             None => d.field("finished", &true),
         };
         d.field("executor", &self.executor).finish()

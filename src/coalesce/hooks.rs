@@ -91,6 +91,14 @@ pub trait Hooks<K, T, E> {
     fn abandon(&self, key: &K) {
         let _ = key;
     }
+    /// Internal: `false` only for hooks that do nothing ([`NoHooks`], and combinations of
+    /// it), so the coalescer skips them and keeps no copy of the key for them. Not part of
+    /// the API: hooks that override it are not called.
+    #[doc(hidden)]
+    #[inline]
+    fn __called(&self) -> bool {
+        true
+    }
 }
 
 /// No hooks: the default of a [`Coalescer`](super::Coalescer).
@@ -106,7 +114,12 @@ pub trait Hooks<K, T, E> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NoHooks;
 
-impl<K, T, E> Hooks<K, T, E> for NoHooks {}
+impl<K, T, E> Hooks<K, T, E> for NoHooks {
+    #[inline]
+    fn __called(&self) -> bool {
+        false
+    }
+}
 
 impl<K, T, E, H: Hooks<K, T, E> + ?Sized> Hooks<K, T, E> for &H {
     fn apply(&self, key: &K) {
@@ -126,6 +139,10 @@ impl<K, T, E, H: Hooks<K, T, E> + ?Sized> Hooks<K, T, E> for &H {
     }
     fn abandon(&self, key: &K) {
         (**self).abandon(key);
+    }
+    #[inline]
+    fn __called(&self) -> bool {
+        (**self).__called()
     }
 }
 
@@ -147,6 +164,10 @@ impl<K, T, E, H: Hooks<K, T, E> + ?Sized> Hooks<K, T, E> for Arc<H> {
     }
     fn abandon(&self, key: &K) {
         (**self).abandon(key);
+    }
+    #[inline]
+    fn __called(&self) -> bool {
+        (**self).__called()
     }
 }
 
@@ -171,6 +192,10 @@ macro_rules! tuple_hooks {
             }
             fn abandon(&self, key: &K) {
                 $(self.$i.abandon(key);)+
+            }
+            #[inline]
+            fn __called(&self) -> bool {
+                false $(|| self.$i.__called())+
             }
         }
     };

@@ -470,3 +470,45 @@ fn a_panicking_hook_leaves_the_coalescer_consistent() {
     assert_eq!(outcome.into_result(), Ok(4));
     assert_eq!(co.in_flight(), 0);
 }
+
+/// Without hooks the run keeps its key for the map only; a hook next to `NoHooks` in a tuple
+/// still gets every event with the run's key, the abandoned run's included.
+#[test]
+fn a_hook_next_to_no_hooks_still_gets_every_event() {
+    use super::{KeyStats, NoHooks};
+
+    let co: Coalescer<String, u32, String, (NoHooks, KeyStats<String>)> =
+        Coalescer::with_hooks((NoHooks, KeyStats::new()));
+    let work = Arc::new(Release::default());
+    let mut a = co.run("k", || work.work(1));
+    let mut b = co.run("k", || work.work(2));
+    drop(co.run("gone", || work.work(3)));
+    let (_c, w) = counting();
+    assert!(poll(&mut a, &w).is_pending());
+    work.release();
+    assert!(poll(&mut b, &w).is_ready(), "the joiner completes the work");
+    assert!(poll(&mut a, &w).is_ready());
+    let k = co.hooks().1.get("k").expect("counted under the run's key");
+    assert_eq!((k.total, k.executed, k.joined, k.succeeded), (2, 1, 1, 1));
+    let gone = co.hooks().1.get("gone").expect("counted");
+    assert_eq!((gone.executed, gone.abandoned), (1, 1));
+    assert_eq!(co.in_flight(), 0);
+}
+
+/// A waiter prints its key when the coalescer keeps one for hooks, and only whether it
+/// finished otherwise (the key is then behind the map's lock).
+#[test]
+fn a_waiter_debug_shows_the_key_when_hooks_keep_it() {
+    use alloc::format;
+
+    let plain = Co::new();
+    let run = plain.run("k", || async { Ok(1) });
+    let text = format!("{run:?}");
+    assert!(
+        text.contains("finished: false") && !text.contains("\"k\""),
+        "{text}"
+    );
+    let counted: Coalescer<String, u32, String, Stats> = Coalescer::with_hooks(Stats::new());
+    let run = counted.run("k", || async { Ok(1) });
+    assert!(format!("{run:?}").contains("key: \"k\""));
+}
