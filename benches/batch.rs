@@ -7,6 +7,10 @@
 //!   runtime; target 64 rows, `max_wait` 1 ms; the same batch function (double every row).
 //! - `batch/100k_b64_at_once/*`: the same 100 000 calls issued all at once from one task
 //!   (`join_all`): 100 000 futures alive together, so it mostly measures memory traffic.
+//! - `batch/100k_b64/floor`: no real batcher, the least any batcher does in this harness: a
+//!   single-threaded batch of 64 parked calls (wakers kept and woken by reference, no lock, no
+//!   row or result moved) that the 64th call releases. Every batcher suspends each call but
+//!   the one that fills the batch and wakes it once, so this bounds every design from below.
 
 use core::convert::Infallible;
 use core::time::Duration;
@@ -93,6 +97,67 @@ async fn mpsc_100k(at_once: bool) {
     worker.await.unwrap();
 }
 
+/// The least any batcher does in this harness, with no batching work at all: single-threaded
+/// (no lock, no atomics of its own), each row's answer computed by its caller; a call parks
+/// (keeping its waker, cloned only when the slot's task changed) until the call that fills the
+/// batch wakes the others by reference.
+#[derive(Default)]
+struct Floor {
+    wakers: core::cell::RefCell<Vec<core::task::Waker>>,
+    parked: core::cell::Cell<usize>,
+    sealed: core::cell::Cell<u64>,
+}
+
+struct FloorCall<'a> {
+    floor: &'a Floor,
+    row: u64,
+    ticket: Option<u64>,
+}
+
+impl core::future::Future for FloorCall<'_> {
+    type Output = u64;
+    fn poll(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<u64> {
+        let floor = self.floor;
+        if let Some(batch) = self.ticket {
+            if floor.sealed.get() > batch {
+                return core::task::Poll::Ready(self.row * 2);
+            }
+            return core::task::Poll::Pending;
+        }
+        let parked = floor.parked.get();
+        if parked + 1 == TARGET {
+            floor.parked.set(0);
+            floor.sealed.set(floor.sealed.get() + 1);
+            for waker in floor.wakers.borrow()[..parked].iter() {
+                waker.wake_by_ref();
+            }
+            return core::task::Poll::Ready(self.row * 2);
+        }
+        let mut wakers = floor.wakers.borrow_mut();
+        match wakers.get_mut(parked) {
+            Some(slot) if slot.will_wake(cx.waker()) => {}
+            Some(slot) => *slot = cx.waker().clone(),
+            None => wakers.push(cx.waker().clone()),
+        }
+        floor.parked.set(parked + 1);
+        self.ticket = Some(floor.sealed.get());
+        core::task::Poll::Pending
+    }
+}
+
+async fn floor_100k(at_once: bool) {
+    let floor = Floor::default();
+    drive(at_once, |row| FloorCall {
+        floor: &floor,
+        row,
+        ticket: None,
+    })
+    .await;
+}
+
 fn batch_100k(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -103,6 +168,9 @@ fn batch_100k(c: &mut Criterion) {
         group.sample_size(10);
         group.bench_function("dike", |b| b.iter(|| rt.block_on(dike_100k(at_once))));
         group.bench_function("tokio-mpsc", |b| b.iter(|| rt.block_on(mpsc_100k(at_once))));
+        if !at_once {
+            group.bench_function("floor", |b| b.iter(|| rt.block_on(floor_100k(at_once))));
+        }
         group.finish();
     }
 }
