@@ -14,6 +14,9 @@
 //!   `Instant::now` twice too, and records the success).
 //! - `adaptive/permit_cycle/dike-aimd-free-clock`: `dike-aimd-rtt`'s cycle (both reads
 //!   made) on a clock that reads a constant, to separate the engine from the clock's cost.
+//! - `adaptive/permit_cycle/dike-aimd-rtt-tsc`: `dike-aimd-rtt`'s cycle on governor's
+//!   default clock (a TSC read through `quanta`): dike takes any `Timer`, so a user who wants
+//!   the RTT cheaply can have it; tower-resilience always reads `std::time::Instant`.
 //! - `adaptive/permit_cycle/gate`: `Gate::try_enter` and drop (no feedback, no clock).
 //! - `adaptive/permit_cycle/clock`: the two reads of the real-clock timer alone, what both
 //!   `dike-aimd-rtt` and `tower-resilience` pay for the call's RTT.
@@ -32,6 +35,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use dike::adaptive::{AdaptiveGate, Aimd, Gradient};
 use dike::gate::Gate;
 use dike::time::{Timer, timer_fn};
+use governor::clock::{Clock, QuantaClock, Reference};
 use tower::{Layer, Service};
 
 fn permit_cycle(c: &mut Criterion) {
@@ -81,6 +85,15 @@ fn permit_cycle(c: &mut Criterion) {
     let still = timer_fn(|| Duration::ZERO, |_: Duration| core::future::ready(()));
     group.bench_function("dike-aimd-free-clock", |b| {
         b.iter(|| black_box(&aimd_rtt).try_enter(&still).unwrap().success());
+    });
+    let clock = QuantaClock::default();
+    let start = clock.now();
+    let tsc = timer_fn(
+        move || Duration::from(clock.now().duration_since(start)),
+        |_: Duration| core::future::ready(()),
+    );
+    group.bench_function("dike-aimd-rtt-tsc", |b| {
+        b.iter(|| black_box(&aimd_rtt).try_enter(&tsc).unwrap().success());
     });
     let gate = Gate::new(64);
     group.bench_function("gate", |b| {
