@@ -9,6 +9,7 @@
 //! | [`KeyedThrottleLayer`] | [`KeyedThrottleService`] | a rate limit per key (IP, API key, tenant) taken from the request, in bounded memory | [`Error::RateLimited`] (429 with `Retry-After`), [`Error::TooManyKeys`] (503) |
 //! | [`KeyedGateLayer`] | [`KeyedGateService`] | at most N requests in flight per key taken from the request | [`Error::TooManyCalls`] (503), [`Error::TooManyKeys`] (503) |
 //! | [`RetryLayer`] | [`RetryService`] | retries a failed request per a dike [`Retry`](crate::retry::Retry) policy (requests must be `Clone`) | none: the last error, unchanged |
+//! | [`HedgeLayer`] | [`HedgeService`] | a slow request is sent again (to a clone of the inner service) after a dike [`Hedge`](crate::hedge::Hedge) policy's delay; the first answer wins, the others are dropped (requests and the inner service must be `Clone`) | none: the winning answer, unchanged |
 //! | [`CoalesceLayer`] | [`CoalesceService`] | requests with equal keys in flight share one inner call; joiners never call the inner service | none: [`RunError`](crate::coalesce::RunError) wraps the shared error |
 //! | [`BatchLayer`] | [`BatchService`] | concurrent requests gathered into one call of an inner batch service, each answered by its own row | none: [`BatchError`](crate::batch::BatchError) |
 //!
@@ -147,6 +148,7 @@ mod batch;
 mod coalesce;
 mod future;
 mod gate;
+mod hedge;
 mod keyed;
 mod retry;
 mod throttle;
@@ -158,6 +160,7 @@ pub use batch::{BatchFuture, BatchLayer, BatchService};
 pub use coalesce::{CoalesceFuture, CoalesceLayer, CoalesceService};
 pub use future::ResponseFuture;
 pub use gate::{GateLayer, GateService, WaitTimer};
+pub use hedge::{HedgeFuture, HedgeLayer, HedgeService};
 pub use keyed::{
     KeyedGateLayer, KeyedGateService, KeyedResponseFuture, KeyedThrottleLayer, KeyedThrottleService,
 };
