@@ -6,7 +6,9 @@
 //!   through an outbound client built with `tower::ServiceBuilder`:
 //!   [`CoalesceLayer`] (concurrent fetches of one id share one upstream call) over
 //!   [`RetryLayer`] (the upstream fails every third call with 503: retried, 3 attempts,
-//!   exponential backoff from 5 ms) over [`ThrottleLayer`] (at most 200 upstream calls per
+//!   exponential backoff from 5 ms) over [`HedgeLayer`] (an attempt slower than 60 ms is sent
+//!   again; the upstream answers in 20 ms, but every seventh call takes 200 ms: the hedge
+//!   wins, the straggler is dropped) over [`ThrottleLayer`] (at most 200 upstream calls per
 //!   second, burst 20, waiting for the slot) over a hand-rolled HTTP/1.1 client on a tokio
 //!   `TcpStream`, wrapped as a `tower::Service`.
 //!
@@ -54,11 +56,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use dike::coalesce::{Coalescer, RunError, Stats};
+use dike::hedge::Hedge;
 use dike::gate::Gate;
 use dike::retry::Retry;
 use dike::throttle::Quota;
 use dike::time::TokioTimer;
-use dike::tower::{CoalesceLayer, Error, GateLayer, RetryLayer, ThrottleLayer};
+use dike::tower::{CoalesceLayer, Error, GateLayer, HedgeLayer, RetryLayer, ThrottleLayer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::util::BoxCloneSyncService;
@@ -67,7 +70,8 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 // ----------------------------------------------------------------------------------------
 // The outbound client: HTTP/1.1 by hand over a tokio TcpStream, as a tower::Service.
 
-/// A request of the client: a path to `GET`. `Clone`, so `RetryLayer` can send it again.
+/// A request of the client: a path to `GET`. `Clone`, so `RetryLayer` and `HedgeLayer` can
+/// send it again.
 #[derive(Debug, Clone)]
 struct Get(String);
 
@@ -142,11 +146,13 @@ async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)
 }
 
 // ----------------------------------------------------------------------------------------
-// The upstream user service: slow, and every third call fails with 503.
+// The upstream user service: 20 ms, every seventh call 200 ms, and every third call fails
+// with 503.
 
 async fn upstream_user(State(calls): State<Arc<AtomicU64>>, Path(id): Path<u64>) -> Response {
     let n = calls.fetch_add(1, Ordering::Relaxed) + 1;
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let latency = if n % 7 == 0 { 200 } else { 20 };
+    tokio::time::sleep(Duration::from_millis(latency)).await;
     if n % 3 == 0 {
         return (StatusCode::SERVICE_UNAVAILABLE, "overloaded").into_response();
     }
@@ -156,7 +162,7 @@ async fn upstream_user(State(calls): State<Arc<AtomicU64>>, Path(id): Path<u64>)
 // ----------------------------------------------------------------------------------------
 // The service under load.
 
-/// The user-fetch stack: coalesce, retry, throttle, HTTP.
+/// The user-fetch stack: coalesce, retry, hedge, throttle, HTTP.
 type Users = BoxCloneSyncService<u64, String, RunError<Error<FetchError>>>;
 
 #[derive(Clone)]
@@ -205,12 +211,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             retried.fetch_add(1, Ordering::Relaxed);
         });
     let coalescer = Arc::new(Coalescer::with_hooks(Stats::new()));
+    // One hedge per attempt slower than 60 ms (the upstream's p50 is 20 ms).
+    let hedge = Arc::new(Hedge::fixed(Duration::from_millis(60)));
     let users = ServiceBuilder::new()
         .layer(CoalesceLayer::shared(Arc::clone(&coalescer), |id: &u64| {
             *id
         }))
         .map_request(|id: u64| Get(format!("/user/{id}")))
         .layer(RetryLayer::new(policy, TokioTimer))
+        .layer(HedgeLayer::shared(Arc::clone(&hedge), TokioTimer))
         .layer(ThrottleLayer::new(
             Quota::per_second(200).with_burst(20),
             TokioTimer,
@@ -294,6 +303,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         counts.joined,
         upstream_calls.load(Ordering::Relaxed),
         retries.load(Ordering::Relaxed),
+    );
+    let hedges = hedge.stats();
+    println!(
+        "hedges: {} started, {} won (the straggler dropped)",
+        hedges.hedges, hedges.hedge_wins
     );
     let stats = gate.stats();
     println!(

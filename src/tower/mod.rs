@@ -1,6 +1,7 @@
 //! tower middleware: a [`Gate`](crate::gate::Gate), a [`Throttle`](crate::throttle::Throttle),
-//! a [`Retry`](crate::retry::Retry) policy, a [`Coalescer`](crate::coalesce::Coalescer) and a
-//! [`Batcher`](crate::batch::Batcher) as [`Layer`]s, on any runtime (feature `tower`).
+//! a [`Retry`](crate::retry::Retry) policy, a [`Hedge`](crate::hedge::Hedge) policy, a
+//! [`Coalescer`](crate::coalesce::Coalescer) and a [`Batcher`](crate::batch::Batcher) as
+//! [`Layer`]s, on any runtime (feature `tower`).
 //!
 //! | layer | service | what it does | refusal |
 //! |---|---|---|---|
@@ -47,14 +48,17 @@
 //! with the inner service that was made ready (a clone takes its place, so the inner service
 //! must be `Clone`). See [`KeyedThrottleLayer`].
 //!
-//! **The retry, coalescing and batching layers** reserve nothing of their own. A
+//! **The retry, hedging, coalescing and batching layers** reserve nothing of their own. A
 //! [`RetryService`]'s `poll_ready` is the inner service's; before each retry its response
 //! future polls the inner service (the one that was made ready for the first attempt) to
 //! readiness again. A [`CoalesceService`] and a [`BatchService`] are always ready: a request
 //! that joins a call in flight or a batch would never use a reservation of the inner
 //! service's capacity, so instead the call they make (the coalesced call, the batch) polls a
 //! clone of the inner service to readiness first. In all three a service that is not ready is
-//! never called, and all three need an inner service that is `Clone`.
+//! never called, and all three need an inner service that is `Clone`. A [`HedgeService`]'s
+//! `poll_ready` is the inner service's too, for the first attempt; each hedge sends the
+//! request to a fresh clone of the inner service, which its response future polls to
+//! readiness before calling it.
 //!
 //! **Sharing.** Clones of one service share its limit. A layer built from a number
 //! ([`GateLayer::new`], [`ThrottleLayer::new`]) gives each service it wraps a gate or a throttle
@@ -90,7 +94,7 @@
 //! `Error<E>`.
 //!
 //! The other layers refuse nothing: [`RetryLayer`]'s error is the inner service's, unchanged
-//! (the last attempt's); [`CoalesceLayer`]'s is [`RunError<E>`](crate::coalesce::RunError)
+//! (the last attempt's), and so is [`HedgeLayer`]'s (the winning attempt's); [`CoalesceLayer`]'s is [`RunError<E>`](crate::coalesce::RunError)
 //! (the shared error, or a contained panic); [`BatchLayer`]'s is
 //! [`BatchError<E>`](crate::batch::BatchError) (the shared inner error, a wrong length, a
 //! timeout or a full queue).
