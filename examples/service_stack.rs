@@ -14,7 +14,7 @@
 //!
 //! A bounded load generator over 127.0.0.1 sends 32 requests to the gated routes and 40 to
 //! `/users/{id}` (8 ids) at once, prints the status counts and latency percentiles per route
-//! and how many user fetches were coalesced, then exits.
+//! and how many user fetches were coalesced and how many upstream calls were hedged, then exits.
 //!
 //! Run with `cargo run --example service_stack --features tokio,axum`; it prints something
 //! like
@@ -57,8 +57,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use dike::coalesce::{Coalescer, RunError, Stats};
-use dike::hedge::Hedge;
 use dike::gate::Gate;
+use dike::hedge::Hedge;
 use dike::retry::Retry;
 use dike::throttle::Quota;
 use dike::time::TokioTimer;

@@ -69,13 +69,16 @@ impl Drop for Live {
     }
 }
 
+/// One scripted call: its latency (`None`: never) and whether it answers `Ok`.
+type Step = (Option<Duration>, bool);
+
 /// A backend answering each call after the next scripted latency (`None`: never), with
 /// `Ok((request id, attempt number))` or, when scripted, `Err("503")`. Clones share the
 /// script and the counters.
 #[derive(Clone)]
 struct Backend {
     timer: ManualTimer,
-    script: Arc<Mutex<VecDeque<(Option<Duration>, bool)>>>,
+    script: Arc<Mutex<VecDeque<Step>>>,
     calls: Arc<AtomicU32>,
     live: Arc<AtomicU32>,
 }
