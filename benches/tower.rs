@@ -9,6 +9,8 @@
 //!   tower's `RateLimitLayer` (2⁶³ per second). Both read tokio's clock once per request.
 //!   For reference, `tower/rate_limit/dike-quanta` is dike's layer on governor's default
 //!   clock (a TSC read through `quanta`), which tower's layer cannot use.
+//! - `tower/clock_read/{dike,tokio}`: the clock read inside both: `TokioTimer::now()` vs
+//!   tokio's `Instant::now()`, which `TokioTimer` reads and measures from its origin.
 //!
 //! `cargo bench --all-features --bench tower -- --output-format bencher`
 
@@ -125,5 +127,22 @@ fn rate_limit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, concurrency_limit, rate_limit);
+criterion_group!(benches, concurrency_limit, rate_limit, clock_read);
 criterion_main!(benches);
+
+/// The clock read both rate-limit layers pay once per request: tokio's `Instant::now()`
+/// (tower's `RateLimit`) and `TokioTimer::now()` (the same read, measured from dike's origin).
+fn clock_read(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tower/clock_read");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let _context = runtime.enter();
+    let timer = TokioTimer::new();
+    group.bench_function("dike", |b| b.iter(|| black_box(black_box(&timer).now())));
+    group.bench_function("tokio", |b| {
+        b.iter(|| black_box(tokio::time::Instant::now()))
+    });
+    group.finish();
+}
