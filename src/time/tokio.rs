@@ -87,7 +87,7 @@ impl Raw {
     /// `origin` as raw parts, if reading them agrees with std's arithmetic.
     fn checked_origin(origin: std::time::Instant) -> Option<(i64, u32)> {
         let raw = Self::read(origin)?;
-        let later = std::time::Instant::now() + Duration::from_nanos(999_999_999);
+        let later = std::time::Instant::now().checked_add(Duration::from_nanos(999_999_999))?;
         let raw_later = Self::read(later)?;
         (since(raw_later, raw) == later.saturating_duration_since(origin)
             && since(raw, raw_later) == Duration::ZERO)
@@ -306,7 +306,10 @@ mod tests {
     fn raw_parts_subtract_as_std_does() {
         let origin = origin();
         #[cfg(any(target_os = "linux", target_os = "macos", windows))]
-        assert!(origin.raw.is_some(), "the fast path is taken on this platform");
+        assert!(
+            origin.raw.is_some(),
+            "the fast path is taken on this platform"
+        );
         let base = std::time::Instant::now();
         let raw_base = Raw::read(base).expect("readable");
         let steps = [
@@ -323,7 +326,11 @@ mod tests {
                 let x = base + Duration::from_nanos(a);
                 let y = base + Duration::from_nanos(b);
                 let (raw_x, raw_y) = (Raw::read(x).unwrap(), Raw::read(y).unwrap());
-                assert_eq!(since(raw_x, raw_y), x.saturating_duration_since(y), "{a} - {b}");
+                assert_eq!(
+                    since(raw_x, raw_y),
+                    x.saturating_duration_since(y),
+                    "{a} - {b}"
+                );
             }
         }
         assert_eq!(
