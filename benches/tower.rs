@@ -9,6 +9,12 @@
 //!   tower's `RateLimitLayer` (2⁶³ per second). Both read tokio's clock once per request.
 //!   For reference, `tower/rate_limit/dike-quanta` is dike's layer on governor's default
 //!   clock (a TSC read through `quanta`), which tower's layer cannot use.
+//! - `tower/clock_read/{dike,tokio}`: the clock read inside both: `TokioTimer::now()` vs
+//!   tokio's `Instant::now()`, which `TokioTimer` reads and measures from its origin.
+//! - `tower/hedge_not_fired/{dike,direct}`: one request through `HedgeLayer` (a fixed 15 ms
+//!   hedge on `TokioTimer`) over the same inner service, answering before any hedge, against
+//!   the inner service alone: the layer's cost on the common path (one clock read, one clone
+//!   of the service and of the request, the policy's `Arc`).
 //!
 //! `cargo bench --all-features --bench tower -- --output-format bencher`
 
@@ -20,9 +26,10 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use dike::hedge::Hedge;
 use dike::throttle::Quota;
 use dike::time::{Timer, TokioTimer, timer_fn};
-use dike::tower::{GateLayer, ThrottleLayer};
+use dike::tower::{GateLayer, HedgeLayer, ThrottleLayer};
 use governor::clock::{Clock, QuantaClock, Reference};
 use tower::Layer;
 use tower::Service;
@@ -125,5 +132,45 @@ fn rate_limit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, concurrency_limit, rate_limit);
+criterion_group!(benches, concurrency_limit, rate_limit, clock_read, hedge);
 criterion_main!(benches);
+
+/// `HedgeLayer`'s cost when no hedge fires: one request through a fixed 15 ms hedge over an
+/// inner service that answers at once, against the inner service alone.
+fn hedge(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tower/hedge_not_fired");
+    let mut cx = Context::from_waker(Waker::noop());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let _context = runtime.enter();
+    let mut dike =
+        HedgeLayer::new(Hedge::fixed(Duration::from_millis(15)), TokioTimer::new()).layer(Echo);
+    group.bench_function("dike", |b| {
+        b.iter(|| black_box(one_request(&mut dike, &mut cx, black_box(1))));
+    });
+    assert_eq!(dike.policy().stats().hedges, 0);
+    let mut direct = Echo;
+    group.bench_function("direct", |b| {
+        b.iter(|| black_box(one_request(&mut direct, &mut cx, black_box(1))));
+    });
+    group.finish();
+}
+
+/// The clock read both rate-limit layers pay once per request: tokio's `Instant::now()`
+/// (tower's `RateLimit`) and `TokioTimer::now()` (the same read, measured from dike's origin).
+fn clock_read(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tower/clock_read");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let _context = runtime.enter();
+    let timer = TokioTimer::new();
+    group.bench_function("dike", |b| b.iter(|| black_box(black_box(&timer).now())));
+    group.bench_function("tokio", |b| {
+        b.iter(|| black_box(tokio::time::Instant::now()))
+    });
+    group.finish();
+}

@@ -5,24 +5,27 @@
 //! - `GET /users/{id}` fetches the user from a second local HTTP service (the "upstream")
 //!   through an outbound client built with `tower::ServiceBuilder`:
 //!   [`CoalesceLayer`] (concurrent fetches of one id share one upstream call) over
-//!   [`RetryLayer`] (the upstream fails every third call with 503: retried, 3 attempts,
-//!   exponential backoff from 5 ms) over [`ThrottleLayer`] (at most 200 upstream calls per
+//!   [`RetryLayer`] (the upstream fails every third call with 503: retried, 4 attempts,
+//!   exponential backoff from 5 ms) over [`HedgeLayer`] (an attempt slower than 60 ms is sent
+//!   again; the upstream answers in 20 ms, but every seventh call takes 200 ms: the hedge
+//!   wins, the straggler is dropped) over [`ThrottleLayer`] (at most 200 upstream calls per
 //!   second, burst 20, waiting for the slot) over a hand-rolled HTTP/1.1 client on a tokio
 //!   `TcpStream`, wrapped as a `tower::Service`.
 //!
 //! A bounded load generator over 127.0.0.1 sends 32 requests to the gated routes and 40 to
 //! `/users/{id}` (8 ids) at once, prints the status counts and latency percentiles per route
-//! and how many user fetches were coalesced, then exits.
+//! and how many user fetches were coalesced and how many upstream calls were hedged, then exits.
 //!
 //! Run with `cargo run --example service_stack --features tokio,axum`; it prints something
 //! like
 //!
 //! ```text
 //! route          requests  200  503  p50      p90      p99
-//! /predict             24    4   20  10.5ms   56.7ms   56.8ms
-//! /explain              8    0    8  14.1ms   14.1ms   14.1ms
-//! /users/{id}          40   40    0  38.6ms   94.9ms   95.8ms
-//! user fetches: 40 requests, 8 upstream fetches (32 coalesced), 11 upstream calls, 3 retries
+//! /predict             24    4   20  20.4ms   70.7ms   71.1ms
+//! /explain              8    0    8  19.8ms   20.0ms   20.0ms
+//! /users/{id}          40   40    0  52.5ms   170.4ms  171.9ms
+//! user fetches: 40 requests, 8 upstream fetches (32 coalesced), 13 upstream calls, 4 retries
+//! hedges: 1 started, 1 won (the straggler dropped)
 //! gate (shared by /predict and /explain): admitted 4, rejected 28, in use 0
 //! ```
 //!
@@ -55,10 +58,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use dike::coalesce::{Coalescer, RunError, Stats};
 use dike::gate::Gate;
+use dike::hedge::Hedge;
 use dike::retry::Retry;
 use dike::throttle::Quota;
 use dike::time::TokioTimer;
-use dike::tower::{CoalesceLayer, Error, GateLayer, RetryLayer, ThrottleLayer};
+use dike::tower::{CoalesceLayer, Error, GateLayer, HedgeLayer, RetryLayer, ThrottleLayer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::util::BoxCloneSyncService;
@@ -67,7 +71,8 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 // ----------------------------------------------------------------------------------------
 // The outbound client: HTTP/1.1 by hand over a tokio TcpStream, as a tower::Service.
 
-/// A request of the client: a path to `GET`. `Clone`, so `RetryLayer` can send it again.
+/// A request of the client: a path to `GET`. `Clone`, so `RetryLayer` and `HedgeLayer` can
+/// send it again.
 #[derive(Debug, Clone)]
 struct Get(String);
 
@@ -142,11 +147,13 @@ async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)
 }
 
 // ----------------------------------------------------------------------------------------
-// The upstream user service: slow, and every third call fails with 503.
+// The upstream user service: 20 ms, every seventh call 200 ms, and every third call fails
+// with 503.
 
 async fn upstream_user(State(calls): State<Arc<AtomicU64>>, Path(id): Path<u64>) -> Response {
     let n = calls.fetch_add(1, Ordering::Relaxed) + 1;
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let latency = if n % 7 == 0 { 200 } else { 20 };
+    tokio::time::sleep(Duration::from_millis(latency)).await;
     if n % 3 == 0 {
         return (StatusCode::SERVICE_UNAVAILABLE, "overloaded").into_response();
     }
@@ -156,7 +163,7 @@ async fn upstream_user(State(calls): State<Arc<AtomicU64>>, Path(id): Path<u64>)
 // ----------------------------------------------------------------------------------------
 // The service under load.
 
-/// The user-fetch stack: coalesce, retry, throttle, HTTP.
+/// The user-fetch stack: coalesce, retry, hedge, throttle, HTTP.
 type Users = BoxCloneSyncService<u64, String, RunError<Error<FetchError>>>;
 
 #[derive(Clone)]
@@ -198,19 +205,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let retries = Arc::new(AtomicU64::new(0));
     let retried = Arc::clone(&retries);
     let policy = Retry::exponential(Duration::from_millis(5), 2.0)?
-        .try_with_attempts(3)?
+        .try_with_attempts(4)?
         // Retry what the upstream says is passing; never a refusal of our own throttle.
         .when(|err: &Error<FetchError>| matches!(err, Error::Inner(FetchError::Status(503))))
         .notify(move |_: &Error<FetchError>, _, _| {
             retried.fetch_add(1, Ordering::Relaxed);
         });
     let coalescer = Arc::new(Coalescer::with_hooks(Stats::new()));
+    // One hedge per attempt slower than 60 ms (the upstream's p50 is 20 ms).
+    let hedge = Arc::new(Hedge::fixed(Duration::from_millis(60)));
     let users = ServiceBuilder::new()
         .layer(CoalesceLayer::shared(Arc::clone(&coalescer), |id: &u64| {
             *id
         }))
         .map_request(|id: u64| Get(format!("/user/{id}")))
         .layer(RetryLayer::new(policy, TokioTimer))
+        .layer(HedgeLayer::shared(Arc::clone(&hedge), TokioTimer))
         .layer(ThrottleLayer::new(
             Quota::per_second(200).with_burst(20),
             TokioTimer,
@@ -294,6 +304,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         counts.joined,
         upstream_calls.load(Ordering::Relaxed),
         retries.load(Ordering::Relaxed),
+    );
+    let hedges = hedge.stats();
+    println!(
+        "hedges: {} started, {} won (the straggler dropped)",
+        hedges.hedges, hedges.hedge_wins
     );
     let stats = gate.stats();
     println!(

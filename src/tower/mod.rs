@@ -1,6 +1,7 @@
 //! tower middleware: a [`Gate`](crate::gate::Gate), a [`Throttle`](crate::throttle::Throttle),
-//! a [`Retry`](crate::retry::Retry) policy, a [`Coalescer`](crate::coalesce::Coalescer) and a
-//! [`Batcher`](crate::batch::Batcher) as [`Layer`]s, on any runtime (feature `tower`).
+//! a [`Retry`](crate::retry::Retry) policy, a [`Hedge`](crate::hedge::Hedge) policy, a
+//! [`Coalescer`](crate::coalesce::Coalescer) and a [`Batcher`](crate::batch::Batcher) as
+//! [`Layer`]s, on any runtime (feature `tower`).
 //!
 //! | layer | service | what it does | refusal |
 //! |---|---|---|---|
@@ -9,6 +10,7 @@
 //! | [`KeyedThrottleLayer`] | [`KeyedThrottleService`] | a rate limit per key (IP, API key, tenant) taken from the request, in bounded memory | [`Error::RateLimited`] (429 with `Retry-After`), [`Error::TooManyKeys`] (503) |
 //! | [`KeyedGateLayer`] | [`KeyedGateService`] | at most N requests in flight per key taken from the request | [`Error::TooManyCalls`] (503), [`Error::TooManyKeys`] (503) |
 //! | [`RetryLayer`] | [`RetryService`] | retries a failed request per a dike [`Retry`](crate::retry::Retry) policy (requests must be `Clone`) | none: the last error, unchanged |
+//! | [`HedgeLayer`] | [`HedgeService`] | a slow request is sent again (to a clone of the inner service) after a dike [`Hedge`](crate::hedge::Hedge) policy's delay; the first answer wins, the others are dropped (requests and the inner service must be `Clone`) | none: the winning answer, unchanged |
 //! | [`CoalesceLayer`] | [`CoalesceService`] | requests with equal keys in flight share one inner call; joiners never call the inner service | none: [`RunError`](crate::coalesce::RunError) wraps the shared error |
 //! | [`BatchLayer`] | [`BatchService`] | concurrent requests gathered into one call of an inner batch service, each answered by its own row | none: [`BatchError`](crate::batch::BatchError) |
 //!
@@ -46,14 +48,17 @@
 //! with the inner service that was made ready (a clone takes its place, so the inner service
 //! must be `Clone`). See [`KeyedThrottleLayer`].
 //!
-//! **The retry, coalescing and batching layers** reserve nothing of their own. A
+//! **The retry, hedging, coalescing and batching layers** reserve nothing of their own. A
 //! [`RetryService`]'s `poll_ready` is the inner service's; before each retry its response
 //! future polls the inner service (the one that was made ready for the first attempt) to
 //! readiness again. A [`CoalesceService`] and a [`BatchService`] are always ready: a request
 //! that joins a call in flight or a batch would never use a reservation of the inner
 //! service's capacity, so instead the call they make (the coalesced call, the batch) polls a
 //! clone of the inner service to readiness first. In all three a service that is not ready is
-//! never called, and all three need an inner service that is `Clone`.
+//! never called, and all three need an inner service that is `Clone`. A [`HedgeService`]'s
+//! `poll_ready` is the inner service's too, for the first attempt; each hedge sends the
+//! request to a fresh clone of the inner service, which its response future polls to
+//! readiness before calling it.
 //!
 //! **Sharing.** Clones of one service share its limit. A layer built from a number
 //! ([`GateLayer::new`], [`ThrottleLayer::new`]) gives each service it wraps a gate or a throttle
@@ -89,7 +94,7 @@
 //! `Error<E>`.
 //!
 //! The other layers refuse nothing: [`RetryLayer`]'s error is the inner service's, unchanged
-//! (the last attempt's); [`CoalesceLayer`]'s is [`RunError<E>`](crate::coalesce::RunError)
+//! (the last attempt's), and so is [`HedgeLayer`]'s (the winning attempt's); [`CoalesceLayer`]'s is [`RunError<E>`](crate::coalesce::RunError)
 //! (the shared error, or a contained panic); [`BatchLayer`]'s is
 //! [`BatchError<E>`](crate::batch::BatchError) (the shared inner error, a wrong length, a
 //! timeout or a full queue).
@@ -147,6 +152,7 @@ mod batch;
 mod coalesce;
 mod future;
 mod gate;
+mod hedge;
 mod keyed;
 mod retry;
 mod throttle;
@@ -158,6 +164,7 @@ pub use batch::{BatchFuture, BatchLayer, BatchService};
 pub use coalesce::{CoalesceFuture, CoalesceLayer, CoalesceService};
 pub use future::ResponseFuture;
 pub use gate::{GateLayer, GateService, WaitTimer};
+pub use hedge::{HedgeFuture, HedgeLayer, HedgeService};
 pub use keyed::{
     KeyedGateLayer, KeyedGateService, KeyedResponseFuture, KeyedThrottleLayer, KeyedThrottleService,
 };

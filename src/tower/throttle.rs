@@ -178,6 +178,7 @@ impl<S, T: Timer> Layer<S> for ThrottleLayer<T> {
             timer: self.timer.clone(),
             mode: self.mode,
             state: State::Idle,
+            refusal: None,
             wait: None,
         }
     }
@@ -257,13 +258,15 @@ pub struct ThrottleService<S, T: Timer> {
     throttle: Arc<Throttle>,
     timer: T,
     mode: Mode,
-    /// Plain data, so the hot path writes it without drop glue.
+    /// One byte, so the hot path reads and writes it without decoding a payload.
     state: State,
+    /// Why the next call fails, while `state` is `Refused`.
+    refusal: Option<RateLimited>,
     /// The wait in the throttle's line while `state` is `Waiting`.
     wait: Option<Pin<Box<AcquireOwned<T>>>>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
     /// No slot taken, not waiting.
     Idle,
@@ -271,8 +274,8 @@ enum State {
     Waiting,
     /// The slot is taken; the next call starts.
     Admitted,
-    /// The next call fails with this.
-    Refused(RateLimited),
+    /// The next call fails with `refusal`.
+    Refused,
 }
 
 impl<S, T: Timer> ThrottleService<S, T> {
@@ -367,7 +370,7 @@ where
             State::Admitted => return self.inner.poll_ready(cx).map_err(Error::Inner),
             // Decide afresh: the quota may have room now. While others wait, a new request
             // goes behind them.
-            State::Idle | State::Refused(_) => {
+            State::Idle | State::Refused => {
                 if self.mode == Mode::Reject || self.throttle.line_is_empty() {
                     match self.throttle.try_acquire(&self.timer) {
                         Ok(()) => {
@@ -377,7 +380,8 @@ where
                         Err(refusal) if self.mode == Mode::Reject => {
                             // Ready, so that the next call fails at once (a failed
                             // `poll_ready` would mean a broken service).
-                            self.state = State::Refused(refusal);
+                            self.state = State::Refused;
+                            self.refusal = Some(refusal);
                             return Poll::Ready(Ok(()));
                         }
                         Err(_) => {}
@@ -399,7 +403,10 @@ where
     fn call(&mut self, request: R) -> Self::Future {
         match core::mem::replace(&mut self.state, State::Idle) {
             State::Admitted => ResponseFuture::called(self.inner.call(request), None),
-            State::Refused(refusal) => ResponseFuture::refused(Refusal::RateLimited(refusal)),
+            State::Refused => match self.refusal.take() {
+                Some(refusal) => ResponseFuture::refused(Refusal::RateLimited(refusal)),
+                None => unreachable!("a refused service holds its refusal"),
+            },
             State::Idle | State::Waiting => panic!(
                 "`ThrottleService::call` without a `poll_ready` that returned `Ready(Ok(()))`"
             ),
@@ -425,6 +432,7 @@ impl<S: Clone, T: Timer> Clone for ThrottleService<S, T> {
             timer: self.timer.clone(),
             mode: self.mode,
             state: State::Idle,
+            refusal: None,
             wait: None,
         }
     }
@@ -436,7 +444,7 @@ impl<S: fmt::Debug, T: Timer> fmt::Debug for ThrottleService<S, T> {
             State::Idle => "idle",
             State::Waiting => "waiting",
             State::Admitted => "admitted",
-            State::Refused(_) => "refused",
+            State::Refused => "refused",
         };
         f.debug_struct("ThrottleService")
             .field("inner", &self.inner)
