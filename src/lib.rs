@@ -68,7 +68,7 @@
 //!   [`ThrottleLayer`](crate::tower::ThrottleLayer),
 //!   [`KeyedThrottleLayer`](crate::tower::KeyedThrottleLayer) /
 //!   [`KeyedGateLayer`](crate::tower::KeyedGateLayer), [`RetryLayer`](crate::tower::RetryLayer),
-//!   [`CoalesceLayer`](crate::tower::CoalesceLayer) and
+//!   [`HedgeLayer`](crate::tower::HedgeLayer), [`CoalesceLayer`](crate::tower::CoalesceLayer) and
 //!   [`BatchLayer`](crate::tower::BatchLayer), tower middleware on any runtime, with
 //!   typed errors; with `axum`, `IntoResponse` for the refusals (503, 429 with `Retry-After`).
 //! - [`adaptive`]: [`AdaptiveGate`](adaptive::AdaptiveGate), a gate whose limit an engine
@@ -121,7 +121,7 @@
 //! | `wasm` | no | `WasmTimer` (`wasm32-unknown-unknown`) |
 //! | `tracing` | no | events for retries, rejections and batch flushes |
 //! | `ndarray` | no | [`Rows`](batch::Rows) for `ndarray` arrays along axis 0 (the batcher's "numpy" mode) |
-//! | `tower` | no | `dike::tower`: `GateLayer`, `ThrottleLayer`, `KeyedThrottleLayer`, `KeyedGateLayer`, `RetryLayer`, `CoalesceLayer`, `BatchLayer` (tower-service + tower-layer only) |
+//! | `tower` | no | `dike::tower`: `GateLayer`, `ThrottleLayer`, `KeyedThrottleLayer`, `KeyedGateLayer`, `RetryLayer`, `HedgeLayer`, `CoalesceLayer`, `BatchLayer` (tower-service + tower-layer only) |
 //! | `axum` | no | implies `tower`; `IntoResponse` for `TooManyCalls` (503), `RateLimited` (429 + `Retry-After`), `TooManyKeys` (503) and the layers' error (axum-core only) |
 //!
 //! With `--no-default-features --features alloc` dike builds for bare-metal targets such as
