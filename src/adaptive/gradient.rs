@@ -24,6 +24,10 @@ enum Phase {
         // from it, so that the slow calls of its first cohort are in it too (the first
         // finishers alone are the fast ones: a biased, "lucky" baseline).
         first: Duration,
+        // Sum of squared RTTs (ns²), for the measurement's standard error.
+        sq: u128,
+        // Started by a lasting shift (or the first): its mean replaces the baseline as is.
+        shift: bool,
     },
     /// Adjusting the limit; the next baseline measurement starts at `next`.
     Running { next: Duration },
@@ -106,11 +110,15 @@ pub struct Gradient {
     phase: Phase,
     // The window: sum of RTTs (ns), samples, peak in-flight.
     sum: u64,
+    sq: u128,
     n: u32,
     peak: u32,
     // The limit when the baseline was last measured: falling below half of it is a lasting
     // shift (or a real capacity loss), and triggers a new measurement.
     measured_at: u64,
+    // When the limit last changed (an adjustment, or the end of a measurement): the window
+    // takes only calls that started at or after it.
+    epoch: Duration,
 }
 
 impl Gradient {
@@ -147,9 +155,13 @@ impl Gradient {
                 n: 0,
                 pinned: false,
                 first: Duration::ZERO,
+                sq: 0,
+                shift: true,
             },
             measured_at: initial as u64 * SCALE,
+            epoch: Duration::ZERO,
             sum: 0,
+            sq: 0,
             n: 0,
             peak: 0,
         }
@@ -334,21 +346,31 @@ impl Gradient {
             n,
             pinned,
             first,
+            sq,
+            shift,
         } = &mut self.phase
         {
             if started >= *since && in_flight <= pin {
                 if *n == 0 {
-                    *first = now;
+                    *first = started;
                 }
-                *sum = sum.saturating_add(rtt_ns);
-                *n += 1;
+                let mean = if *n == 0 { rtt_ns } else { *sum / u64::from(*n) };
+                let cohort_end = first.saturating_add(Duration::from_nanos(mean.saturating_mul(16)));
+                if started <= cohort_end {
+                    *sum = sum.saturating_add(rtt_ns);
+                    *sq = sq.saturating_add(u128::from(rtt_ns) * u128::from(rtt_ns));
+                    *n += 1;
+                }
                 let mean = *sum / u64::from(*n);
-                let span = u64::try_from(now.saturating_sub(*first).as_nanos()).unwrap_or(u64::MAX);
-                if *n >= self.samples && span >= mean.saturating_mul(16) {
-                    self.baseline = Some(Duration::from_nanos(mean));
+                let done = first.saturating_add(Duration::from_nanos(mean.saturating_mul(20)));
+                if *n >= self.samples && now >= done {
+                    let (shift, sq, n) = (*shift, *sq, *n);
+                    let baseline = self.accept(mean, sq, n, shift);
+                    self.baseline = Some(Duration::from_nanos(baseline));
                     let next = now.saturating_add(self.jittered_period());
                     self.phase = Phase::Running { next };
                     self.measured_at = self.limit;
+                    self.epoch = now.saturating_add(Duration::from_nanos(mean));
                     self.reset_window();
                 }
             } else if !*pinned && now >= since.saturating_add(self.grace) {
@@ -364,18 +386,77 @@ impl Gradient {
                     n: 0,
                     pinned: false,
                     first: now,
+                    sq: 0,
+                    shift: self.limit < self.measured_at / 2,
                 };
                 return self.limit();
             }
         }
+        if now < self.epoch {
+            return self.limit();
+        }
         self.sum = self.sum.saturating_add(rtt_ns);
+        self.sq = self
+            .sq
+            .saturating_add(u128::from(rtt_ns) * u128::from(rtt_ns));
         self.n += 1;
         self.peak = self.peak.max(in_flight);
         let window = ((self.limit / SCALE) as u32).max(16);
         if self.n >= window {
-            self.adjust();
+            if self.conclusive() {
+                let mean = Duration::from_nanos(self.sum / u64::from(self.n));
+                self.adjust();
+                self.epoch = now.saturating_add(mean);
+            } else if self.n >= window.saturating_mul(16) {
+                self.reset_window();
+            }
         }
         self.limit()
+    }
+
+    /// The new baseline from a measurement (`mean`, squared sum `sq`, `n` calls).
+    ///
+    /// After a lasting shift (or the first time) the mean is taken as is. Otherwise the
+    /// pinned calls ran at `limit / (1 + tolerance)`, at the knee if the old baseline was
+    /// right, and queued if it was too high: their mean can read high by the pin's own
+    /// queue, up to the tolerance, never low (the cohort is complete). So the baseline
+    /// moves down on any fall beyond the noise (two standard errors), and up only on a rise
+    /// beyond the tolerance (slower service); a smaller rise is not evidence and is ignored,
+    /// so the baseline cannot ratchet itself up through its own pinned queue.
+    fn accept(&self, mean: u64, sq: u128, n: u32, shift: bool) -> u64 {
+        let Some(old) = self.baseline else {
+            return mean;
+        };
+        if shift {
+            return mean;
+        }
+        let old = u64::try_from(old.as_nanos()).unwrap_or(u64::MAX);
+        let n = u128::from(n);
+        let m = u128::from(mean);
+        let var_mean = (sq / n).saturating_sub(m * m) / n;
+        let d = u128::from(mean.abs_diff(old));
+        let significant = d * d > 4 * var_mean;
+        let ceiling = u128::from(old) * u128::from(ONE + self.tolerance) / u128::from(ONE);
+        if significant && (mean < old || m > ceiling) {
+            mean
+        } else {
+            old
+        }
+    }
+
+    /// Whether the window's mean RTT is off the target `baseline × (1 + tolerance)` by more
+    /// than two standard errors (its own noise): only then does the limit move.
+    fn conclusive(&self) -> bool {
+        let Some(baseline) = self.baseline else {
+            return false;
+        };
+        let base = u128::from(u64::try_from(baseline.as_nanos()).unwrap_or(u64::MAX));
+        let target = base * u128::from(ONE + self.tolerance) / u128::from(ONE);
+        let n = u128::from(self.n);
+        let m = u128::from(self.sum) / n;
+        let var_mean = (self.sq / n).saturating_sub(m * m) / n;
+        let d = m.abs_diff(target);
+        d * d > 4 * var_mean
     }
 
     fn adjust(&mut self) {
@@ -388,9 +469,9 @@ impl Gradient {
         let g = (u128::from(base) * u128::from(ceiling) / u128::from(mean)) as u64;
         let g = g.clamp(ONE / 2, ceiling);
         let mut target = self.limit * g / ONE;
-        let app_limited = u64::from(self.peak) * 2 * SCALE < self.limit;
-        if app_limited && target > self.limit {
-            target = self.limit;
+        let used = u64::from(self.peak) * 2 * SCALE;
+        if target > self.limit {
+            target = target.min(used.max(self.limit));
         }
         self.limit = (self.limit + target) / 2;
         self.clamp();
@@ -405,6 +486,7 @@ impl Gradient {
 
     fn reset_window(&mut self) {
         self.sum = 0;
+        self.sq = 0;
         self.n = 0;
         self.peak = 0;
     }
