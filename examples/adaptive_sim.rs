@@ -28,7 +28,7 @@ fn main() {
     println!("| # | scenario | target | measured | |");
     println!("|---|---|---|---|---|");
 
-    let base = simulate(seed, BASE, gradient(seed));
+    let base = simulate(seed, BASE, gradient(seed, BASE));
     let settled = base.settled(c, hi, 45.0);
     let (mean, below) = (base.mean(15.0, 45.0), base.share(15.0, 45.0, |l| l < c));
     println!(
@@ -47,7 +47,7 @@ fn main() {
         .map(|(_, t)| t.good(15.0, 45.0))
         .fold(0.0, f64::max);
     let (thr, good, p99) = (
-        base.throughput(15.0, 45.0, CAP),
+        base.throughput(15.0, 45.0, BASE.cap()),
         base.good(15.0, 45.0) / best_good,
         base.p99_ms(15.0, 45.0),
     );
@@ -64,7 +64,7 @@ fn main() {
             halve_workers: true,
             ..BASE
         },
-        gradient(seed),
+        gradient(seed, BASE),
     );
     let (at55, p99) = (halved.at(55.0), halved.p99_ms(60.0, 90.0));
     println!(
@@ -79,10 +79,10 @@ fn main() {
             exp_service: true,
             ..BASE
         },
-        gradient(seed),
+        gradient(seed, BASE),
     );
     let (thr, low) = (
-        exp.throughput(15.0, 45.0, CAP),
+        exp.throughput(15.0, 45.0, BASE.cap()),
         exp.share(10.0, 45.0, |l| l < c / 2),
     );
     println!(
@@ -98,7 +98,7 @@ fn main() {
             load: (0.5, 1.5),
             ..BASE
         },
-        gradient(seed),
+        gradient(seed, BASE),
     );
     let late = step
         .refusals
@@ -121,7 +121,7 @@ fn main() {
             slow_service: true,
             ..BASE
         },
-        gradient(seed),
+        gradient(seed, BASE),
     );
     let at75 = slow.at(75.0);
     println!(
@@ -136,7 +136,7 @@ fn main() {
     for (n, t) in &statics {
         println!(
             "| {n} | {:.1} % | {:.0} | {:.1} ms |",
-            100.0 * t.throughput(15.0, 45.0, CAP),
+            100.0 * t.throughput(15.0, 45.0, BASE.cap()),
             t.good(15.0, 45.0),
             t.p99_ms(15.0, 45.0)
         );

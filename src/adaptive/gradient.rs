@@ -26,8 +26,14 @@ enum Phase {
         first: Duration,
         // Sum of squared RTTs (ns²), for the measurement's standard error.
         sq: u128,
-        // Started by a lasting shift (or the first): its mean replaces the baseline as is.
+        // Started by a lasting shift (or the first, or to confirm a rise): its mean replaces
+        // the baseline as is.
         shift: bool,
+        // Pinned at half the limit (the first measurement, or one confirming a rise).
+        half: bool,
+        // Once precise: calls started after this are not in the cohort, and the
+        // measurement ends 4 mean RTTs later (when the cohort's calls are nearly all back).
+        closed: Option<Duration>,
     },
     /// Adjusting the limit; the next baseline measurement starts at `next`.
     Running { next: Duration },
@@ -157,6 +163,8 @@ impl Gradient {
                 first: Duration::ZERO,
                 sq: 0,
                 shift: true,
+                half: true,
+                closed: None,
             },
             measured_at: initial as u64 * SCALE,
             epoch: Duration::ZERO,
@@ -273,10 +281,11 @@ impl Gradient {
     /// settled at `knee × (1 + tolerance)`, so no pinned call queues at the server.
     /// The first measurement, with no baseline to judge the limit by, pins at half.
     const fn pinned_limit(&self) -> u32 {
-        let pinned = if self.baseline.is_none() {
+        let half = matches!(self.phase, Phase::Measuring { half: true, .. });
+        let pinned = if half || self.baseline.is_none() {
             (self.limit / SCALE / 2) as u32
         } else {
-            (self.limit * ONE / (ONE + self.tolerance) / SCALE) as u32
+            (self.limit * ONE / (ONE + self.tolerance / 2) / SCALE) as u32
         };
         if pinned < self.min {
             self.min
@@ -348,24 +357,50 @@ impl Gradient {
             first,
             sq,
             shift,
+            closed,
+            ..
         } = &mut self.phase
         {
             if started >= *since && in_flight <= pin {
                 if *n == 0 {
                     *first = started;
                 }
-                let mean = if *n == 0 { rtt_ns } else { *sum / u64::from(*n) };
-                let cohort_end = first.saturating_add(Duration::from_nanos(mean.saturating_mul(16)));
-                if started <= cohort_end {
+                if closed.is_none_or(|end| started <= end) {
                     *sum = sum.saturating_add(rtt_ns);
                     *sq = sq.saturating_add(u128::from(rtt_ns) * u128::from(rtt_ns));
                     *n += 1;
                 }
-                let mean = *sum / u64::from(*n);
-                let done = first.saturating_add(Duration::from_nanos(mean.saturating_mul(20)));
-                if *n >= self.samples && now >= done {
+                let mean = *sum / u64::from((*n).max(1));
+                let m = u128::from(mean);
+                let rtts = |k: u64| first.saturating_add(Duration::from_nanos(mean.saturating_mul(k)));
+                if closed.is_none() && *n >= self.samples && now >= rtts(16) {
+                    // Precise: 4 standard errors within the tolerance (an error in the
+                    // baseline cannot pass for the tolerance), or a long time spent.
+                    let var_mean = (*sq / u128::from(*n)).saturating_sub(m * m) / u128::from(*n);
+                    let tol = m * u128::from(self.tolerance) / u128::from(ONE);
+                    if 16 * var_mean <= tol * tol || now >= rtts(256) {
+                        *closed = Some(now);
+                    }
+                }
+                let done = closed.is_some_and(|end| {
+                    now >= end.saturating_add(Duration::from_nanos(mean.saturating_mul(4)))
+                });
+                if done {
                     let (shift, sq, n) = (*shift, *sq, *n);
-                    let baseline = self.accept(mean, sq, n, shift);
+                    let Some(baseline) = self.accept(mean, sq, n, shift) else {
+                        self.phase = Phase::Measuring {
+                            since: now,
+                            sum: 0,
+                            n: 0,
+                            pinned: true,
+                            first: now,
+                            sq: 0,
+                            shift: true,
+                            half: true,
+                            closed: None,
+                        };
+                        return self.limit();
+                    };
                     self.baseline = Some(Duration::from_nanos(baseline));
                     let next = now.saturating_add(self.jittered_period());
                     self.phase = Phase::Running { next };
@@ -388,6 +423,8 @@ impl Gradient {
                     first: now,
                     sq: 0,
                     shift: self.limit < self.measured_at / 2,
+                    half: false,
+                    closed: None,
                 };
                 return self.limit();
             }
@@ -423,12 +460,12 @@ impl Gradient {
     /// moves down on any fall beyond the noise (two standard errors), and up only on a rise
     /// beyond the tolerance (slower service); a smaller rise is not evidence and is ignored,
     /// so the baseline cannot ratchet itself up through its own pinned queue.
-    fn accept(&self, mean: u64, sq: u128, n: u32, shift: bool) -> u64 {
+    fn accept(&self, mean: u64, sq: u128, n: u32, shift: bool) -> Option<u64> {
         let Some(old) = self.baseline else {
-            return mean;
+            return Some(mean);
         };
         if shift {
-            return mean;
+            return Some(mean);
         }
         let old = u64::try_from(old.as_nanos()).unwrap_or(u64::MAX);
         let n = u128::from(n);
@@ -437,10 +474,14 @@ impl Gradient {
         let d = u128::from(mean.abs_diff(old));
         let significant = d * d > 4 * var_mean;
         let ceiling = u128::from(old) * u128::from(ONE + self.tolerance) / u128::from(ONE);
-        if significant && (mean < old || m > ceiling) {
-            mean
+        if !significant {
+            Some(old)
+        } else if mean < old {
+            Some(mean)
+        } else if m > ceiling {
+            None
         } else {
-            old
+            Some(old)
         }
     }
 

@@ -214,8 +214,10 @@ pub fn simulate_observed<A: Algorithm>(
     trace
 }
 
-pub fn gradient(seed: u64) -> Gradient {
-    Gradient::new(20).with_seed(seed)
+/// The controller under test, with issue 16's initial limit of 20 on its server (c = 64),
+/// scaled to `c × 5 / 16` on the others.
+pub fn gradient(seed: u64, sc: Scenario) -> Gradient {
+    Gradient::new((sc.c * 5 / 16) as u32).with_seed(seed)
 }
 
 pub fn fixed(n: u32) -> dike::adaptive::Aimd {
