@@ -26,11 +26,9 @@ enum Phase {
         first: Duration,
         // Sum of squared RTTs (ns²), for the measurement's standard error.
         sq: u128,
-        // Started by a lasting shift (or the first, or to confirm a rise): its mean replaces
-        // the baseline as is.
+        // Started by a lasting shift (or the first, or to confirm a rise): pinned at half
+        // the limit, and its mean replaces the baseline as is.
         shift: bool,
-        // Pinned at half the limit (the first measurement, or one confirming a rise).
-        half: bool,
         // Once precise: calls started after this are not in the cohort, and the
         // measurement ends 4 mean RTTs later (when the cohort's calls are nearly all back).
         closed: Option<Duration>,
@@ -163,7 +161,6 @@ impl Gradient {
                 first: Duration::ZERO,
                 sq: 0,
                 shift: true,
-                half: true,
                 closed: None,
             },
             measured_at: initial as u64 * SCALE,
@@ -281,7 +278,7 @@ impl Gradient {
     /// settled at `knee × (1 + tolerance)`, so no pinned call queues at the server.
     /// The first measurement, with no baseline to judge the limit by, pins at half.
     const fn pinned_limit(&self) -> u32 {
-        let half = matches!(self.phase, Phase::Measuring { half: true, .. });
+        let half = matches!(self.phase, Phase::Measuring { shift: true, .. });
         let pinned = if half || self.baseline.is_none() {
             (self.limit / SCALE / 2) as u32
         } else {
@@ -396,7 +393,6 @@ impl Gradient {
                             first: now,
                             sq: 0,
                             shift: true,
-                            half: true,
                             closed: None,
                         };
                         return self.limit();
@@ -423,7 +419,6 @@ impl Gradient {
                     first: now,
                     sq: 0,
                     shift: self.limit < self.measured_at / 2,
-                    half: false,
                     closed: None,
                 };
                 return self.limit();
