@@ -369,7 +369,8 @@ impl Gradient {
                 }
                 let mean = *sum / u64::from((*n).max(1));
                 let m = u128::from(mean);
-                let rtts = |k: u64| first.saturating_add(Duration::from_nanos(mean.saturating_mul(k)));
+                let rtts =
+                    |k: u64| first.saturating_add(Duration::from_nanos(mean.saturating_mul(k)));
                 if closed.is_none() && *n >= self.samples && now >= rtts(16) {
                     // Precise: 4 standard errors within the tolerance (an error in the
                     // baseline cannot pass for the tolerance), or a long time spent.

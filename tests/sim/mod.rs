@@ -166,7 +166,11 @@ pub fn simulate_observed<A: Algorithm>(
         let secs = t.as_secs_f64();
         let after = secs >= 45.0;
         let workers = if after && sc.halve_workers { c / 2 } else { c };
-        let s = if after && sc.slow_service { 2.0 * s0 } else { s0 };
+        let s = if after && sc.slow_service {
+            2.0 * s0
+        } else {
+            s0
+        };
         let service = |rng: &mut Rng| {
             let x = if sc.exp_service {
                 -(1.0 - rng.uniform()).ln()
