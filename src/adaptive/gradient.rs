@@ -14,15 +14,14 @@ const ONE: u64 = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Collecting baseline samples since `since`; `pinned` once the gate was lowered to
-    /// half the limit to get them.
+    /// get them.
     Measuring {
         since: Duration,
         sum: u64,
         n: u32,
         pinned: bool,
-        // The first accepted sample's time: the measurement spans at least 16 mean RTTs
-        // from it, so that the slow calls of its first cohort are in it too (the first
-        // finishers alone are the fast ones: a biased, "lucky" baseline).
+        // When the first accepted call started: the cohort is the calls started from
+        // `since` until `closed`, at least 16 mean RTTs after it.
         first: Duration,
         // Sum of squared RTTs (ns²), for the measurement's standard error.
         sq: u128,
@@ -39,40 +38,88 @@ enum Phase {
 
 /// A delay-based limit (Gradient2 / Vegas family) with their known failures fixed.
 ///
-/// Every `window` (as many samples as the limit, at least 16), with `rtt` the window's mean
-/// round-trip time:
+/// **The limit.** A window collects the calls that finish from one mean RTT after the last
+/// change of the limit (so that every call in it ran under the current limit), at least
+/// as many as the limit and at least 16. With `rtt` its mean and `se` the standard error of
+/// that mean (from the window's own spread):
 ///
 /// ```text
-/// g      = clamp(baseline × (1 + tolerance) / rtt, 0.5, 1 + tolerance)
-/// target = limit × g                 (no growth while in-flight peak × 2 < limit)
-/// limit  = (limit + target) / 2      (half-way: smooths noise, still halves in ~3 windows)
+/// aim    = baseline × (1 + tolerance)
+/// if |rtt − aim| ≤ 2 × se: keep collecting (up to 16 windows' worth, then start afresh)
+/// g      = clamp(aim / rtt, 0.5, 1 + tolerance)
+/// target = limit × g, and when growing at most max(limit, 2 × peak in-flight)
+/// limit  = (limit + target) / 2
 /// ```
 ///
 /// Below the knee `rtt ≈ baseline`, so the limit grows by up to `tolerance / 2` per window;
 /// above it the server queues, `rtt ≈ baseline × in_flight / capacity`, and the limit settles
-/// at `capacity × (1 + tolerance)`: a little above the knee, so the server never idles.
-/// A [`Outcome::Dropped`] sample multiplies the limit by 0.9.
+/// where the in-flight calls are `capacity × (1 + tolerance)`: a little above the knee, so the
+/// server never idles. A [`Outcome::Dropped`] sample multiplies the limit by 0.9.
 ///
-/// **The baseline** is the *mean* RTT of a measurement: at least `samples` calls (default
-/// 32), over at least 16 mean RTTs from the first, that started after the measurement began
-/// with at most `limit / (1 + tolerance)` in flight: the knee, once the limit has settled at
-/// `knee × (1 + tolerance)`, so none of them queued at the server (the first measurement,
-/// with nothing to judge the initial limit by, uses half the limit: start at most twice
-/// above the knee). At low load such calls
-/// come by themselves; otherwise, after a grace time (default 50 ms), the limit is pinned
-/// there for as long as the measurement takes (Envoy's pinned re-measure; its epoch filter
-/// is the `started after` rule; the 16-RTT span keeps the slow calls of the first cohort in,
-/// where the first finishers alone would be a fast, biased sample). A measurement runs at
-/// the start, every `period` (default 10 s, jittered ±25 % from a seed so that clients do
-/// not pin together), and at once when the limit falls below half its value at the last
-/// measurement (a lasting shift, or a real loss of capacity). This fixes, in turn:
+/// Why each rule (the upward excursions of an earlier version came from the first two):
 ///
-/// - *the lucky minimum* (Netflix Vegas, concurrency-limits #37): a mean of 32 unqueued calls,
-///   not the smallest RTT ever seen;
+/// - *One mean RTT of dead time after each change.* The calls that finish just after a
+///   change started under the previous limit; a window made of them answers the question
+///   before last, and the loop overshoots (a step response with a one-window delay rings).
+///   Right after a baseline measurement they are the pinned, unqueued calls, and read as room
+///   to grow: the limit jumped above `1.25 × knee` after every measurement.
+/// - *A dead band of two standard errors.* A window's mean is noisy (few calls, or spread-out
+///   service times); moving the limit on noise makes it random-walk around the target, by
+///   more the fewer calls per window. A window that cannot tell `rtt` from `aim` keeps
+///   collecting until it can: the step is taken on evidence, and the noise sets how long
+///   that takes, not how far the limit strays. No constant depends on the server.
+/// - *Growth capped at twice the peak in-flight.* Netflix's guard (grow only while
+///   `2 × in-flight ≥ limit`) still let one step of `tolerance / 2` pass the bound; capping
+///   the target itself keeps an app-limited limit at most 2× what was used (k = 2: room for
+///   a burst of twice the observed concurrency before the first refusal).
+///
+/// **The baseline** is the *mean* RTT of a measurement's cohort: the calls that started after
+/// it began with the gate pinned (`in_flight ≤ pin`), until the mean is precise (at least
+/// `samples` calls, default 32, over at least 16 mean RTTs, and 4 standard errors within
+/// `tolerance × mean`, so an error in it cannot pass for the tolerance), and then every
+/// call of that cohort that is back within 4 more mean RTTs (a complete cohort: cutting it
+/// at a fixed end time would keep the short calls and lose the long ones, a low, "lucky"
+/// mean, 7 % low with exponential service times). At low load such calls come by
+/// themselves; otherwise, after a grace time (default 50 ms), the gate is pinned for as long
+/// as the measurement takes (Envoy's pinned re-measure; its epoch filter is the
+/// `started after` rule). Two kinds:
+///
+/// - *Periodic* (every `period`, default 10 s, jittered ±25 % from a seed so that clients do
+///   not pin together): pinned at `limit / (1 + tolerance / 2)`, half a tolerance above the
+///   knee once the limit has settled at `knee × (1 + tolerance)`, so the pin does not starve
+///   the server. Its calls may queue a little, so they can read high by up to the tolerance
+///   but never low: the baseline takes a fall beyond two standard errors, ignores a rise
+///   within the tolerance (it cannot ratchet itself up through its own pinned queue, which
+///   with a pin at the knee made it a random walk that drifted up), and a rise beyond the
+///   tolerance (slower service) is confirmed by a second measurement pinned at half the
+///   limit.
+/// - *Trusting* (the first, with nothing to judge the initial limit by; after the limit fell
+///   below half its value at the last measurement, a lasting shift or a real loss of
+///   capacity; and the confirmation above): pinned at half the limit, below the knee unless
+///   the limit is more than twice above it, and its mean is taken as is.
+///
+/// This fixes, in turn:
+///
+/// - *the lucky minimum* (Netflix Vegas, concurrency-limits #37): a mean of a complete
+///   cohort of unqueued calls, not the smallest RTT ever seen;
 /// - *upward drift under sustained overload* (Gradient2, #134): the baseline never learns
 ///   from queued calls, so a lasting queue cannot become the new normal;
-/// - *growth while app-limited*: the limit grows only while `peak in-flight × 2 ≥ limit`;
-/// - *a lasting shift* (slower service): re-learned at the next measurement.
+/// - *growth while app-limited*: the limit stays at most `2 × peak in-flight`;
+/// - *a lasting shift* (slower service): re-learned at once (the limit halves), or at the
+///   next measurement.
+///
+/// **Defaults and why.** `tolerance` 0.15: enough queue (0.15 × the knee) that no worker
+/// idles between two calls, little enough that latency stays within 15 % of unqueued.
+/// `g ≥ 0.5`: the limit at most halves per window (a capacity loss is followed in a few
+/// windows, one noisy window cannot collapse it). Two standard errors (≈ 95 %) for every
+/// "is this different" test; 4 for the baseline's precision, so that its error stays a
+/// quarter of the tolerance. 16 mean RTTs per cohort and 4 more for its stragglers (an
+/// exponential service time leaves e⁻⁴ ≈ 2 % of the last calls out). `samples` 32 and
+/// the 50 ms grace: a floor for very fast or very slow servers. `period` 10 s: a slow drift
+/// of the service time is followed within seconds, and pins cost at most a few percent.
+/// None of them is tuned to a server: the same defaults hold on issue 16's simulated server
+/// and on two others (see `BENCHMARKS.md`), where the in-flight calls settle at
+/// 1.14–1.16 × the knee on each.
 ///
 /// Integer and fixed-point arithmetic only (no `f64` on the sample path, no `sqrt` or
 /// `log10`): deterministic, `no_std`.
@@ -120,8 +167,8 @@ pub struct Gradient {
     // The limit when the baseline was last measured: falling below half of it is a lasting
     // shift (or a real capacity loss), and triggers a new measurement.
     measured_at: u64,
-    // When the limit last changed (an adjustment, or the end of a measurement): the window
-    // takes only calls that started at or after it.
+    // One mean RTT after the limit last changed (an adjustment, or the end of a
+    // measurement): the window takes only calls that finish from then on.
     epoch: Duration,
 }
 
@@ -259,7 +306,7 @@ impl Gradient {
         self
     }
 
-    /// The current limit (`limit / (1 + tolerance)` while a measurement pins it).
+    /// The current limit (lower while a baseline measurement pins it: see the type's docs).
     ///
     /// # Examples
     ///
@@ -274,9 +321,9 @@ impl Gradient {
         }
     }
 
-    /// The limit while measuring: `limit / (1 + tolerance)`, the knee if the limit has
-    /// settled at `knee × (1 + tolerance)`, so no pinned call queues at the server.
-    /// The first measurement, with no baseline to judge the limit by, pins at half.
+    /// The limit while measuring: `limit / (1 + tolerance / 2)` for a periodic measurement
+    /// (half a tolerance above the knee once the limit has settled); half the limit for a
+    /// trusting one (the first, after a lasting shift, or confirming a rise).
     const fn pinned_limit(&self) -> u32 {
         let half = matches!(self.phase, Phase::Measuring { shift: true, .. });
         let pinned = if half || self.baseline.is_none() {
