@@ -23,9 +23,10 @@ use sim::*;
 /// Asserts on a strict model; on the others prints `MISS ...` (see the module docs).
 macro_rules! check {
     ($strict:expr, $cond:expr, $($msg:tt)*) => {
+        let ok: bool = $cond;
         if $strict {
-            assert!($cond, $($msg)*);
-        } else if !$cond {
+            assert!(ok, $($msg)*);
+        } else if !ok {
             println!("MISS {}", format!($($msg)*));
         }
     };
