@@ -421,9 +421,10 @@ impl Gradient {
                 if closed.is_none() && *n >= self.samples && now >= rtts(16) {
                     // Precise: 4 standard errors within the tolerance (an error in the
                     // baseline cannot pass for the tolerance), or a long time spent.
-                    let var_mean = (*sq / u128::from(*n)).saturating_sub(m * m) / u128::from(*n);
+                    let n = u128::from(*n);
+                    let var_mean = (*sq / n).saturating_sub(m.saturating_mul(m)) / n;
                     let tol = m * u128::from(self.tolerance) / u128::from(ONE);
-                    if 16 * var_mean <= tol * tol || now >= rtts(256) {
+                    if var_mean.saturating_mul(16) <= tol.saturating_mul(tol) || now >= rtts(256) {
                         *closed = Some(now);
                     }
                 }
@@ -496,13 +497,14 @@ impl Gradient {
 
     /// The new baseline from a measurement (`mean`, squared sum `sq`, `n` calls).
     ///
-    /// After a lasting shift (or the first time) the mean is taken as is. Otherwise the
-    /// pinned calls ran at `limit / (1 + tolerance)`, at the knee if the old baseline was
-    /// right, and queued if it was too high: their mean can read high by the pin's own
-    /// queue, up to the tolerance, never low (the cohort is complete). So the baseline
-    /// moves down on any fall beyond the noise (two standard errors), and up only on a rise
-    /// beyond the tolerance (slower service); a smaller rise is not evidence and is ignored,
-    /// so the baseline cannot ratchet itself up through its own pinned queue.
+    /// After a lasting shift, the first time, or to confirm a rise (pinned at half the
+    /// limit) the mean is taken as is. Otherwise the pinned calls ran at
+    /// `limit / (1 + tolerance / 2)`, half a tolerance above the knee if the old baseline was
+    /// right, more if it was too high: their mean can read high by the pin's own queue, up
+    /// to the tolerance, never low (the cohort is complete). So the baseline moves down on
+    /// any fall beyond the noise (two standard errors); a rise within the tolerance is no
+    /// evidence and is ignored (the baseline cannot ratchet itself up through its own pinned
+    /// queue); a larger one (slower service) returns `None`: confirm it at half the limit.
     fn accept(&self, mean: u64, sq: u128, n: u32, shift: bool) -> Option<u64> {
         let Some(old) = self.baseline else {
             return Some(mean);
@@ -513,9 +515,9 @@ impl Gradient {
         let old = u64::try_from(old.as_nanos()).unwrap_or(u64::MAX);
         let n = u128::from(n);
         let m = u128::from(mean);
-        let var_mean = (sq / n).saturating_sub(m * m) / n;
+        let var_mean = (sq / n).saturating_sub(m.saturating_mul(m)) / n;
         let d = u128::from(mean.abs_diff(old));
-        let significant = d * d > 4 * var_mean;
+        let significant = d.saturating_mul(d) > var_mean.saturating_mul(4);
         let ceiling = u128::from(old) * u128::from(ONE + self.tolerance) / u128::from(ONE);
         if !significant {
             Some(old)
@@ -538,9 +540,9 @@ impl Gradient {
         let target = base * u128::from(ONE + self.tolerance) / u128::from(ONE);
         let n = u128::from(self.n);
         let m = u128::from(self.sum) / n;
-        let var_mean = (self.sq / n).saturating_sub(m * m) / n;
+        let var_mean = (self.sq / n).saturating_sub(m.saturating_mul(m)) / n;
         let d = m.abs_diff(target);
-        d * d > 4 * var_mean
+        d.saturating_mul(d) > var_mean.saturating_mul(4)
     }
 
     fn adjust(&mut self) {

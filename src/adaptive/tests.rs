@@ -217,6 +217,23 @@ mod gradient {
     }
 
     #[test]
+    fn extreme_rtts_neither_overflow_nor_panic() {
+        let mut g = Gradient::new(20);
+        let huge = Duration::from_secs(u64::MAX / 4);
+        let mut now = Duration::ZERO;
+        for i in 0..10_000u32 {
+            now += ms(1);
+            let rtt = if i % 2 == 0 {
+                huge
+            } else {
+                Duration::from_nanos(1)
+            };
+            let l = g.on_sample(now, rtt, 1 + i % 40, Outcome::Success);
+            assert!((1..=1000).contains(&l));
+        }
+    }
+
+    #[test]
     fn config_errors_name_the_parameter() {
         assert_eq!(
             Gradient::new(1).with_bounds(0, 1).unwrap_err().parameter(),
