@@ -11,8 +11,8 @@
 //! server (the controller works in round trips).
 //!
 //! Every row is asserted on issue 16's server and on c = 200, s = 50 ms. On c = 16,
-//! s = 5 ms the rows are printed, with `MISS ...` for the ones that fail (S1's band and mean,
-//! S5's "S1 within 10 s", S3's p99 on one seed): the in-flight calls settle at 1.15c there as
+//! s = 5 ms every row is asserted but four, printed as `MISS ...` when they fail (S1's band
+//! and mean, S5's "S1 within 10 s", S3's p99): the in-flight calls settle at 1.15c there as
 //! elsewhere, but the limit sits 1.5–2 slots above them, 10 % of c (see `BENCHMARKS.md`).
 
 #[path = "sim/mod.rs"]
@@ -20,11 +20,12 @@ mod sim;
 
 use sim::*;
 
-/// Asserts on a strict model; on the others prints `MISS ...` (see the module docs).
+/// Asserts the condition, unless its key is in `soft` (a documented miss on that model):
+/// then prints `MISS ...` when it fails.
 macro_rules! check {
-    ($strict:expr, $cond:expr, $($msg:tt)*) => {
+    ($soft:expr, $key:expr, $cond:expr, $($msg:tt)*) => {
         let ok: bool = $cond;
-        if $strict {
+        if !$soft.contains(&$key) {
             assert!(ok, $($msg)*);
         } else if !ok {
             println!("MISS {}", format!($($msg)*));
@@ -48,7 +49,7 @@ fn static_p99(seed: u64, base: Scenario) -> f64 {
     simulate(seed, base, fixed(base.c as u32 * 5 / 4)).p99_ms(15.0, 45.0)
 }
 
-fn s1(base: Scenario, seed: u64, strict: bool) {
+fn s1(base: Scenario, seed: u64, soft: &[&str]) {
     let row = format!("S1 {}", label(base));
     let c = base.c;
     {
@@ -63,24 +64,27 @@ fn s1(base: Scenario, seed: u64, strict: bool) {
         );
         let by = deadline(base, 0.0, 10.0);
         check!(
-            strict,
+            soft,
+            "S1-band",
             settled.is_some_and(|s| s <= by),
             "{row} seed {seed}: settled {settled:?}, not by {by} s"
         );
         check!(
-            strict,
+            soft,
+            "S1-mean",
             mean <= 1.2 * c as f64,
             "{row} seed {seed}: mean {mean:.1}"
         );
         check!(
-            strict,
+            soft,
+            "S1-below",
             below <= 0.05,
             "{row} seed {seed}: below c {below:.3}"
         );
     }
 }
 
-fn s2(base: Scenario, seed: u64, strict: bool) {
+fn s2(base: Scenario, seed: u64, soft: &[&str]) {
     let row = format!("S2 {}", label(base));
     let c = base.c as u32;
     {
@@ -104,16 +108,27 @@ fn s2(base: Scenario, seed: u64, strict: bool) {
             label(base)
         );
         check!(
-            strict,
+            soft,
+            "S2-throughput",
             thr >= 0.97,
             "{row} seed {seed}: throughput {thr:.3}"
         );
-        check!(strict, good >= 0.97, "{row} seed {seed}: good {good:.3}");
-        check!(strict, p99 <= p99_max, "{row} seed {seed}: p99 {p99:.1} ms");
+        check!(
+            soft,
+            "S2-good",
+            good >= 0.97,
+            "{row} seed {seed}: good {good:.3}"
+        );
+        check!(
+            soft,
+            "S2-p99",
+            p99 <= p99_max,
+            "{row} seed {seed}: p99 {p99:.1} ms"
+        );
     }
 }
 
-fn s3(base: Scenario, seed: u64, strict: bool) {
+fn s3(base: Scenario, seed: u64, soft: &[&str]) {
     let row = format!("S3 {}", label(base));
     let sc = Scenario {
         halve_workers: true,
@@ -132,15 +147,21 @@ fn s3(base: Scenario, seed: u64, strict: bool) {
         );
         let by = deadline(base, 45.0, 10.0);
         check!(
-            strict,
+            soft,
+            "S3-band",
             settled.is_some_and(|s| (45.0..=by).contains(&s)),
             "{row} seed {seed}: {settled:?}, not by {by} s"
         );
-        check!(strict, p99 <= p99_max, "{row} seed {seed}: p99 {p99:.1}");
+        check!(
+            soft,
+            "S3-p99",
+            p99 <= p99_max,
+            "{row} seed {seed}: p99 {p99:.1}"
+        );
     }
 }
 
-fn s4(base: Scenario, seed: u64, strict: bool) {
+fn s4(base: Scenario, seed: u64, soft: &[&str]) {
     let row = format!("S4 {}", label(base));
     let sc = Scenario {
         exp_service: true,
@@ -157,15 +178,16 @@ fn s4(base: Scenario, seed: u64, strict: bool) {
             t.mean(15.0, 45.0) / base.c as f64
         );
         check!(
-            strict,
+            soft,
+            "S4-throughput",
             thr >= 0.95,
             "{row} seed {seed}: throughput {thr:.3}"
         );
-        check!(strict, low <= 0.02, "{row} seed {seed}: {low:.3}");
+        check!(soft, "S4-low", low <= 0.02, "{row} seed {seed}: {low:.3}");
     }
 }
 
-fn s5(base: Scenario, seed: u64, strict: bool) {
+fn s5(base: Scenario, seed: u64, soft: &[&str]) {
     let row = format!("S5 {}", label(base));
     let sc = Scenario {
         load: (0.5, 1.5),
@@ -189,28 +211,36 @@ fn s5(base: Scenario, seed: u64, strict: bool) {
             deadline(base, 0.0, 2.0),
             100.0 * low_share
         );
-        check!(strict, late == 0, "{row} seed {seed}: {late} refusals");
+        check!(
+            soft,
+            "S5-refusals",
+            late == 0,
+            "{row} seed {seed}: {late} refusals"
+        );
         let share_max = 0.005 * deadline(base, 0.0, 2.0) / 2.0;
         check!(
-            strict,
+            soft,
+            "S5-share",
             low_share <= share_max,
             "{row} seed {seed}: {low_share:.4}"
         );
         check!(
-            strict,
+            soft,
+            "S5-bound",
             max_low <= bound,
             "{row} seed {seed}: {max_low} > {bound}"
         );
         let by = deadline(base, 30.0, 10.0);
         check!(
-            strict,
+            soft,
+            "S5-settle",
             settled.is_some_and(|s| s <= by),
             "{row} seed {seed}: {settled:?}, not by {by} s"
         );
     }
 }
 
-fn s6(base: Scenario, seed: u64, strict: bool) {
+fn s6(base: Scenario, seed: u64, soft: &[&str]) {
     let row = format!("S6 {}", label(base));
     let sc = Scenario {
         slow_service: true,
@@ -227,7 +257,8 @@ fn s6(base: Scenario, seed: u64, strict: bool) {
         );
         let by = deadline(base, 45.0, 30.0);
         check!(
-            strict,
+            soft,
+            "S6-band",
             settled.is_some_and(|s| s <= by),
             "{row} seed {seed}: {settled:?}, not by {by} s"
         );
@@ -236,11 +267,11 @@ fn s6(base: Scenario, seed: u64, strict: bool) {
 
 /// One row on one seed: a test each, so that they run in parallel and each stays short.
 macro_rules! rows {
-    ($base:expr, $strict:expr, $($name:ident: $row:ident($seed:expr),)*) => {
+    ($base:expr, $soft:expr, $($name:ident: $row:ident($seed:expr),)*) => {
         $(
             #[test]
             fn $name() {
-                $row($base, $seed, $strict)
+                $row($base, $seed, $soft)
             }
         )*
     };
@@ -248,11 +279,11 @@ macro_rules! rows {
 
 /// The rows S1–S6 on the three seeds for one server model.
 macro_rules! model {
-    ($name:ident, $base:expr, $strict:expr) => {
+    ($name:ident, $base:expr, $soft:expr) => {
         mod $name {
             use super::*;
 
-            rows!($base, $strict,
+            rows!($base, $soft,
                 s1_converges_and_stays_seed1: s1(SEEDS[0]),
                 s1_converges_and_stays_seed2: s1(SEEDS[1]),
                 s1_converges_and_stays_seed3: s1(SEEDS[2]),
@@ -276,7 +307,7 @@ macro_rules! model {
     };
 }
 
-model!(issue_c64_s20ms, BASE, true);
+model!(issue_c64_s20ms, BASE, &[]);
 model!(
     c200_s50ms,
     Scenario {
@@ -284,7 +315,7 @@ model!(
         s: 0.050,
         ..BASE
     },
-    true
+    &[]
 );
 model!(
     c16_s5ms,
@@ -293,7 +324,9 @@ model!(
         s: 0.005,
         ..BASE
     },
-    false
+    // Documented misses (module docs, BENCHMARKS.md): the limit sits 1.5–2 slots above the
+    // in-flight calls, 10 % of c here.
+    &["S1-band", "S1-mean", "S3-p99", "S5-settle"]
 );
 
 #[test]
