@@ -14,16 +14,23 @@ const ONE: u64 = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Collecting baseline samples since `since`; `pinned` once the gate was lowered to
-    /// half the limit to get them.
+    /// get them.
     Measuring {
         since: Duration,
         sum: u64,
         n: u32,
         pinned: bool,
-        // The first accepted sample's time: the measurement spans at least 16 mean RTTs
-        // from it, so that the slow calls of its first cohort are in it too (the first
-        // finishers alone are the fast ones: a biased, "lucky" baseline).
+        // When the first accepted call started: the cohort is the calls started from
+        // `since` until `closed`, at least 16 mean RTTs after it.
         first: Duration,
+        // Sum of squared RTTs (ns²), for the measurement's standard error.
+        sq: u128,
+        // Started by a lasting shift (or the first, or to confirm a rise): pinned at half
+        // the limit, and its mean replaces the baseline as is.
+        shift: bool,
+        // Once precise: calls started after this are not in the cohort, and the
+        // measurement ends 4 mean RTTs later (when the cohort's calls are nearly all back).
+        closed: Option<Duration>,
     },
     /// Adjusting the limit; the next baseline measurement starts at `next`.
     Running { next: Duration },
@@ -31,40 +38,88 @@ enum Phase {
 
 /// A delay-based limit (Gradient2 / Vegas family) with their known failures fixed.
 ///
-/// Every `window` (as many samples as the limit, at least 16), with `rtt` the window's mean
-/// round-trip time:
+/// **The limit.** A window collects the calls that finish from one mean RTT after the last
+/// change of the limit (so that every call in it ran under the current limit), at least
+/// as many as the limit and at least 16. With `rtt` its mean and `se` the standard error of
+/// that mean (from the window's own spread):
 ///
 /// ```text
-/// g      = clamp(baseline × (1 + tolerance) / rtt, 0.5, 1 + tolerance)
-/// target = limit × g                 (no growth while in-flight peak × 2 < limit)
-/// limit  = (limit + target) / 2      (half-way: smooths noise, still halves in ~3 windows)
+/// aim    = baseline × (1 + tolerance)
+/// if |rtt − aim| ≤ 2 × se: keep collecting (up to 16 windows' worth, then start afresh)
+/// g      = clamp(aim / rtt, 0.5, 1 + tolerance)
+/// target = limit × g, and when growing at most max(limit, 2 × peak in-flight)
+/// limit  = (limit + target) / 2
 /// ```
 ///
 /// Below the knee `rtt ≈ baseline`, so the limit grows by up to `tolerance / 2` per window;
 /// above it the server queues, `rtt ≈ baseline × in_flight / capacity`, and the limit settles
-/// at `capacity × (1 + tolerance)`: a little above the knee, so the server never idles.
-/// A [`Outcome::Dropped`] sample multiplies the limit by 0.9.
+/// where the in-flight calls are `capacity × (1 + tolerance)`: a little above the knee, so the
+/// server never idles. A [`Outcome::Dropped`] sample multiplies the limit by 0.9.
 ///
-/// **The baseline** is the *mean* RTT of a measurement: at least `samples` calls (default
-/// 32), over at least 16 mean RTTs from the first, that started after the measurement began
-/// with at most `limit / (1 + tolerance)` in flight: the knee, once the limit has settled at
-/// `knee × (1 + tolerance)`, so none of them queued at the server (the first measurement,
-/// with nothing to judge the initial limit by, uses half the limit: start at most twice
-/// above the knee). At low load such calls
-/// come by themselves; otherwise, after a grace time (default 50 ms), the limit is pinned
-/// there for as long as the measurement takes (Envoy's pinned re-measure; its epoch filter
-/// is the `started after` rule; the 16-RTT span keeps the slow calls of the first cohort in,
-/// where the first finishers alone would be a fast, biased sample). A measurement runs at
-/// the start, every `period` (default 10 s, jittered ±25 % from a seed so that clients do
-/// not pin together), and at once when the limit falls below half its value at the last
-/// measurement (a lasting shift, or a real loss of capacity). This fixes, in turn:
+/// Why each rule (the upward excursions of an earlier version came from the first two):
 ///
-/// - *the lucky minimum* (Netflix Vegas, concurrency-limits #37): a mean of 32 unqueued calls,
-///   not the smallest RTT ever seen;
+/// - *One mean RTT of dead time after each change.* The calls that finish just after a
+///   change started under the previous limit; a window made of them answers the question
+///   before last, and the loop overshoots (a step response with a one-window delay rings).
+///   Right after a baseline measurement they are the pinned, unqueued calls, and read as room
+///   to grow: the limit jumped above `1.25 × knee` after every measurement.
+/// - *A dead band of two standard errors.* A window's mean is noisy (few calls, or spread-out
+///   service times); moving the limit on noise makes it random-walk around the target, by
+///   more the fewer calls per window. A window that cannot tell `rtt` from `aim` keeps
+///   collecting until it can: the step is taken on evidence, and the noise sets how long
+///   that takes, not how far the limit strays. No constant depends on the server.
+/// - *Growth capped at twice the peak in-flight.* Netflix's guard (grow only while
+///   `2 × in-flight ≥ limit`) still let one step of `tolerance / 2` pass the bound; capping
+///   the target itself keeps an app-limited limit at most 2× what was used (k = 2: room for
+///   a burst of twice the observed concurrency before the first refusal).
+///
+/// **The baseline** is the *mean* RTT of a measurement's cohort: the calls that started after
+/// it began with the gate pinned (`in_flight ≤ pin`), until the mean is precise (at least
+/// `samples` calls, default 32, over at least 16 mean RTTs, and 4 standard errors within
+/// `tolerance × mean`, so an error in it cannot pass for the tolerance), and then every
+/// call of that cohort that is back within 4 more mean RTTs (a complete cohort: cutting it
+/// at a fixed end time would keep the short calls and lose the long ones, a low, "lucky"
+/// mean, 7 % low with exponential service times). At low load such calls come by
+/// themselves; otherwise, after a grace time (default 50 ms), the gate is pinned for as long
+/// as the measurement takes (Envoy's pinned re-measure; its epoch filter is the
+/// `started after` rule). Two kinds:
+///
+/// - *Periodic* (every `period`, default 10 s, jittered ±25 % from a seed so that clients do
+///   not pin together): pinned at `limit / (1 + tolerance / 2)`, half a tolerance above the
+///   knee once the limit has settled at `knee × (1 + tolerance)`, so the pin does not starve
+///   the server. Its calls may queue a little, so they can read high by up to the tolerance
+///   but never low: the baseline takes a fall beyond two standard errors, ignores a rise
+///   within the tolerance (it cannot ratchet itself up through its own pinned queue, which
+///   with a pin at the knee made it a random walk that drifted up), and a rise beyond the
+///   tolerance (slower service) is confirmed by a second measurement pinned at half the
+///   limit.
+/// - *Trusting* (the first, with nothing to judge the initial limit by; after the limit fell
+///   below half its value at the last measurement, a lasting shift or a real loss of
+///   capacity; and the confirmation above): pinned at half the limit, below the knee unless
+///   the limit is more than twice above it, and its mean is taken as is.
+///
+/// This fixes, in turn:
+///
+/// - *the lucky minimum* (Netflix Vegas, concurrency-limits #37): a mean of a complete
+///   cohort of unqueued calls, not the smallest RTT ever seen;
 /// - *upward drift under sustained overload* (Gradient2, #134): the baseline never learns
 ///   from queued calls, so a lasting queue cannot become the new normal;
-/// - *growth while app-limited*: the limit grows only while `peak in-flight × 2 ≥ limit`;
-/// - *a lasting shift* (slower service): re-learned at the next measurement.
+/// - *growth while app-limited*: the limit stays at most `2 × peak in-flight`;
+/// - *a lasting shift* (slower service): re-learned at once (the limit halves), or at the
+///   next measurement.
+///
+/// **Defaults and why.** `tolerance` 0.15: enough queue (0.15 × the knee) that no worker
+/// idles between two calls, little enough that latency stays within 15 % of unqueued.
+/// `g ≥ 0.5`: the limit at most halves per window (a capacity loss is followed in a few
+/// windows, one noisy window cannot collapse it). Two standard errors (≈ 95 %) for every
+/// "is this different" test; 4 for the baseline's precision, so that its error stays a
+/// quarter of the tolerance. 16 mean RTTs per cohort and 4 more for its stragglers (an
+/// exponential service time leaves e⁻⁴ ≈ 2 % of the last calls out). `samples` 32 and
+/// the 50 ms grace: a floor for very fast or very slow servers. `period` 10 s: a slow drift
+/// of the service time is followed within seconds, and pins cost at most a few percent.
+/// None of them is tuned to a server: the same defaults hold on issue 16's simulated server
+/// and on two others (see `BENCHMARKS.md`), where the in-flight calls settle at
+/// 1.14–1.16 × the knee on each.
 ///
 /// Integer and fixed-point arithmetic only (no `f64` on the sample path, no `sqrt` or
 /// `log10`): deterministic, `no_std`.
@@ -106,11 +161,15 @@ pub struct Gradient {
     phase: Phase,
     // The window: sum of RTTs (ns), samples, peak in-flight.
     sum: u64,
+    sq: u128,
     n: u32,
     peak: u32,
     // The limit when the baseline was last measured: falling below half of it is a lasting
     // shift (or a real capacity loss), and triggers a new measurement.
     measured_at: u64,
+    // One mean RTT after the limit last changed (an adjustment, or the end of a
+    // measurement): the window takes only calls that finish from then on.
+    epoch: Duration,
 }
 
 impl Gradient {
@@ -147,9 +206,14 @@ impl Gradient {
                 n: 0,
                 pinned: false,
                 first: Duration::ZERO,
+                sq: 0,
+                shift: true,
+                closed: None,
             },
             measured_at: initial as u64 * SCALE,
+            epoch: Duration::ZERO,
             sum: 0,
+            sq: 0,
             n: 0,
             peak: 0,
         }
@@ -242,7 +306,7 @@ impl Gradient {
         self
     }
 
-    /// The current limit (`limit / (1 + tolerance)` while a measurement pins it).
+    /// The current limit (lower while a baseline measurement pins it: see the type's docs).
     ///
     /// # Examples
     ///
@@ -257,14 +321,15 @@ impl Gradient {
         }
     }
 
-    /// The limit while measuring: `limit / (1 + tolerance)`, the knee if the limit has
-    /// settled at `knee × (1 + tolerance)`, so no pinned call queues at the server.
-    /// The first measurement, with no baseline to judge the limit by, pins at half.
+    /// The limit while measuring: `limit / (1 + tolerance / 2)` for a periodic measurement
+    /// (half a tolerance above the knee once the limit has settled); half the limit for a
+    /// trusting one (the first, after a lasting shift, or confirming a rise).
     const fn pinned_limit(&self) -> u32 {
-        let pinned = if self.baseline.is_none() {
+        let half = matches!(self.phase, Phase::Measuring { shift: true, .. });
+        let pinned = if half || self.baseline.is_none() {
             (self.limit / SCALE / 2) as u32
         } else {
-            (self.limit * ONE / (ONE + self.tolerance) / SCALE) as u32
+            (self.limit * ONE / (ONE + self.tolerance / 2) / SCALE) as u32
         };
         if pinned < self.min {
             self.min
@@ -334,21 +399,58 @@ impl Gradient {
             n,
             pinned,
             first,
+            sq,
+            shift,
+            closed,
+            ..
         } = &mut self.phase
         {
             if started >= *since && in_flight <= pin {
                 if *n == 0 {
-                    *first = now;
+                    *first = started;
                 }
-                *sum = sum.saturating_add(rtt_ns);
-                *n += 1;
-                let mean = *sum / u64::from(*n);
-                let span = u64::try_from(now.saturating_sub(*first).as_nanos()).unwrap_or(u64::MAX);
-                if *n >= self.samples && span >= mean.saturating_mul(16) {
-                    self.baseline = Some(Duration::from_nanos(mean));
+                if closed.is_none_or(|end| started <= end) {
+                    *sum = sum.saturating_add(rtt_ns);
+                    *sq = sq.saturating_add(u128::from(rtt_ns) * u128::from(rtt_ns));
+                    *n += 1;
+                }
+                let mean = *sum / u64::from((*n).max(1));
+                let m = u128::from(mean);
+                let rtts =
+                    |k: u64| first.saturating_add(Duration::from_nanos(mean.saturating_mul(k)));
+                if closed.is_none() && *n >= self.samples && now >= rtts(16) {
+                    // Precise: 4 standard errors within the tolerance (an error in the
+                    // baseline cannot pass for the tolerance), or a long time spent.
+                    let n = u128::from(*n);
+                    let var_mean = (*sq / n).saturating_sub(m.saturating_mul(m)) / n;
+                    let tol = m * u128::from(self.tolerance) / u128::from(ONE);
+                    if var_mean.saturating_mul(16) <= tol.saturating_mul(tol) || now >= rtts(256) {
+                        *closed = Some(now);
+                    }
+                }
+                let done = closed.is_some_and(|end| {
+                    now >= end.saturating_add(Duration::from_nanos(mean.saturating_mul(4)))
+                });
+                if done {
+                    let (shift, sq, n) = (*shift, *sq, *n);
+                    let Some(baseline) = self.accept(mean, sq, n, shift) else {
+                        self.phase = Phase::Measuring {
+                            since: now,
+                            sum: 0,
+                            n: 0,
+                            pinned: true,
+                            first: now,
+                            sq: 0,
+                            shift: true,
+                            closed: None,
+                        };
+                        return self.limit();
+                    };
+                    self.baseline = Some(Duration::from_nanos(baseline));
                     let next = now.saturating_add(self.jittered_period());
                     self.phase = Phase::Running { next };
                     self.measured_at = self.limit;
+                    self.epoch = now.saturating_add(Duration::from_nanos(mean));
                     self.reset_window();
                 }
             } else if !*pinned && now >= since.saturating_add(self.grace) {
@@ -364,18 +466,83 @@ impl Gradient {
                     n: 0,
                     pinned: false,
                     first: now,
+                    sq: 0,
+                    shift: self.limit < self.measured_at / 2,
+                    closed: None,
                 };
                 return self.limit();
             }
         }
+        if now < self.epoch {
+            return self.limit();
+        }
         self.sum = self.sum.saturating_add(rtt_ns);
+        self.sq = self
+            .sq
+            .saturating_add(u128::from(rtt_ns) * u128::from(rtt_ns));
         self.n += 1;
         self.peak = self.peak.max(in_flight);
         let window = ((self.limit / SCALE) as u32).max(16);
         if self.n >= window {
-            self.adjust();
+            if self.conclusive() {
+                let mean = Duration::from_nanos(self.sum / u64::from(self.n));
+                self.adjust();
+                self.epoch = now.saturating_add(mean);
+            } else if self.n >= window.saturating_mul(16) {
+                self.reset_window();
+            }
         }
         self.limit()
+    }
+
+    /// The new baseline from a measurement (`mean`, squared sum `sq`, `n` calls).
+    ///
+    /// After a lasting shift, the first time, or to confirm a rise (pinned at half the
+    /// limit) the mean is taken as is. Otherwise the pinned calls ran at
+    /// `limit / (1 + tolerance / 2)`, half a tolerance above the knee if the old baseline was
+    /// right, more if it was too high: their mean can read high by the pin's own queue, up
+    /// to the tolerance, never low (the cohort is complete). So the baseline moves down on
+    /// any fall beyond the noise (two standard errors); a rise within the tolerance is no
+    /// evidence and is ignored (the baseline cannot ratchet itself up through its own pinned
+    /// queue); a larger one (slower service) returns `None`: confirm it at half the limit.
+    fn accept(&self, mean: u64, sq: u128, n: u32, shift: bool) -> Option<u64> {
+        let Some(old) = self.baseline else {
+            return Some(mean);
+        };
+        if shift {
+            return Some(mean);
+        }
+        let old = u64::try_from(old.as_nanos()).unwrap_or(u64::MAX);
+        let n = u128::from(n);
+        let m = u128::from(mean);
+        let var_mean = (sq / n).saturating_sub(m.saturating_mul(m)) / n;
+        let d = u128::from(mean.abs_diff(old));
+        let significant = d.saturating_mul(d) > var_mean.saturating_mul(4);
+        let ceiling = u128::from(old) * u128::from(ONE + self.tolerance) / u128::from(ONE);
+        if !significant {
+            Some(old)
+        } else if mean < old {
+            Some(mean)
+        } else if m > ceiling {
+            None
+        } else {
+            Some(old)
+        }
+    }
+
+    /// Whether the window's mean RTT is off the target `baseline × (1 + tolerance)` by more
+    /// than two standard errors (its own noise): only then does the limit move.
+    fn conclusive(&self) -> bool {
+        let Some(baseline) = self.baseline else {
+            return false;
+        };
+        let base = u128::from(u64::try_from(baseline.as_nanos()).unwrap_or(u64::MAX));
+        let target = base * u128::from(ONE + self.tolerance) / u128::from(ONE);
+        let n = u128::from(self.n);
+        let m = u128::from(self.sum) / n;
+        let var_mean = (self.sq / n).saturating_sub(m.saturating_mul(m)) / n;
+        let d = m.abs_diff(target);
+        d.saturating_mul(d) > var_mean.saturating_mul(4)
     }
 
     fn adjust(&mut self) {
@@ -388,9 +555,9 @@ impl Gradient {
         let g = (u128::from(base) * u128::from(ceiling) / u128::from(mean)) as u64;
         let g = g.clamp(ONE / 2, ceiling);
         let mut target = self.limit * g / ONE;
-        let app_limited = u64::from(self.peak) * 2 * SCALE < self.limit;
-        if app_limited && target > self.limit {
-            target = self.limit;
+        let used = u64::from(self.peak) * 2 * SCALE;
+        if target > self.limit {
+            target = target.min(used.max(self.limit));
         }
         self.limit = (self.limit + target) / 2;
         self.clamp();
@@ -405,6 +572,7 @@ impl Gradient {
 
     fn reset_window(&mut self) {
         self.sum = 0;
+        self.sq = 0;
         self.n = 0;
         self.peak = 0;
     }

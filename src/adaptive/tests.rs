@@ -157,6 +157,83 @@ mod gradient {
     }
 
     #[test]
+    fn app_limited_growth_stops_at_twice_the_peak_in_flight() {
+        // Unqueued calls (RTT = baseline), at most 30 in flight: the limit may grow past
+        // the initial 20, but never above 2 × 30.
+        let mut g = Gradient::new(20);
+        let now = learn(&mut g);
+        let mut top = 0;
+        let mut t = now;
+        for i in 0..20_000u32 {
+            t += ms(1);
+            top = top.max(g.on_sample(t, ms(20), 10 + i % 21, Outcome::Success));
+        }
+        assert!(g.limit() > 20, "it grew: {}", g.limit());
+        assert!(top <= 60, "reached {top}");
+    }
+
+    #[test]
+    fn noise_around_the_target_holds_the_limit() {
+        // A server at the target (RTT = baseline × 1.15 on average) with ±10 % noise: the
+        // windows are inconclusive, the limit does not wander.
+        let mut g = Gradient::new(40).with_period(Duration::from_secs(1000));
+        let mut now = learn(&mut g);
+        let before = g.limit();
+        for i in 0..20_000u64 {
+            now += ms(1);
+            let noise = (i * 7919) % 21; // 0..=20 → ±10 % of 23 ms
+            let rtt = Duration::from_micros(23_000 * (90 + noise) / 100);
+            g.on_sample(now, rtt, g.limit(), Outcome::Success);
+        }
+        let after = g.limit();
+        assert!(after.abs_diff(before) <= before / 10, "{before} → {after}");
+    }
+
+    #[test]
+    fn the_baseline_does_not_ratchet_up_through_its_own_pinned_queue() {
+        // Every periodic measurement reads 10 % high (the pinned calls queued a little):
+        // within the tolerance, so the baseline stays where it was.
+        let mut g = Gradient::new(20).with_period(Duration::from_millis(500));
+        let mut now = learn(&mut g);
+        let first = g.baseline().unwrap();
+        for _ in 0..50_000 {
+            now += ms(1);
+            g.on_sample(now, ms(22), 1, Outcome::Success);
+        }
+        assert_eq!(g.baseline(), Some(first));
+    }
+
+    #[test]
+    fn a_rise_beyond_the_tolerance_is_confirmed_then_learnt() {
+        // The service slows from 20 to 40 ms for good (calls unqueued): re-learnt.
+        let mut g = Gradient::new(20).with_period(Duration::from_millis(500));
+        let mut now = learn(&mut g);
+        for _ in 0..50_000 {
+            now += ms(1);
+            g.on_sample(now, ms(40), 1, Outcome::Success);
+        }
+        let b = g.baseline().unwrap();
+        assert!(b > ms(39) && b <= ms(40), "{b:?}");
+    }
+
+    #[test]
+    fn extreme_rtts_neither_overflow_nor_panic() {
+        let mut g = Gradient::new(20);
+        let huge = Duration::from_secs(u64::MAX / 4);
+        let mut now = Duration::ZERO;
+        for i in 0..10_000u32 {
+            now += ms(1);
+            let rtt = if i % 2 == 0 {
+                huge
+            } else {
+                Duration::from_nanos(1)
+            };
+            let l = g.on_sample(now, rtt, 1 + i % 40, Outcome::Success);
+            assert!((1..=1000).contains(&l));
+        }
+    }
+
+    #[test]
     fn config_errors_name_the_parameter() {
         assert_eq!(
             Gradient::new(1).with_bounds(0, 1).unwrap_err().parameter(),

@@ -13,6 +13,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use dike::adaptive::{AdaptiveGate, AdaptivePermit, Algorithm, Gradient};
 use dike::time::ManualTimer;
 
+/// Issue 16's model: 64 workers, 20 ms of service.
 pub const C: usize = 64;
 pub const S: f64 = 0.020;
 pub const SEEDS: [u64; 3] = [1, 2, 3];
@@ -34,6 +35,9 @@ impl Rng {
 
 #[derive(Clone, Copy)]
 pub struct Scenario {
+    /// Workers (before any halving) and the mean service time in seconds.
+    pub c: usize,
+    pub s: f64,
     pub exp_service: bool,
     /// Load (× c/s) before and after t = 30 s.
     pub load: (f64, f64),
@@ -43,6 +47,8 @@ pub struct Scenario {
 }
 
 pub const BASE: Scenario = Scenario {
+    c: C,
+    s: S,
     exp_service: false,
     load: (1.5, 1.5),
     halve_workers: false,
@@ -57,6 +63,8 @@ pub struct Trace {
     /// (completion time, latency s)
     pub done: Vec<(f64, f64)>,
     pub peak_in_flight_low: usize,
+    /// The scenario's mean service time (s), for `good`.
+    pub s: f64,
 }
 
 impl Trace {
@@ -83,7 +91,7 @@ impl Trace {
         let n = self
             .done
             .iter()
-            .filter(|(t, l)| (from..to).contains(t) && *l <= 3.0 * S)
+            .filter(|(t, l)| (from..to).contains(t) && *l <= 3.0 * self.s)
             .count();
         n as f64 / (to - from)
     }
@@ -113,6 +121,16 @@ impl Trace {
 }
 
 pub fn simulate<A: Algorithm>(seed: u64, sc: Scenario, algorithm: A) -> Trace {
+    simulate_observed(seed, sc, algorithm, |_, _| {})
+}
+
+/// `simulate`, calling `observe(t, gate)` every 10 ms of virtual time (for diagnostics).
+pub fn simulate_observed<A: Algorithm>(
+    seed: u64,
+    sc: Scenario,
+    algorithm: A,
+    mut observe: impl FnMut(f64, &AdaptiveGate<A>),
+) -> Trace {
     #[derive(PartialEq, Eq, PartialOrd, Ord)]
     enum Event {
         Done(usize),
@@ -132,20 +150,27 @@ pub fn simulate<A: Algorithm>(seed: u64, sc: Scenario, algorithm: A) -> Trace {
         arrivals: 0,
         done: Vec::new(),
         peak_in_flight_low: 0,
+        s: sc.s,
     };
+    let (c, s0) = (sc.c, sc.s);
     let end = Duration::from_secs(90);
     while let Some(Reverse((t, event))) = events.pop() {
         if t > end {
             break;
         }
         while (trace.limit.len() as f64) * 0.01 <= t.as_secs_f64() {
+            observe(trace.limit.len() as f64 * 0.01, &gate);
             trace.limit.push(gate.limit());
         }
         timer.advance_to(t);
         let secs = t.as_secs_f64();
         let after = secs >= 45.0;
-        let workers = if after && sc.halve_workers { C / 2 } else { C };
-        let s = if after && sc.slow_service { 2.0 * S } else { S };
+        let workers = if after && sc.halve_workers { c / 2 } else { c };
+        let s = if after && sc.slow_service {
+            2.0 * s0
+        } else {
+            s0
+        };
         let service = |rng: &mut Rng| {
             let x = if sc.exp_service {
                 -(1.0 - rng.uniform()).ln()
@@ -157,7 +182,7 @@ pub fn simulate<A: Algorithm>(seed: u64, sc: Scenario, algorithm: A) -> Trace {
         match event {
             Event::Arrive => {
                 let load = if secs < 30.0 { sc.load.0 } else { sc.load.1 };
-                let lambda = load * C as f64 / S;
+                let lambda = load * c as f64 / s0;
                 let gap = -(1.0 - rng.uniform()).ln() / lambda;
                 events.push(Reverse((t + Duration::from_secs_f64(gap), Event::Arrive)));
                 trace.arrivals += 1;
@@ -193,12 +218,19 @@ pub fn simulate<A: Algorithm>(seed: u64, sc: Scenario, algorithm: A) -> Trace {
     trace
 }
 
-pub fn gradient(seed: u64) -> Gradient {
-    Gradient::new(20).with_seed(seed)
+/// The controller under test, with issue 16's initial limit of 20 on its server (c = 64),
+/// scaled to `c × 5 / 16` on the others.
+pub fn gradient(seed: u64, sc: Scenario) -> Gradient {
+    Gradient::new((sc.c * 5 / 16) as u32).with_seed(seed)
 }
 
 pub fn fixed(n: u32) -> dike::adaptive::Aimd {
     dike::adaptive::Aimd::new(n).with_bounds(n, n).unwrap()
 }
 
-pub const CAP: f64 = C as f64 / S; // completions per second at capacity
+impl Scenario {
+    /// Completions per second at capacity (before any change at 45 s).
+    pub fn cap(&self) -> f64 {
+        self.c as f64 / self.s
+    }
+}
