@@ -309,7 +309,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             Push::Joined {
                 index,
                 opened: false,
-                sealed: None,
+                full: false,
             } => {
                 // The common case: one more member of the open batch, which waits.
                 let waker = s.reuse_waker(cx.waker());
@@ -323,10 +323,10 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             Push::Joined {
                 index,
                 opened,
-                sealed,
+                full,
             } => {
                 let waker = s.reuse_waker(cx.waker());
-                let ticket = self.join_and_drive(s, index, opened, sealed, waker, &mut sealed_rows);
+                let ticket = self.join_and_drive(s, index, opened, full, waker, &mut sealed_rows);
                 Ok((ticket, true))
             }
         });
@@ -345,7 +345,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         s: &mut Shared<I, F>,
         index: usize,
         opened: bool,
-        sealed: Option<Sealed<I>>,
+        full: bool,
         waker: Waker,
         sealed_rows: &mut Option<(usize, Option<SealReason>)>,
     ) -> Ticket {
@@ -370,7 +370,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         // previous driver (sleeping on the seal deadline) drops its sleep when it next sees
         // it no longer drives.
         batch.driver = Some(index);
-        if let Some(sealed) = sealed {
+        if let Some(sealed) = full.then(|| s.acc.seal(SealReason::Size)).flatten() {
             *sealed_rows = Some((sealed.rows, Some(sealed.reason)));
             s.install_sealed(sealed, self.gate.as_ref());
         }
@@ -413,28 +413,36 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     ) -> Poll<Out<I, F>> {
         // Fast path: the result is waiting (a woken member that does not drive). Otherwise
         // the same lock section takes the first step of the slow path.
+        // `freed`: the phase of a slot this member freed, if it holds anything to drop.
         let mut freed = None;
         let mut first = None;
         let ready = self.shared.with(|s| {
             let batch = &mut s.batches[ticket.key];
-            if !matches!(batch.members[ticket.index], Member::Ready(_)) {
+            let member = &mut batch.members[ticket.index];
+            if !matches!(member, Member::Ready(_)) {
                 let mut garbage = Garbage::<I, F>::default();
                 let mut sealed_now = None;
                 let step = self.step_locked(s, ticket, None, cx, &mut garbage, &mut sealed_now);
                 first = Some((garbage, sealed_now, step));
                 return None;
             }
-            let Member::Ready(out) =
-                core::mem::replace(&mut batch.members[ticket.index], Member::Finished)
-            else {
+            let Member::Ready(out) = core::mem::replace(member, Member::Finished) else {
                 unreachable!()
             };
-            freed = Self::leave_slot(s, ticket.key);
+            batch.present -= 1;
+            batch.driver = None;
+            if batch.present == 0 {
+                Self::free_slot(s, ticket.key, &mut freed);
+            }
             Some(out)
         });
         if let Some(out) = ready {
-            drop(freed);
-            *sleep = None;
+            if freed.is_some() {
+                drop(freed);
+            }
+            if sleep.is_some() {
+                *sleep = None;
+            }
             return Poll::Ready(out);
         }
         let first = first.expect("not ready: the slow path took its first step");
@@ -806,12 +814,24 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         let batch = &mut s.batches[key];
         batch.present -= 1;
         batch.driver = None;
+        let mut freed = None;
         if batch.present == 0 {
-            let batch = s.batches.remove(key);
-            s.recycle_members(batch.members);
-            return Some(batch.phase);
+            Self::free_slot(s, key, &mut freed);
         }
-        None
+        freed
+    }
+
+    /// Frees the slot `key`, which no member refers to any more. Its phase is `Done` (members
+    /// take results only from a done batch), which holds no user data and is dropped here;
+    /// any other phase goes to `freed`, to drop outside the lock.
+    #[cold]
+    #[inline(never)]
+    fn free_slot(s: &mut Shared<I, F>, key: usize, freed: &mut Option<Phase<I, F>>) {
+        let batch = s.batches.remove(key);
+        s.recycle_members(batch.members);
+        if !matches!(batch.phase, Phase::Done) {
+            *freed = Some(batch.phase);
+        }
     }
 
     /// A member's future is dropped before it took its result; see the module notes.
