@@ -402,13 +402,12 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     }
 
     /// Polls member `ticket`: drives its batch if it is (or becomes) the driver, or waits.
-    /// `sleep` is the member's own deadline sleep, for the instant `sleep_at`.
+    /// `sleep` is the member's own deadline sleep.
     #[inline]
     pub(super) fn poll_member(
         &self,
         ticket: Ticket,
-        sleep: &mut Option<Pin<Box<T::Sleep>>>,
-        sleep_at: &mut Duration,
+        sleep: &mut Option<Pin<Box<DriverSleep<T::Sleep>>>>,
         cx: &mut Context<'_>,
     ) -> Poll<Out<I, F>> {
         // Fast path: the result is waiting (a woken member that does not drive). Otherwise
@@ -446,7 +445,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             return Poll::Ready(out);
         }
         let first = first.expect("not ready: the slow path took its first step");
-        self.poll_drive(ticket, first, sleep, sleep_at, cx)
+        self.poll_drive(ticket, first, sleep, cx)
     }
 
     /// [`poll_member`](Self::poll_member) past the fast path: drive, or store the waker.
@@ -455,8 +454,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         &self,
         ticket: Ticket,
         first: (Garbage<I, F>, Option<usize>, Step<I, F>),
-        sleep: &mut Option<Pin<Box<T::Sleep>>>,
-        sleep_at: &mut Duration,
+        sleep: &mut Option<Pin<Box<DriverSleep<T::Sleep>>>>,
         cx: &mut Context<'_>,
     ) -> Poll<Out<I, F>> {
         // The clock is read only when a step needs it (the open batch's deadline).
@@ -498,7 +496,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                     return Poll::Pending;
                 }
                 Step::Sleep(deadline) => {
-                    if poll_sleep(&self.timer, sleep, sleep_at, deadline, cx).is_pending() {
+                    if poll_sleep(&self.timer, sleep, deadline, cx).is_pending() {
                         return Poll::Pending;
                     }
                     // Due: the next round seals by time.
@@ -549,7 +547,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                             ));
                         continue;
                     }
-                    if poll_sleep(&self.timer, sleep, sleep_at, deadline, cx).is_ready() {
+                    if poll_sleep(&self.timer, sleep, deadline, cx).is_ready() {
                         drop(fut);
                         woken = Some(self.complete(
                             ticket,
@@ -916,23 +914,34 @@ fn store_waker<I: Rows, F: BatchFn<I>>(
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A driver's sleep and the instant it sleeps until (boxed in the call, which only a
+    /// driver needs, so a call stays small).
+    pub(super) struct DriverSleep<S> {
+        at: Duration,
+        #[pin]
+        sleep: S,
+    }
+}
+
 /// Polls the member's sleep for `deadline`, creating it (or replacing one for another
 /// instant) first.
 fn poll_sleep<T: Timer>(
     timer: &T,
-    sleep: &mut Option<Pin<Box<T::Sleep>>>,
-    sleep_at: &mut Duration,
+    sleep: &mut Option<Pin<Box<DriverSleep<T::Sleep>>>>,
     deadline: Duration,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
     match sleep {
-        Some(sleep) if *sleep_at == deadline => sleep.as_mut().poll(cx),
-        _ => {
-            *sleep_at = deadline;
-            sleep
-                .insert(Box::pin(timer.sleep_until(deadline)))
-                .as_mut()
-                .poll(cx)
-        }
+        Some(sleep) if sleep.at == deadline => sleep.as_mut().project().sleep.poll(cx),
+        _ => sleep
+            .insert(Box::pin(DriverSleep {
+                at: deadline,
+                sleep: timer.sleep_until(deadline),
+            }))
+            .as_mut()
+            .project()
+            .sleep
+            .poll(cx),
     }
 }
