@@ -760,29 +760,29 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             let batch = &mut s.batches[ticket.key];
             let phase = core::mem::replace(&mut batch.phase, Phase::Done);
             garbage.phase = Some(phase);
-            for (i, (member, &n)) in batch.members.iter_mut().zip(&lens).enumerate() {
-                if n == 0 {
-                    continue; // withdrawn before sealing: gone, no piece
-                }
-                let out = match &mut pieces {
-                    // A `split` that returns too few pieces is a broken `Rows`.
-                    Ok(pieces) => pieces.next().ok_or(BatchError::WrongLength {
-                        expected,
-                        actual: expected,
-                    }),
-                    Err(err) => Err(err.clone()),
-                };
-                match member {
-                    Member::Waiting(waker) => {
-                        // The driver takes its result in this very poll: no wake for it.
-                        if i == ticket.index {
-                            wake[0] = waker.take();
-                        } else if let Some(waker) = waker.take() {
-                            wake.push(Some(waker));
+            let members = batch.members.iter_mut().zip(&lens).enumerate();
+            // One loop per outcome, so the common one (pieces) is a tight loop.
+            match &mut pieces {
+                Ok(pieces) => {
+                    for (i, (member, &n)) in members {
+                        if n == 0 {
+                            continue; // withdrawn before sealing: gone, no piece
                         }
-                        *member = Member::Ready(out);
+                        // A `split` that returns too few pieces is a broken `Rows`.
+                        let out = pieces.next().ok_or(BatchError::WrongLength {
+                            expected,
+                            actual: expected,
+                        });
+                        hand_out(member, out, i == ticket.index, &mut wake, &mut garbage.outs);
                     }
-                    _ => garbage.outs.push(out),
+                }
+                Err(err) => {
+                    for (i, (member, &n)) in members {
+                        if n > 0 {
+                            let out = Err(err.clone());
+                            hand_out(member, out, i == ticket.index, &mut wake, &mut garbage.outs);
+                        }
+                    }
                 }
             }
             s.acc.recycle_lens(lens);
@@ -898,6 +898,34 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             }
         });
         garbage.flush();
+    }
+}
+
+/// Gives a member of a completing batch its piece `out`: a waiting member becomes ready and
+/// its waker goes to `wake` (the driver's, which is not woken, to `wake[0]`); the piece of a
+/// member already gone goes to `outs`, to drop outside the lock.
+#[inline(always)]
+fn hand_out<I: Rows, F: BatchFn<I>>(
+    member: &mut Member<I, F>,
+    out: Out<I, F>,
+    driver: bool,
+    wake: &mut Vec<Option<Waker>>,
+    outs: &mut Vec<Out<I, F>>,
+) {
+    match core::mem::replace(member, Member::Ready(out)) {
+        Member::Waiting(waker) => {
+            if driver {
+                wake[0] = waker;
+            } else if waker.is_some() {
+                wake.push(waker);
+            }
+        }
+        other => {
+            let Member::Ready(out) = core::mem::replace(member, other) else {
+                unreachable!("just stored")
+            };
+            outs.push(out);
+        }
     }
 }
 
