@@ -62,9 +62,7 @@ where
             },
             State::Done => panic!("`{name}` polled after completion"),
         };
-        let out = self
-            .batcher
-            .poll_member(ticket, &mut self.sleep, cx);
+        let out = self.batcher.poll_member(ticket, &mut self.sleep, cx);
         if out.is_ready() {
             self.state = State::Done;
         }

@@ -31,7 +31,11 @@ fn joined(
             index,
             opened,
             full,
-        } => (index, opened, full.then(|| acc.seal(SealReason::Size)).flatten()),
+        } => (
+            index,
+            opened,
+            full.then(|| acc.seal(SealReason::Size)).flatten(),
+        ),
         Push::Full(_) => panic!("expected Joined, got Full"),
         Push::Incompatible(_) => panic!("expected Joined, got Incompatible"),
     }
