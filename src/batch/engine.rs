@@ -207,8 +207,8 @@ impl<I: Rows> Accumulator<I> {
             }
         }
         let index = open.parts.len();
-        open.parts.push(Some(rows));
-        open.lens.push(len);
+        super::push_in_place(&mut open.parts, || Some(rows));
+        super::push_in_place(&mut open.lens, || len);
         open.rows += len;
         open.live += 1;
         self.queued += len;

@@ -316,7 +316,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 let key = s.open.expect("the batch just joined is open");
                 let batch = &mut s.batches[key];
                 debug_assert_eq!(batch.members.len(), index);
-                batch.members.push(Member::Waiting(Some(waker)));
+                super::push_in_place(&mut batch.members, || Member::Waiting(Some(waker)));
                 batch.present += 1;
                 Ok((Ticket { key, index }, false))
             }
@@ -364,7 +364,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         let key = s.open.expect("the batch just joined is open");
         let batch = &mut s.batches[key];
         debug_assert_eq!(batch.members.len(), index);
-        batch.members.push(Member::Waiting(Some(waker)));
+        super::push_in_place(&mut batch.members, || Member::Waiting(Some(waker)));
         batch.present += 1;
         // The opener sleeps on the seal deadline. The sealer is being polled: it drives. The
         // previous driver (sleeping on the seal deadline) drops its sleep when it next sees
@@ -423,7 +423,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                 let mut sealed_now = None;
                 let step = self.step_locked(s, ticket, None, cx, &mut garbage, &mut sealed_now);
                 first = Some((garbage, sealed_now, step));
-                return None;
+                return Poll::Pending;
             }
             let Member::Ready(out) = core::mem::replace(member, Member::Finished) else {
                 unreachable!()
@@ -433,16 +433,18 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             if batch.present == 0 {
                 Self::free_slot(s, ticket.key, &mut freed);
             }
-            Some(out)
+            Poll::Ready(out)
         });
-        if let Some(out) = ready {
+        // (The result stays in the one `Poll` it was read into: copying it between types of
+        // different layouts made the CPU stall reading back what it just wrote.)
+        if ready.is_ready() {
             if freed.is_some() {
                 drop(freed);
             }
             if sleep.is_some() {
                 *sleep = None;
             }
-            return Poll::Ready(out);
+            return ready;
         }
         let first = first.expect("not ready: the slow path took its first step");
         self.poll_drive(ticket, first, sleep, cx)
@@ -917,7 +919,7 @@ fn hand_out<I: Rows, F: BatchFn<I>>(
             if driver {
                 wake[0] = waker;
             } else if waker.is_some() {
-                wake.push(waker);
+                super::push_in_place(wake, || waker);
             }
         }
         other => {
