@@ -52,6 +52,7 @@ where
         }
     }
 
+    #[inline]
     fn poll(&mut self, cx: &mut Context<'_>, name: &str) -> Poll<Out<I, F>> {
         let ticket = match &self.state {
             // Polled again while joined: no move of the state.
