@@ -15,7 +15,7 @@
 use core::convert::Infallible;
 use core::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use dike::batch::{BatchConfig, Batcher};
 use dike::time::TokioTimer;
 use futures_util::future::join_all;
@@ -176,4 +176,28 @@ fn batch_100k(c: &mut Criterion) {
 }
 
 criterion_group!(benches, batch_100k);
-criterion_main!(benches);
+
+/// `DIKE_BATCH_RUNS=<impl>:<n>` runs one harness of `batch/100k_b64` `n` times and exits (no
+/// criterion), for `perf stat -e task-clock` (CPU time, steadier than wall time on a loaded
+/// machine) or `perf record`; `<impl>` is `dike`, `tokio-mpsc` or `floor`.
+fn main() {
+    if let Ok(spec) = std::env::var("DIKE_BATCH_RUNS") {
+        let (name, runs) = spec.split_once(':').expect("DIKE_BATCH_RUNS=<impl>:<n>");
+        let runs: u32 = runs.parse().expect("a run count");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        for _ in 0..runs {
+            match name {
+                "dike" => rt.block_on(dike_100k(false)),
+                "tokio-mpsc" => rt.block_on(mpsc_100k(false)),
+                "floor" => rt.block_on(floor_100k(false)),
+                _ => panic!("unknown impl {name}"),
+            }
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -22,7 +22,8 @@
 //!   `max_queued_rows` (so a call larger than the bound is always refused), and with
 //!   `Incompatible(rows)` when the rows cannot join the open batch's. Otherwise the rows join
 //!   the open batch (opening one if there is none) as member `index`; when the batch
-//!   then holds `>= target_size` rows it is sealed by size and returned with the push. Calls
+//!   then holds `>= target_size` rows the push says so (`full`) and the caller seals it by
+//!   size at once (`seal(Size)`, in the same lock section). Calls
 //!   are never split, so a sealed batch may exceed the target.
 //! - **withdraw(index)**: a member of the open batch leaves before sealing; its part is handed
 //!   back (for the facade to drop outside the lock). When the last member leaves, the open
@@ -94,11 +95,12 @@ struct Open<I: Rows> {
 /// The outcome of [`Accumulator::push`].
 pub(crate) enum Push<I: Rows> {
     /// The rows joined the open batch as member `index`. `opened` says the push opened it;
-    /// `sealed` is the batch, sealed by size, when this push filled it.
+    /// `full` that it now holds `>= target_size` rows: the caller seals it by size with
+    /// [`Accumulator::seal`] (kept out of this value, so the common push moves no batch).
     Joined {
         index: usize,
         opened: bool,
-        sealed: Option<Sealed<I>>,
+        full: bool,
     },
     /// Refused: `max_queued_rows` would be exceeded. The rows are handed back.
     Full(Part<I>),
@@ -205,20 +207,15 @@ impl<I: Rows> Accumulator<I> {
             }
         }
         let index = open.parts.len();
-        open.parts.push(Some(rows));
-        open.lens.push(len);
+        super::push_in_place(&mut open.parts, || Some(rows));
+        super::push_in_place(&mut open.lens, || len);
         open.rows += len;
         open.live += 1;
         self.queued += len;
-        let sealed = if open.rows >= self.target {
-            self.seal(SealReason::Size)
-        } else {
-            None
-        };
         Push::Joined {
             index,
             opened,
-            sealed,
+            full: open.rows >= self.target,
         }
     }
 

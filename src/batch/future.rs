@@ -8,9 +8,8 @@ use core::future::Future;
 use core::ops::{ControlFlow, Deref};
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use core::time::Duration;
 
-use super::state::{Out, Ticket};
+use super::state::{DriverSleep, Out, Ticket};
 use super::{BatchError, BatchFn, Batcher, Part, Rows};
 use crate::time::Timer;
 
@@ -26,10 +25,10 @@ where
     batcher: B,
     state: State<I>,
     /// The driver's sleep (boxed: only drivers have one, and a call stays small).
-    sleep: Option<Pin<Box<T::Sleep>>>,
-    sleep_at: Duration,
+    sleep: Option<Pin<Box<DriverSleep<T::Sleep>>>>,
 }
 
+#[repr(u8)] // an explicit tag: cheaper to test than a niche in the rows
 enum State<I: Rows> {
     /// Not polled yet: the rows wait to join.
     Start(Part<I>),
@@ -50,10 +49,10 @@ where
             batcher,
             state: State::Start(rows),
             sleep: None,
-            sleep_at: Duration::ZERO,
         }
     }
 
+    #[inline]
     fn poll(&mut self, cx: &mut Context<'_>, name: &str) -> Poll<Out<I, F>> {
         let ticket = match &self.state {
             // Polled again while joined: no move of the state.
@@ -64,9 +63,7 @@ where
             },
             State::Done => panic!("`{name}` polled after completion"),
         };
-        let out = self
-            .batcher
-            .poll_member(ticket, &mut self.sleep, &mut self.sleep_at, cx);
+        let out = self.batcher.poll_member(ticket, &mut self.sleep, cx);
         if out.is_ready() {
             self.state = State::Done;
         }
@@ -127,8 +124,7 @@ where
 /// # Examples
 ///
 /// ```
-/// use core::time::Duration;
-/// use dike::batch::{BatchConfig, Batcher, Call};
+/// /// use dike::batch::{BatchConfig, Batcher, Call};
 /// use dike::time::ManualTimer;
 /// use futures_util::FutureExt;
 ///
@@ -188,8 +184,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> fmt::Debug for Call<'_, I, F, T> {
 /// # Examples
 ///
 /// ```
-/// use core::time::Duration;
-/// use std::sync::Arc;
+/// /// use std::sync::Arc;
 /// use dike::batch::{BatchConfig, Batcher, CallOwned};
 /// use dike::time::ManualTimer;
 ///
@@ -253,8 +248,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> fmt::Debug for CallOwned<I, F, T> {
 /// # Examples
 ///
 /// ```
-/// use core::time::Duration;
-/// use dike::batch::{BatchConfig, Batcher, CallOne};
+/// /// use dike::batch::{BatchConfig, Batcher, CallOne};
 /// use dike::time::ManualTimer;
 /// use futures_util::FutureExt;
 ///

@@ -309,24 +309,24 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             Push::Joined {
                 index,
                 opened: false,
-                sealed: None,
+                full: false,
             } => {
                 // The common case: one more member of the open batch, which waits.
                 let waker = s.reuse_waker(cx.waker());
                 let key = s.open.expect("the batch just joined is open");
                 let batch = &mut s.batches[key];
                 debug_assert_eq!(batch.members.len(), index);
-                batch.members.push(Member::Waiting(Some(waker)));
+                super::push_in_place(&mut batch.members, || Member::Waiting(Some(waker)));
                 batch.present += 1;
                 Ok((Ticket { key, index }, false))
             }
             Push::Joined {
                 index,
                 opened,
-                sealed,
+                full,
             } => {
                 let waker = s.reuse_waker(cx.waker());
-                let ticket = self.join_and_drive(s, index, opened, sealed, waker, &mut sealed_rows);
+                let ticket = self.join_and_drive(s, index, opened, full, waker, &mut sealed_rows);
                 Ok((ticket, true))
             }
         });
@@ -345,7 +345,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         s: &mut Shared<I, F>,
         index: usize,
         opened: bool,
-        sealed: Option<Sealed<I>>,
+        full: bool,
         waker: Waker,
         sealed_rows: &mut Option<(usize, Option<SealReason>)>,
     ) -> Ticket {
@@ -364,13 +364,13 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         let key = s.open.expect("the batch just joined is open");
         let batch = &mut s.batches[key];
         debug_assert_eq!(batch.members.len(), index);
-        batch.members.push(Member::Waiting(Some(waker)));
+        super::push_in_place(&mut batch.members, || Member::Waiting(Some(waker)));
         batch.present += 1;
         // The opener sleeps on the seal deadline. The sealer is being polled: it drives. The
         // previous driver (sleeping on the seal deadline) drops its sleep when it next sees
         // it no longer drives.
         batch.driver = Some(index);
-        if let Some(sealed) = sealed {
+        if let Some(sealed) = full.then(|| s.acc.seal(SealReason::Size)).flatten() {
             *sealed_rows = Some((sealed.rows, Some(sealed.reason)));
             s.install_sealed(sealed, self.gate.as_ref());
         }
@@ -402,43 +402,52 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     }
 
     /// Polls member `ticket`: drives its batch if it is (or becomes) the driver, or waits.
-    /// `sleep` is the member's own deadline sleep, for the instant `sleep_at`.
+    /// `sleep` is the member's own deadline sleep.
     #[inline]
     pub(super) fn poll_member(
         &self,
         ticket: Ticket,
-        sleep: &mut Option<Pin<Box<T::Sleep>>>,
-        sleep_at: &mut Duration,
+        sleep: &mut Option<Pin<Box<DriverSleep<T::Sleep>>>>,
         cx: &mut Context<'_>,
     ) -> Poll<Out<I, F>> {
         // Fast path: the result is waiting (a woken member that does not drive). Otherwise
         // the same lock section takes the first step of the slow path.
+        // `freed`: the phase of a slot this member freed, if it holds anything to drop.
         let mut freed = None;
         let mut first = None;
         let ready = self.shared.with(|s| {
             let batch = &mut s.batches[ticket.key];
-            if !matches!(batch.members[ticket.index], Member::Ready(_)) {
+            let member = &mut batch.members[ticket.index];
+            if !matches!(member, Member::Ready(_)) {
                 let mut garbage = Garbage::<I, F>::default();
                 let mut sealed_now = None;
                 let step = self.step_locked(s, ticket, None, cx, &mut garbage, &mut sealed_now);
                 first = Some((garbage, sealed_now, step));
-                return None;
+                return Poll::Pending;
             }
-            let Member::Ready(out) =
-                core::mem::replace(&mut batch.members[ticket.index], Member::Finished)
-            else {
+            let Member::Ready(out) = core::mem::replace(member, Member::Finished) else {
                 unreachable!()
             };
-            freed = Self::leave_slot(s, ticket.key);
-            Some(out)
+            batch.present -= 1;
+            batch.driver = None;
+            if batch.present == 0 {
+                Self::free_slot(s, ticket.key, &mut freed);
+            }
+            Poll::Ready(out)
         });
-        if let Some(out) = ready {
-            drop(freed);
-            *sleep = None;
-            return Poll::Ready(out);
+        // (The result stays in the one `Poll` it was read into: copying it between types of
+        // different layouts made the CPU stall reading back what it just wrote.)
+        if ready.is_ready() {
+            if freed.is_some() {
+                drop(freed);
+            }
+            if sleep.is_some() {
+                *sleep = None;
+            }
+            return ready;
         }
         let first = first.expect("not ready: the slow path took its first step");
-        self.poll_drive(ticket, first, sleep, sleep_at, cx)
+        self.poll_drive(ticket, first, sleep, cx)
     }
 
     /// [`poll_member`](Self::poll_member) past the fast path: drive, or store the waker.
@@ -447,8 +456,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         &self,
         ticket: Ticket,
         first: (Garbage<I, F>, Option<usize>, Step<I, F>),
-        sleep: &mut Option<Pin<Box<T::Sleep>>>,
-        sleep_at: &mut Duration,
+        sleep: &mut Option<Pin<Box<DriverSleep<T::Sleep>>>>,
         cx: &mut Context<'_>,
     ) -> Poll<Out<I, F>> {
         // The clock is read only when a step needs it (the open batch's deadline).
@@ -490,7 +498,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                     return Poll::Pending;
                 }
                 Step::Sleep(deadline) => {
-                    if poll_sleep(&self.timer, sleep, sleep_at, deadline, cx).is_pending() {
+                    if poll_sleep(&self.timer, sleep, deadline, cx).is_pending() {
                         return Poll::Pending;
                     }
                     // Due: the next round seals by time.
@@ -541,7 +549,7 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
                             ));
                         continue;
                     }
-                    if poll_sleep(&self.timer, sleep, sleep_at, deadline, cx).is_ready() {
+                    if poll_sleep(&self.timer, sleep, deadline, cx).is_ready() {
                         drop(fut);
                         woken = Some(self.complete(
                             ticket,
@@ -754,29 +762,29 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
             let batch = &mut s.batches[ticket.key];
             let phase = core::mem::replace(&mut batch.phase, Phase::Done);
             garbage.phase = Some(phase);
-            for (i, (member, &n)) in batch.members.iter_mut().zip(&lens).enumerate() {
-                if n == 0 {
-                    continue; // withdrawn before sealing: gone, no piece
-                }
-                let out = match &mut pieces {
-                    // A `split` that returns too few pieces is a broken `Rows`.
-                    Ok(pieces) => pieces.next().ok_or(BatchError::WrongLength {
-                        expected,
-                        actual: expected,
-                    }),
-                    Err(err) => Err(err.clone()),
-                };
-                match member {
-                    Member::Waiting(waker) => {
-                        // The driver takes its result in this very poll: no wake for it.
-                        if i == ticket.index {
-                            wake[0] = waker.take();
-                        } else if let Some(waker) = waker.take() {
-                            wake.push(Some(waker));
+            let members = batch.members.iter_mut().zip(&lens).enumerate();
+            // One loop per outcome, so the common one (pieces) is a tight loop.
+            match &mut pieces {
+                Ok(pieces) => {
+                    for (i, (member, &n)) in members {
+                        if n == 0 {
+                            continue; // withdrawn before sealing: gone, no piece
                         }
-                        *member = Member::Ready(out);
+                        // A `split` that returns too few pieces is a broken `Rows`.
+                        let out = pieces.next().ok_or(BatchError::WrongLength {
+                            expected,
+                            actual: expected,
+                        });
+                        hand_out(member, out, i == ticket.index, &mut wake, &mut garbage.outs);
                     }
-                    _ => garbage.outs.push(out),
+                }
+                Err(err) => {
+                    for (i, (member, &n)) in members {
+                        if n > 0 {
+                            let out = Err(err.clone());
+                            hand_out(member, out, i == ticket.index, &mut wake, &mut garbage.outs);
+                        }
+                    }
                 }
             }
             s.acc.recycle_lens(lens);
@@ -806,12 +814,24 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
         let batch = &mut s.batches[key];
         batch.present -= 1;
         batch.driver = None;
+        let mut freed = None;
         if batch.present == 0 {
-            let batch = s.batches.remove(key);
-            s.recycle_members(batch.members);
-            return Some(batch.phase);
+            Self::free_slot(s, key, &mut freed);
         }
-        None
+        freed
+    }
+
+    /// Frees the slot `key`, which no member refers to any more. Its phase is `Done` (members
+    /// take results only from a done batch), which holds no user data and is dropped here;
+    /// any other phase goes to `freed`, to drop outside the lock.
+    #[cold]
+    #[inline(never)]
+    fn free_slot(s: &mut Shared<I, F>, key: usize, freed: &mut Option<Phase<I, F>>) {
+        let batch = s.batches.remove(key);
+        s.recycle_members(batch.members);
+        if !matches!(batch.phase, Phase::Done) {
+            *freed = Some(batch.phase);
+        }
     }
 
     /// A member's future is dropped before it took its result; see the module notes.
@@ -883,6 +903,34 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> Batcher<I, F, T> {
     }
 }
 
+/// Gives a member of a completing batch its piece `out`: a waiting member becomes ready and
+/// its waker goes to `wake` (the driver's, which is not woken, to `wake[0]`); the piece of a
+/// member already gone goes to `outs`, to drop outside the lock.
+#[inline(always)]
+fn hand_out<I: Rows, F: BatchFn<I>>(
+    member: &mut Member<I, F>,
+    out: Out<I, F>,
+    driver: bool,
+    wake: &mut Vec<Option<Waker>>,
+    outs: &mut Vec<Out<I, F>>,
+) {
+    match core::mem::replace(member, Member::Ready(out)) {
+        Member::Waiting(waker) => {
+            if driver {
+                wake[0] = waker;
+            } else if waker.is_some() {
+                super::push_in_place(wake, || waker);
+            }
+        }
+        other => {
+            let Member::Ready(out) = core::mem::replace(member, other) else {
+                unreachable!("just stored")
+            };
+            outs.push(out);
+        }
+    }
+}
+
 /// Stores `cx`'s waker in `slot` unless it already wakes the same task; the replaced one goes
 /// to the garbage.
 fn store_waker<I: Rows, F: BatchFn<I>>(
@@ -896,23 +944,34 @@ fn store_waker<I: Rows, F: BatchFn<I>>(
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A driver's sleep and the instant it sleeps until (boxed in the call, which only a
+    /// driver needs, so a call stays small).
+    pub(super) struct DriverSleep<S> {
+        at: Duration,
+        #[pin]
+        sleep: S,
+    }
+}
+
 /// Polls the member's sleep for `deadline`, creating it (or replacing one for another
 /// instant) first.
 fn poll_sleep<T: Timer>(
     timer: &T,
-    sleep: &mut Option<Pin<Box<T::Sleep>>>,
-    sleep_at: &mut Duration,
+    sleep: &mut Option<Pin<Box<DriverSleep<T::Sleep>>>>,
     deadline: Duration,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
     match sleep {
-        Some(sleep) if *sleep_at == deadline => sleep.as_mut().poll(cx),
-        _ => {
-            *sleep_at = deadline;
-            sleep
-                .insert(Box::pin(timer.sleep_until(deadline)))
-                .as_mut()
-                .poll(cx)
-        }
+        Some(sleep) if sleep.at == deadline => sleep.as_mut().project().sleep.poll(cx),
+        _ => sleep
+            .insert(Box::pin(DriverSleep {
+                at: deadline,
+                sleep: timer.sleep_until(deadline),
+            }))
+            .as_mut()
+            .project()
+            .sleep
+            .poll(cx),
     }
 }

@@ -20,13 +20,22 @@ const MS: Duration = Duration::from_millis(1);
 
 // ---- The accumulator ----------------------------------------------------------------------
 
-fn joined(push: Push<Vec<u32>>) -> (usize, bool, Option<super::engine::Sealed<Vec<u32>>>) {
-    match push {
+/// Pushes `rows` and seals by size when the push filled the batch, as the batcher does.
+fn joined(
+    acc: &mut Accumulator<Vec<u32>>,
+    rows: Part<Vec<u32>>,
+    len: usize,
+) -> (usize, bool, Option<super::engine::Sealed<Vec<u32>>>) {
+    match acc.push(rows, len) {
         Push::Joined {
             index,
             opened,
-            sealed,
-        } => (index, opened, sealed),
+            full,
+        } => (
+            index,
+            opened,
+            full.then(|| acc.seal(SealReason::Size)).flatten(),
+        ),
         Push::Full(_) => panic!("expected Joined, got Full"),
         Push::Incompatible(_) => panic!("expected Joined, got Incompatible"),
     }
@@ -49,12 +58,12 @@ fn live(parts: Vec<Option<Part<Vec<u32>>>>) -> Vec<Vec<u32>> {
 #[test]
 fn accumulator_seals_at_the_target_without_splitting_calls() {
     let mut acc = Accumulator::new(3, 10 * MS, usize::MAX);
-    let (index, opened, sealed) = joined(acc.push(part(vec![1]), 1));
+    let (index, opened, sealed) = joined(&mut acc, part(vec![1]), 1);
     assert_eq!((index, opened, sealed.is_none()), (0, true, true));
-    let (index, opened, sealed) = joined(acc.push(part(vec![2]), 1));
+    let (index, opened, sealed) = joined(&mut acc, part(vec![2]), 1);
     assert_eq!((index, opened, sealed.is_none()), (1, false, true));
     assert_eq!(acc.queued(), 2);
-    let (index, _, sealed) = joined(acc.push(part(vec![3, 4]), 2));
+    let (index, _, sealed) = joined(&mut acc, part(vec![3, 4]), 2);
     let sealed = sealed.expect("4 >= 3 rows: sealed by size");
     assert_eq!(index, 2);
     assert_eq!(live(sealed.parts), [vec![1], vec![2], vec![3, 4]]);
@@ -71,7 +80,7 @@ fn accumulator_seals_at_the_target_without_splitting_calls() {
 #[test]
 fn accumulator_seals_by_time_from_its_first_clock_reading() {
     let mut acc = Accumulator::new(10, 10 * MS, usize::MAX);
-    joined(acc.push(part(vec![1]), 1));
+    joined(&mut acc, part(vec![1]), 1);
     assert_eq!(
         acc.deadline(),
         None,
@@ -79,7 +88,7 @@ fn accumulator_seals_by_time_from_its_first_clock_reading() {
     );
     assert!(acc.seal_due(5 * MS).is_none());
     assert_eq!(acc.deadline(), Some(15 * MS));
-    joined(acc.push(part(vec![2]), 1));
+    joined(&mut acc, part(vec![2]), 1);
     assert!(acc.seal_due(14 * MS).is_none());
     let sealed = acc.seal_due(15 * MS).expect("due");
     assert_eq!(sealed.reason, SealReason::Time);
@@ -90,10 +99,10 @@ fn accumulator_seals_by_time_from_its_first_clock_reading() {
 #[test]
 fn accumulator_withdrawals_keep_the_deadline_and_discard_an_empty_batch() {
     let mut acc = Accumulator::new(10, 10 * MS, usize::MAX);
-    joined(acc.push(part(vec![1]), 1));
+    joined(&mut acc, part(vec![1]), 1);
     assert!(acc.seal_due(Duration::ZERO).is_none());
-    joined(acc.push(part(vec![2, 3]), 2));
-    joined(acc.push(part(vec![4]), 1));
+    joined(&mut acc, part(vec![2, 3]), 2);
+    joined(&mut acc, part(vec![4]), 1);
     let gone = acc.withdraw(0).expect("a live member");
     assert_eq!(
         (gone.rows, gone.len, gone.emptied),
@@ -107,23 +116,23 @@ fn accumulator_withdrawals_keep_the_deadline_and_discard_an_empty_batch() {
     assert_eq!(sealed.lens, [0, 2, 1]);
     assert!(acc.withdraw(1).is_none(), "sealed: no withdrawal");
 
-    joined(acc.push(part(vec![9]), 1));
+    joined(&mut acc, part(vec![9]), 1);
     let gone = acc.withdraw(0).unwrap();
     assert!(gone.emptied);
     assert_eq!(acc.open_rows(), 0);
-    let (index, opened, _) = joined(acc.push(part(vec![10]), 1));
+    let (index, opened, _) = joined(&mut acc, part(vec![10]), 1);
     assert_eq!((index, opened), (0, true), "a fresh batch");
 }
 
 #[test]
 fn accumulator_refuses_past_the_queue_bound() {
     let mut acc = Accumulator::new(10, 10 * MS, 3);
-    joined(acc.push(part(vec![1, 2]), 2));
+    joined(&mut acc, part(vec![1, 2]), 2);
     assert!(
         matches!(acc.push(part(vec![3, 4]), 2), Push::Full(Part::Rows(rows)) if rows == [3, 4])
     );
     assert!(matches!(acc.push(part(vec![0; 4]), 4), Push::Full(_)));
-    joined(acc.push(part(vec![3]), 1));
+    joined(&mut acc, part(vec![3]), 1);
     assert_eq!(acc.queued(), 3);
     let sealed = acc.seal(SealReason::Explicit).unwrap();
     assert!(
@@ -131,7 +140,7 @@ fn accumulator_refuses_past_the_queue_bound() {
         "sealed rows still queue"
     );
     acc.started(sealed.rows);
-    joined(acc.push(part(vec![5]), 1));
+    joined(&mut acc, part(vec![5]), 1);
 }
 
 // ---- Poll-level wake tests ----------------------------------------------------------------
