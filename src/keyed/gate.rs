@@ -321,13 +321,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
             h.users += 1;
             h.gate.clone()
         };
-        let (hit, help) = shard.with(|s| {
-            let r = s.find(hash, key).map(|i| join(s.value(i)));
-            (r, s.on_call(0))
-        });
-        if help {
-            this.table.help(0);
-        }
+        let hit = shard.with(|s| s.find(hash, key).map(|i| join(s.value(i))));
         let gate = match hit {
             Some(gate) => gate,
             None => {

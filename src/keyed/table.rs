@@ -3,9 +3,11 @@
 //!
 //! Each shard is a dense `Vec` of slots (hash, key, state) plus a `hashbrown::HashTable` of
 //! indices into it, behind the crate's lock. The dense vector gives eviction a *clock hand*:
-//! every operation examines the next few slots after the hand and drops those whose state is
-//! idle (indistinguishable from a fresh key), so idle keys disappear under traffic with no
-//! sweep call. Removal is `swap_remove` plus one index fix-up, O(1).
+//! every insert of a new key into a shard past its slack examines the next few slots after the
+//! hand and drops those whose state is idle (indistinguishable from a fresh key), so the table
+//! grows only as fast as its idle entries are reclaimed, with no sweep call. A hit on an
+//! existing key touches nothing but its own slot. Removal is `swap_remove` plus one index
+//! fix-up, O(1).
 //!
 //! A key lives in exactly one shard (chosen by its hash), and everything about a key (its
 //! state, its waiters' registrations, its eviction) happens under that shard's lock: a call and
@@ -21,17 +23,16 @@ use core::hash::{BuildHasher, Hash};
 use hashbrown::HashTable;
 
 use crate::sync::Mutex;
-use crate::sync::atomic::{AtomicUsize, Ordering};
 
-/// Live entries the clock hand passes per operation on a shard.
-pub(super) const SCAN_PER_CALL: usize = 1;
-/// Idle entries the clock hand may drop per operation on a shard.
-pub(super) const EVICT_PER_CALL: usize = 8;
-/// Every this many operations on a shard, the operation also moves the hand of another shard
-/// (round robin), so shards without traffic lose their idle keys too.
-pub(super) const HELP_EVERY: u32 = 16;
-/// Live entries passed (and idle ones dropped, at most) in the other shard.
-pub(super) const HELP_BUDGET: usize = 16;
+/// Live entries a new key's insert moves the clock hand past.
+pub(super) const LIVE_PER_INSERT: usize = 2;
+/// Idle entries a new key's insert may drop on the way (more than one, so a backlog of idle
+/// entries drains faster than new keys arrive).
+pub(super) const EVICT_PER_INSERT: usize = 4;
+/// A shard sweeps on insert only when it holds at least `cap / SLACK_DIVISOR` entries: below
+/// that, idle entries cost little memory and keeping them spares warm keys an evict-and-
+/// reinsert.
+pub(super) const SLACK_DIVISOR: usize = 8;
 /// Slots examined at the clock hand before a new key is refused by a full shard. A shard of at
 /// most this many entries is examined completely.
 pub(super) const SCAN_WHEN_FULL: usize = 64;
@@ -74,7 +75,8 @@ pub(super) struct Shard<K, V> {
     slots: Vec<Slot<K, V>>,
     hand: usize,
     cap: usize,
-    calls: u32,
+    /// Inserts sweep only from this many entries on (`cap / SLACK_DIVISOR`).
+    slack: usize,
     /// The largest `spent_until` of the entries evicted so far.
     floor: u64,
 }
@@ -86,7 +88,7 @@ impl<K, V: Idle> Shard<K, V> {
             slots: Vec::new(),
             hand: 0,
             cap,
-            calls: 0,
+            slack: cap / SLACK_DIVISOR,
             floor: 0,
         }
     }
@@ -150,14 +152,6 @@ impl<K, V: Idle> Shard<K, V> {
         }
     }
 
-    /// Counts calls on this shard: every [`HELP_EVERY`]th also sweeps another shard.
-    #[inline]
-    pub(super) fn on_call(&mut self, now: u64) -> bool {
-        self.sweep(now, SCAN_PER_CALL, EVICT_PER_CALL);
-        self.calls = self.calls.wrapping_add(1);
-        self.calls % HELP_EVERY == 0
-    }
-
     /// Drops every idle entry.
     fn sweep_all(&mut self, now: u64) {
         let mut i = 0;
@@ -187,9 +181,14 @@ impl<K, V: Idle> Shard<K, V> {
         self.slots.swap_remove(i);
     }
 
-    /// Inserts a key known to be absent, evicting idle entries first if the shard is full.
-    /// `Err` gives the key and state back when every examined entry is live.
+    /// Inserts a key known to be absent. The insert pays for eviction: past the shard's
+    /// slack it moves the clock hand (past [`LIVE_PER_INSERT`] live entries, dropping up to
+    /// [`EVICT_PER_INSERT`] idle ones), and at the cap it examines up to [`SCAN_WHEN_FULL`]
+    /// more. `Err` gives the key back when the shard is full and every examined entry is live.
     pub(super) fn insert(&mut self, hash: u64, key: K, value: V, now: u64) -> Result<usize, K> {
+        if self.slots.len() >= self.slack {
+            self.sweep(now, LIVE_PER_INSERT, EVICT_PER_INSERT);
+        }
         if self.slots.len() >= self.cap {
             self.sweep(now, SCAN_WHEN_FULL, SCAN_WHEN_FULL);
             if self.slots.len() >= self.cap {
@@ -230,8 +229,6 @@ pub(super) struct Table<K, V, S> {
     max_keys: usize,
     /// The shard count asked for (the one in use may be smaller).
     requested: usize,
-    /// The next shard another shard's call helps sweep.
-    help: AtomicUsize,
 }
 
 impl<K, V: Idle, S> Table<K, V, S> {
@@ -252,7 +249,6 @@ impl<K, V: Idle, S> Table<K, V, S> {
             hasher,
             max_keys,
             requested,
-            help: AtomicUsize::new(0),
         }
     }
 
@@ -269,16 +265,6 @@ impl<K, V: Idle, S> Table<K, V, S> {
         // Multiply-shift of bits 25..57 by the shard count: no division.
         let i = (u64::from((hash >> 25) as u32) * self.shards.len() as u64) >> 32;
         &self.shards[i as usize].0
-    }
-
-    /// Moves the clock hand of the next shard in round robin (after an operation's own lock
-    /// section, never inside it).
-    #[cold]
-    pub(super) fn help(&self, now: u64) {
-        let i = self.help.fetch_add(1, Ordering::Relaxed) % self.shards.len();
-        self.shards[i]
-            .0
-            .with(|s| s.sweep(now, HELP_BUDGET, HELP_BUDGET));
     }
 
     pub(super) fn max_keys(&self) -> usize {

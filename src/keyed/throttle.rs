@@ -461,13 +461,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let shard = self.table.shard(hash);
-        let (hit, help) = shard.with(|s| {
-            let r = s.find(hash, key).map(|i| op(s.value(i)));
-            (r, s.on_call(now))
-        });
-        if help {
-            self.table.help(now);
-        }
+        let hit = shard.with(|s| s.find(hash, key).map(|i| op(s.value(i))));
         if let Some(r) = hit {
             return Ok(r);
         }
