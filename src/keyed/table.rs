@@ -1,13 +1,14 @@
 //! The sharded, bounded key table shared by [`KeyedThrottle`](super::KeyedThrottle) and
 //! [`KeyedGate`](super::KeyedGate).
 //!
-//! Each shard is a dense `Vec` of slots (hash, key, state) plus a `hashbrown::HashTable` of
-//! indices into it, behind the crate's lock. The dense vector gives eviction a *clock hand*:
-//! every insert of a new key into a shard past its slack examines the next few slots after the
-//! hand and drops those whose state is idle (indistinguishable from a fresh key), so the table
-//! grows only as fast as its idle entries are reclaimed, with no sweep call. A hit on an
-//! existing key touches nothing but its own slot. Removal is `swap_remove` plus one index
-//! fix-up, O(1).
+//! Each shard is a `hashbrown::HashTable` of slots (key, state) behind the crate's lock: a hit
+//! is one probe of the control bytes and one read of the slot, with the state inline. The
+//! table's buckets give eviction a *clock hand*: every insert of a new key into a shard past
+//! its slack examines the next few buckets after the hand and drops the entries whose state is
+//! idle (indistinguishable from a fresh key), so the table grows only as fast as its idle
+//! entries are reclaimed, with no sweep call. A hit on an existing key touches nothing but its
+//! own slot. Removal by bucket index is O(1); the table rehashing moves entries between
+//! buckets, which only reorders the hand's round.
 //!
 //! A key lives in exactly one shard (chosen by its hash), and everything about a key (its
 //! state, its waiters' registrations, its eviction) happens under that shard's lock: a call and
@@ -16,7 +17,6 @@
 //! to.
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::borrow::Borrow;
 use core::hash::{BuildHasher, Hash};
 
@@ -45,8 +45,11 @@ pub(super) const MIN_SHARD_CAP: usize = SCAN_WHEN_FULL;
 
 /// A per-key state that can tell when it is indistinguishable from a fresh key's.
 pub(super) trait Idle {
+    /// What the state needs beside itself to judge (the throttle's default quota).
+    type Ctx;
+
     /// `true` if dropping this state changes no future decision at `now` or later.
-    fn is_idle(&self, now: u64) -> bool;
+    fn is_idle(&self, now: u64, ctx: &Self::Ctx) -> bool;
 
     /// The instant up to which an evicted state had spent its schedule (`tat`; 0 for states
     /// without time). A shard keeps the largest one as its *floor*.
@@ -62,17 +65,14 @@ pub(super) trait Idle {
 }
 
 struct Slot<K, V> {
-    hash: u64,
     key: K,
     value: V,
 }
 
 /// One shard: at most `cap` entries.
 pub(super) struct Shard<K, V> {
-    /// Slot indices (`u32`: a shard holds at most `u32::MAX` keys), a small index that
-    /// stays in cache.
-    index: HashTable<u32>,
-    slots: Vec<Slot<K, V>>,
+    table: HashTable<Slot<K, V>>,
+    /// The clock hand: the next bucket index eviction examines.
     hand: usize,
     cap: usize,
     /// Inserts sweep only from this many entries on (`cap / SLACK_DIVISOR`).
@@ -84,8 +84,7 @@ pub(super) struct Shard<K, V> {
 impl<K, V: Idle> Shard<K, V> {
     const fn new(cap: usize) -> Self {
         Self {
-            index: HashTable::new(),
-            slots: Vec::new(),
+            table: HashTable::new(),
             hand: 0,
             cap,
             slack: cap / SLACK_DIVISOR,
@@ -93,128 +92,117 @@ impl<K, V: Idle> Shard<K, V> {
         }
     }
 
-    /// The slot of `key`, if present.
+    /// The state of `key`, if present.
     #[inline]
-    pub(super) fn find<Q>(&self, hash: u64, key: &Q) -> Option<usize>
+    pub(super) fn find_mut<Q>(&mut self, hash: u64, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let slots = &self.slots;
-        self.index
-            .find(hash, |&i| slots[i as usize].key.borrow() == key)
-            .map(|&i| i as usize)
+        self.table
+            .find_mut(hash, |slot| slot.key.borrow() == key)
+            .map(|slot| &mut slot.value)
     }
 
-    /// The slot with this hash whose state satisfies `f` (identity lookups by waiters).
-    pub(super) fn find_by(&self, hash: u64, f: impl Fn(&V) -> bool) -> Option<usize> {
-        let slots = &self.slots;
-        self.index
-            .find(hash, |&i| {
-                let slot = &slots[i as usize];
-                slot.hash == hash && f(&slot.value)
-            })
-            .map(|&i| i as usize)
-    }
-
-    #[inline]
-    pub(super) fn value(&mut self, i: usize) -> &mut V {
-        &mut self.slots[i].value
+    /// The state with this hash that satisfies `f` (identity lookups by waiters).
+    pub(super) fn find_by_mut(&mut self, hash: u64, f: impl Fn(&V) -> bool) -> Option<&mut V> {
+        self.table
+            .find_mut(hash, |slot| f(&slot.value))
+            .map(|slot| &mut slot.value)
     }
 
     pub(super) fn len(&self) -> usize {
-        self.slots.len()
+        self.table.len()
     }
 
     /// Moves the clock hand past up to `live` live entries, dropping the idle entries it meets
-    /// on the way (at most `evict` of them). A dropped slot is refilled by the last one (the
-    /// newest, usually live), so removals get their own budget: with a shared one, each
-    /// removal would spend the next examination on that newcomer and a backlog of idle
-    /// entries would drain at only the rate new keys arrive.
+    /// on the way (at most `evict` of them), and past at most one round of buckets. Removals
+    /// get their own budget: with a shared one, a backlog of idle entries would drain at only
+    /// the rate new keys arrive.
     #[inline]
-    pub(super) fn sweep(&mut self, now: u64, live: usize, evict: usize) {
+    fn sweep(&mut self, now: u64, ctx: &V::Ctx, live: usize, evict: usize) {
+        let buckets = self.table.num_buckets();
+        if self.table.is_empty() {
+            return;
+        }
         let (mut live, mut evict) = (live, evict);
-        while live > 0 && !self.slots.is_empty() {
-            if self.hand >= self.slots.len() {
+        // Empty buckets are cheap to pass, but bounded too: at most one round, and at most
+        // 8 buckets per entry budgeted (the table is at least 1/8 full when it sweeps).
+        let mut steps = buckets.min((live + evict) * 8);
+        while live > 0 && steps > 0 {
+            steps -= 1;
+            if self.hand >= buckets {
                 self.hand = 0;
             }
-            if self.slots[self.hand].value.is_idle(now) {
-                if evict == 0 {
-                    return;
+            match self.table.get_bucket_entry(self.hand) {
+                Ok(entry) if entry.get().value.is_idle(now, ctx) => {
+                    if evict == 0 {
+                        return;
+                    }
+                    evict -= 1;
+                    let (slot, _) = entry.remove();
+                    self.floor = self.floor.max(slot.value.spent_until());
                 }
-                evict -= 1;
-                // The last slot moves here: examined next.
-                self.remove(self.hand);
-            } else {
-                live -= 1;
-                self.hand += 1;
+                Ok(_) => live -= 1,
+                Err(_) => {}
             }
+            self.hand += 1;
         }
-    }
-
-    /// Drops every idle entry.
-    fn sweep_all(&mut self, now: u64) {
-        let mut i = 0;
-        while i < self.slots.len() {
-            if self.slots[i].value.is_idle(now) {
-                self.remove(i);
-            } else {
-                i += 1;
-            }
-        }
-        self.hand = 0;
-    }
-
-    fn remove(&mut self, i: usize) {
-        let hash = self.slots[i].hash;
-        if let Ok(entry) = self.index.find_entry(hash, |&j| j as usize == i) {
-            entry.remove();
-        }
-        self.floor = self.floor.max(self.slots[i].value.spent_until());
-        let last = self.slots.len() - 1;
-        if i != last {
-            let moved = self.slots[last].hash;
-            if let Some(j) = self.index.find_mut(moved, |&j| j as usize == last) {
-                *j = i as u32;
-            }
-        }
-        self.slots.swap_remove(i);
     }
 
     /// Inserts a key known to be absent. The insert pays for eviction: past the shard's
     /// slack it moves the clock hand (past [`LIVE_PER_INSERT`] live entries, dropping up to
     /// [`EVICT_PER_INSERT`] idle ones), and at the cap it examines up to [`SCAN_WHEN_FULL`]
     /// more. `Err` gives the key back when the shard is full and every examined entry is live.
-    pub(super) fn insert(&mut self, hash: u64, key: K, value: V, now: u64) -> Result<usize, K> {
-        if self.slots.len() >= self.slack {
-            self.sweep(now, LIVE_PER_INSERT, EVICT_PER_INSERT);
+    pub(super) fn insert<S: BuildHasher>(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        now: u64,
+        ctx: &V::Ctx,
+        hasher: &S,
+    ) -> Result<&mut V, K>
+    where
+        K: Hash,
+    {
+        if self.table.len() >= self.slack {
+            self.sweep(now, ctx, LIVE_PER_INSERT, EVICT_PER_INSERT);
         }
-        if self.slots.len() >= self.cap {
-            self.sweep(now, SCAN_WHEN_FULL, SCAN_WHEN_FULL);
-            if self.slots.len() >= self.cap {
+        if self.table.len() >= self.cap {
+            self.sweep(now, ctx, SCAN_WHEN_FULL, SCAN_WHEN_FULL);
+            if self.table.len() >= self.cap {
                 return Err(key);
             }
         }
         let mut value = value;
         value.start_from(self.floor);
-        let i = self.slots.len();
-        self.slots.push(Slot { hash, key, value });
-        let slots = &self.slots;
-        self.index
-            .insert_unique(hash, i as u32, |&j| slots[j as usize].hash);
-        Ok(i)
+        let slot = self
+            .table
+            .insert_unique(hash, Slot { key, value }, |slot| hasher.hash_one(&slot.key))
+            .into_mut();
+        Ok(&mut slot.value)
     }
 
-    fn shrink_to_fit(&mut self, now: u64) {
-        self.sweep_all(now);
-        let slots = &self.slots;
-        self.index
-            .shrink_to(slots.len(), |&j| slots[j as usize].hash);
-        self.slots.shrink_to_fit();
+    /// Drops every idle entry and releases unused memory.
+    fn shrink_to_fit<S: BuildHasher>(&mut self, now: u64, ctx: &V::Ctx, hasher: &S)
+    where
+        K: Hash,
+    {
+        let floor = &mut self.floor;
+        self.table.retain(|slot| {
+            let idle = slot.value.is_idle(now, ctx);
+            if idle {
+                *floor = (*floor).max(slot.value.spent_until());
+            }
+            !idle
+        });
+        self.table
+            .shrink_to(self.table.len(), |slot| hasher.hash_one(&slot.key));
+        self.hand = 0;
     }
 }
 
-/// The shards and the hasher.
 /// One shard's lock and data on cache lines of its own, so threads working on different
 /// shards do not contend on a shared line.
 #[repr(align(128))]
@@ -223,6 +211,7 @@ struct Padded<T>(T);
 /// A shard behind its lock, padded.
 type Locked<K, V> = Padded<Mutex<Shard<K, V>>>;
 
+/// The shards and the hasher.
 pub(super) struct Table<K, V, S> {
     shards: Box<[Locked<K, V>]>,
     hasher: S,
@@ -240,7 +229,7 @@ impl<K, V: Idle, S> Table<K, V, S> {
         let shards = (0..n)
             .map(|i| {
                 Padded(Mutex::new(Shard::new(
-                    (max_keys / n + usize::from(i < max_keys % n)).min(u32::MAX as usize),
+                    max_keys / n + usize::from(i < max_keys % n),
                 )))
             })
             .collect();
@@ -283,17 +272,17 @@ impl<K, V: Idle, S> Table<K, V, S> {
     pub(super) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.0.with(|s| s.len())).sum()
     }
-
-    pub(super) fn shrink_to_fit(&self, now: u64) {
-        for shard in self.shards.iter() {
-            shard.0.with(|s| s.shrink_to_fit(now));
-        }
-    }
 }
 
-impl<K, V, S: BuildHasher> Table<K, V, S> {
+impl<K: Hash, V: Idle, S: BuildHasher> Table<K, V, S> {
     #[inline]
     pub(super) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.hasher.hash_one(key)
+    }
+
+    pub(super) fn shrink_to_fit(&self, now: u64, ctx: &V::Ctx) {
+        for shard in self.shards.iter() {
+            shard.0.with(|s| s.shrink_to_fit(now, ctx, &self.hasher));
+        }
     }
 }

@@ -22,10 +22,16 @@ use crate::throttle::{NEVER, Quota, RateLimited, nanos};
 use crate::time::Timer;
 use alloc::sync::Arc;
 
-/// One key's schedule: the throttle engine's `tat`, the key's quota parameters, and its
-/// waiting line while someone waits.
+/// One key's schedule: the throttle engine's `tat`, and (boxed, so the common entry is two
+/// words) the key's own quota when it differs from the throttle's and its waiting line while
+/// someone waits.
 pub(super) struct Schedule {
     tat: u64,
+    extra: Option<Box<Extra>>,
+}
+
+/// The rarer part of a schedule.
+struct Extra {
     interval: u64,
     capacity: u64,
     /// Waiting futures registered on this key (queued or head).
@@ -36,40 +42,72 @@ pub(super) struct Schedule {
 }
 
 impl Schedule {
-    fn fresh(quota: KeyQuota) -> Self {
-        Self {
-            tat: 0,
-            interval: quota.interval,
-            capacity: quota.capacity,
-            waiters: 0,
-            line: None,
+    /// A fresh key's schedule under `quota`; `default` is the throttle's own quota.
+    fn fresh(quota: KeyQuota, default: &KeyQuota) -> Self {
+        let extra = (quota != *default).then(|| {
+            Box::new(Extra {
+                interval: quota.interval,
+                capacity: quota.capacity,
+                waiters: 0,
+                line: None,
+            })
+        });
+        Self { tat: 0, extra }
+    }
+
+    /// The key's `(interval, capacity)`.
+    #[inline]
+    fn params(&self, default: &KeyQuota) -> (u64, u64) {
+        match &self.extra {
+            Some(x) => (x.interval, x.capacity),
+            None => (default.interval, default.capacity),
         }
+    }
+
+    #[inline]
+    fn waiters(&self) -> usize {
+        self.extra.as_ref().map_or(0, |x| x.waiters)
+    }
+
+    fn line(&self) -> Option<&Arc<Gate>> {
+        self.extra.as_ref().and_then(|x| x.line.as_ref())
     }
 
     /// The pure GCRA step for a cost of `n` (`n <= burst`) at `now`; updates `tat` on
     /// admission. `Err` carries the instant of the first possible admission (`NEVER` past the
     /// end of time).
     #[inline]
-    fn check(&mut self, now: u64, n: u32) -> Result<(), u64> {
-        match step(self.tat, now, u64::from(n) * self.interval, self.capacity) {
+    fn check(&mut self, now: u64, n: u32, default: &KeyQuota) -> Result<(), u64> {
+        let (interval, capacity) = self.params(default);
+        match step(self.tat, now, u64::from(n) * interval, capacity) {
             Ok(tat) => {
                 self.tat = tat;
                 Ok(())
             }
-            Err(at) if at > horizon(self.capacity) => Err(NEVER),
+            Err(at) if at > horizon(capacity) => Err(NEVER),
             Err(at) => Err(at),
         }
     }
 
     /// A waiting call's first look: admitted at once if nobody waits and the schedule has
     /// room, else registered as a waiter and given the line to join.
-    fn start(&mut self, now: u64, n: u32) -> Option<Arc<Gate>> {
-        if self.waiters == 0 && self.check(now, n).is_ok() {
+    fn start(&mut self, now: u64, n: u32, default: &KeyQuota) -> Option<Arc<Gate>> {
+        if self.waiters() == 0 && self.check(now, n, default).is_ok() {
             return None;
         }
-        self.waiters += 1;
+        let (interval, capacity) = self.params(default);
+        let extra = self.extra.get_or_insert_with(|| {
+            Box::new(Extra {
+                interval,
+                capacity,
+                waiters: 0,
+                line: None,
+            })
+        });
+        extra.waiters += 1;
         Some(
-            self.line
+            extra
+                .line
                 .get_or_insert_with(|| Arc::new(Gate::new(1)))
                 .clone(),
         )
@@ -78,9 +116,10 @@ impl Schedule {
     /// Unregisters a waiter; the line is handed back (to be dropped after the lock) when it was
     /// the last.
     fn leave(&mut self) -> Option<Arc<Gate>> {
-        self.waiters -= 1;
-        if self.waiters == 0 {
-            self.line.take()
+        let extra = self.extra.as_mut()?;
+        extra.waiters -= 1;
+        if extra.waiters == 0 {
+            extra.line.take()
         } else {
             None
         }
@@ -88,13 +127,15 @@ impl Schedule {
 }
 
 impl Idle for Schedule {
+    type Ctx = KeyQuota;
+
     /// Fresh-equivalent: nobody waits, and `tat` is at or before `now` (clamped to the engine's
     /// horizon as `step` clamps it), so `max(tat, now) = max(0, now)`: every future step is the
     /// one a fresh key (`tat = 0`) would take.
     #[inline]
-    fn is_idle(&self, now: u64) -> bool {
-        let now = now.min(horizon(self.capacity));
-        self.waiters == 0 && self.tat <= now
+    fn is_idle(&self, now: u64, default: &KeyQuota) -> bool {
+        let now = now.min(horizon(self.params(default).1));
+        self.waiters() == 0 && self.tat <= now
     }
 
     fn spent_until(&self) -> u64 {
@@ -435,7 +476,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
     /// assert_eq!(limits.len(), 0);
     /// ```
     pub fn shrink_to_fit<T: Timer>(&self, timer: T) {
-        self.table.shrink_to_fit(nanos(timer.now()));
+        self.table.shrink_to_fit(nanos(timer.now()), &self.quota);
     }
 
     fn key_quota(&self, key: &K) -> KeyQuota {
@@ -461,20 +502,22 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let shard = self.table.shard(hash);
-        let hit = shard.with(|s| s.find(hash, key).map(|i| op(s.value(i))));
+        let hit = shard.with(|s| s.find_mut(hash, key).map(&mut op));
         if let Some(r) = hit {
             return Ok(r);
         }
         // A miss: build the key and its state outside the lock (user code: `to_owned`, the
         // quota function), then insert unless a racing call did.
         let owned: K = key.to_owned();
-        let fresh = Schedule::fresh(self.key_quota(&owned));
-        let (r, spare) = shard.with(|s| match s.find(hash, key) {
-            Some(i) => (Ok(op(s.value(i))), Some(owned)),
-            None => match s.insert(hash, owned, fresh, now) {
-                Ok(i) => (Ok(op(s.value(i))), None),
+        let fresh = Schedule::fresh(self.key_quota(&owned), &self.quota);
+        let (r, spare) = shard.with(|s| {
+            if let Some(e) = s.find_mut(hash, key) {
+                return (Ok(op(e)), Some(owned));
+            }
+            match s.insert(hash, owned, fresh, now, &self.quota, self.table.hasher()) {
+                Ok(e) => (Ok(op(e)), None),
                 Err(owned) => (Err(()), Some(owned)),
-            },
+            }
         });
         drop(spare);
         r.map_err(|()| TooManyKeys::new(self.max_keys()))
@@ -520,7 +563,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         let now_d = timer.now();
         let now = nanos(now_d);
         let hash = self.table.hash(key);
-        match self.with_entry(hash, key, now, |e| e.check(now, 1)) {
+        match self.with_entry(hash, key, now, |e| e.check(now, 1, &self.quota)) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(at)) => Err(KeyedThrottleError::RateLimited(RateLimited::new(now_d, at))),
             Err(_) if self.when_full == WhenFull::AdmitUntracked => Ok(()),
@@ -629,10 +672,8 @@ impl<K, S> Waiting<'_, K, S> {
     {
         let line = &self.line;
         self.throttle.table.shard(self.hash).with(|s| {
-            let i = s.find_by(self.hash, |e| {
-                e.line.as_ref().is_some_and(|l| Arc::ptr_eq(l, line))
-            })?;
-            Some(f(s.value(i)))
+            let e = s.find_by_mut(self.hash, |e| e.line().is_some_and(|l| Arc::ptr_eq(l, line)))?;
+            Some(f(e))
         })
     }
 }
@@ -645,10 +686,8 @@ impl<K, S> Drop for Waiting<'_, K, S> {
         // The entry cannot have been forgotten while registered (waiters > 0).
         let line = &self.line;
         let spare = self.throttle.table.shard(self.hash).with(|s| {
-            let i = s.find_by(self.hash, |e| {
-                e.line.as_ref().is_some_and(|l| Arc::ptr_eq(l, line))
-            })?;
-            s.value(i).leave()
+            s.find_by_mut(self.hash, |e| e.line().is_some_and(|l| Arc::ptr_eq(l, line)))?
+                .leave()
         });
         drop(spare);
     }
@@ -728,7 +767,9 @@ where
                 StateProj::Start => {
                     let now = nanos(this.timer.now());
                     let hash = throttle.table.hash(this.key.get());
-                    match throttle.with_entry(hash, this.key.get(), now, |e| e.start(now, 1)) {
+                    match throttle.with_entry(hash, this.key.get(), now, |e| {
+                        e.start(now, 1, &throttle.quota)
+                    }) {
                         Ok(None) => {
                             this.state.set(State::Done);
                             return Poll::Ready(Ok(()));
@@ -787,7 +828,8 @@ fn poll_schedule<K: Hash + Eq, S: BuildHasher, T: Timer>(
             sleep.set(None);
         }
         let now = nanos(timer.now());
-        let decision = waiting.with_entry(|e| match e.check(now, 1) {
+        let default = waiting.throttle.quota;
+        let decision = waiting.with_entry(|e| match e.check(now, 1, &default) {
             Ok(()) => Ok(e.leave()),
             Err(at) => Err(at),
         });
