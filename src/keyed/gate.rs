@@ -259,8 +259,8 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
         self.table.max_keys()
     }
 
-    /// Entries held now (keys with a permit held or a waiter, plus idle ones the clock hand
-    /// has not reached yet). Never more than [`max_keys`](KeyedGate::max_keys).
+    /// Entries held now (keys with a permit held or a waiter, plus idle ones no insert has
+    /// dropped yet). Never more than [`max_keys`](KeyedGate::max_keys).
     ///
     /// # Examples
     ///

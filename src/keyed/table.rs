@@ -24,11 +24,15 @@ use hashbrown::HashTable;
 
 use crate::sync::Mutex;
 
-/// Live entries a new key's insert moves the clock hand past.
-pub(super) const LIVE_PER_INSERT: usize = 2;
-/// Idle entries a new key's insert may drop on the way (more than one, so a backlog of idle
+/// Live entries each new key's insert pays for moving the clock hand past.
+pub(super) const LIVE_PER_INSERT: usize = 1;
+/// Idle entries each new key's insert pays for dropping (more than one, so a backlog of idle
 /// entries drains faster than new keys arrive).
 pub(super) const EVICT_PER_INSERT: usize = 4;
+/// Inserts pay in batches: every `batch` inserts past the slack, one moves the hand for all
+/// of them (a run along neighbouring buckets costs less than as many scattered steps). A batch
+/// is a sixteenth of the slack, between 1 and this many inserts, so small shards stay eager.
+pub(super) const MAX_INSERTS_PER_SWEEP: usize = 16;
 /// A shard sweeps on insert only when it holds at least `cap / SLACK_DIVISOR` entries: below
 /// that, idle entries cost little memory and keeping them spares warm keys an evict-and-
 /// reinsert.
@@ -79,6 +83,10 @@ pub(super) struct Shard<K, V> {
     slack: usize,
     /// The largest `spent_until` of the entries evicted so far.
     floor: u64,
+    /// Inserts past the slack since the last sweep.
+    owed: usize,
+    /// Inserts per sweep.
+    batch: usize,
 }
 
 impl<K, V: Idle> Shard<K, V> {
@@ -89,6 +97,17 @@ impl<K, V: Idle> Shard<K, V> {
             cap,
             slack: cap / SLACK_DIVISOR,
             floor: 0,
+            owed: 0,
+            batch: {
+                let batch = cap / SLACK_DIVISOR / 16;
+                if batch == 0 {
+                    1
+                } else if batch > MAX_INSERTS_PER_SWEEP {
+                    MAX_INSERTS_PER_SWEEP
+                } else {
+                    batch
+                }
+            },
         }
     }
 
@@ -151,9 +170,9 @@ impl<K, V: Idle> Shard<K, V> {
     }
 
     /// Inserts a key known to be absent. The insert pays for eviction: past the shard's
-    /// slack it moves the clock hand (past [`LIVE_PER_INSERT`] live entries, dropping up to
-    /// [`EVICT_PER_INSERT`] idle ones), and at the cap it examines up to [`SCAN_WHEN_FULL`]
-    /// more. `Err` gives the key back when the shard is full and every examined entry is live.
+    /// slack it owes a move of the clock hand (past [`LIVE_PER_INSERT`] live entries, dropping
+    /// up to [`EVICT_PER_INSERT`] idle ones), paid in batches of up to [`MAX_INSERTS_PER_SWEEP`], and at
+    /// the cap it examines up to [`SCAN_WHEN_FULL`] more. `Err` gives the key back when the shard is full and every examined entry is live.
     pub(super) fn insert<S: BuildHasher>(
         &mut self,
         hash: u64,
@@ -167,7 +186,11 @@ impl<K, V: Idle> Shard<K, V> {
         K: Hash,
     {
         if self.table.len() >= self.slack {
-            self.sweep(now, ctx, LIVE_PER_INSERT, EVICT_PER_INSERT);
+            self.owed += 1;
+            if self.owed >= self.batch {
+                let n = core::mem::take(&mut self.owed);
+                self.sweep(now, ctx, n * LIVE_PER_INSERT, n * EVICT_PER_INSERT);
+            }
         }
         if self.table.len() >= self.cap {
             self.sweep(now, ctx, SCAN_WHEN_FULL, SCAN_WHEN_FULL);

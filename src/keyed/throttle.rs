@@ -422,7 +422,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         self.table.hasher()
     }
 
-    /// Entries held now: live keys, plus idle ones not yet examined by the clock hand.
+    /// Entries held now: live keys, plus idle ones no insert has dropped yet.
     /// Never more than [`max_keys`](KeyedThrottle::max_keys).
     ///
     /// # Examples
@@ -487,7 +487,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
     }
 
     /// Runs `op` on the key's entry (created if absent, outside the lock first), under the
-    /// shard's lock, then lets the clock hand examine a few entries. `Err` when a new key
+    /// shard's lock; an insert lets the clock hand examine a few entries. `Err` when a new key
     /// found its shard full of live entries.
     #[inline]
     fn with_entry<Q, R>(
