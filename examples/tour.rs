@@ -625,7 +625,9 @@ fn tower_keyed() {
     // A request is (client, payload); the client is its key.
     let extract = |request: &(&str, u32)| Some(request.0.to_owned());
     let layer = KeyedThrottleLayer::new(Arc::clone(&per_client), timer.clone(), extract).reject();
-    let mut service = layer.layer(service_fn(|(_, n): (&str, u32)| async move { Ok::<_, ()>(n) }));
+    let mut service = layer.layer(service_fn(
+        |(_, n): (&str, u32)| async move { Ok::<_, ()>(n) },
+    ));
     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
     // One second in 100 ms steps: "greedy" sends 3 requests a step, "alice" one every 5th
     // step, "bob" one every 3rd.
@@ -653,7 +655,9 @@ fn tower_keyed() {
         timer.advance(Duration::from_millis(100));
     }
     for (client, admitted, refused) in counts {
-        println!("KeyedThrottleLayer 2/s per key, {client:>6}: {admitted} admitted, {refused} refused");
+        println!(
+            "KeyedThrottleLayer 2/s per key, {client:>6}: {admitted} admitted, {refused} refused"
+        );
     }
     if let Some((client, wait)) = first_refusal {
         println!("  first refusal: {client}, retry after {wait:?}");

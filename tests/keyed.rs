@@ -323,7 +323,11 @@ fn idle_keys_vanish_as_new_keys_arrive() {
     for key in 10_000..10_300u32 {
         lim.try_acquire(&timer, &key).unwrap();
     }
-    assert_eq!(lim.len(), 310, "only the 10 busy keys and the 300 new ones remain");
+    assert_eq!(
+        lim.len(),
+        310,
+        "only the 10 busy keys and the 300 new ones remain"
+    );
 }
 
 #[test]

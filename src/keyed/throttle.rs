@@ -672,7 +672,9 @@ impl<K, S> Waiting<'_, K, S> {
     {
         let line = &self.line;
         self.throttle.table.shard(self.hash).with(|s| {
-            let e = s.find_by_mut(self.hash, |e| e.line().is_some_and(|l| Arc::ptr_eq(l, line)))?;
+            let e = s.find_by_mut(self.hash, |e| {
+                e.line().is_some_and(|l| Arc::ptr_eq(l, line))
+            })?;
             Some(f(e))
         })
     }
@@ -686,8 +688,10 @@ impl<K, S> Drop for Waiting<'_, K, S> {
         // The entry cannot have been forgotten while registered (waiters > 0).
         let line = &self.line;
         let spare = self.throttle.table.shard(self.hash).with(|s| {
-            s.find_by_mut(self.hash, |e| e.line().is_some_and(|l| Arc::ptr_eq(l, line)))?
-                .leave()
+            s.find_by_mut(self.hash, |e| {
+                e.line().is_some_and(|l| Arc::ptr_eq(l, line))
+            })?
+            .leave()
         });
         drop(spare);
     }
