@@ -22,6 +22,7 @@ use core::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
 
+#[cfg(all(not(loom), not(all(feature = "std", target_has_atomic = "64"))))]
 use crate::sync::Mutex;
 
 /// Live entries each new key's insert pays for moving the clock hand past.
@@ -109,6 +110,18 @@ impl<K, V: Idle> Shard<K, V> {
                 }
             },
         }
+    }
+
+    /// The state of `key`, if present (for a hit under the shared lock).
+    #[inline]
+    pub(super) fn find<Q>(&self, hash: u64, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.table
+            .find(hash, |slot| slot.key.borrow() == key)
+            .map(|slot| &slot.value)
     }
 
     /// The state of `key`, if present.
@@ -232,7 +245,145 @@ impl<K, V: Idle> Shard<K, V> {
 struct Padded<T>(T);
 
 /// A shard behind its lock, padded.
-type Locked<K, V> = Padded<Mutex<Shard<K, V>>>;
+type Locked<K, V> = Padded<ShardLock<Shard<K, V>>>;
+
+/// A shard's lock. With `std` on targets with a native 64-bit atomic (and under loom) it is a
+/// read-write lock: hits on existing keys share it (their state changes by an atomic
+/// compare-and-swap, see [`TatCell`]), so a thread preempted inside a hit never stalls the
+/// hits of other threads on the same shard; inserts, evictions and waiters take it
+/// exclusively. Elsewhere it is the crate's [`Mutex`](crate::sync::Mutex) (a critical section without `std`), and
+/// a hit takes it exclusively.
+pub(super) struct ShardLock<T> {
+    #[cfg(all(not(loom), feature = "std", target_has_atomic = "64"))]
+    inner: std::sync::RwLock<T>,
+    #[cfg(loom)]
+    inner: loom::sync::RwLock<T>,
+    #[cfg(all(not(loom), not(all(feature = "std", target_has_atomic = "64"))))]
+    inner: Mutex<T>,
+}
+
+impl<T> ShardLock<T> {
+    fn new(value: T) -> Self {
+        Self {
+            #[cfg(all(not(loom), feature = "std", target_has_atomic = "64"))]
+            inner: std::sync::RwLock::new(value),
+            #[cfg(loom)]
+            inner: loom::sync::RwLock::new(value),
+            #[cfg(all(not(loom), not(all(feature = "std", target_has_atomic = "64"))))]
+            inner: Mutex::new(value),
+        }
+    }
+
+    /// Runs `f` under the shared lock (the exclusive one where there is no read-write lock).
+    /// The same rules as [`Mutex::with`](crate::sync::Mutex::with): no waking, no waker dropped, no user code.
+    #[inline]
+    pub(super) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        #[cfg(all(not(loom), feature = "std", target_has_atomic = "64"))]
+        {
+            f(&self
+                .inner
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner))
+        }
+        #[cfg(loom)]
+        {
+            f(&self.inner.read().unwrap())
+        }
+        #[cfg(all(not(loom), not(all(feature = "std", target_has_atomic = "64"))))]
+        {
+            self.inner.with(|t| f(t))
+        }
+    }
+
+    /// Runs `f` under the exclusive lock, with the rules of [`Mutex::with`](crate::sync::Mutex::with).
+    #[inline]
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        #[cfg(all(not(loom), feature = "std", target_has_atomic = "64"))]
+        {
+            f(&mut self
+                .inner
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner))
+        }
+        #[cfg(loom)]
+        {
+            f(&mut self.inner.write().unwrap())
+        }
+        #[cfg(all(not(loom), not(all(feature = "std", target_has_atomic = "64"))))]
+        {
+            self.inner.with(f)
+        }
+    }
+}
+
+/// A key's `tat`, changed by hits under the shared lock: a 64-bit atomic where [`ShardLock`]
+/// is a read-write lock (one compare-and-swap loop per admission, as the throttle engine's),
+/// a plain cell where the lock is exclusive anyway.
+pub(super) struct TatCell {
+    #[cfg(any(loom, all(feature = "std", target_has_atomic = "64")))]
+    tat: crate::sync::AtomicU64,
+    #[cfg(not(any(loom, all(feature = "std", target_has_atomic = "64"))))]
+    tat: core::cell::Cell<u64>,
+}
+
+#[cfg(any(loom, all(feature = "std", target_has_atomic = "64")))]
+impl TatCell {
+    pub(super) fn new(tat: u64) -> Self {
+        Self {
+            tat: crate::sync::AtomicU64::new(tat),
+        }
+    }
+
+    #[inline]
+    pub(super) fn load(&self) -> u64 {
+        self.tat.load(crate::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(super) fn store(&mut self, tat: u64) {
+        self.tat.store(tat, crate::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Applies the pure transition `f` and stores its `Ok`, as one atomic step. `Relaxed`
+    /// suffices, as in the throttle engine: `tat` publishes nothing else.
+    #[inline]
+    pub(super) fn update(&self, f: impl Fn(u64) -> Result<u64, u64>) -> Result<u64, u64> {
+        use crate::sync::atomic::Ordering::Relaxed;
+        let mut tat = self.load();
+        loop {
+            let new = f(tat)?;
+            match self.tat.compare_exchange_weak(tat, new, Relaxed, Relaxed) {
+                Ok(_) => return Ok(new),
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+}
+
+#[cfg(not(any(loom, all(feature = "std", target_has_atomic = "64"))))]
+impl TatCell {
+    pub(super) fn new(tat: u64) -> Self {
+        Self {
+            tat: core::cell::Cell::new(tat),
+        }
+    }
+
+    #[inline]
+    pub(super) fn load(&self) -> u64 {
+        self.tat.get()
+    }
+
+    pub(super) fn store(&mut self, tat: u64) {
+        self.tat.set(tat);
+    }
+
+    /// Applies `f` and stores its `Ok` (the exclusive lock is held).
+    #[inline]
+    pub(super) fn update(&self, f: impl Fn(u64) -> Result<u64, u64>) -> Result<u64, u64> {
+        let new = f(self.tat.get())?;
+        self.tat.set(new);
+        Ok(new)
+    }
+}
 
 /// The shards and the hasher.
 pub(super) struct Table<K, V, S> {
@@ -251,7 +402,7 @@ impl<K, V: Idle, S> Table<K, V, S> {
         let n = shards.min(max_keys / MIN_SHARD_CAP).max(1);
         let shards = (0..n)
             .map(|i| {
-                Padded(Mutex::new(Shard::new(
+                Padded(ShardLock::new(Shard::new(
                     max_keys / n + usize::from(i < max_keys % n),
                 )))
             })
@@ -273,7 +424,7 @@ impl<K, V: Idle, S> Table<K, V, S> {
     /// it indexes buckets with (up to 2^25 buckets a shard), so neither loses entropy within
     /// a shard.
     #[inline]
-    pub(super) fn shard(&self, hash: u64) -> &Mutex<Shard<K, V>> {
+    pub(super) fn shard(&self, hash: u64) -> &ShardLock<Shard<K, V>> {
         // Multiply-shift of bits 25..57 by the shard count: no division.
         let i = (u64::from((hash >> 25) as u32) * self.shards.len() as u64) >> 32;
         &self.shards[i as usize].0

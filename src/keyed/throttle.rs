@@ -13,7 +13,7 @@ use core::time::Duration;
 
 use pin_project_lite::pin_project;
 
-use super::table::{DEFAULT_SHARDS, Idle, Table};
+use super::table::{DEFAULT_SHARDS, Idle, Table, TatCell};
 use super::{Handle, KeyQuota, KeyRef, KeyedThrottleError, TooManyKeys, WhenFull};
 use crate::error::ConfigError;
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
@@ -26,7 +26,7 @@ use alloc::sync::Arc;
 /// words) the key's own quota when it differs from the throttle's and its waiting line while
 /// someone waits.
 pub(super) struct Schedule {
-    tat: u64,
+    tat: TatCell,
     extra: Option<Box<Extra>>,
 }
 
@@ -52,7 +52,10 @@ impl Schedule {
                 line: None,
             })
         });
-        Self { tat: 0, extra }
+        Self {
+            tat: TatCell::new(0),
+            extra,
+        }
     }
 
     /// The key's `(interval, capacity)`.
@@ -77,13 +80,11 @@ impl Schedule {
     /// admission. `Err` carries the instant of the first possible admission (`NEVER` past the
     /// end of time).
     #[inline]
-    fn check(&mut self, now: u64, n: u32, default: &KeyQuota) -> Result<(), u64> {
+    fn check(&self, now: u64, n: u32, default: &KeyQuota) -> Result<(), u64> {
         let (interval, capacity) = self.params(default);
-        match step(self.tat, now, u64::from(n) * interval, capacity) {
-            Ok(tat) => {
-                self.tat = tat;
-                Ok(())
-            }
+        let cost = u64::from(n) * interval;
+        match self.tat.update(|tat| step(tat, now, cost, capacity)) {
+            Ok(_) => Ok(()),
             Err(at) if at > horizon(capacity) => Err(NEVER),
             Err(at) => Err(at),
         }
@@ -135,15 +136,15 @@ impl Idle for Schedule {
     #[inline]
     fn is_idle(&self, now: u64, default: &KeyQuota) -> bool {
         let now = now.min(horizon(self.params(default).1));
-        self.waiters() == 0 && self.tat <= now
+        self.waiters() == 0 && self.tat.load() <= now
     }
 
     fn spent_until(&self) -> u64 {
-        self.tat
+        self.tat.load()
     }
 
     fn start_from(&mut self, floor: u64) {
-        self.tat = floor;
+        self.tat.store(floor);
     }
 }
 
@@ -503,14 +504,30 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
     {
         let shard = self.table.shard(hash);
         let hit = shard.with(|s| s.find_mut(hash, key).map(&mut op));
-        if let Some(r) = hit {
-            return Ok(r);
+        match hit {
+            Some(r) => Ok(r),
+            None => self.insert_entry(hash, key, now, op),
         }
-        // A miss: build the key and its state outside the lock (user code: `to_owned`, the
-        // quota function), then insert unless a racing call did.
+    }
+
+    /// A miss: builds the key and its state outside the lock (user code: `to_owned`, the quota
+    /// function), then inserts them and runs `op` on the entry, unless a racing call inserted
+    /// the key first (then `op` runs on that entry).
+    #[inline(never)]
+    fn insert_entry<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        mut op: impl FnMut(&mut Schedule) -> R,
+    ) -> Result<R, TooManyKeys>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let owned: K = key.to_owned();
         let fresh = Schedule::fresh(self.key_quota(&owned), &self.quota);
-        let (r, spare) = shard.with(|s| {
+        let (r, spare) = self.table.shard(hash).with(|s| {
             if let Some(e) = s.find_mut(hash, key) {
                 return (Ok(op(e)), Some(owned));
             }
@@ -563,7 +580,16 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         let now_d = timer.now();
         let now = nanos(now_d);
         let hash = self.table.hash(key);
-        match self.with_entry(hash, key, now, |e| e.check(now, 1, &self.quota)) {
+        // A hit shares the shard's lock with other hits; a miss inserts under the exclusive one.
+        let hit = self
+            .table
+            .shard(hash)
+            .read(|s| s.find(hash, key).map(|e| e.check(now, 1, &self.quota)));
+        let decision = match hit {
+            Some(decision) => Ok(decision),
+            None => self.insert_entry(hash, key, now, |e| e.check(now, 1, &self.quota)),
+        };
+        match decision {
             Ok(Ok(())) => Ok(()),
             Ok(Err(at)) => Err(KeyedThrottleError::RateLimited(RateLimited::new(now_d, at))),
             Err(_) if self.when_full == WhenFull::AdmitUntracked => Ok(()),
