@@ -46,7 +46,14 @@
 //!
 //! Everything about one key happens under its shard's lock: a call racing with the eviction of
 //! its own key either finds the entry (and is decided on it) or finds none and starts from the
-//! fresh state the evicted entry was equivalent to; it is never lost nor counted twice. A
+//! fresh state the evicted entry was equivalent to; it is never lost nor counted twice. With
+//! `std` (on targets with 64-bit atomics) the shard lock is a read-write lock: a
+//! [`try_acquire`](KeyedThrottle::try_acquire) on a key that has an entry takes it shared and
+//! spends the slot with a compare-and-swap on the key's `tat` (as
+//! [`Throttle`](crate::throttle::Throttle) does), so hits never wait for each other and a
+//! thread preempted inside a hit holds up no other; inserts, evictions, waiters and the gate
+//! take it exclusively, so eviction never overlaps a hit. Without `std` it is the crate's
+//! critical-section lock. A
 //! waiting call registers on its key's entry, which is never idle while a call is registered.
 //!
 //! "Idle" is judged at the evicting call's clock reading, and a racing call may have read the
