@@ -139,10 +139,12 @@ impl Idle for Schedule {
         self.waiters() == 0 && self.tat.load() <= now
     }
 
+    #[inline]
     fn spent_until(&self) -> u64 {
         self.tat.load()
     }
 
+    #[inline]
     fn start_from(&mut self, floor: u64) {
         self.tat.store(floor);
     }
