@@ -340,7 +340,27 @@ impl TatCell {
     }
 
     pub(super) fn store(&mut self, tat: u64) {
-        self.tat.store(tat, crate::sync::atomic::Ordering::Relaxed);
+        self.update_mut(|_| Ok(tat)).ok();
+    }
+
+    /// As [`update`](Self::update) with the exclusive lock held: no compare-and-swap.
+    #[inline]
+    pub(super) fn update_mut(
+        &mut self,
+        f: impl FnOnce(u64) -> Result<u64, u64>,
+    ) -> Result<u64, u64> {
+        #[cfg(not(loom))]
+        let tat = self.tat.get_mut();
+        #[cfg(not(loom))]
+        {
+            *tat = f(*tat)?;
+            Ok(*tat)
+        }
+        #[cfg(loom)]
+        self.tat.with_mut(|tat| {
+            *tat = f(*tat)?;
+            Ok(*tat)
+        })
     }
 
     /// Applies the pure transition `f` and stores its `Ok`, as one atomic step. `Relaxed`
@@ -374,6 +394,17 @@ impl TatCell {
 
     pub(super) fn store(&mut self, tat: u64) {
         self.tat.set(tat);
+    }
+
+    /// As [`update`](Self::update).
+    #[inline]
+    pub(super) fn update_mut(
+        &mut self,
+        f: impl FnOnce(u64) -> Result<u64, u64>,
+    ) -> Result<u64, u64> {
+        let new = f(self.tat.get())?;
+        self.tat.set(new);
+        Ok(new)
     }
 
     /// Applies `f` and stores its `Ok` (the exclusive lock is held).

@@ -83,7 +83,26 @@ impl Schedule {
     fn check(&self, now: u64, n: u32, default: &KeyQuota) -> Result<(), u64> {
         let (interval, capacity) = self.params(default);
         let cost = u64::from(n) * interval;
-        match self.tat.update(|tat| step(tat, now, cost, capacity)) {
+        Self::decided(
+            self.tat.update(|tat| step(tat, now, cost, capacity)),
+            capacity,
+        )
+    }
+
+    /// As [`check`](Self::check), with the shard's lock held exclusively.
+    #[inline]
+    fn check_mut(&mut self, now: u64, n: u32, default: &KeyQuota) -> Result<(), u64> {
+        let (interval, capacity) = self.params(default);
+        let cost = u64::from(n) * interval;
+        Self::decided(
+            self.tat.update_mut(|tat| step(tat, now, cost, capacity)),
+            capacity,
+        )
+    }
+
+    #[inline]
+    fn decided(step: Result<u64, u64>, capacity: u64) -> Result<(), u64> {
+        match step {
             Ok(_) => Ok(()),
             Err(at) if at > horizon(capacity) => Err(NEVER),
             Err(at) => Err(at),
@@ -93,7 +112,7 @@ impl Schedule {
     /// A waiting call's first look: admitted at once if nobody waits and the schedule has
     /// room, else registered as a waiter and given the line to join.
     fn start(&mut self, now: u64, n: u32, default: &KeyQuota) -> Option<Arc<Gate>> {
-        if self.waiters() == 0 && self.check(now, n, default).is_ok() {
+        if self.waiters() == 0 && self.check_mut(now, n, default).is_ok() {
             return None;
         }
         let (interval, capacity) = self.params(default);
@@ -589,7 +608,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
             .read(|s| s.find(hash, key).map(|e| e.check(now, 1, &self.quota)));
         let decision = match hit {
             Some(decision) => Ok(decision),
-            None => self.insert_entry(hash, key, now, |e| e.check(now, 1, &self.quota)),
+            None => self.insert_entry(hash, key, now, |e| e.check_mut(now, 1, &self.quota)),
         };
         match decision {
             Ok(Ok(())) => Ok(()),
@@ -861,7 +880,7 @@ fn poll_schedule<K: Hash + Eq, S: BuildHasher, T: Timer>(
         }
         let now = nanos(timer.now());
         let default = waiting.throttle.quota;
-        let decision = waiting.with_entry(|e| match e.check(now, 1, &default) {
+        let decision = waiting.with_entry(|e| match e.check_mut(now, 1, &default) {
             Ok(()) => Ok(e.leave()),
             Err(at) => Err(at),
         });
