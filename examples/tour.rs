@@ -23,6 +23,8 @@ fn main() {
     tower_layers();
     #[cfg(feature = "tower")]
     tower_retry_coalesce_batch();
+    #[cfg(feature = "tower")]
+    tower_keyed();
     #[cfg(not(feature = "tower"))]
     println!("\n== tower\n(middleware: cargo run --example tour --features tower)");
 }
@@ -207,17 +209,18 @@ fn throttle() {
 
 /// Keyed: three clients limited by key (3 per second each, and 1 request in flight each),
 /// on a virtual clock; a greedy client is refused without holding up the polite ones, and
-/// idle clients are forgotten by the calls themselves (no cleanup task).
+/// idle clients are forgotten by the calls of new clients (no cleanup task).
 fn keyed() {
     use dike::keyed::{KeyedGate, KeyedThrottle};
     use dike::throttle::Quota;
 
     println!("\n== keyed");
     let timer = ManualTimer::new();
-    // A cap of 64 keys (one lock shard) keeps the eviction below easy to follow.
+    // A cap of 16 keys (one lock shard, which sweeps on inserts from 2 entries on) keeps the
+    // eviction below easy to follow.
     let per_client = KeyedThrottle::<String>::new(Quota::per_second(3))
         .expect("a valid quota")
-        .with_max_keys(core::num::NonZeroUsize::new(64).expect("not zero"));
+        .with_max_keys(core::num::NonZeroUsize::new(16).expect("not zero"));
     let in_flight = KeyedGate::<String>::new(1).expect("a valid limit");
     // One second of traffic in 100 ms steps: "greedy" asks 5 times a step, "alice" every 4th
     // step, "bob" every 5th.
@@ -242,7 +245,7 @@ fn keyed() {
         println!("KeyedThrottle 3/s per key, {client:>6}: {admitted} admitted, {refused} refused");
     }
     println!(
-        "  entries held: {} of 3 (bob's slot came round before the second ended: his entry went idle and greedy's calls dropped it)",
+        "  entries held: {} of 3 (a call on a known key only updates its entry: hits never evict)",
         per_client.len()
     );
     timer.advance(Duration::from_secs(1));
@@ -250,7 +253,7 @@ fn keyed() {
         .try_acquire(&timer, "carol")
         .expect("a new client");
     println!(
-        "  a second later, one call from a new client: {} entry held (that call dropped the idle ones)",
+        "  a second later, one call from a new client: {} entry held (its insert dropped the idle ones)",
         per_client.len()
     );
     let busy = in_flight.try_enter("greedy").expect("free");
@@ -603,4 +606,61 @@ fn tower_retry_coalesce_batch() {
         "batch: squares {:?}",
         squares.into_iter().map(Result::unwrap).collect::<Vec<_>>()
     );
+}
+
+/// tower: the keyed throttle as middleware, limiting three clients by the key each request
+/// carries (feature `tower`). Reject mode answers at once (429 with `Retry-After` in axum).
+#[cfg(feature = "tower")]
+fn tower_keyed() {
+    use std::sync::Arc;
+
+    use dike::keyed::KeyedThrottle;
+    use dike::throttle::Quota;
+    use dike::tower::{Error, KeyedThrottleLayer};
+    use tower::{Layer, Service, service_fn};
+
+    println!("\n== tower: keyed");
+    let timer = ManualTimer::new();
+    let per_client =
+        Arc::new(KeyedThrottle::<String>::new(Quota::per_second(2)).expect("a valid quota"));
+    // A request is (client, payload); the client is its key.
+    let extract = |request: &(&str, u32)| Some(request.0.to_owned());
+    let layer = KeyedThrottleLayer::new(Arc::clone(&per_client), timer.clone(), extract).reject();
+    let mut service = layer.layer(service_fn(
+        |(_, n): (&str, u32)| async move { Ok::<_, ()>(n) },
+    ));
+    let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    // One second in 100 ms steps: "greedy" sends 3 requests a step, "alice" one every 5th
+    // step, "bob" one every 3rd.
+    let mut counts = [("greedy", 0, 0), ("alice", 0, 0), ("bob", 0, 0)];
+    let mut first_refusal = None;
+    for step in 0..10 {
+        for (client, admitted, refused) in &mut counts {
+            let tries = match *client {
+                "greedy" => 3,
+                "alice" => u32::from(step % 5 == 0),
+                _ => u32::from(step % 3 == 0),
+            };
+            for n in 0..tries {
+                assert!(service.poll_ready(&mut cx).is_ready());
+                match service.call((*client, n)).now_or_never() {
+                    Some(Ok(_)) => *admitted += 1,
+                    Some(Err(Error::RateLimited(err))) => {
+                        *refused += 1;
+                        first_refusal.get_or_insert((*client, err.wait()));
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        timer.advance(Duration::from_millis(100));
+    }
+    for (client, admitted, refused) in counts {
+        println!(
+            "KeyedThrottleLayer 2/s per key, {client:>6}: {admitted} admitted, {refused} refused"
+        );
+    }
+    if let Some((client, wait)) = first_refusal {
+        println!("  first refusal: {client}, retry after {wait:?}");
+    }
 }

@@ -25,6 +25,9 @@ use dike::time::{ManualTimer, Timer};
 use futures_util::FutureExt;
 use proptest::prelude::*;
 
+/// A deterministic hasher, for tests whose exact counts depend on where keys hash.
+type Fixed = core::hash::BuildHasherDefault<std::hash::DefaultHasher>;
+
 const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -122,14 +125,27 @@ fn expiration() {
         lim.shrink_to_fit(&timer);
         assert_eq!(lim.len(), kept, "{later} ms after baz");
     }
-    // No sweep call: traffic on another key does the same (its 16 shards are each helped
-    // once every 16 calls on the busy shard: 256 calls reach them all).
-    let (timer, lim) = make();
-    timer.advance(ms(1000));
-    for _ in 0..256 {
-        let _ = lim.try_acquire(&timer, "other");
+    // No sweep call: new keys do the same once a shard is past its slack. One shard of 64
+    // keys (slack 8): foo, bar, baz and five more keys at 800 ms, then 8 new keys at 1800 ms
+    // examine every entry on their way in. (Which entries the clock hand meets first depends
+    // on where they hash: a fixed hasher keeps the exact count reproducible.)
+    let timer = ManualTimer::new();
+    let lim = KeyedThrottle::<String, Fixed>::with_hasher(per_second(1), Fixed::default())
+        .unwrap()
+        .with_shards(nz(1))
+        .with_max_keys(nz(64));
+    lim.try_acquire(&timer, "foo").unwrap();
+    timer.advance(ms(200));
+    lim.try_acquire(&timer, "bar").unwrap();
+    timer.advance(ms(600));
+    for key in ["baz", "a", "b", "c", "d", "e"] {
+        lim.try_acquire(&timer, key).unwrap();
     }
-    assert_eq!(lim.len(), 1, "only the key used in the last period remains");
+    timer.advance(ms(1000));
+    for key in 0..8 {
+        lim.try_acquire(&timer, &format!("new-{key}")).unwrap();
+    }
+    assert_eq!(lim.len(), 8, "only the keys used in the last period remain");
 }
 
 #[test]
@@ -280,31 +296,60 @@ fn key_flood_stays_under_the_cap_and_steady_keys_keep_their_quota() {
         "eviction keeps up in the second half"
     );
     assert!(max_len > cap * 9 / 10, "the cap was reached: {max_len}");
+    // Second half: about 10 000 live keys, plus at most the keys that arrived during one round
+    // of the clock hand (each insert passes one live entry): under twice the live keys.
     assert!(
-        lim.len() <= 20_000,
+        lim.len() <= 21_000,
         "second half: about 10 000 live keys, {}",
         lim.len()
     );
 }
 
 #[test]
-fn idle_keys_vanish_after_one_period_of_traffic_on_other_keys() {
+fn idle_keys_vanish_as_new_keys_arrive() {
+    // One shard of 1 000 keys: inserts sweep from 125 entries on. A fixed hasher keeps the
+    // hand's path, so the exact count, reproducible.
     let timer = ManualTimer::new();
-    let lim = KeyedThrottle::<u32>::new(Quota::per_second(10)).unwrap();
-    for key in 0..1_000u32 {
+    let lim = KeyedThrottle::<u32, Fixed>::with_hasher(Quota::per_second(10), Fixed::default())
+        .unwrap()
+        .with_shards(nz(1))
+        .with_max_keys(nz(1_000));
+    for key in 0..500u32 {
         lim.try_acquire(&timer, &key).unwrap();
     }
-    assert_eq!(lim.len(), 1_000);
-    // One period of traffic on 10 other keys (each at its rate), no sweep call.
+    assert_eq!(lim.len(), 500, "all live at 0 ms: nothing evicted");
+    // 100 ms later the 500 are idle. Hits on known keys evict nothing...
+    timer.advance(ms(100));
     for _ in 0..10 {
-        timer.advance(ms(100));
-        for _ in 0..100 {
-            for key in 10_000..10_010u32 {
-                let _ = lim.try_acquire(&timer, &key);
-            }
+        for key in 0..10u32 {
+            let _ = lim.try_acquire(&timer, &key);
         }
     }
-    assert_eq!(lim.len(), 10, "only the 10 busy keys remain");
+    assert_eq!(lim.len(), 500, "a hit never evicts");
+    // ...new keys do, with no sweep call: 300 new keys clear the 490 idle ones.
+    for key in 10_000..10_300u32 {
+        lim.try_acquire(&timer, &key).unwrap();
+    }
+    assert_eq!(
+        lim.len(),
+        310,
+        "only the 10 busy keys and the 300 new ones remain"
+    );
+}
+
+#[test]
+fn below_the_slack_idle_keys_stay_and_hits_find_them() {
+    // 16 shards of 6 250 keys (the default cap): a shard sweeps only from 781 entries on, so
+    // 1 000 warm keys are never evicted, however idle, and every later call is a hit.
+    let timer = ManualTimer::new();
+    let lim = KeyedThrottle::<u32>::new(Quota::per_second(1_000)).unwrap();
+    for round in 0..3 {
+        for key in 0..1_000u32 {
+            assert_eq!(lim.try_acquire(&timer, &key), Ok(()), "round {round}");
+        }
+        timer.advance(ms(10));
+        assert_eq!(lim.len(), 1_000);
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! loom models of a keyed call racing with the eviction of its own key: the call is neither
-//! lost nor admitted twice, and a registered waiter's entry is never evicted under it.
+//! lost nor admitted twice, and a registered waiter's entry is never evicted under it; and of
+//! two hits sharing a shard's lock racing for a key's last slot.
 //!
 //! `RUSTFLAGS="--cfg loom" cargo test --release --test loom_keyed`
 
@@ -62,6 +63,22 @@ fn try_acquire_racing_with_eviction_of_its_key_is_admitted_exactly_once() {
             Err(KeyedThrottleError::RateLimited(_))
         ));
         assert!(lim.len() <= 3);
+    });
+}
+
+#[test]
+fn two_hits_sharing_the_lock_spend_the_last_slot_once() {
+    loom::model(|| {
+        let lim = Arc::new(one_shard_throttle());
+        // Key 1 has an entry with exactly one slot at 1 s (burst 1): two hits race for it under
+        // the shard's shared lock, each by compare-and-swap on the key's `tat`.
+        lim.try_acquire(frozen(Duration::ZERO), &1).unwrap();
+        let at = Duration::from_secs(1);
+        let other = lim.clone();
+        let racer = thread::spawn(move || other.try_acquire(frozen(at), &1).is_ok());
+        let mine = lim.try_acquire(frozen(at), &1).is_ok();
+        let theirs = racer.join().unwrap();
+        assert!(mine ^ theirs, "exactly one of the two hits is admitted");
     });
 }
 

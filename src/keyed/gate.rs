@@ -28,8 +28,10 @@ pub(super) struct Holders {
 }
 
 impl Idle for Holders {
+    type Ctx = ();
+
     #[inline]
-    fn is_idle(&self, _now: u64) -> bool {
+    fn is_idle(&self, _now: u64, (): &()) -> bool {
         self.users == 0
     }
 }
@@ -257,8 +259,8 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
         self.table.max_keys()
     }
 
-    /// Entries held now (keys with a permit held or a waiter, plus idle ones the clock hand
-    /// has not reached yet). Never more than [`max_keys`](KeyedGate::max_keys).
+    /// Entries held now (keys with a permit held or a waiter, plus idle ones no insert has
+    /// dropped yet). Never more than [`max_keys`](KeyedGate::max_keys).
     ///
     /// # Examples
     ///
@@ -301,7 +303,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
     /// assert_eq!(gate.len(), 0);
     /// ```
     pub fn shrink_to_fit(&self) {
-        self.table.shrink_to_fit(0);
+        self.table.shrink_to_fit(0, &());
     }
 
     /// Registers a call on the key's entry (creating it: the gate is allocated outside the
@@ -321,13 +323,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
             h.users += 1;
             h.gate.clone()
         };
-        let (hit, help) = shard.with(|s| {
-            let r = s.find(hash, key).map(|i| join(s.value(i)));
-            (r, s.on_call(0))
-        });
-        if help {
-            this.table.help(0);
-        }
+        let hit = shard.with(|s| s.find_mut(hash, key).map(join));
         let gate = match hit {
             Some(gate) => gate,
             None => {
@@ -336,12 +332,14 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
                     gate: Arc::new(Gate::new(this.limit)),
                     users: 0,
                 };
-                let (r, spare) = shard.with(|s| match s.find(hash, key) {
-                    Some(i) => (Some(join(s.value(i))), Some(owned)),
-                    None => match s.insert(hash, owned, fresh, 0) {
-                        Ok(i) => (Some(join(s.value(i))), None),
+                let (r, spare) = shard.with(|s| {
+                    if let Some(h) = s.find_mut(hash, key) {
+                        return (Some(join(h)), Some(owned));
+                    }
+                    match s.insert(hash, owned, fresh, 0, &(), this.table.hasher()) {
+                        Ok(h) => (Some(join(h)), None),
                         Err(owned) => (None, Some(owned)),
-                    },
+                    }
                 });
                 drop(spare);
                 match r {
@@ -564,8 +562,8 @@ impl<K, S> Drop for User<'_, K, S> {
     fn drop(&mut self) {
         let gate = &self.gate;
         self.keyed.table.shard(self.hash).with(|s| {
-            if let Some(i) = s.find_by(self.hash, |h| Arc::ptr_eq(&h.gate, gate)) {
-                s.value(i).users -= 1;
+            if let Some(h) = s.find_by_mut(self.hash, |h| Arc::ptr_eq(&h.gate, gate)) {
+                h.users -= 1;
             }
         });
     }

@@ -23,16 +23,37 @@
 //! fresh entry that decides exactly as the old one would have. Nothing is ever dropped that
 //! could grant more than a fresh key gets.
 //!
-//! The operations themselves do the evicting, with a *clock hand* per shard: every call moves
-//! its shard's hand past the next live entry, dropping the idle ones it meets (at most 8), and
-//! every 16th call on a shard also moves another shard's hand (round robin, past 16 live
-//! entries, dropping at most 16), so shards without traffic are swept too. A new key arriving
-//! at a full shard moves the hand up to 64 more entries before giving up. The work per call is
-//! bounded; under traffic idle keys disappear with no sweep call and no spawned task.
+//! New keys do the evicting, with a *clock hand* per shard. The table only grows when a new
+//! key is inserted, so each insert pays for its share of the sweeping: once a shard holds an
+//! eighth of its share of the cap (its *slack*), every insert into it pays for moving the hand
+//! past the next live entry, dropping the idle entries it meets on the way (at most 4; paid in
+//! batches of up to 16 inserts, one run along neighbouring buckets being cheaper than scattered
+//! steps), and a new key arriving at a full shard moves the hand past up to 64 more before
+//! giving up. A call on
+//! a key that has an entry (a *hit*) only updates that entry in place: it never evicts, so a
+//! warm key is never dropped and re-inserted by traffic on other warm keys, and an idle key
+//! that is hit again simply restarts from its state, which decides exactly as a fresh entry
+//! would (that is what idle means). The work per call is bounded, no sweep call and no spawned
+//! task is needed, and idle keys disappear as new keys arrive.
+//!
+//! Why memory stays bounded: an entry is only ever added by an insert, and never more than
+//! `max_keys` are held. Past the slack, every insert adds one entry and can drop up to 4 idle
+//! ones, and the hand goes round a shard's live entries once every (live) inserts, so an idle
+//! entry lasts at most about one round: a shard holds about its slack, or its live keys plus
+//! the keys that arrived during one round (at most twice its live keys), whichever is more. Idle entries below the
+//! slack stay until new keys need the room or [`shrink_to_fit`](KeyedThrottle::shrink_to_fit)
+//! is called: at most an eighth of the cap, spared the work of sweeping them.
 //!
 //! Everything about one key happens under its shard's lock: a call racing with the eviction of
 //! its own key either finds the entry (and is decided on it) or finds none and starts from the
-//! fresh state the evicted entry was equivalent to; it is never lost nor counted twice. A
+//! fresh state the evicted entry was equivalent to; it is never lost nor counted twice. With
+//! `std` (on targets with 64-bit atomics) the shard lock is a read-write lock: a
+//! [`try_acquire`](KeyedThrottle::try_acquire) on a key that has an entry takes it shared and
+//! spends the slot with a compare-and-swap on the key's `tat` (as
+//! [`Throttle`](crate::throttle::Throttle) does), so hits never wait for each other and a
+//! thread preempted inside a hit holds up no other; inserts, evictions, waiters and the gate
+//! take it exclusively, so eviction never overlaps a hit. Without `std` it is the crate's
+//! critical-section lock. A
 //! waiting call registers on its key's entry, which is never idle while a call is registered.
 //!
 //! "Idle" is judged at the evicting call's clock reading, and a racing call may have read the

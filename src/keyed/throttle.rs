@@ -13,7 +13,7 @@ use core::time::Duration;
 
 use pin_project_lite::pin_project;
 
-use super::table::{DEFAULT_SHARDS, Idle, Table};
+use super::table::{DEFAULT_SHARDS, Idle, Table, TatCell};
 use super::{Handle, KeyQuota, KeyRef, KeyedThrottleError, TooManyKeys, WhenFull};
 use crate::error::ConfigError;
 use crate::gate::{EnterOwned, Gate, OwnedPermit};
@@ -22,10 +22,16 @@ use crate::throttle::{NEVER, Quota, RateLimited, nanos};
 use crate::time::Timer;
 use alloc::sync::Arc;
 
-/// One key's schedule: the throttle engine's `tat`, the key's quota parameters, and its
-/// waiting line while someone waits.
+/// One key's schedule: the throttle engine's `tat`, and (boxed, so the common entry is two
+/// words) the key's own quota when it differs from the throttle's and its waiting line while
+/// someone waits.
 pub(super) struct Schedule {
-    tat: u64,
+    tat: TatCell,
+    extra: Option<Box<Extra>>,
+}
+
+/// The rarer part of a schedule.
+struct Extra {
     interval: u64,
     capacity: u64,
     /// Waiting futures registered on this key (queued or head).
@@ -36,40 +42,92 @@ pub(super) struct Schedule {
 }
 
 impl Schedule {
-    fn fresh(quota: KeyQuota) -> Self {
+    /// A fresh key's schedule under `quota`; `default` is the throttle's own quota.
+    fn fresh(quota: KeyQuota, default: &KeyQuota) -> Self {
+        let extra = (quota != *default).then(|| {
+            Box::new(Extra {
+                interval: quota.interval,
+                capacity: quota.capacity,
+                waiters: 0,
+                line: None,
+            })
+        });
         Self {
-            tat: 0,
-            interval: quota.interval,
-            capacity: quota.capacity,
-            waiters: 0,
-            line: None,
+            tat: TatCell::new(0),
+            extra,
         }
+    }
+
+    /// The key's `(interval, capacity)`.
+    #[inline]
+    fn params(&self, default: &KeyQuota) -> (u64, u64) {
+        match &self.extra {
+            Some(x) => (x.interval, x.capacity),
+            None => (default.interval, default.capacity),
+        }
+    }
+
+    #[inline]
+    fn waiters(&self) -> usize {
+        self.extra.as_ref().map_or(0, |x| x.waiters)
+    }
+
+    fn line(&self) -> Option<&Arc<Gate>> {
+        self.extra.as_ref().and_then(|x| x.line.as_ref())
     }
 
     /// The pure GCRA step for a cost of `n` (`n <= burst`) at `now`; updates `tat` on
     /// admission. `Err` carries the instant of the first possible admission (`NEVER` past the
     /// end of time).
     #[inline]
-    fn check(&mut self, now: u64, n: u32) -> Result<(), u64> {
-        match step(self.tat, now, u64::from(n) * self.interval, self.capacity) {
-            Ok(tat) => {
-                self.tat = tat;
-                Ok(())
-            }
-            Err(at) if at > horizon(self.capacity) => Err(NEVER),
+    fn check(&self, now: u64, n: u32, default: &KeyQuota) -> Result<(), u64> {
+        let (interval, capacity) = self.params(default);
+        let cost = u64::from(n) * interval;
+        Self::decided(
+            self.tat.update(|tat| step(tat, now, cost, capacity)),
+            capacity,
+        )
+    }
+
+    /// As [`check`](Self::check), with the shard's lock held exclusively.
+    #[inline]
+    fn check_mut(&mut self, now: u64, n: u32, default: &KeyQuota) -> Result<(), u64> {
+        let (interval, capacity) = self.params(default);
+        let cost = u64::from(n) * interval;
+        Self::decided(
+            self.tat.update_mut(|tat| step(tat, now, cost, capacity)),
+            capacity,
+        )
+    }
+
+    #[inline]
+    fn decided(step: Result<u64, u64>, capacity: u64) -> Result<(), u64> {
+        match step {
+            Ok(_) => Ok(()),
+            Err(at) if at > horizon(capacity) => Err(NEVER),
             Err(at) => Err(at),
         }
     }
 
     /// A waiting call's first look: admitted at once if nobody waits and the schedule has
     /// room, else registered as a waiter and given the line to join.
-    fn start(&mut self, now: u64, n: u32) -> Option<Arc<Gate>> {
-        if self.waiters == 0 && self.check(now, n).is_ok() {
+    fn start(&mut self, now: u64, n: u32, default: &KeyQuota) -> Option<Arc<Gate>> {
+        if self.waiters() == 0 && self.check_mut(now, n, default).is_ok() {
             return None;
         }
-        self.waiters += 1;
+        let (interval, capacity) = self.params(default);
+        let extra = self.extra.get_or_insert_with(|| {
+            Box::new(Extra {
+                interval,
+                capacity,
+                waiters: 0,
+                line: None,
+            })
+        });
+        extra.waiters += 1;
         Some(
-            self.line
+            extra
+                .line
                 .get_or_insert_with(|| Arc::new(Gate::new(1)))
                 .clone(),
         )
@@ -78,9 +136,10 @@ impl Schedule {
     /// Unregisters a waiter; the line is handed back (to be dropped after the lock) when it was
     /// the last.
     fn leave(&mut self) -> Option<Arc<Gate>> {
-        self.waiters -= 1;
-        if self.waiters == 0 {
-            self.line.take()
+        let extra = self.extra.as_mut()?;
+        extra.waiters -= 1;
+        if extra.waiters == 0 {
+            extra.line.take()
         } else {
             None
         }
@@ -88,21 +147,25 @@ impl Schedule {
 }
 
 impl Idle for Schedule {
+    type Ctx = KeyQuota;
+
     /// Fresh-equivalent: nobody waits, and `tat` is at or before `now` (clamped to the engine's
     /// horizon as `step` clamps it), so `max(tat, now) = max(0, now)`: every future step is the
     /// one a fresh key (`tat = 0`) would take.
     #[inline]
-    fn is_idle(&self, now: u64) -> bool {
-        let now = now.min(horizon(self.capacity));
-        self.waiters == 0 && self.tat <= now
+    fn is_idle(&self, now: u64, default: &KeyQuota) -> bool {
+        let now = now.min(horizon(self.params(default).1));
+        self.waiters() == 0 && self.tat.load() <= now
     }
 
+    #[inline]
     fn spent_until(&self) -> u64 {
-        self.tat
+        self.tat.load()
     }
 
+    #[inline]
     fn start_from(&mut self, floor: u64) {
-        self.tat = floor;
+        self.tat.store(floor);
     }
 }
 
@@ -381,7 +444,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         self.table.hasher()
     }
 
-    /// Entries held now: live keys, plus idle ones not yet examined by the clock hand.
+    /// Entries held now: live keys, plus idle ones no insert has dropped yet.
     /// Never more than [`max_keys`](KeyedThrottle::max_keys).
     ///
     /// # Examples
@@ -435,7 +498,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
     /// assert_eq!(limits.len(), 0);
     /// ```
     pub fn shrink_to_fit<T: Timer>(&self, timer: T) {
-        self.table.shrink_to_fit(nanos(timer.now()));
+        self.table.shrink_to_fit(nanos(timer.now()), &self.quota);
     }
 
     fn key_quota(&self, key: &K) -> KeyQuota {
@@ -446,7 +509,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
     }
 
     /// Runs `op` on the key's entry (created if absent, outside the lock first), under the
-    /// shard's lock, then lets the clock hand examine a few entries. `Err` when a new key
+    /// shard's lock; an insert lets the clock hand examine a few entries. `Err` when a new key
     /// found its shard full of live entries.
     #[inline]
     fn with_entry<Q, R>(
@@ -461,26 +524,38 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let shard = self.table.shard(hash);
-        let (hit, help) = shard.with(|s| {
-            let r = s.find(hash, key).map(|i| op(s.value(i)));
-            (r, s.on_call(now))
-        });
-        if help {
-            self.table.help(now);
+        let hit = shard.with(|s| s.find_mut(hash, key).map(&mut op));
+        match hit {
+            Some(r) => Ok(r),
+            None => self.insert_entry(hash, key, now, op),
         }
-        if let Some(r) = hit {
-            return Ok(r);
-        }
-        // A miss: build the key and its state outside the lock (user code: `to_owned`, the
-        // quota function), then insert unless a racing call did.
+    }
+
+    /// A miss: builds the key and its state outside the lock (user code: `to_owned`, the quota
+    /// function), then inserts them and runs `op` on the entry, unless a racing call inserted
+    /// the key first (then `op` runs on that entry).
+    #[inline(never)]
+    fn insert_entry<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        mut op: impl FnMut(&mut Schedule) -> R,
+    ) -> Result<R, TooManyKeys>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let owned: K = key.to_owned();
-        let fresh = Schedule::fresh(self.key_quota(&owned));
-        let (r, spare) = shard.with(|s| match s.find(hash, key) {
-            Some(i) => (Ok(op(s.value(i))), Some(owned)),
-            None => match s.insert(hash, owned, fresh, now) {
-                Ok(i) => (Ok(op(s.value(i))), None),
+        let fresh = Schedule::fresh(self.key_quota(&owned), &self.quota);
+        let (r, spare) = self.table.shard(hash).with(|s| {
+            if let Some(e) = s.find_mut(hash, key) {
+                return (Ok(op(e)), Some(owned));
+            }
+            match s.insert(hash, owned, fresh, now, &self.quota, self.table.hasher()) {
+                Ok(e) => (Ok(op(e)), None),
                 Err(owned) => (Err(()), Some(owned)),
-            },
+            }
         });
         drop(spare);
         r.map_err(|()| TooManyKeys::new(self.max_keys()))
@@ -526,7 +601,16 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         let now_d = timer.now();
         let now = nanos(now_d);
         let hash = self.table.hash(key);
-        match self.with_entry(hash, key, now, |e| e.check(now, 1)) {
+        // A hit shares the shard's lock with other hits; a miss inserts under the exclusive one.
+        let hit = self
+            .table
+            .shard(hash)
+            .read(|s| s.find(hash, key).map(|e| e.check(now, 1, &self.quota)));
+        let decision = match hit {
+            Some(decision) => Ok(decision),
+            None => self.insert_entry(hash, key, now, |e| e.check_mut(now, 1, &self.quota)),
+        };
+        match decision {
             Ok(Ok(())) => Ok(()),
             Ok(Err(at)) => Err(KeyedThrottleError::RateLimited(RateLimited::new(now_d, at))),
             Err(_) if self.when_full == WhenFull::AdmitUntracked => Ok(()),
@@ -635,10 +719,10 @@ impl<K, S> Waiting<'_, K, S> {
     {
         let line = &self.line;
         self.throttle.table.shard(self.hash).with(|s| {
-            let i = s.find_by(self.hash, |e| {
-                e.line.as_ref().is_some_and(|l| Arc::ptr_eq(l, line))
+            let e = s.find_by_mut(self.hash, |e| {
+                e.line().is_some_and(|l| Arc::ptr_eq(l, line))
             })?;
-            Some(f(s.value(i)))
+            Some(f(e))
         })
     }
 }
@@ -651,10 +735,10 @@ impl<K, S> Drop for Waiting<'_, K, S> {
         // The entry cannot have been forgotten while registered (waiters > 0).
         let line = &self.line;
         let spare = self.throttle.table.shard(self.hash).with(|s| {
-            let i = s.find_by(self.hash, |e| {
-                e.line.as_ref().is_some_and(|l| Arc::ptr_eq(l, line))
-            })?;
-            s.value(i).leave()
+            s.find_by_mut(self.hash, |e| {
+                e.line().is_some_and(|l| Arc::ptr_eq(l, line))
+            })?
+            .leave()
         });
         drop(spare);
     }
@@ -734,7 +818,9 @@ where
                 StateProj::Start => {
                     let now = nanos(this.timer.now());
                     let hash = throttle.table.hash(this.key.get());
-                    match throttle.with_entry(hash, this.key.get(), now, |e| e.start(now, 1)) {
+                    match throttle.with_entry(hash, this.key.get(), now, |e| {
+                        e.start(now, 1, &throttle.quota)
+                    }) {
                         Ok(None) => {
                             this.state.set(State::Done);
                             return Poll::Ready(Ok(()));
@@ -793,7 +879,8 @@ fn poll_schedule<K: Hash + Eq, S: BuildHasher, T: Timer>(
             sleep.set(None);
         }
         let now = nanos(timer.now());
-        let decision = waiting.with_entry(|e| match e.check(now, 1) {
+        let default = waiting.throttle.quota;
+        let decision = waiting.with_entry(|e| match e.check_mut(now, 1, &default) {
             Ok(()) => Ok(e.leave()),
             Err(at) => Err(at),
         });

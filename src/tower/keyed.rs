@@ -263,6 +263,50 @@ impl<S, K, F, T, H> KeyedThrottleService<S, K, F, T, H> {
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+
+    /// The inner service, mutably.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use dike::keyed::KeyedThrottle;
+    /// use dike::throttle::Quota;
+    /// use dike::time::ManualTimer;
+    /// use dike::tower::KeyedThrottleLayer;
+    /// use tower::Layer;
+    ///
+    /// let per_ip = Arc::new(KeyedThrottle::<u8>::new(Quota::per_second(1)).unwrap());
+    /// let extract = |_: &()| None::<u8>;
+    /// let layer = KeyedThrottleLayer::new(per_ip, ManualTimer::new(), extract);
+    /// let mut service = layer.layer(1);
+    /// *service.get_mut() += 1;
+    /// assert_eq!(*service.get_ref(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service (the layer holds no permit between calls: nothing is released).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use dike::keyed::KeyedThrottle;
+    /// use dike::throttle::Quota;
+    /// use dike::time::ManualTimer;
+    /// use dike::tower::KeyedThrottleLayer;
+    /// use tower::Layer;
+    ///
+    /// let per_ip = Arc::new(KeyedThrottle::<u8>::new(Quota::per_second(1)).unwrap());
+    /// let extract = |_: &()| None::<u8>;
+    /// let layer = KeyedThrottleLayer::new(per_ip, ManualTimer::new(), extract);
+    /// assert_eq!(layer.layer("inner").into_inner(), "inner");
+    /// ```
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: Clone, K, F: Clone, T: Clone, H> Clone for KeyedThrottleService<S, K, F, T, H> {
@@ -567,6 +611,48 @@ impl<S, K, F, T, H> KeyedGateService<S, K, F, T, H> {
     /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The inner service, mutably.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use dike::keyed::KeyedGate;
+    /// use dike::time::ManualTimer;
+    /// use dike::tower::KeyedGateLayer;
+    /// use tower::Layer;
+    ///
+    /// let per_tenant = Arc::new(KeyedGate::<u32>::new(2).unwrap());
+    /// let extract = |_: &()| None::<u32>;
+    /// let layer = KeyedGateLayer::new(per_tenant, ManualTimer::new(), extract);
+    /// let mut service = layer.layer(1);
+    /// *service.get_mut() += 1;
+    /// assert_eq!(*service.get_ref(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service (the layer holds no permit between calls: nothing is released).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use dike::keyed::KeyedGate;
+    /// use dike::time::ManualTimer;
+    /// use dike::tower::KeyedGateLayer;
+    /// use tower::Layer;
+    ///
+    /// let per_tenant = Arc::new(KeyedGate::<u32>::new(2).unwrap());
+    /// let extract = |_: &()| None::<u32>;
+    /// let layer = KeyedGateLayer::new(per_tenant, ManualTimer::new(), extract);
+    /// assert_eq!(layer.layer("inner").into_inner(), "inner");
+    /// ```
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 
