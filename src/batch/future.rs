@@ -124,7 +124,8 @@ where
 /// # Examples
 ///
 /// ```
-/// /// use dike::batch::{BatchConfig, Batcher, Call};
+/// use core::time::Duration;
+/// use dike::batch::{BatchConfig, Batcher, Call};
 /// use dike::time::ManualTimer;
 /// use futures_util::FutureExt;
 ///
@@ -184,7 +185,8 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> fmt::Debug for Call<'_, I, F, T> {
 /// # Examples
 ///
 /// ```
-/// /// use std::sync::Arc;
+/// use core::time::Duration;
+/// use std::sync::Arc;
 /// use dike::batch::{BatchConfig, Batcher, CallOwned};
 /// use dike::time::ManualTimer;
 ///
@@ -248,7 +250,8 @@ impl<I: Rows, F: BatchFn<I>, T: Timer> fmt::Debug for CallOwned<I, F, T> {
 /// # Examples
 ///
 /// ```
-/// /// use dike::batch::{BatchConfig, Batcher, CallOne};
+/// use core::time::Duration;
+/// use dike::batch::{BatchConfig, Batcher, CallOne};
 /// use dike::time::ManualTimer;
 /// use futures_util::FutureExt;
 ///
