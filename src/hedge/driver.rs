@@ -83,6 +83,7 @@ impl Plan {
     }
 
     /// Whether a hedge may start.
+    #[cfg(feature = "tower")]
     #[inline]
     pub(crate) fn hedges(&self) -> bool {
         self.next_at.is_some()
