@@ -218,7 +218,7 @@ impl<F, H, Sl> Driver<F, H, Sl> {
                 next_at,
             } = this.state.as_mut().project()
             else {
-                panic!("`{name}` polled after completion");
+                polled_after_completion(name);
             };
             let mut start_now = false;
             // 1. The attempts.
@@ -292,6 +292,12 @@ impl<F, H, Sl> Driver<F, H, Sl> {
         policy.finish(latency, by_hedge);
         Poll::Ready(output)
     }
+}
+
+#[cold]
+#[inline(never)]
+fn polled_after_completion(name: &str) -> ! {
+    panic!("`{name}` polled after completion")
 }
 
 /// Starts a hedge if `max_hedges` and the budget allow. Returns whether one started and when
