@@ -161,8 +161,18 @@ impl<F, H, Sl> Driver<F, H, Sl> {
 
     /// Starts: the first attempt `first` started per `plan`.
     #[inline]
-    pub(crate) fn begin(mut self: Pin<&mut Self>, plan: Plan, first: F) {
-        self.set(Self::running(plan, first));
+    pub(crate) fn begin(self: Pin<&mut Self>, plan: Plan, first: F) {
+        // Field by field: setting the whole driver would build it aside and copy it in.
+        let mut this = self.project();
+        *this.delay = plan.delay;
+        *this.started = 1;
+        this.state.set(State::Running {
+            first: Slot::Busy { fut: first },
+            first_start: plan.now,
+            hedges: Vec::new(),
+            sleep: Slot::Empty,
+            next_at: plan.next_at,
+        });
     }
 
     /// The `Debug` output of the future `name` driven by this.
@@ -187,7 +197,8 @@ impl<F, H, Sl> Driver<F, H, Sl> {
     /// attempt was rejected and no hedge may start. On an accepted output every loser and the
     /// sleep are dropped and `attempts` is stopped before the policy's `finish` and the
     /// return. Panics ("`name` polled after completion") once it returned `Ready`.
-    #[inline]
+    // Always inlined: each wrapper's `poll` is this loop, as one function.
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn poll<P, T, A, At>(
         self: Pin<&mut Self>,

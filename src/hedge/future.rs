@@ -120,7 +120,6 @@ where
 {
     type Output = F::Output;
 
-    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         let (policy, timer) = (*this.policy, *this.timer);

@@ -493,7 +493,6 @@ where
 {
     type Output = Result<S::Response, S::Error>;
 
-    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         this.driver.poll(
