@@ -138,6 +138,7 @@ impl<F, H, Sl> Driver<F, H, Sl> {
     }
 
     /// A driver whose first attempt `first` started per `plan`.
+    #[cfg(feature = "tower")]
     #[inline]
     pub(crate) fn running(plan: Plan, first: F) -> Self {
         Self {
