@@ -1,54 +1,18 @@
 //! # Implementation notes
 //!
-//! [`Hedged`] holds the first attempt inline (so a request whose first attempt answers before
-//! the hedge delay allocates nothing) and the hedges in a `Vec` of boxed futures. Each poll:
-//!
-//! 1. polls every attempt in flight, first attempt first, then hedges in start order; the
-//!    first accepted output wins. A rejected output is remembered as the fallback answer, its
-//!    attempt is dropped, and the next hedge starts at once (if one may);
-//! 2. with nothing in flight and no hedge allowed, returns the last rejected output;
-//! 3. otherwise polls the hedge sleep; when it fires, a hedge starts (after drawing on the
-//!    budget) and the loop goes back to 1.
-//!
-//! On a result every other attempt and the sleep are dropped before `poll` returns: the state
-//! becomes `Done`. A budget refusal ends hedging for this request; attempts in flight go on.
+//! [`Hedged`] is the shared hedging `Driver` (see its notes) over the attempts `op` makes:
+//! the first attempt is made on the first poll, inline; each hedge is a boxed call of `op`.
 
-use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use core::time::Duration;
 
 use pin_project_lite::pin_project;
 
+use super::driver::{Driver, FnAttempts, Plan};
 use super::{Accept, Policy};
 use crate::time::Timer;
-
-pin_project! {
-    #[project = SlotProj]
-    enum Slot<F> {
-        Busy { #[pin] fut: F },
-        Empty,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, Sl> {
-        Start,
-        Running {
-            #[pin] first: Slot<F>,
-            first_start: Duration,
-            hedges: Vec<(Pin<Box<F>>, Duration)>,
-            #[pin] sleep: Slot<Sl>,
-            // When the next hedge may start; `None` once no further hedge may.
-            next_at: Option<Duration>,
-        },
-        Done,
-    }
-}
 
 pin_project! {
     /// The future of [`Hedge::run`]: the first accepted output of the attempts, or the last
@@ -82,10 +46,8 @@ pin_project! {
         timer: &'a T,
         op: Op,
         accept: A,
-        delay: Duration,
-        started: u32,
         #[pin]
-        state: State<F, T::Sleep>,
+        driver: Driver<F, F, T::Sleep>,
     }
 }
 
@@ -99,9 +61,7 @@ where
             timer,
             op,
             accept,
-            delay: Duration::ZERO,
-            started: 0,
-            state: State::Start,
+            driver: Driver::new(),
         }
     }
 
@@ -139,29 +99,14 @@ where
             timer: self.timer,
             op: self.op,
             accept,
-            delay: self.delay,
-            started: self.started,
-            state: self.state,
+            driver: self.driver,
         }
     }
 }
 
 impl<T: Timer, Op, F, P, A> fmt::Debug for Hedged<'_, T, Op, F, P, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (in_flight, done) = match &self.state {
-            State::Start => (0, false),
-            State::Running { first, hedges, .. } => (
-                usize::from(matches!(first, Slot::Busy { .. })) + hedges.len(),
-                false,
-            ),
-            State::Done => (0, true),
-        };
-        f.debug_struct("Hedged")
-            .field("delay", &self.delay)
-            .field("started", &self.started)
-            .field("in_flight", &in_flight)
-            .field("done", &done)
-            .finish_non_exhaustive()
+        self.driver.fmt_as("Hedged", f)
     }
 }
 
@@ -177,139 +122,18 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        let policy = *this.policy;
-        if let StateProj::Start = this.state.as_mut().project() {
-            let now = this.timer.now();
-            *this.delay = policy.delay();
-            let next_at = (*this.delay != Duration::MAX && policy.max_hedges() > 0)
-                .then(|| now.saturating_add(*this.delay));
-            *this.started = 1;
-            this.state.set(State::Running {
-                first: Slot::Busy { fut: (this.op)() },
-                first_start: now,
-                hedges: Vec::new(),
-                sleep: Slot::Empty,
-                next_at,
-            });
+        let (policy, timer) = (*this.policy, *this.timer);
+        if this.driver.is_new() {
+            let plan = Plan::new(policy, timer.now());
+            this.driver.as_mut().begin(plan, (this.op)());
         }
-        let mut last: Option<F::Output> = None;
-        let (output, latency, by_hedge) = 'found: loop {
-            let StateProj::Running {
-                mut first,
-                first_start,
-                hedges,
-                mut sleep,
-                next_at,
-            } = this.state.as_mut().project()
-            else {
-                panic!("`Hedged` polled after completion");
-            };
-            let mut start_now = false;
-            // 1. The attempts.
-            if let SlotProj::Busy { fut } = first.as_mut().project() {
-                if let Poll::Ready(out) = fut.poll(cx) {
-                    first.set(Slot::Empty);
-                    if this.accept.accept(&out) {
-                        let latency = policy
-                            .records()
-                            .then(|| this.timer.now().saturating_sub(*first_start));
-                        break 'found (out, latency, false);
-                    }
-                    last = Some(out);
-                    start_now = true;
-                }
-            }
-            let mut i = 0;
-            while i < hedges.len() {
-                if let Poll::Ready(out) = hedges[i].0.as_mut().poll(cx) {
-                    let (_, started_at) = hedges.remove(i);
-                    if this.accept.accept(&out) {
-                        let latency = policy
-                            .records()
-                            .then(|| this.timer.now().saturating_sub(started_at));
-                        break 'found (out, latency, true);
-                    }
-                    last = Some(out);
-                    start_now = true;
-                } else {
-                    i += 1;
-                }
-            }
-            let in_flight = matches!(&*first, Slot::Busy { .. }) || !hedges.is_empty();
-            // 2./3. Start a hedge now (a rejection, nothing in flight) or when the sleep fires.
-            if next_at.is_some() && (start_now || !in_flight) {
-                *next_at = None;
-                sleep.set(Slot::Empty);
-                let (started, next) = start_hedge(
-                    policy,
-                    *this.timer,
-                    this.op,
-                    *this.delay,
-                    this.started,
-                    hedges,
-                );
-                *next_at = next;
-                if started {
-                    continue;
-                }
-            }
-            let Some(at) = *next_at else {
-                if in_flight {
-                    return Poll::Pending;
-                }
-                let out = last.take().expect("a finished attempt left its output");
-                this.state.set(State::Done);
-                return Poll::Ready(out);
-            };
-            if let Slot::Empty = &*sleep {
-                sleep.set(Slot::Busy {
-                    fut: this.timer.sleep_until(at),
-                });
-            }
-            let SlotProj::Busy { fut } = sleep.as_mut().project() else {
-                unreachable!("the sleep was just set");
-            };
-            if fut.poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            sleep.set(Slot::Empty);
-            let (_, next) = start_hedge(
-                policy,
-                *this.timer,
-                this.op,
-                *this.delay,
-                this.started,
-                hedges,
-            );
-            *next_at = next;
-        };
-        // Losers and the sleep are dropped before the result is handed out.
-        this.state.set(State::Done);
-        policy.finish(latency, by_hedge);
-        Poll::Ready(output)
+        this.driver.poll(
+            cx,
+            "Hedged",
+            policy,
+            timer,
+            this.accept,
+            &mut FnAttempts(this.op),
+        )
     }
-}
-
-/// Starts a hedge if `max_hedges` and the budget allow. Returns whether one started and when
-/// the next may start.
-fn start_hedge<T, Op, F, P: Policy>(
-    policy: &P,
-    timer: &T,
-    op: &mut Op,
-    delay: Duration,
-    started: &mut u32,
-    hedges: &mut Vec<(Pin<Box<F>>, Duration)>,
-) -> (bool, Option<Duration>)
-where
-    T: Timer,
-    Op: FnMut() -> F,
-{
-    if *started > policy.max_hedges() || !policy.draw(*started + 1) {
-        return (false, None);
-    }
-    *started += 1;
-    let now = timer.now();
-    hedges.push((Box::pin(op()), now));
-    let next = (*started <= policy.max_hedges()).then(|| now.saturating_add(delay));
-    (true, next)
 }

@@ -92,6 +92,7 @@ use core::future::Future;
 use core::num::NonZeroU32;
 use core::time::Duration;
 
+pub(crate) mod driver;
 mod future;
 mod window;
 

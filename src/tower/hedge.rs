@@ -2,34 +2,25 @@
 //!
 //! # Implementation notes
 //!
-//! [`HedgeFuture`] is [`Hedged`](crate::hedge::Hedged)'s loop over tower attempts, owning
-//! what `Hedged` borrows (the policy behind an `Arc`, the timer), so the future is `'static`.
-//! The first attempt is the inner service's response future, inline; each hedge is a boxed
-//! [`Attempt`]: a clone of the inner service driven to readiness inside the response future,
-//! then called with a clone of the request. Each poll:
-//!
-//! 1. polls every attempt in flight, first attempt first, then hedges in start order; the
-//!    first accepted output wins. A rejected output is remembered as the fallback answer, its
-//!    attempt is dropped, and the next hedge starts at once (if one may);
-//! 2. with nothing in flight and no hedge allowed, returns the last rejected output;
-//! 3. otherwise polls the hedge sleep; when it fires, a hedge starts (after drawing on the
-//!    budget) and the loop goes back to 1.
-//!
-//! On a result every other attempt and the sleep are dropped before `poll` returns.
+//! [`HedgeFuture`] is the hedging driver [`Hedged`](crate::hedge::Hedged) runs on (its loop,
+//! shared), owning what `Hedged` borrows (the policy behind an `Arc`, the timer), so the
+//! future is `'static`. The first attempt is the inner service's response future, inline;
+//! each hedge is a boxed [`Attempt`]: a clone of the inner service driven to readiness inside
+//! the response future, then called with a clone of the request (the last hedge takes the
+//! originals). On a result every other attempt and the sleep are dropped before `poll`
+//! returns.
 
-use alloc::boxed::Box;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use core::time::Duration;
 
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::hedge::driver::{Attempts, Driver, Plan};
 use crate::hedge::{Accept, AcceptAll, Hedge, Policy};
 use crate::time::Timer;
 
@@ -369,11 +360,8 @@ where
     }
 
     fn call(&mut self, request: R) -> Self::Future {
-        let now = self.timer.now();
-        let delay = self.policy.delay();
-        let next_at = (delay != Duration::MAX && self.policy.max_hedges() > 0)
-            .then(|| now.saturating_add(delay));
-        let (first, template) = if next_at.is_some() {
+        let plan = Plan::new(&*self.policy, self.timer.now());
+        let (first, template) = if plan.hedges() {
             let first = self.inner.call(request.clone());
             (first, Some((self.inner.clone(), request)))
         } else {
@@ -383,39 +371,9 @@ where
             policy: Arc::clone(&self.policy),
             timer: self.timer.clone(),
             accept: self.accept.clone(),
-            template,
-            delay,
-            started: 1,
-            hedges: Vec::new(),
-            state: State::Running {
-                first: Slot::Busy { fut: first },
-                first_start: now,
-                sleep: Slot::Empty,
-                next_at,
-            },
+            template: Template(template),
+            driver: Driver::running(plan, first),
         }
-    }
-}
-
-pin_project! {
-    #[project = SlotProj]
-    enum Slot<F> {
-        Busy { #[pin] fut: F },
-        Empty,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, Sl> {
-        Running {
-            #[pin] first: Slot<F>,
-            first_start: Duration,
-            #[pin] sleep: Slot<Sl>,
-            // When the next hedge may start; `None` once no further hedge may.
-            next_at: Option<Duration>,
-        },
-        Done,
     }
 }
 
@@ -451,7 +409,38 @@ where
     }
 }
 
-type Hedges<S, R> = Vec<(Pin<Box<Attempt<S, R, <S as Service<R>>::Future>>>, Duration)>;
+/// The service and request the hedges clone; `None` once no further hedge may start.
+struct Template<S, R>(Option<(S, R)>);
+
+impl<S, R> Attempts for Template<S, R>
+where
+    S: Service<R> + Clone,
+    R: Clone,
+{
+    type Hedge = Attempt<S, R, S::Future>;
+
+    #[inline]
+    fn hedge(&mut self, last: bool) -> Self::Hedge {
+        // The last hedge takes the originals; the others clone them.
+        let (service, request) = if last {
+            self.0.take()
+        } else {
+            self.0
+                .as_ref()
+                .map(|(service, request)| (service.clone(), request.clone()))
+        }
+        .expect("the template is kept while a hedge may start");
+        Attempt::Readying {
+            service,
+            request: Some(request),
+        }
+    }
+
+    #[inline]
+    fn stop(&mut self) {
+        self.0 = None;
+    }
+}
 
 pin_project! {
     /// The response future of [`HedgeService`]: the first accepted answer of the attempts,
@@ -488,13 +477,9 @@ pin_project! {
         policy: Arc<P>,
         timer: T,
         accept: A,
-        // The service and request the hedges clone; `None` once no further hedge may start.
-        template: Option<(S, R)>,
-        delay: Duration,
-        started: u32,
-        hedges: Hedges<S, R>,
+        template: Template<S, R>,
         #[pin]
-        state: State<S::Future, T::Sleep>,
+        driver: Driver<S::Future, Attempt<S, R, S::Future>, T::Sleep>,
     }
 }
 
@@ -509,160 +494,20 @@ where
     type Output = Result<S::Response, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let policy: &P = this.policy;
-        let mut last: Option<Self::Output> = None;
-        let (output, latency, by_hedge) = 'found: loop {
-            let StateProj::Running {
-                mut first,
-                first_start,
-                mut sleep,
-                next_at,
-            } = this.state.as_mut().project()
-            else {
-                panic!("`HedgeFuture` polled after completion");
-            };
-            let mut start_now = false;
-            // 1. The attempts.
-            if let SlotProj::Busy { fut } = first.as_mut().project() {
-                if let Poll::Ready(out) = fut.poll(cx) {
-                    first.set(Slot::Empty);
-                    if this.accept.accept(&out) {
-                        let latency = policy
-                            .records()
-                            .then(|| this.timer.now().saturating_sub(*first_start));
-                        break 'found (out, latency, false);
-                    }
-                    last = Some(out);
-                    start_now = true;
-                }
-            }
-            let mut i = 0;
-            while i < this.hedges.len() {
-                if let Poll::Ready(out) = this.hedges[i].0.as_mut().poll(cx) {
-                    let (_, started_at) = this.hedges.remove(i);
-                    if this.accept.accept(&out) {
-                        let latency = policy
-                            .records()
-                            .then(|| this.timer.now().saturating_sub(started_at));
-                        break 'found (out, latency, true);
-                    }
-                    last = Some(out);
-                    start_now = true;
-                } else {
-                    i += 1;
-                }
-            }
-            let in_flight = matches!(&*first, Slot::Busy { .. }) || !this.hedges.is_empty();
-            // 2./3. Start a hedge now (a rejection, nothing in flight) or when the sleep fires.
-            if next_at.is_some() && (start_now || !in_flight) {
-                sleep.set(Slot::Empty);
-                let (started, next) = start_hedge(
-                    policy,
-                    &*this.timer,
-                    this.template,
-                    *this.delay,
-                    this.started,
-                    this.hedges,
-                );
-                *next_at = next;
-                if started {
-                    continue;
-                }
-            }
-            let Some(at) = *next_at else {
-                if in_flight {
-                    return Poll::Pending;
-                }
-                let out = last.take().expect("a finished attempt left its output");
-                this.state.set(State::Done);
-                return Poll::Ready(out);
-            };
-            if let Slot::Empty = &*sleep {
-                sleep.set(Slot::Busy {
-                    fut: this.timer.sleep_until(at),
-                });
-            }
-            let SlotProj::Busy { fut } = sleep.as_mut().project() else {
-                unreachable!("the sleep was just set");
-            };
-            if fut.poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            sleep.set(Slot::Empty);
-            let (_, next) = start_hedge(
-                policy,
-                &*this.timer,
-                this.template,
-                *this.delay,
-                this.started,
-                this.hedges,
-            );
-            *next_at = next;
-        };
-        // Losers and the sleep are dropped before the answer is handed out.
-        this.state.set(State::Done);
-        this.hedges.clear();
-        *this.template = None;
-        policy.finish(latency, by_hedge);
-        Poll::Ready(output)
+        let this = self.project();
+        this.driver.poll(
+            cx,
+            "HedgeFuture",
+            &**this.policy,
+            &*this.timer,
+            this.accept,
+            this.template,
+        )
     }
-}
-
-/// Starts a hedge if `max_hedges` and the budget allow. Returns whether one started and when
-/// the next may start (`None`: never, and the template is dropped).
-fn start_hedge<S, R, P, T>(
-    policy: &P,
-    timer: &T,
-    template: &mut Option<(S, R)>,
-    delay: Duration,
-    started: &mut u32,
-    hedges: &mut Hedges<S, R>,
-) -> (bool, Option<Duration>)
-where
-    S: Service<R> + Clone,
-    R: Clone,
-    P: Policy,
-    T: Timer,
-{
-    if template.is_none() || *started > policy.max_hedges() || !policy.draw(*started + 1) {
-        *template = None;
-        return (false, None);
-    }
-    *started += 1;
-    let now = timer.now();
-    let more = *started <= policy.max_hedges();
-    // The last hedge takes the originals; the others clone them.
-    let (service, request) = if more {
-        let (service, request) = template.as_ref().expect("checked above");
-        (service.clone(), request.clone())
-    } else {
-        template.take().expect("checked above")
-    };
-    hedges.push((
-        Box::pin(Attempt::Readying {
-            service,
-            request: Some(request),
-        }),
-        now,
-    ));
-    (true, more.then(|| now.saturating_add(delay)))
 }
 
 impl<S: Service<R>, R, P, T: Timer, A> fmt::Debug for HedgeFuture<S, R, P, T, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (in_flight, done) = match &self.state {
-            State::Running { first, .. } => (
-                usize::from(matches!(first, Slot::Busy { .. })) + self.hedges.len(),
-                false,
-            ),
-            State::Done => (0, true),
-        };
-        f.debug_struct("HedgeFuture")
-            .field("delay", &self.delay)
-            .field("started", &self.started)
-            .field("in_flight", &in_flight)
-            .field("done", &done)
-            .finish_non_exhaustive()
+        self.driver.fmt_as("HedgeFuture", f)
     }
 }
