@@ -164,6 +164,8 @@ pub struct Gradient {
     sq: u128,
     n: u32,
     peak: u32,
+    // Sum of the window's in-flight counts (each call's, itself included).
+    busy: u64,
     // The limit when the baseline was last measured: falling below half of it is a lasting
     // shift (or a real capacity loss), and triggers a new measurement.
     measured_at: u64,
@@ -216,6 +218,7 @@ impl Gradient {
             sq: 0,
             n: 0,
             peak: 0,
+            busy: 0,
         }
     }
 
@@ -482,6 +485,7 @@ impl Gradient {
             .saturating_add(u128::from(rtt_ns) * u128::from(rtt_ns));
         self.n += 1;
         self.peak = self.peak.max(in_flight);
+        self.busy = self.busy.saturating_add(u64::from(in_flight));
         let window = ((self.limit / SCALE) as u32).max(16);
         if self.n >= window {
             if self.conclusive() {
@@ -536,8 +540,7 @@ impl Gradient {
         let Some(baseline) = self.baseline else {
             return false;
         };
-        let base = u128::from(u64::try_from(baseline.as_nanos()).unwrap_or(u64::MAX));
-        let target = base * u128::from(ONE + self.tolerance) / u128::from(ONE);
+        let target = self.aim(u64::try_from(baseline.as_nanos()).unwrap_or(u64::MAX));
         let n = u128::from(self.n);
         let m = u128::from(self.sum) / n;
         let var_mean = (self.sq / n).saturating_sub(m.saturating_mul(m)) / n;
@@ -552,7 +555,7 @@ impl Gradient {
         let base = u64::try_from(baseline.as_nanos()).unwrap_or(u64::MAX);
         let mean = (self.sum / u64::from(self.n)).max(1);
         let ceiling = ONE + self.tolerance;
-        let g = (u128::from(base) * u128::from(ceiling) / u128::from(mean)) as u64;
+        let g = (self.aim(base) * u128::from(ONE) / u128::from(mean)) as u64;
         let g = g.clamp(ONE / 2, ceiling);
         let mut target = self.limit * g / ONE;
         let used = u64::from(self.peak) * 2 * SCALE;
@@ -575,6 +578,22 @@ impl Gradient {
         self.sq = 0;
         self.n = 0;
         self.peak = 0;
+        self.busy = 0;
+    }
+
+    /// The window's aim for the RTT, `baseline × (1 + q)`: the queue share `q` of the
+    /// tolerance is what is left of it once the free permits are counted, at least half.
+    fn aim(&self, base: u64) -> u128 {
+        let q = self.queue_share();
+        u128::from(base) * u128::from(ONE + q) / u128::from(ONE)
+    }
+
+    fn queue_share(&self) -> u64 {
+        let n = u64::from(self.n.max(1));
+        let mean = self.busy * SCALE / n;
+        let gap = self.limit.saturating_sub(mean);
+        let f = gap * ONE / self.limit.max(1);
+        self.tolerance.saturating_sub(f / 2).max(self.tolerance / 2)
     }
 
     /// `period × U(0.75, 1.25)`, from SplitMix64 over the seed.
