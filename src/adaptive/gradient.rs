@@ -44,7 +44,9 @@ enum Phase {
 /// that mean (from the window's own spread):
 ///
 /// ```text
-/// aim    = baseline × (1 + tolerance)
+/// gap    = (limit − mean in-flight) / limit      (the window's calls, each with itself)
+/// q      = max(tolerance − gap / 2, tolerance / 2)
+/// aim    = baseline × (1 + q)
 /// if |rtt − aim| ≤ 2 × se: keep collecting (up to 16 windows' worth, then start afresh)
 /// g      = clamp(aim / rtt, 0.5, 1 + tolerance)
 /// target = limit × g, and when growing at most max(limit, 2 × peak in-flight)
@@ -53,10 +55,24 @@ enum Phase {
 ///
 /// Below the knee `rtt ≈ baseline`, so the limit grows by up to `tolerance / 2` per window;
 /// above it the server queues, `rtt ≈ baseline × in_flight / capacity`, and the limit settles
-/// where the in-flight calls are `capacity × (1 + tolerance)`: a little above the knee, so the
-/// server never idles. A [`Outcome::Dropped`] sample multiplies the limit by 0.9.
+/// where the in-flight calls are `capacity × (1 + q)`, and the limit itself about
+/// `capacity × (1 + tolerance)`: a little above the knee, so the server never idles. A
+/// [`Outcome::Dropped`] sample multiplies the limit by 0.9.
 ///
 /// Why each rule (the upward excursions of an earlier version came from the first two):
+///
+/// - *The aim counts the free permits.* The RTT sees the calls in flight, the callers see the
+///   limit, and the two differ: a permit freed by a completion stays free until the next
+///   arrival (with Poisson arrivals at `λ` and completions at `μ < λ`, about
+///   `ρ / (1 − ρ)` permits, `ρ = μ / λ`: 1.5–2 at 1.5 × overload, 0.5 at 3 ×, whatever the
+///   server's size; a static limit shows the same gap), and the gate admits the limit rounded
+///   down. Aiming the in-flight calls at `capacity × (1 + tolerance)` put the limit that
+///   many slots higher, 10 % of a 16-worker server. The window measures the gap (its calls'
+///   mean in-flight against the limit) and gives half of it back from the queue's share of
+///   the tolerance: the limit keeps within the tolerance, and the queue keeps at least half
+///   of it (counting all of the gap leaves too short a queue to ride out spread-out service
+///   times, and a gap larger than the tolerance, when the arrivals barely exceed the
+///   capacity, would leave none).
 ///
 /// - *One mean RTT of dead time after each change.* The calls that finish just after a
 ///   change started under the previous limit; a window made of them answers the question
@@ -108,8 +124,9 @@ enum Phase {
 /// - *a lasting shift* (slower service): re-learned at once (the limit halves), or at the
 ///   next measurement.
 ///
-/// **Defaults and why.** `tolerance` 0.15: enough queue (0.15 × the knee) that no worker
-/// idles between two calls, little enough that latency stays within 15 % of unqueued.
+/// **Defaults and why.** `tolerance` 0.15: enough room above the knee (0.15 × the knee, for
+/// the queue and the free permits) that no worker idles between two calls, little enough
+/// that latency stays within 15 % of unqueued.
 /// `g ≥ 0.5`: the limit at most halves per window (a capacity loss is followed in a few
 /// windows, one noisy window cannot collapse it). Two standard errors (≈ 95 %) for every
 /// "is this different" test; 4 for the baseline's precision, so that its error stays a
@@ -118,8 +135,8 @@ enum Phase {
 /// the 50 ms grace: a floor for very fast or very slow servers. `period` 10 s: a slow drift
 /// of the service time is followed within seconds, and pins cost at most a few percent.
 /// None of them is tuned to a server: the same defaults hold on issue 16's simulated server
-/// and on two others (see `BENCHMARKS.md`), where the in-flight calls settle at
-/// 1.14–1.16 × the knee on each.
+/// and on two others (see `BENCHMARKS.md`), where the limit settles at 1.15–1.19 × the knee
+/// on each.
 ///
 /// Integer and fixed-point arithmetic only (no `f64` on the sample path, no `sqrt` or
 /// `log10`): deterministic, `no_std`.
@@ -164,6 +181,8 @@ pub struct Gradient {
     sq: u128,
     n: u32,
     peak: u32,
+    // Sum of the window's in-flight counts (each call's, itself included).
+    busy: u64,
     // The limit when the baseline was last measured: falling below half of it is a lasting
     // shift (or a real capacity loss), and triggers a new measurement.
     measured_at: u64,
@@ -216,6 +235,7 @@ impl Gradient {
             sq: 0,
             n: 0,
             peak: 0,
+            busy: 0,
         }
     }
 
@@ -482,6 +502,7 @@ impl Gradient {
             .saturating_add(u128::from(rtt_ns) * u128::from(rtt_ns));
         self.n += 1;
         self.peak = self.peak.max(in_flight);
+        self.busy = self.busy.saturating_add(u64::from(in_flight));
         let window = ((self.limit / SCALE) as u32).max(16);
         if self.n >= window {
             if self.conclusive() {
@@ -536,8 +557,7 @@ impl Gradient {
         let Some(baseline) = self.baseline else {
             return false;
         };
-        let base = u128::from(u64::try_from(baseline.as_nanos()).unwrap_or(u64::MAX));
-        let target = base * u128::from(ONE + self.tolerance) / u128::from(ONE);
+        let target = self.aim(u64::try_from(baseline.as_nanos()).unwrap_or(u64::MAX));
         let n = u128::from(self.n);
         let m = u128::from(self.sum) / n;
         let var_mean = (self.sq / n).saturating_sub(m.saturating_mul(m)) / n;
@@ -552,7 +572,7 @@ impl Gradient {
         let base = u64::try_from(baseline.as_nanos()).unwrap_or(u64::MAX);
         let mean = (self.sum / u64::from(self.n)).max(1);
         let ceiling = ONE + self.tolerance;
-        let g = (u128::from(base) * u128::from(ceiling) / u128::from(mean)) as u64;
+        let g = (self.aim(base) * u128::from(ONE) / u128::from(mean)) as u64;
         let g = g.clamp(ONE / 2, ceiling);
         let mut target = self.limit * g / ONE;
         let used = u64::from(self.peak) * 2 * SCALE;
@@ -575,6 +595,23 @@ impl Gradient {
         self.sq = 0;
         self.n = 0;
         self.peak = 0;
+        self.busy = 0;
+    }
+
+    /// The window's aim for the RTT, `baseline × (1 + q)` (see the type's docs).
+    fn aim(&self, base: u64) -> u128 {
+        let q = self.queue_share();
+        u128::from(base) * u128::from(ONE + q) / u128::from(ONE)
+    }
+
+    /// `q`: the tolerance less half the window's gap (its limit less its calls' mean
+    /// in-flight, as a share of the limit), at least half the tolerance; in 1/1024ths.
+    fn queue_share(&self) -> u64 {
+        let n = u64::from(self.n.max(1));
+        let mean = self.busy * SCALE / n;
+        let gap = self.limit.saturating_sub(mean);
+        let f = gap * ONE / self.limit.max(1);
+        self.tolerance.saturating_sub(f / 2).max(self.tolerance / 2)
     }
 
     /// `period × U(0.75, 1.25)`, from SplitMix64 over the seed.

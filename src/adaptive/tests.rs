@@ -190,6 +190,25 @@ mod gradient {
     }
 
     #[test]
+    fn free_permits_do_not_lift_the_limit_above_the_tolerance() {
+        // 20 workers, 20 ms: RTT = 20 ms × max(1, L / 20) with L calls in flight; the
+        // arrivals leave 3 permits free (L = limit − 3), as Poisson arrivals do. Aiming the
+        // in-flight calls at 1.15 × 20 = 23 would hold the limit at 26 (1.3 × the knee).
+        let mut g = Gradient::new(40).with_period(Duration::from_secs(5));
+        let mut now = Duration::ZERO;
+        let mut limits = Vec::new();
+        for _ in 0..300_000 {
+            now += ms(1);
+            let l = u64::from(g.limit().saturating_sub(3).max(1));
+            let rtt = Duration::from_micros(20_000 * l.max(20) / 20);
+            limits.push(g.on_sample(now, rtt, l as u32, Outcome::Success));
+        }
+        let late = &limits[150_000..];
+        let (lo, hi) = (late.iter().min().unwrap(), late.iter().max().unwrap());
+        assert!(*lo >= 20 && *hi <= 25, "the limit wandered to [{lo}, {hi}]");
+    }
+
+    #[test]
     fn the_baseline_does_not_ratchet_up_through_its_own_pinned_queue() {
         // Every periodic measurement reads 10 % high (the pinned calls queued a little):
         // within the tolerance, so the baseline stays where it was.
