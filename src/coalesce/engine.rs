@@ -97,7 +97,7 @@ use core::task::{Context, Poll, Waker};
 use hashbrown::HashTable;
 use slab::Slab;
 
-use super::RunError;
+use super::{Outcome, RunError};
 use crate::sync::{Arc, Mutex};
 
 /// The shared work of one run.
@@ -173,17 +173,6 @@ pub(crate) struct Ticket<K> {
     slot: Option<usize>,
     /// The run's key, for the hooks (none without hooks).
     pub(crate) key: Option<Arc<K>>,
-}
-
-/// A waiter's result.
-pub(crate) struct Finished<K, T, E> {
-    /// The run's key, for the hooks (none without hooks).
-    pub(crate) key: Option<Arc<K>>,
-    pub(crate) result: Result<T, RunError<E>>,
-    /// Whether a caller joined the run.
-    pub(crate) shared: bool,
-    /// Whether this waiter's poll completed the work (it reports success or error).
-    pub(crate) completed: bool,
 }
 
 /// What a waiter found under the lock.
@@ -352,13 +341,19 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     /// Polls a waiter: drives the work if nobody is inside it, or waits for the outcome.
     ///
     /// Takes the ticket out of `ticket` before anything that may unwind once the waiter has
-    /// finished, so a panic never makes it leave twice.
+    /// finished, so a panic never makes it leave twice. If this waiter's poll completed the
+    /// work, `report` gets the key (with hooks) and the result, after the work was dropped.
+    /// The outcome is built last, straight into the returned `Poll`, after the key's drop
+    /// (moving it across that drop made the compiler copy it piecewise, and the wider reads
+    /// of those pieces stalled).
     #[inline]
     pub(crate) fn poll(
         &self,
         ticket: &mut Option<Ticket<K>>,
         cx: &mut Context<'_>,
-    ) -> Poll<Finished<K, T, E>>
+        executed: bool,
+        report: impl FnOnce(&K, &Result<T, RunError<E>>),
+    ) -> Poll<Outcome<T, E>>
     where
         T: Clone,
         E: Clone,
@@ -394,12 +389,11 @@ impl<K, T, E, S> Engine<K, T, E, S> {
             Step::Take(outcome, shared, gone) => {
                 drop(gone);
                 let Ticket { key, .. } = ticket.take().expect("a waiting ticket");
-                let result = alloc::sync::Arc::try_unwrap(outcome).unwrap_or_else(|o| (*o).clone());
-                Poll::Ready(Finished {
-                    key,
-                    result,
+                drop(key);
+                Poll::Ready(Outcome {
+                    result: alloc::sync::Arc::try_unwrap(outcome).unwrap_or_else(|o| (*o).clone()),
                     shared,
-                    completed: false,
+                    executed,
                 })
             }
             Step::Drive(mut work) => {
@@ -426,21 +420,30 @@ impl<K, T, E, S> Engine<K, T, E, S> {
                     Some(Poll::Ready(result)) => result.map_err(RunError::Failed),
                     None => Err(RunError::Panicked),
                 };
-                let finished = self.finish(ticket, result);
+                let (key, result, shared) = self.finish(ticket, result);
                 drop(work);
-                Poll::Ready(finished)
+                if let Some(key) = key {
+                    report(&key, &result);
+                }
+                Poll::Ready(Outcome {
+                    result,
+                    shared,
+                    executed,
+                })
             }
         }
     }
 
     /// Completes the run with `result`, on behalf of the waiter in `ticket`, whose poll of the
-    /// work returned it.
+    /// work returned it; returns the key (with hooks), this waiter's result and whether the
+    /// run was shared.
     #[inline]
+    #[allow(clippy::type_complexity)]
     fn finish(
         &self,
         ticket: &mut Option<Ticket<K>>,
         result: Result<T, RunError<E>>,
-    ) -> Finished<K, T, E>
+    ) -> (Option<Arc<K>>, Result<T, RunError<E>>, bool)
     where
         T: Clone,
         E: Clone,
@@ -450,15 +453,16 @@ impl<K, T, E, S> Engine<K, T, E, S> {
         let (kept, shared, wakers, gone) = self.inner.with(|inner| {
             inner.unmap(run);
             let state = &mut inner.runs[run];
-            state.live -= 1;
-            state.driver = None;
             let shared = state.shared;
-            if state.live == 0 {
+            if state.live == 1 {
                 // Nobody else waits: the state goes (its key dropped after the lock), the
-                // outcome stays with this waiter.
+                // outcome stays with this waiter. Nothing is written to the state first: it is
+                // read whole right away (a fresh narrow store would stall that read).
                 let state = inner.runs.remove(run);
                 (None, shared, state.wakers, Some(state.key))
             } else {
+                state.live -= 1;
+                state.driver = None;
                 let outcome = alloc::sync::Arc::new(result.take().expect("set above"));
                 state.phase = Phase::Done(alloc::sync::Arc::clone(&outcome));
                 (Some(outcome), shared, mem::take(&mut state.wakers), None)
@@ -478,12 +482,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
             None => result.take().expect("kept for the last waiter"),
             Some(outcome) => (*outcome).clone(),
         };
-        Finished {
-            key,
-            result,
-            shared,
-            completed: true,
-        }
+        (key, result, shared)
     }
 
     /// A waiter dropped before it finished; `true` if it was the last one, so the work was

@@ -125,23 +125,11 @@ where
             panic!("`{name}` polled after completion");
         }
         let engine = &self.coalescer.engine;
-        match engine.poll(&mut self.ticket, cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(finished) => {
-                if let (true, Some(key)) = (finished.completed, &finished.key) {
-                    let hooks = &self.coalescer.hooks;
-                    match &finished.result {
-                        Ok(value) => hooks.success(key, value),
-                        Err(error) => hooks.error(key, error),
-                    }
-                }
-                Poll::Ready(Outcome {
-                    result: finished.result,
-                    shared: finished.shared,
-                    executed: self.executor,
-                })
-            }
-        }
+        let hooks = &self.coalescer.hooks;
+        engine.poll(&mut self.ticket, cx, self.executor, |key, result| match result {
+            Ok(value) => hooks.success(key, value),
+            Err(error) => hooks.error(key, error),
+        })
     }
 }
 
