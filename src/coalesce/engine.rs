@@ -87,6 +87,7 @@
 //! which never runs under the lock.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::borrow::Borrow;
 use core::future::Future;
 use core::hash::{BuildHasher, Hash};
@@ -115,7 +116,89 @@ pub(crate) struct Engine<K, T, E, S> {
 struct Inner<K, T, E> {
     /// The runs whose key is in flight, by index in `runs`.
     map: HashTable<usize>,
-    runs: Slab<State<K, T, E>>,
+    runs: Runs<State<K, T, E>>,
+}
+
+/// The runs' states by index: a `Vec` and a free list (`slab`'s layout). Its own, so that
+/// inserting writes the new state in place: `slab`'s out-of-line `insert_at` took it by
+/// reference from a stack copy just written in 8-byte pieces, and its 16-byte reads of them
+/// stalled.
+struct Runs<S> {
+    entries: Vec<Entry<S>>,
+    /// The first vacant entry; `entries.len()` when none is.
+    free: usize,
+}
+
+enum Entry<S> {
+    /// The next vacant entry (as `Runs::free`).
+    Vacant(usize),
+    Occupied(S),
+}
+
+impl<S> Runs<S> {
+    const fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+            free: 0,
+        }
+    }
+
+    /// Inserts `make()`, built once its entry is known (so it can be written there directly).
+    #[inline]
+    fn insert_with(&mut self, make: impl FnOnce() -> S) -> usize {
+        let index = self.free;
+        match self.entries.get_mut(index) {
+            Some(entry @ Entry::Vacant(_)) => {
+                if let Entry::Vacant(next) = *entry {
+                    self.free = next;
+                }
+                *entry = Entry::Occupied(make());
+            }
+            Some(Entry::Occupied(_)) => unreachable!("the free list holds vacant entries"),
+            None => {
+                self.entries.push(Entry::Occupied(make()));
+                self.free = self.entries.len();
+            }
+        }
+        index
+    }
+
+    #[inline]
+    fn remove(&mut self, index: usize) -> S {
+        let entry = &mut self.entries[index];
+        match mem::replace(entry, Entry::Vacant(self.free)) {
+            Entry::Occupied(state) => {
+                self.free = index;
+                state
+            }
+            Entry::Vacant(next) => {
+                *entry = Entry::Vacant(next);
+                unreachable!("no run at index {index}")
+            }
+        }
+    }
+}
+
+impl<S> core::ops::Index<usize> for Runs<S> {
+    type Output = S;
+
+    #[inline]
+    fn index(&self, index: usize) -> &S {
+        match &self.entries[index] {
+            Entry::Occupied(state) => state,
+            Entry::Vacant(_) => unreachable!("no run at index {index}"),
+        }
+    }
+}
+
+impl<S> core::ops::IndexMut<usize> for Runs<S> {
+    #[inline]
+    fn index_mut(&mut self, index: usize) -> &mut S {
+        match &mut self.entries[index] {
+            Entry::Occupied(state) => state,
+            Entry::Vacant(_) => unreachable!("no run at index {index}"),
+        }
+    }
 }
 
 /// A run's key, as the run keeps it.
@@ -201,7 +284,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
             hasher,
             inner: Mutex::new(Inner {
                 map: HashTable::new(),
-                runs: Slab::new(),
+                runs: Runs::new(),
             }),
         }
     }
@@ -259,7 +342,7 @@ where
             } else {
                 (Key::Owned(owned), None)
             };
-            let run = runs.insert(State {
+            let run = runs.insert_with(|| State {
                 key: stored,
                 hash,
                 phase: Phase::Starting,
