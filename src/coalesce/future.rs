@@ -138,7 +138,23 @@ where
     C: Deref<Target = Coalescer<K, T, E, H, S>>,
     H: Hooks<K, T, E>,
 {
+    #[inline]
     fn drop(&mut self) {
+        // A waiter that finished (the usual case) has nothing to do: only the check is inline.
+        if self.ticket.is_some() {
+            self.leave();
+        }
+    }
+}
+
+impl<C, K, T, E, H, S> Waiter<C, K, T, E, H, S>
+where
+    C: Deref<Target = Coalescer<K, T, E, H, S>>,
+    H: Hooks<K, T, E>,
+{
+    /// Leaves the run unfinished (the waiter was dropped before it finished).
+    #[inline(never)]
+    fn leave(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             let (key, abandoned) = self.coalescer.engine.leave(ticket);
             if let (true, Some(key)) = (abandoned, &key) {
