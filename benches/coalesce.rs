@@ -96,7 +96,10 @@ criterion_group!(benches, single_call, thousand_waiters);
 /// and exits, for instruction counts (`valgrind --tool=callgrind`: run with two values of `n`
 /// and divide the difference).
 fn calls_only() -> bool {
-    let Some(n) = std::env::var("COALESCE_CALLS").ok().and_then(|n| n.parse::<u64>().ok()) else {
+    let Some(n) = std::env::var("COALESCE_CALLS")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
         return false;
     };
     if std::env::var("COALESCE_IMPL").as_deref() == Ok("async_singleflight") {

@@ -126,10 +126,15 @@ where
         }
         let engine = &self.coalescer.engine;
         let hooks = &self.coalescer.hooks;
-        engine.poll(&mut self.ticket, cx, self.executor, |key, result| match result {
-            Ok(value) => hooks.success(key, value),
-            Err(error) => hooks.error(key, error),
-        })
+        engine.poll(
+            &mut self.ticket,
+            cx,
+            self.executor,
+            |key, result| match result {
+                Ok(value) => hooks.success(key, value),
+                Err(error) => hooks.error(key, error),
+            },
+        )
     }
 }
 
