@@ -10,8 +10,9 @@
 //! - `map: HashTable<usize>`: the runs whose key is in flight, by index in `runs`, found by the
 //!   key's hash (computed once, before the lock, and kept in the run) and the key's `Eq` (never
 //!   by hash alone). Lookups go through `Borrow`, so a joiner never builds an owned key.
-//! - `runs: Slab<State>`: per run, its `key` and `hash`, the `Phase`, `live` (waiters that have
-//!   not finished: each `Run` counts until it returned `Ready` or was dropped), `shared`
+//! - `runs: Runs<State>` (a slab: a `Vec` and a free list): per run, its `key` and `hash`, the
+//!   `Phase`, `live` (waiters that have not finished: each `Run` counts until it returned
+//!   `Ready` or was dropped), `shared`
 //!   (someone joined), `wakers` (a slab of the wakers of waiters that returned `Pending`; a
 //!   waiter keeps its slab key) and `driver` (the slab key of the waiter whose waker the work
 //!   holds, from its last poll). A run's state is removed when its last waiter finishes or
