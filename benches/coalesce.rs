@@ -16,7 +16,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use async_singleflight::Group;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use dike::coalesce::Coalescer;
 use futures_util::FutureExt;
 use futures_util::future::join_all;
@@ -90,4 +90,38 @@ fn thousand_waiters(c: &mut Criterion) {
 }
 
 criterion_group!(benches, single_call, thousand_waiters);
-criterion_main!(benches);
+
+/// Measurement helper, not a case: with `COALESCE_CALLS=<n>` (and optionally
+/// `COALESCE_IMPL=async_singleflight`), makes `n` `single_call` calls exactly as the case does
+/// and exits, for instruction counts (`valgrind --tool=callgrind`: run with two values of `n`
+/// and divide the difference).
+fn calls_only() -> bool {
+    let Some(n) = std::env::var("COALESCE_CALLS")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    if std::env::var("COALESCE_IMPL").as_deref() == Ok("async_singleflight") {
+        let group_sf: Group<String, u64, ()> = Group::new();
+        for _ in 0..n {
+            let work = group_sf.work(black_box("users/42"), async { Ok(42) });
+            black_box(work.now_or_never().unwrap().unwrap());
+        }
+    } else {
+        let coalescer: Coalescer<String, u64, ()> = Coalescer::new();
+        for _ in 0..n {
+            let run = coalescer.run(black_box("users/42"), || async { Ok(42) });
+            black_box(run.now_or_never().unwrap().into_result().unwrap());
+        }
+    }
+    true
+}
+
+fn main() {
+    if calls_only() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

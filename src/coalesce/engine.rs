@@ -10,8 +10,9 @@
 //! - `map: HashTable<usize>`: the runs whose key is in flight, by index in `runs`, found by the
 //!   key's hash (computed once, before the lock, and kept in the run) and the key's `Eq` (never
 //!   by hash alone). Lookups go through `Borrow`, so a joiner never builds an owned key.
-//! - `runs: Slab<State>`: per run, its `key` and `hash`, the `Phase`, `live` (waiters that have
-//!   not finished: each `Run` counts until it returned `Ready` or was dropped), `shared`
+//! - `runs: Runs<State>` (a slab: a `Vec` and a free list): per run, its `key` and `hash`, the
+//!   `Phase`, `live` (waiters that have not finished: each `Run` counts until it returned
+//!   `Ready` or was dropped), `shared`
 //!   (someone joined), `wakers` (a slab of the wakers of waiters that returned `Pending`; a
 //!   waiter keeps its slab key) and `driver` (the slab key of the waiter whose waker the work
 //!   holds, from its last poll). A run's state is removed when its last waiter finishes or
@@ -87,6 +88,7 @@
 //! which never runs under the lock.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::borrow::Borrow;
 use core::future::Future;
 use core::hash::{BuildHasher, Hash};
@@ -97,7 +99,7 @@ use core::task::{Context, Poll, Waker};
 use hashbrown::HashTable;
 use slab::Slab;
 
-use super::RunError;
+use super::{Outcome, RunError};
 use crate::sync::{Arc, Mutex};
 
 /// The shared work of one run.
@@ -115,7 +117,89 @@ pub(crate) struct Engine<K, T, E, S> {
 struct Inner<K, T, E> {
     /// The runs whose key is in flight, by index in `runs`.
     map: HashTable<usize>,
-    runs: Slab<State<K, T, E>>,
+    runs: Runs<State<K, T, E>>,
+}
+
+/// The runs' states by index: a `Vec` and a free list (`slab`'s layout). Its own, so that
+/// inserting writes the new state in place: `slab`'s out-of-line `insert_at` took it by
+/// reference from a stack copy just written in 8-byte pieces, and its 16-byte reads of them
+/// stalled.
+struct Runs<S> {
+    entries: Vec<Entry<S>>,
+    /// The first vacant entry; `entries.len()` when none is.
+    free: usize,
+}
+
+enum Entry<S> {
+    /// The next vacant entry (as `Runs::free`).
+    Vacant(usize),
+    Occupied(S),
+}
+
+impl<S> Runs<S> {
+    const fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+            free: 0,
+        }
+    }
+
+    /// Inserts `make()`, built once its entry is known (so it can be written there directly).
+    #[inline]
+    fn insert_with(&mut self, make: impl FnOnce() -> S) -> usize {
+        let index = self.free;
+        match self.entries.get_mut(index) {
+            Some(entry @ Entry::Vacant(_)) => {
+                if let Entry::Vacant(next) = *entry {
+                    self.free = next;
+                }
+                *entry = Entry::Occupied(make());
+            }
+            Some(Entry::Occupied(_)) => unreachable!("the free list holds vacant entries"),
+            None => {
+                self.entries.push(Entry::Occupied(make()));
+                self.free = self.entries.len();
+            }
+        }
+        index
+    }
+
+    #[inline]
+    fn remove(&mut self, index: usize) -> S {
+        let entry = &mut self.entries[index];
+        match mem::replace(entry, Entry::Vacant(self.free)) {
+            Entry::Occupied(state) => {
+                self.free = index;
+                state
+            }
+            Entry::Vacant(next) => {
+                *entry = Entry::Vacant(next);
+                unreachable!("no run at index {index}")
+            }
+        }
+    }
+}
+
+impl<S> core::ops::Index<usize> for Runs<S> {
+    type Output = S;
+
+    #[inline]
+    fn index(&self, index: usize) -> &S {
+        match &self.entries[index] {
+            Entry::Occupied(state) => state,
+            Entry::Vacant(_) => unreachable!("no run at index {index}"),
+        }
+    }
+}
+
+impl<S> core::ops::IndexMut<usize> for Runs<S> {
+    #[inline]
+    fn index_mut(&mut self, index: usize) -> &mut S {
+        match &mut self.entries[index] {
+            Entry::Occupied(state) => state,
+            Entry::Vacant(_) => unreachable!("no run at index {index}"),
+        }
+    }
 }
 
 /// A run's key, as the run keeps it.
@@ -175,17 +259,6 @@ pub(crate) struct Ticket<K> {
     pub(crate) key: Option<Arc<K>>,
 }
 
-/// A waiter's result.
-pub(crate) struct Finished<K, T, E> {
-    /// The run's key, for the hooks (none without hooks).
-    pub(crate) key: Option<Arc<K>>,
-    pub(crate) result: Result<T, RunError<E>>,
-    /// Whether a caller joined the run.
-    pub(crate) shared: bool,
-    /// Whether this waiter's poll completed the work (it reports success or error).
-    pub(crate) completed: bool,
-}
-
 /// What a waiter found under the lock.
 enum Step<K, T, E> {
     Drive(Work<T, E>),
@@ -212,7 +285,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
             hasher,
             inner: Mutex::new(Inner {
                 map: HashTable::new(),
-                runs: Slab::new(),
+                runs: Runs::new(),
             }),
         }
     }
@@ -270,7 +343,7 @@ where
             } else {
                 (Key::Owned(owned), None)
             };
-            let run = runs.insert(State {
+            let run = runs.insert_with(|| State {
                 key: stored,
                 hash,
                 phase: Phase::Starting,
@@ -352,13 +425,19 @@ impl<K, T, E, S> Engine<K, T, E, S> {
     /// Polls a waiter: drives the work if nobody is inside it, or waits for the outcome.
     ///
     /// Takes the ticket out of `ticket` before anything that may unwind once the waiter has
-    /// finished, so a panic never makes it leave twice.
+    /// finished, so a panic never makes it leave twice. If this waiter's poll completed the
+    /// work, `report` gets the key (with hooks) and the result, after the work was dropped.
+    /// The outcome is built last, straight into the returned `Poll`, after the key's drop
+    /// (moving it across that drop made the compiler copy it piecewise, and the wider reads
+    /// of those pieces stalled).
     #[inline]
     pub(crate) fn poll(
         &self,
         ticket: &mut Option<Ticket<K>>,
         cx: &mut Context<'_>,
-    ) -> Poll<Finished<K, T, E>>
+        executed: bool,
+        report: impl FnOnce(&K, &Result<T, RunError<E>>),
+    ) -> Poll<Outcome<T, E>>
     where
         T: Clone,
         E: Clone,
@@ -394,12 +473,11 @@ impl<K, T, E, S> Engine<K, T, E, S> {
             Step::Take(outcome, shared, gone) => {
                 drop(gone);
                 let Ticket { key, .. } = ticket.take().expect("a waiting ticket");
-                let result = alloc::sync::Arc::try_unwrap(outcome).unwrap_or_else(|o| (*o).clone());
-                Poll::Ready(Finished {
-                    key,
-                    result,
+                drop(key);
+                Poll::Ready(Outcome {
+                    result: alloc::sync::Arc::try_unwrap(outcome).unwrap_or_else(|o| (*o).clone()),
                     shared,
-                    completed: false,
+                    executed,
                 })
             }
             Step::Drive(mut work) => {
@@ -426,21 +504,30 @@ impl<K, T, E, S> Engine<K, T, E, S> {
                     Some(Poll::Ready(result)) => result.map_err(RunError::Failed),
                     None => Err(RunError::Panicked),
                 };
-                let finished = self.finish(ticket, result);
+                let (key, result, shared) = self.finish(ticket, result);
                 drop(work);
-                Poll::Ready(finished)
+                if let Some(key) = key {
+                    report(&key, &result);
+                }
+                Poll::Ready(Outcome {
+                    result,
+                    shared,
+                    executed,
+                })
             }
         }
     }
 
     /// Completes the run with `result`, on behalf of the waiter in `ticket`, whose poll of the
-    /// work returned it.
+    /// work returned it; returns the key (with hooks), this waiter's result and whether the
+    /// run was shared.
     #[inline]
+    #[allow(clippy::type_complexity)]
     fn finish(
         &self,
         ticket: &mut Option<Ticket<K>>,
         result: Result<T, RunError<E>>,
-    ) -> Finished<K, T, E>
+    ) -> (Option<Arc<K>>, Result<T, RunError<E>>, bool)
     where
         T: Clone,
         E: Clone,
@@ -450,15 +537,16 @@ impl<K, T, E, S> Engine<K, T, E, S> {
         let (kept, shared, wakers, gone) = self.inner.with(|inner| {
             inner.unmap(run);
             let state = &mut inner.runs[run];
-            state.live -= 1;
-            state.driver = None;
             let shared = state.shared;
-            if state.live == 0 {
+            if state.live == 1 {
                 // Nobody else waits: the state goes (its key dropped after the lock), the
-                // outcome stays with this waiter.
+                // outcome stays with this waiter. Nothing is written to the state first: it is
+                // read whole right away (a fresh narrow store would stall that read).
                 let state = inner.runs.remove(run);
                 (None, shared, state.wakers, Some(state.key))
             } else {
+                state.live -= 1;
+                state.driver = None;
                 let outcome = alloc::sync::Arc::new(result.take().expect("set above"));
                 state.phase = Phase::Done(alloc::sync::Arc::clone(&outcome));
                 (Some(outcome), shared, mem::take(&mut state.wakers), None)
@@ -478,12 +566,7 @@ impl<K, T, E, S> Engine<K, T, E, S> {
             None => result.take().expect("kept for the last waiter"),
             Some(outcome) => (*outcome).clone(),
         };
-        Finished {
-            key,
-            result,
-            shared,
-            completed: true,
-        }
+        (key, result, shared)
     }
 
     /// A waiter dropped before it finished; `true` if it was the last one, so the work was

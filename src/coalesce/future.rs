@@ -125,23 +125,16 @@ where
             panic!("`{name}` polled after completion");
         }
         let engine = &self.coalescer.engine;
-        match engine.poll(&mut self.ticket, cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(finished) => {
-                if let (true, Some(key)) = (finished.completed, &finished.key) {
-                    let hooks = &self.coalescer.hooks;
-                    match &finished.result {
-                        Ok(value) => hooks.success(key, value),
-                        Err(error) => hooks.error(key, error),
-                    }
-                }
-                Poll::Ready(Outcome {
-                    result: finished.result,
-                    shared: finished.shared,
-                    executed: self.executor,
-                })
-            }
-        }
+        let hooks = &self.coalescer.hooks;
+        engine.poll(
+            &mut self.ticket,
+            cx,
+            self.executor,
+            |key, result| match result {
+                Ok(value) => hooks.success(key, value),
+                Err(error) => hooks.error(key, error),
+            },
+        )
     }
 }
 
@@ -150,7 +143,23 @@ where
     C: Deref<Target = Coalescer<K, T, E, H, S>>,
     H: Hooks<K, T, E>,
 {
+    #[inline]
     fn drop(&mut self) {
+        // A waiter that finished (the usual case) has nothing to do: only the check is inline.
+        if self.ticket.is_some() {
+            self.leave();
+        }
+    }
+}
+
+impl<C, K, T, E, H, S> Waiter<C, K, T, E, H, S>
+where
+    C: Deref<Target = Coalescer<K, T, E, H, S>>,
+    H: Hooks<K, T, E>,
+{
+    /// Leaves the run unfinished (the waiter was dropped before it finished).
+    #[inline(never)]
+    fn leave(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             let (key, abandoned) = self.coalescer.engine.leave(ticket);
             if let (true, Some(key)) = (abandoned, &key) {
