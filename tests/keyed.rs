@@ -125,7 +125,15 @@ fn expiration() {
         lim.shrink_to_fit(&timer);
         assert_eq!(lim.len(), kept, "{later} ms after baz");
     }
-    // No sweep call: new keys do the same once a shard is past its slack. One shard of 64
+    // No sweep call: traffic on another key does the same. Every 128th hit on its shard moves
+    // the clock hand of the next shard in turn: an insert and 16 × 128 hits reach all 16.
+    let (timer, lim) = make();
+    timer.advance(ms(1000));
+    for _ in 0..1 + 16 * 128 {
+        let _ = lim.try_acquire(&timer, "other");
+    }
+    assert_eq!(lim.len(), 1, "only the key used in the last period remains");
+    // Nor do new keys need one, once a shard is past its slack. One shard of 64
     // keys (slack 8): foo, bar, baz and five more keys at 800 ms, then 8 new keys at 1800 ms
     // examine every entry on their way in. (Which entries the clock hand meets first depends
     // on where they hash: a fixed hasher keeps the exact count reproducible.)
@@ -306,6 +314,26 @@ fn key_flood_stays_under_the_cap_and_steady_keys_keep_their_quota() {
 }
 
 #[test]
+fn idle_keys_vanish_after_one_period_of_traffic_on_other_keys() {
+    let timer = ManualTimer::new();
+    let lim = KeyedThrottle::<u32>::new(Quota::per_second(10)).unwrap();
+    for key in 0..1_000u32 {
+        lim.try_acquire(&timer, &key).unwrap();
+    }
+    assert_eq!(lim.len(), 1_000);
+    // One period of traffic on 10 other keys (each at its rate), no sweep call.
+    for _ in 0..10 {
+        timer.advance(ms(100));
+        for _ in 0..100 {
+            for key in 10_000..10_010u32 {
+                let _ = lim.try_acquire(&timer, &key);
+            }
+        }
+    }
+    assert_eq!(lim.len(), 10, "only the 10 busy keys remain");
+}
+
+#[test]
 fn idle_keys_vanish_as_new_keys_arrive() {
     // One shard of 1 000 keys: inserts sweep from 125 entries on. A fixed hasher keeps the
     // hand's path, so the exact count, reproducible.
@@ -318,38 +346,44 @@ fn idle_keys_vanish_as_new_keys_arrive() {
         lim.try_acquire(&timer, &key).unwrap();
     }
     assert_eq!(lim.len(), 500, "all live at 0 ms: nothing evicted");
-    // 100 ms later the 500 are idle. Hits on known keys evict nothing...
+    // 100 ms later the 500 are idle: with no hit on a known key and no sweep call, 300 new
+    // keys clear them on their way in.
     timer.advance(ms(100));
-    for _ in 0..10 {
-        for key in 0..10u32 {
-            let _ = lim.try_acquire(&timer, &key);
-        }
-    }
-    assert_eq!(lim.len(), 500, "a hit never evicts");
-    // ...new keys do, with no sweep call: 300 new keys clear the 490 idle ones.
     for key in 10_000..10_300u32 {
         lim.try_acquire(&timer, &key).unwrap();
     }
-    assert_eq!(
-        lim.len(),
-        310,
-        "only the 10 busy keys and the 300 new ones remain"
-    );
+    assert_eq!(lim.len(), 300, "only the 300 new keys remain");
 }
 
 #[test]
-fn below_the_slack_idle_keys_stay_and_hits_find_them() {
-    // 16 shards of 6 250 keys (the default cap): a shard sweeps only from 781 entries on, so
-    // 1 000 warm keys are never evicted, however idle, and every later call is a hit.
+fn warm_keys_hit_between_passes_of_the_hand_are_never_evicted() {
+    // 10^9 per second: every key is idle 1 ns after its check, so the hand may drop any entry
+    // it meets. Each key is hit once a round, and the hand passes an entry only every few
+    // dozen rounds (hits move it past one entry per 64 hits): every entry has been hit since the
+    // hand's last pass when the hand comes, so none is dropped and re-inserted.
     let timer = ManualTimer::new();
-    let lim = KeyedThrottle::<u32>::new(Quota::per_second(1_000)).unwrap();
-    for round in 0..3 {
+    let lim = KeyedThrottle::<u32>::new(Quota::per_second(1_000_000_000).with_burst(2)).unwrap();
+    // Warm up at one instant (each entry live, its key hit once after its insert): a key seen
+    // only once is not protected, as a scanner's or a flood's keys should not be.
+    for _ in 0..2 {
+        for key in 0..1_000u32 {
+            lim.try_acquire(&timer, &key).unwrap();
+        }
+    }
+    for round in 0..50 {
+        timer.advance(ms(10));
         for key in 0..1_000u32 {
             assert_eq!(lim.try_acquire(&timer, &key), Ok(()), "round {round}");
+            // An entry dropped before its key's turn would show until the key came back.
+            assert_eq!(lim.len(), 1_000, "round {round}, key {key}");
         }
-        timer.advance(ms(10));
-        assert_eq!(lim.len(), 1_000);
     }
+    // Once the keys stop coming, traffic on one other key clears them.
+    timer.advance(ms(10));
+    for _ in 0..200_000 {
+        let _ = lim.try_acquire(&timer, &u32::MAX);
+    }
+    assert_eq!(lim.len(), 1, "only the busy key remains");
 }
 
 #[test]
@@ -620,6 +654,25 @@ fn gate_cancellation_at_every_await_point_leaks_nothing() {
     drop(b);
     gate.shrink_to_fit();
     assert_eq!(gate.len(), 0, "no registration left behind");
+}
+
+#[test]
+fn idle_gate_entries_vanish_under_traffic_on_other_keys() {
+    let gate = KeyedGate::<u32>::new(2).unwrap();
+    let held: Vec<_> = (0..1_000u32)
+        .map(|key| gate.try_enter(&key).unwrap())
+        .collect();
+    // A busy key's calls, each entering and leaving at once.
+    let busy = |gate: &KeyedGate<u32>| {
+        for _ in 0..10_000 {
+            drop(gate.try_enter(&u32::MAX).unwrap());
+        }
+    };
+    busy(&gate);
+    assert_eq!(gate.len(), 1_001, "entries with a holder are never evicted");
+    drop(held);
+    busy(&gate);
+    assert_eq!(gate.len(), 1, "released keys are gone, with no sweep call");
 }
 
 #[test]

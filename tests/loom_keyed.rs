@@ -67,6 +67,34 @@ fn try_acquire_racing_with_eviction_of_its_key_is_admitted_exactly_once() {
 }
 
 #[test]
+fn a_hit_evicting_an_idle_key_races_with_a_call_on_that_key() {
+    loom::model(|| {
+        let lim = Arc::new(one_shard_throttle());
+        lim.try_acquire(frozen(Duration::ZERO), &1).unwrap();
+        lim.try_acquire(frozen(Duration::ZERO), &2).unwrap();
+        // At 1 s both entries are idle. A hit on key 2 pays for a move of the clock hand (every
+        // hit does under loom), which drops key 1's entry (never hit since its insert) if it
+        // gets the shard's lock before the call on key 1 finds the entry.
+        let at = Duration::from_secs(1);
+        let other = lim.clone();
+        let hitter = thread::spawn(move || other.try_acquire(frozen(at), &2));
+        let mine = lim.try_acquire(frozen(at), &1);
+        assert_eq!(hitter.join().unwrap(), Ok(()));
+        assert_eq!(
+            mine,
+            Ok(()),
+            "a fresh-equivalent key is admitted, evicted or not"
+        );
+        // Exactly once: whichever entry holds key 1 now remembers the admission.
+        assert!(matches!(
+            lim.try_acquire(frozen(at), &1),
+            Err(KeyedThrottleError::RateLimited(_))
+        ));
+        assert!(lim.len() <= 2);
+    });
+}
+
+#[test]
 fn two_hits_sharing_the_lock_spend_the_last_slot_once() {
     loom::model(|| {
         let lim = Arc::new(one_shard_throttle());

@@ -323,7 +323,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGate<K, S> {
             h.users += 1;
             h.gate.clone()
         };
-        let hit = shard.with(|s| s.find_mut(hash, key).map(join));
+        let hit = this.table.with_hit(hash, key, 0, &(), join);
         let gate = match hit {
             Some(gate) => gate,
             None => {

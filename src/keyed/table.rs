@@ -1,14 +1,23 @@
 //! The sharded, bounded key table shared by [`KeyedThrottle`](super::KeyedThrottle) and
 //! [`KeyedGate`](super::KeyedGate).
 //!
-//! Each shard is a `hashbrown::HashTable` of slots (key, state) behind the crate's lock: a hit
-//! is one probe of the control bytes and one read of the slot, with the state inline. The
-//! table's buckets give eviction a *clock hand*: every insert of a new key into a shard past
-//! its slack examines the next few buckets after the hand and drops the entries whose state is
-//! idle (indistinguishable from a fresh key), so the table grows only as fast as its idle
-//! entries are reclaimed, with no sweep call. A hit on an existing key touches nothing but its
-//! own slot. Removal by bucket index is O(1); the table rehashing moves entries between
-//! buckets, which only reorders the hand's round.
+//! Each shard is a `hashbrown::HashTable` of slots (key, state, referenced bit) behind the
+//! crate's lock: a hit is one probe of the control bytes and one read of the slot, with the
+//! state inline. The table's buckets give eviction a *clock hand* (the CLOCK page-replacement
+//! algorithm's second chance): the hand drops the entries it meets whose state is idle
+//! (indistinguishable from a fresh key) and that were not hit since its last pass; it clears
+//! the referenced bit of those that were. The calls move the hands, with no sweep call:
+//!
+//! - every insert of a new key into a shard past its slack moves that shard's hand, so the
+//!   table grows only as fast as its idle entries are reclaimed;
+//! - every [`HIT_PERIOD`]th hit on a shard moves a hand a little (past [`HIT_LIVE`] entries
+//!   kept, dropping up to [`HIT_EVICT`]), the shards taking turns, so idle keys disappear under
+//!   any traffic, also from shards that get none. The hand passes an entry only every
+//!   `entries × HIT_PERIOD / HIT_LIVE` hits, so a warm key hit more often than that is never
+//!   evicted and re-inserted, whatever its quota.
+//!
+//! Removal by bucket index is O(1); the table rehashing moves entries between buckets, which
+//! only reorders the hand's round.
 //!
 //! A key lives in exactly one shard (chosen by its hash), and everything about a key (its
 //! state, its waiters' registrations, its eviction) happens under that shard's lock: a call and
@@ -41,6 +50,17 @@ pub(super) const SLACK_DIVISOR: usize = 8;
 /// Slots examined at the clock hand before a new key is refused by a full shard. A shard of at
 /// most this many entries is examined completely.
 pub(super) const SCAN_WHEN_FULL: usize = 64;
+/// A shard's hits pay for one move of a clock hand every this many hits (every hit under loom,
+/// so the models race hit-paid evictions with calls in a few steps).
+#[cfg(not(loom))]
+pub(super) const HIT_PERIOD: u32 = 128;
+#[cfg(loom)]
+pub(super) const HIT_PERIOD: u32 = 1;
+/// Entries kept (live or referenced) that a hit-paid move passes: one per 64 hits, so a warm
+/// key survives if it is hit once in every `64 × entries` hits on the table.
+pub(super) const HIT_LIVE: usize = 2;
+/// Idle entries a hit-paid move drops at most (a backlog drains at one per 4 hits).
+pub(super) const HIT_EVICT: usize = 32;
 /// Shards by default (fewer when the cap is small: see [`MIN_SHARD_CAP`]).
 pub(super) const DEFAULT_SHARDS: usize = 16;
 /// A shard holds at least this many keys (unless the whole cap is smaller): so the share of
@@ -72,10 +92,106 @@ pub(super) trait Idle {
 struct Slot<K, V> {
     key: K,
     value: V,
+    /// Hit since the clock hand last passed: the hand clears it instead of evicting.
+    referenced: Flag,
 }
 
-/// One shard: at most `cap` entries.
+/// Where hits share the shard's lock ([`ShardLock`] is a read-write lock) a flag and a counter
+/// are relaxed atomics (a racing update may be lost: it only delays eviction a little); where
+/// the lock is exclusive, plain cells.
+#[cfg(any(loom, all(feature = "std", target_has_atomic = "64")))]
+mod cells {
+    use crate::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+
+    pub(super) struct Flag(AtomicBool);
+
+    impl Flag {
+        pub(super) fn new() -> Self {
+            Self(AtomicBool::new(false))
+        }
+
+        /// Sets the flag (a load first: a set flag costs no store).
+        #[inline]
+        pub(super) fn set(&self) {
+            if !self.0.load(Relaxed) {
+                self.0.store(true, Relaxed);
+            }
+        }
+
+        /// Clears the flag; whether it was set.
+        #[inline]
+        pub(super) fn take(&self) -> bool {
+            self.0.load(Relaxed) && {
+                self.0.store(false, Relaxed);
+                true
+            }
+        }
+    }
+
+    pub(super) struct Counter(AtomicU32);
+
+    impl Counter {
+        pub(super) fn new() -> Self {
+            Self(AtomicU32::new(0))
+        }
+
+        /// Adds one (a load and a store: a racing increment may be lost); the new count.
+        #[inline]
+        pub(super) fn bump(&self) -> u32 {
+            let n = self.0.load(Relaxed).wrapping_add(1);
+            self.0.store(n, Relaxed);
+            n
+        }
+    }
+}
+
+#[cfg(not(any(loom, all(feature = "std", target_has_atomic = "64"))))]
+mod cells {
+    use core::cell::Cell;
+
+    pub(super) struct Flag(Cell<bool>);
+
+    impl Flag {
+        pub(super) fn new() -> Self {
+            Self(Cell::new(false))
+        }
+
+        #[inline]
+        pub(super) fn set(&self) {
+            self.0.set(true);
+        }
+
+        #[inline]
+        pub(super) fn take(&self) -> bool {
+            self.0.replace(false)
+        }
+    }
+
+    pub(super) struct Counter(Cell<u32>);
+
+    impl Counter {
+        pub(super) fn new() -> Self {
+            Self(Cell::new(0))
+        }
+
+        #[inline]
+        pub(super) fn bump(&self) -> u32 {
+            let n = self.0.get().wrapping_add(1);
+            self.0.set(n);
+            n
+        }
+    }
+}
+
+use cells::{Counter, Flag};
+
+/// One shard: at most `cap` entries. In declaration order (`repr(C)`): the fields a hit
+/// touches (the hit counter it writes, the table's header it reads) come first, on the cache
+/// line of the lock word the hit writes anyway.
+#[repr(C)]
 pub(super) struct Shard<K, V> {
+    /// Hits on this shard (they pay for a move of a hand every [`HIT_PERIOD`]).
+    hits: Counter,
     table: HashTable<Slot<K, V>>,
     /// The clock hand: the next bucket index eviction examines.
     hand: usize,
@@ -91,8 +207,9 @@ pub(super) struct Shard<K, V> {
 }
 
 impl<K, V: Idle> Shard<K, V> {
-    const fn new(cap: usize) -> Self {
+    fn new(cap: usize) -> Self {
         Self {
+            hits: Counter::new(),
             table: HashTable::new(),
             hand: 0,
             cap,
@@ -112,19 +229,28 @@ impl<K, V: Idle> Shard<K, V> {
         }
     }
 
-    /// The state of `key`, if present (for a hit under the shared lock).
+    /// Counts a hit; `true` on every [`HIT_PERIOD`]th.
     #[inline]
-    pub(super) fn find<Q>(&self, hash: u64, key: &Q) -> Option<&V>
+    fn count_hit(&self) -> bool {
+        self.hits.bump() % HIT_PERIOD == 0
+    }
+
+    /// The state of `key`, if present, marked referenced (for a hit under the shared lock).
+    #[inline]
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         self.table
             .find(hash, |slot| slot.key.borrow() == key)
-            .map(|slot| &slot.value)
+            .map(|slot| {
+                slot.referenced.set();
+                &slot.value
+            })
     }
 
-    /// The state of `key`, if present.
+    /// The state of `key`, if present, marked referenced.
     #[inline]
     pub(super) fn find_mut<Q>(&mut self, hash: u64, key: &Q) -> Option<&mut V>
     where
@@ -133,7 +259,10 @@ impl<K, V: Idle> Shard<K, V> {
     {
         self.table
             .find_mut(hash, |slot| slot.key.borrow() == key)
-            .map(|slot| &mut slot.value)
+            .map(|slot| {
+                slot.referenced.set();
+                &mut slot.value
+            })
     }
 
     /// The state with this hash that satisfies `f` (identity lookups by waiters).
@@ -147,12 +276,14 @@ impl<K, V: Idle> Shard<K, V> {
         self.table.len()
     }
 
-    /// Moves the clock hand past up to `live` live entries, dropping the idle entries it meets
-    /// on the way (at most `evict` of them), and past at most one round of buckets. Removals
-    /// get their own budget: with a shared one, a backlog of idle entries would drain at only
-    /// the rate new keys arrive.
+    /// Moves the clock hand past up to `live` entries it keeps, dropping the idle entries it
+    /// meets on the way (at most `evict` of them), and past at most one round of buckets.
+    /// With `second_chance`, an idle entry hit since the hand's last pass is kept (its bit
+    /// cleared, counted as kept); without, every idle entry goes (a full shard refuses a new
+    /// key only if every entry examined is live). Removals get their own budget: with a shared
+    /// one, a backlog of idle entries would drain at only the rate new keys arrive.
     #[inline]
-    fn sweep(&mut self, now: u64, ctx: &V::Ctx, live: usize, evict: usize) {
+    fn sweep(&mut self, now: u64, ctx: &V::Ctx, live: usize, evict: usize, second_chance: bool) {
         let buckets = self.table.num_buckets();
         if self.table.is_empty() {
             return;
@@ -166,8 +297,13 @@ impl<K, V: Idle> Shard<K, V> {
             if self.hand >= buckets {
                 self.hand = 0;
             }
-            match self.table.get_bucket_entry(self.hand) {
-                Ok(entry) if entry.get().value.is_idle(now, ctx) => {
+            if let Ok(entry) = self.table.get_bucket_entry(self.hand) {
+                let slot = entry.get();
+                let kept =
+                    (second_chance && slot.referenced.take()) || !slot.value.is_idle(now, ctx);
+                if kept {
+                    live -= 1;
+                } else {
                     if evict == 0 {
                         return;
                     }
@@ -175,8 +311,6 @@ impl<K, V: Idle> Shard<K, V> {
                     let (slot, _) = entry.remove();
                     self.floor = self.floor.max(slot.value.spent_until());
                 }
-                Ok(_) => live -= 1,
-                Err(_) => {}
             }
             self.hand += 1;
         }
@@ -202,11 +336,11 @@ impl<K, V: Idle> Shard<K, V> {
             self.owed += 1;
             if self.owed >= self.batch {
                 let n = core::mem::take(&mut self.owed);
-                self.sweep(now, ctx, n * LIVE_PER_INSERT, n * EVICT_PER_INSERT);
+                self.sweep(now, ctx, n * LIVE_PER_INSERT, n * EVICT_PER_INSERT, true);
             }
         }
         if self.table.len() >= self.cap {
-            self.sweep(now, ctx, SCAN_WHEN_FULL, SCAN_WHEN_FULL);
+            self.sweep(now, ctx, SCAN_WHEN_FULL, SCAN_WHEN_FULL, false);
             if self.table.len() >= self.cap {
                 return Err(key);
             }
@@ -215,7 +349,15 @@ impl<K, V: Idle> Shard<K, V> {
         value.start_from(self.floor);
         let slot = self
             .table
-            .insert_unique(hash, Slot { key, value }, |slot| hasher.hash_one(&slot.key))
+            .insert_unique(
+                hash,
+                Slot {
+                    key,
+                    value,
+                    referenced: Flag::new(),
+                },
+                |slot| hasher.hash_one(&slot.key),
+            )
             .into_mut();
         Ok(&mut slot.value)
     }
@@ -293,6 +435,25 @@ impl<T> ShardLock<T> {
         {
             self.inner.with(|t| f(t))
         }
+    }
+
+    /// Runs `f` under the exclusive lock if no other thread holds the lock now (where the lock
+    /// is a critical section or a mutex, it waits as [`with`](Self::with) does). For work that
+    /// may be skipped: a hit-paid move of a clock hand never makes a hit wait.
+    #[inline]
+    fn try_with(&self, f: impl FnOnce(&mut T)) {
+        #[cfg(all(not(loom), feature = "std", target_has_atomic = "64"))]
+        match self.inner.try_write() {
+            Ok(mut guard) => f(&mut guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => f(&mut poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+        #[cfg(loom)]
+        if let Ok(mut guard) = self.inner.try_write() {
+            f(&mut guard);
+        }
+        #[cfg(all(not(loom), not(all(feature = "std", target_has_atomic = "64"))))]
+        self.inner.with(f);
     }
 
     /// Runs `f` under the exclusive lock, with the rules of [`Mutex::with`](crate::sync::Mutex::with).
@@ -423,6 +584,9 @@ pub(super) struct Table<K, V, S> {
     max_keys: usize,
     /// The shard count asked for (the one in use may be smaller).
     requested: usize,
+    /// Hit-paid moves so far: whose turn it is (on a line of its own, away from the fields
+    /// every call reads).
+    turns: Padded<crate::sync::atomic::AtomicUsize>,
 }
 
 impl<K, V: Idle, S> Table<K, V, S> {
@@ -443,6 +607,7 @@ impl<K, V: Idle, S> Table<K, V, S> {
             hasher,
             max_keys,
             requested,
+            turns: Padded(crate::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -456,9 +621,77 @@ impl<K, V: Idle, S> Table<K, V, S> {
     /// a shard.
     #[inline]
     pub(super) fn shard(&self, hash: u64) -> &ShardLock<Shard<K, V>> {
+        &self.shards[self.index(hash)].0
+    }
+
+    #[inline]
+    fn index(&self, hash: u64) -> usize {
         // Multiply-shift of bits 25..57 by the shard count: no division.
-        let i = (u64::from((hash >> 25) as u32) * self.shards.len() as u64) >> 32;
-        &self.shards[i as usize].0
+        ((u64::from((hash >> 25) as u32) * self.shards.len() as u64) >> 32) as usize
+    }
+
+    /// A hit under the shard's shared lock: runs `f` on `key`'s state if present (marking it
+    /// referenced), and pays for the shard's share of eviction (see [`HIT_PERIOD`]) after
+    /// the lock. `None` if the key has no entry.
+    #[inline]
+    pub(super) fn read_hit<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        ctx: &V::Ctx,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let i = self.index(hash);
+        let (r, due) = self.shards[i]
+            .0
+            .read(|s| s.find(hash, key).map(|v| (f(v), s.count_hit())))?;
+        if due {
+            self.move_a_hand(now, ctx);
+        }
+        Some(r)
+    }
+
+    /// A hit under the shard's exclusive lock: as [`read_hit`](Self::read_hit) with `&mut`.
+    #[inline]
+    pub(super) fn with_hit<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        ctx: &V::Ctx,
+        f: impl FnOnce(&mut V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let i = self.index(hash);
+        let (r, due) = self.shards[i].0.with(|s| {
+            let r = s.find_mut(hash, key).map(f)?;
+            Some((r, s.count_hit()))
+        })?;
+        if due {
+            self.move_a_hand(now, ctx);
+        }
+        Some(r)
+    }
+
+    /// A hit-paid move of a clock hand: the shards take turns, whichever shards the hits land
+    /// on, so shards without traffic are swept as often as busy ones. Skipped if that shard's
+    /// lock is held now.
+    #[cold]
+    #[inline(never)]
+    fn move_a_hand(&self, now: u64, ctx: &V::Ctx) {
+        use crate::sync::atomic::Ordering::Relaxed;
+        let target = self.turns.0.fetch_add(1, Relaxed) % self.shards.len();
+        self.shards[target]
+            .0
+            .try_with(|s| s.sweep(now, ctx, HIT_LIVE, HIT_EVICT, true));
     }
 
     pub(super) fn max_keys(&self) -> usize {

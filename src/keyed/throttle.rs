@@ -523,8 +523,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let shard = self.table.shard(hash);
-        let hit = shard.with(|s| s.find_mut(hash, key).map(&mut op));
+        let hit = self.table.with_hit(hash, key, now, &self.quota, &mut op);
         match hit {
             Some(r) => Ok(r),
             None => self.insert_entry(hash, key, now, op),
@@ -602,10 +601,9 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedThrottle<K, S> {
         let now = nanos(now_d);
         let hash = self.table.hash(key);
         // A hit shares the shard's lock with other hits; a miss inserts under the exclusive one.
-        let hit = self
-            .table
-            .shard(hash)
-            .read(|s| s.find(hash, key).map(|e| e.check(now, 1, &self.quota)));
+        let hit = self.table.read_hit(hash, key, now, &self.quota, |e| {
+            e.check(now, 1, &self.quota)
+        });
         let decision = match hit {
             Some(decision) => Ok(decision),
             None => self.insert_entry(hash, key, now, |e| e.check_mut(now, 1, &self.quota)),
