@@ -22,7 +22,7 @@
 //!   polite-3 (polite): 3 admitted, 0 refused
 //!   polite-4 (polite): 3 admitted, 0 refused
 //!   polite-5 (polite): 3 admitted, 0 refused
-//! entries held: 4 IPs, 4 API keys (idle ones are evicted as new keys arrive, cap 100 000 each)
+//! entries held: 4 IPs, 4 API keys (idle ones are evicted by later calls, cap 100 000 each)
 //! ```
 //!
 //! (On a heavily loaded machine a greedy client may get one more: its 30 requests arrive over
@@ -183,7 +183,7 @@ async fn main() -> std::io::Result<()> {
         }
     }
     println!(
-        "entries held: {} IPs, {} API keys (idle ones are evicted as new keys arrive, cap 100 000 each)",
+        "entries held: {} IPs, {} API keys (idle ones are evicted by later calls, cap 100 000 each)",
         per_ip.len(),
         per_key.len()
     );

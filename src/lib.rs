@@ -53,7 +53,7 @@
 //!   on any timer.
 //! - [`keyed`]: [`KeyedThrottle`](keyed::KeyedThrottle) and [`KeyedGate`](keyed::KeyedGate),
 //!   a rate or concurrency limit per key (IP, user, tenant) in bounded memory: idle keys are
-//!   evicted by the calls that insert new keys, with a hard cap on keys and no cleanup task.
+//!   evicted by the calls themselves, with a hard cap on keys and no cleanup task.
 //! - [`retry`]: retry an async call with backoff, jitter, a time budget that counts attempt
 //!   time and a shared [`RetryBudget`](retry::RetryBudget) (Python dike's `@retry`).
 //! - [`batch`]: [`Batcher`](batch::Batcher), mini-batching of concurrent calls into one call

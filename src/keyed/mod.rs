@@ -23,26 +23,44 @@
 //! fresh entry that decides exactly as the old one would have. Nothing is ever dropped that
 //! could grant more than a fresh key gets.
 //!
-//! New keys do the evicting, with a *clock hand* per shard. The table only grows when a new
-//! key is inserted, so each insert pays for its share of the sweeping: once a shard holds an
-//! eighth of its share of the cap (its *slack*), every insert into it pays for moving the hand
-//! past the next live entry, dropping the idle entries it meets on the way (at most 4; paid in
-//! batches of up to 16 inserts, one run along neighbouring buckets being cheaper than scattered
-//! steps), and a new key arriving at a full shard moves the hand past up to 64 more before
-//! giving up. A call on
-//! a key that has an entry (a *hit*) only updates that entry in place: it never evicts, so a
-//! warm key is never dropped and re-inserted by traffic on other warm keys, and an idle key
-//! that is hit again simply restarts from its state, which decides exactly as a fresh entry
-//! would (that is what idle means). The work per call is bounded, no sweep call and no spawned
-//! task is needed, and idle keys disappear as new keys arrive.
+//! The calls do the evicting, with a *clock hand* per shard (the CLOCK page-replacement
+//! algorithm): the hand goes round the shard's entries, drops the idle ones it meets and
+//! passes the others. Each entry has a *referenced* bit, set by every call that finds the
+//! entry (a *hit*) and cleared by the hand as it passes: an idle entry that was hit since the
+//! hand last came by gets a second chance. Two kinds of call move the hands:
+//!
+//! - **New keys.** The table only grows when a new key is inserted, so each insert pays for
+//!   its share: once a shard holds an eighth of its share of the cap (its *slack*), every
+//!   insert into it moves the hand past the next entry kept, dropping the idle entries it
+//!   meets on the way (at most 4; paid in batches of up to 16 inserts, one run along
+//!   neighbouring buckets being cheaper than scattered steps). A new key arriving at a full
+//!   shard moves the hand past up to 64 more entries before giving up, and then drops every
+//!   idle entry it meets, referenced or not: a new key is refused only if every entry
+//!   examined is live.
+//! - **Hits.** Every 128th hit on a shard moves a hand past 2 entries kept, dropping up to 32
+//!   idle ones. The shards take turns, whichever shards the hits land on, so a shard that gets
+//!   no traffic is swept as often as a busy one: idle keys disappear under any traffic, on any
+//!   keys, with no sweep call and no spawned task. The move takes the shard's lock only if it
+//!   is free at once, so a hit never waits for it (a move skipped under contention is made up
+//!   by later ones).
+//!
+//! A warm key is not dropped and re-inserted: the hits move the hand past one entry per 64
+//! hits, so it comes round to an entry once every `64 × entries` hits on the table, and a key
+//! hit at least that often always has its bit set when the hand arrives. This holds however
+//! generous the quota, even one under which every entry is idle a nanosecond after its call. A
+//! key seen once is not protected: a scanner's or a flood's keys go on the hand's first pass
+//! once idle. And dropping a warm idle key would change nothing anyway but the cost of its
+//! next call: an idle entry that is hit again decides exactly as a fresh one would (that is
+//! what idle means). The work per call is bounded: a few entries examined, amortized.
 //!
 //! Why memory stays bounded: an entry is only ever added by an insert, and never more than
 //! `max_keys` are held. Past the slack, every insert adds one entry and can drop up to 4 idle
-//! ones, and the hand goes round a shard's live entries once every (live) inserts, so an idle
-//! entry lasts at most about one round: a shard holds about its slack, or its live keys plus
-//! the keys that arrived during one round (at most twice its live keys), whichever is more. Idle entries below the
-//! slack stay until new keys need the room or [`shrink_to_fit`](KeyedThrottle::shrink_to_fit)
-//! is called: at most an eighth of the cap, spared the work of sweeping them.
+//! ones, and the hand goes round a shard's entries once every (entries) inserts, so an idle
+//! entry lasts at most about two rounds (one if it was never hit twice): a shard holds about
+//! its slack, or its live keys plus the keys that arrived during a round or two, whichever is
+//! more. Below the slack, hits drain idle entries at up to one per 4 hits on the table; with
+//! no traffic at all nothing runs, and idle entries stay until traffic resumes or
+//! [`shrink_to_fit`](KeyedThrottle::shrink_to_fit) is called.
 //!
 //! Everything about one key happens under its shard's lock: a call racing with the eviction of
 //! its own key either finds the entry (and is decided on it) or finds none and starts from the
