@@ -52,18 +52,27 @@ fn try_acquire_racing_with_eviction_of_its_key_is_admitted_exactly_once() {
         });
         let mine = lim.try_acquire(frozen(at), &1);
         evictor.join().unwrap();
-        assert_eq!(
-            mine,
-            Ok(()),
-            "a fresh-equivalent key is admitted, evicted or not"
-        );
-        // Exactly once: whichever entry holds key 1 now remembers the admission.
-        assert!(matches!(
-            lim.try_acquire(frozen(at), &1),
-            Err(KeyedThrottleError::RateLimited(_))
-        ));
+        admitted_exactly_once(&lim, mine, at);
         assert!(lim.len() <= 3);
     });
+}
+
+/// Key 1 (fresh-equivalent when `mine` was decided at `at`) was admitted, and exactly once:
+/// whichever entry holds it now remembers the admission.
+fn admitted_exactly_once(
+    lim: &KeyedThrottle<u32, Fixed>,
+    mine: Result<(), KeyedThrottleError>,
+    at: Duration,
+) {
+    assert_eq!(
+        mine,
+        Ok(()),
+        "a fresh-equivalent key is admitted, evicted or not"
+    );
+    assert!(matches!(
+        lim.try_acquire(frozen(at), &1),
+        Err(KeyedThrottleError::RateLimited(_))
+    ));
 }
 
 #[test]
@@ -80,16 +89,7 @@ fn a_hit_evicting_an_idle_key_races_with_a_call_on_that_key() {
         let hitter = thread::spawn(move || other.try_acquire(frozen(at), &2));
         let mine = lim.try_acquire(frozen(at), &1);
         assert_eq!(hitter.join().unwrap(), Ok(()));
-        assert_eq!(
-            mine,
-            Ok(()),
-            "a fresh-equivalent key is admitted, evicted or not"
-        );
-        // Exactly once: whichever entry holds key 1 now remembers the admission.
-        assert!(matches!(
-            lim.try_acquire(frozen(at), &1),
-            Err(KeyedThrottleError::RateLimited(_))
-        ));
+        admitted_exactly_once(&lim, mine, at);
         assert!(lim.len() <= 2);
     });
 }
