@@ -565,7 +565,16 @@ impl<K> RedisKeyedThrottle<K> {
             n,
             most: n,
         };
-        match gcra(&self.script, &self.conn, timer, self.timeout, &redis_key, call).await {
+        match gcra(
+            &self.script,
+            &self.conn,
+            timer,
+            self.timeout,
+            &redis_key,
+            call,
+        )
+        .await
+        {
             Ok(Ok(_)) => Ok(Admission::Checked),
             Ok(Err(wait)) => Err(RateLimited::new(wait).into()),
             Err(err) => match self.fail_mode {

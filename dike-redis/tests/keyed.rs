@@ -190,7 +190,10 @@ async fn each_key_gets_exactly_its_quota_across_a_fleet_of_drifting_clients() {
         }
         let whole = trips.last().unwrap().1 - trips.first().unwrap().0;
         let n = trips.len() as f64;
-        eprintln!("key {key}: {n} admissions in {whole:?} (bound {:.1})", bound(whole));
+        eprintln!(
+            "key {key}: {n} admissions in {whole:?} (bound {:.1})",
+            bound(whole)
+        );
         assert!(n <= bound(whole), "key {key}: {n}, bound {}", bound(whole));
         assert!(
             n >= 0.9 * bound(whole),
@@ -251,7 +254,10 @@ async fn awkward_keys_are_distinct_and_each_works() {
         );
         assert!(tags.insert(hash_tag(&redis_key).to_string()), "{redis_key}");
     }
-    assert_eq!(keys_matching(&server, "{dike-keyed:awkward:*").len(), keys.len());
+    assert_eq!(
+        keys_matching(&server, "{dike-keyed:awkward:*").len(),
+        keys.len()
+    );
 
     // Names are encoded too: (a:b, c) and (a, b:c) are different limits; a RedisThrottle of
     // the same name shares nothing with the keyed throttle.
@@ -274,7 +280,12 @@ async fn keys_are_data_not_script() {
     let _serial = serial();
     let server = Redis::start();
     server.cli(&["SET", "canary", "1"]);
-    let limits = keyed::<String>(&server, "x') redis.call('FLUSHALL') --", Quota::per_second(5)).await;
+    let limits = keyed::<String>(
+        &server,
+        "x') redis.call('FLUSHALL') --",
+        Quota::per_second(5),
+    )
+    .await;
     let timer = TokioTimer::new();
     limits
         .try_acquire(&timer, "') redis.call('FLUSHALL') --\"}")
@@ -337,7 +348,8 @@ async fn keys_are_hash_tagged_per_key_and_spread_over_the_cluster() {
     if cluster_mode() {
         let mut slots = HashSet::new();
         for key in &keys {
-            let slot = server.nodes()[0].cli(&["CLUSTER", "KEYSLOT", &limits.redis_key(key.as_str())]);
+            let slot =
+                server.nodes()[0].cli(&["CLUSTER", "KEYSLOT", &limits.redis_key(key.as_str())]);
             slots.insert(slot);
         }
         assert!(slots.len() >= 40, "48 keys on only {} slots", slots.len());
@@ -383,7 +395,10 @@ async fn costs_above_the_keys_burst_are_refused_without_a_round_trip() {
     limited(limits.try_acquire_n(&timer, "big", 1).await);
     let wait = limited(limits.try_acquire_n(&timer, "small", 2).await);
     // Two units of 100 ms each.
-    assert!(wait > Duration::from_millis(100) && wait <= Duration::from_millis(200), "{wait:?}");
+    assert!(
+        wait > Duration::from_millis(100) && wait <= Duration::from_millis(200),
+        "{wait:?}"
+    );
     let start = Instant::now();
     limits.acquire_n(&timer, "small", 2).await.unwrap();
     assert!(start.elapsed() >= wait - Duration::from_millis(20));
@@ -507,7 +522,11 @@ async fn cancelling_acquire_at_every_await_point_leaves_nothing_behind() {
         }
     }
     assert_eq!(timer.sleepers(), 0, "the dropped sleep is deregistered");
-    assert_eq!(server.cli(&["GET", &limits.redis_key("k")]), state, "nothing taken");
+    assert_eq!(
+        server.cli(&["GET", &limits.redis_key("k")]),
+        state,
+        "nothing taken"
+    );
     let wait = limited(limits.try_acquire(&real, "k").await);
     tokio::time::sleep(wait).await;
     limits.try_acquire(&real, "k").await.unwrap();
@@ -515,10 +534,14 @@ async fn cancelling_acquire_at_every_await_point_leaves_nothing_behind() {
 
     // Await point 2: the round trip. At most the one unit asked for is taken.
     let burst = 3;
-    let limits = keyed::<String>(&server, "cancel-trip", Quota::per_second(1).with_burst(burst))
-        .await
-        .with_timeout(timeout)
-        .unwrap();
+    let limits = keyed::<String>(
+        &server,
+        "cancel-trip",
+        Quota::per_second(1).with_burst(burst),
+    )
+    .await
+    .with_timeout(timeout)
+    .unwrap();
     limits.try_acquire_n(&real, "warm", 1).await.unwrap(); // connected, script cached
     {
         let mut acquire = pin!(limits.acquire(&timer, "r"));
@@ -560,7 +583,10 @@ async fn invalid_configuration_is_a_config_error() {
     assert_eq!(err.parameter(), "name length");
     let long = "n".repeat(129);
     let err = new(&long, Quota::per_second(1)).unwrap_err();
-    assert_eq!(err.to_string(), "invalid name length = 129: expected 1 to 128 bytes");
+    assert_eq!(
+        err.to_string(),
+        "invalid name length = 129: expected 1 to 128 bytes"
+    );
     assert!(new(&long[..128], Quota::per_second(1)).is_ok());
     let err = new("x", Quota::per_second(1))
         .unwrap()
