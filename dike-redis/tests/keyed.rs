@@ -622,3 +622,45 @@ async fn public_types_are_send_and_sync() {
     });
     handle.await.unwrap();
 }
+
+#[tokio::test]
+async fn an_acl_user_limited_to_the_documented_key_pattern_runs_the_keyed_throttle() {
+    let _serial = serial();
+    let redis = Redis::standalone_with(&["--requirepass", "adm1n"]);
+    let acl = [
+        "ACL",
+        "SETUSER",
+        "limiter",
+        "on",
+        ">l1miter",
+        "resetkeys",
+        "~{dike-keyed:app:*",
+        "-@all",
+        "+evalsha",
+        "+eval",
+        "+script|load",
+        "+ping",
+        "+hello",
+        "+auth",
+        "+select",
+        "+time",
+        "+get",
+        "+set",
+    ];
+    assert_eq!(redis.cli(&acl), "OK");
+    let port = redis.nodes()[0].port;
+    let conn = Connection::open(&format!("redis://limiter:l1miter@127.0.0.1:{port}/0")).unwrap();
+    let timer = TokioTimer::new();
+    let limits = RedisKeyedThrottle::<Vec<u8>>::new(&conn, "app", Quota::per_second(1)).unwrap();
+    for key in [&b"alice"[..], b"", b"{x}:y", b"\xff"] {
+        limits.try_acquire(&timer, key).await.unwrap();
+        limited(limits.try_acquire(&timer, key).await);
+    }
+    // Another name is outside the pattern: the server refuses it.
+    let other = RedisKeyedThrottle::<String>::new(&conn, "apps", Quota::per_second(1)).unwrap();
+    let err = other.try_acquire(&timer, "alice").await.unwrap_err();
+    let ThrottleError::Backend(backend) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(backend.kind(), BackendErrorKind::Server);
+}
