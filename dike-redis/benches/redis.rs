@@ -1,22 +1,26 @@
 //! Round trips against a local redis-server started by the bench: `redis/throttle_try/{dike,
-//! fixed_window}` and `redis/gate_enter_release/dike`, each at 1 and 16 connections (16
+//! fixed_window}`, `redis/keyed_throttle_try/dike` (a `RedisKeyedThrottle` over 10 000 keys
+//! taken in turn) and `redis/gate_enter_release/dike`, each at 1 and 16 connections (16
 //! concurrent operations, one per connection, per iteration). After criterion, with
 //! `cargo bench`, a latency pass prints ops/s and p99 per operation.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use dike::throttle::Quota;
 use dike::time::TokioTimer;
-use dike_redis::{Connection, RedisGate, RedisThrottle};
+use dike_redis::{Connection, RedisGate, RedisKeyedThrottle, RedisThrottle};
 use futures_util::future::join_all;
 use support::Node;
 
 struct Setup {
     throttles: Vec<RedisThrottle>,
+    keyed: Vec<RedisKeyedThrottle<u64>>,
+    next_key: AtomicU64,
     gates: Vec<RedisGate>,
     raw: Vec<redis::aio::MultiplexedConnection>,
 }
@@ -24,6 +28,8 @@ struct Setup {
 async fn setup(node: &Node, conns: usize) -> Setup {
     let mut s = Setup {
         throttles: Vec::new(),
+        keyed: Vec::new(),
+        next_key: AtomicU64::new(0),
         gates: Vec::new(),
         raw: Vec::new(),
     };
@@ -33,6 +39,8 @@ async fn setup(node: &Node, conns: usize) -> Setup {
         let quota = Quota::per_second(1_000_000_000).with_burst(1_000_000);
         s.throttles
             .push(RedisThrottle::new(&conn, "bench", quota).unwrap());
+        s.keyed
+            .push(RedisKeyedThrottle::new(&conn, "bench", quota).unwrap());
         s.gates
             .push(RedisGate::new(&conn, "bench", 1000, Duration::from_secs(10)).unwrap());
         let client = redis::Client::open(node.url()).unwrap();
@@ -67,6 +75,10 @@ async fn op(s: &Setup, which: &str, i: usize) {
         "throttle_try/dike" => {
             s.throttles[i].try_acquire(&timer).await.unwrap();
         }
+        "keyed_throttle_try/dike" => {
+            let key = s.next_key.fetch_add(1, Ordering::Relaxed) % 10_000;
+            s.keyed[i].try_acquire(&timer, &key).await.unwrap();
+        }
         "throttle_try/fixed_window" => {
             assert!(fixed_window(&mut s.raw[i].clone()).await);
         }
@@ -82,9 +94,10 @@ async fn round(s: &Setup, which: &str, conns: usize) {
     join_all((0..conns).map(|i| op(s, which, i))).await;
 }
 
-const OPS: [&str; 3] = [
+const OPS: [&str; 4] = [
     "throttle_try/dike",
     "throttle_try/fixed_window",
+    "keyed_throttle_try/dike",
     "gate_enter_release/dike",
 ];
 

@@ -102,7 +102,8 @@ impl BackendError {
     }
 }
 
-/// A throttle refusal: the fleet's quota is spent for now.
+/// A throttle refusal: the fleet's quota (for a [`RedisKeyedThrottle`](crate::RedisKeyedThrottle),
+/// the key's) is spent for now.
 ///
 /// # Examples
 ///
@@ -133,7 +134,8 @@ impl RateLimited {
     }
 
     /// How long until the refused request would be admitted if nothing else is admitted
-    /// before it (measured on the server's clock): a `Retry-After`.
+    /// before it (measured on the server's clock; for a keyed throttle, the key's own
+    /// schedule): a `Retry-After`.
     ///
     /// # Examples
     ///
@@ -143,7 +145,8 @@ impl RateLimited {
     }
 }
 
-/// The error of [`RedisThrottle`](crate::RedisThrottle)'s methods.
+/// The error of [`RedisThrottle`](crate::RedisThrottle)'s and
+/// [`RedisKeyedThrottle`](crate::RedisKeyedThrottle)'s methods.
 ///
 /// # Examples
 ///

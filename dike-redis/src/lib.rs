@@ -1,6 +1,8 @@
-//! Fleet-wide limits on Redis: one rate limit ([`RedisThrottle`]) and one concurrency limit
-//! ([`RedisGate`]) shared by every process of a service, with the types and the waiting of
-//! [`dike`]'s in-memory [`Throttle`](dike::throttle::Throttle) and [`Gate`](dike::gate::Gate).
+//! Fleet-wide limits on Redis: one rate limit ([`RedisThrottle`]), a rate limit per key
+//! ([`RedisKeyedThrottle`]: per user, IP or tenant) and one concurrency limit ([`RedisGate`])
+//! shared by every process of a service, with the types and the waiting of [`dike`]'s
+//! in-memory [`Throttle`](dike::throttle::Throttle),
+//! [`KeyedThrottle`](dike::keyed::KeyedThrottle) and [`Gate`](dike::gate::Gate).
 //!
 //! Ten replicas behind a load balancer that must together stay under a partner API's
 //! 100 requests/s, or together hold at most 50 database connections: moving from one process
@@ -42,6 +44,10 @@
 //!   `{dike:<name>}:gate:fence`, channel `{dike:<name>}:gate:released`. The hash tag keeps a
 //!   limiter on one Redis Cluster slot; idle keys expire by themselves. Names are data (script
 //!   keys), never spliced into a script.
+//! - **Keyed**: [`RedisKeyedThrottle`] keeps each user key in its own Redis key,
+//!   `{dike-keyed:<name>:<key>}:throttle` (name and key percent-encoded), hash-tagged per user
+//!   key so a cluster spreads them over its slots; each expires once idle, so memory stays
+//!   bounded with no cleanup task.
 //!
 //! # Faults
 //!
@@ -68,7 +74,7 @@
 //! [`Connection::open`] takes a `redis://[user[:password]@]host[:port][/db]` URL (a
 //! `requirepass` password or an ACL user; the user needs `EVALSHA`, `EVAL`, `SCRIPT`,
 //! `PUBLISH`, `SUBSCRIBE` and the commands the scripts run, on keys and channels
-//! `{dike:<name>}:*`); feature `tls` adds `rediss://` and [`Connection::open_tls`] with a
+//! `{dike:<name>}:*`, and keys `{dike-keyed:<name>:*` for a keyed throttle); feature `tls` adds `rediss://` and [`Connection::open_tls`] with a
 //! private CA. [`Connection::open_cluster`] takes some nodes of a Redis Cluster;
 //! [`Connection::from_manager`] and [`Connection::from_cluster`] take connections the
 //! application already has. Credentials never appear in `Debug`, `Display` or errors.
@@ -88,6 +94,7 @@ compile_error!("dike-redis needs a runtime: enable the `tokio` or the `smol` fea
 mod conn;
 mod error;
 mod gate;
+mod keyed;
 mod throttle;
 mod util;
 
@@ -96,6 +103,7 @@ pub use error::{
     BackendError, BackendErrorKind, GateError, RateLimited, StaleToken, ThrottleError,
 };
 pub use gate::{RedisGate, RedisPermit};
+pub use keyed::{RedisKey, RedisKeyedThrottle};
 pub use throttle::{Admission, RedisThrottle};
 pub use util::{DEFAULT_TIMEOUT, MAX_NAME_LEN};
 

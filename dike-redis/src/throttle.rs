@@ -10,14 +10,14 @@ use dike::time::Timer;
 
 use crate::FailMode;
 use crate::conn::Connection;
-use crate::error::{RateLimited, ThrottleError};
+use crate::error::{BackendError, RateLimited, ThrottleError};
 use crate::util::{DEFAULT_TIMEOUT, Script, check_name, check_timeout, micros_f};
 
 /// GCRA on the server's clock. KEYS[1]: the theoretical arrival time (µs since the epoch, on
 /// the server). ARGV: interval µs, tolerance µs (burst × interval), cost n, and the most units
 /// to take (≥ n: a local reservation takes what is free up to it).
 /// Returns {units taken, 0} when admitted, {0, wait µs} when refused (nothing is consumed).
-const GCRA: &str = r"
+pub(crate) const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -390,19 +390,23 @@ impl RedisThrottle {
             }
             None => n,
         };
-        let args = [
-            format!("{:.3}", self.interval_us),
-            format!("{:.3}", self.interval_us * f64::from(burst)),
-            n.to_string(),
-            most.to_string(),
-        ];
-        let reply: Result<(i64, i64), _> = self
-            .script
-            .run(&self.conn, timer, self.timeout, &[&self.key], &args)
-            .await;
+        let reply = gcra(
+            &self.script,
+            &self.conn,
+            timer,
+            self.timeout,
+            &self.key,
+            Gcra {
+                interval_us: self.interval_us,
+                burst,
+                n,
+                most,
+            },
+        )
+        .await;
         match reply {
-            Ok((taken, _)) if taken > 0 => {
-                let extra = u32::try_from(taken).unwrap_or(n).saturating_sub(n);
+            Ok(Ok(taken)) => {
+                let extra = taken.saturating_sub(n);
                 if let (Some(reservation), true) = (&self.reservation, extra > 0) {
                     let lapse = sent.saturating_add(reservation.hold);
                     let mut left = reservation.left.lock().unwrap_or_else(|e| e.into_inner());
@@ -414,10 +418,7 @@ impl RedisThrottle {
                 }
                 Ok(Admission::Checked)
             }
-            Ok((_, wait_us)) => Err(RateLimited::new(Duration::from_micros(
-                u64::try_from(wait_us).unwrap_or(0),
-            ))
-            .into()),
+            Ok(Err(wait)) => Err(RateLimited::new(wait).into()),
             Err(err) => match self.fail_mode {
                 FailMode::Open => Ok(Admission::Unchecked),
                 FailMode::Closed => Err(err.into()),
@@ -491,4 +492,39 @@ impl fmt::Debug for RedisThrottle {
             .field("conn", &self.conn)
             .finish()
     }
+}
+
+/// The parameters of one GCRA round trip: the key's interval in µs, its burst, the cost `n`
+/// and the most units to take (`>= n`).
+pub(crate) struct Gcra {
+    pub(crate) interval_us: f64,
+    pub(crate) burst: u32,
+    pub(crate) n: u32,
+    pub(crate) most: u32,
+}
+
+/// One run of the [`GCRA`] script on `key`: `Ok(Ok(units taken))` when admitted (at least
+/// `n`), `Ok(Err(wait))` when refused (nothing consumed), `Err` when Redis could not be asked
+/// within `timeout`. Shared by [`RedisThrottle`] and the keyed throttle, so both run the same
+/// script with the same arguments.
+pub(crate) async fn gcra<T: Timer>(
+    script: &Script,
+    conn: &Connection,
+    timer: &T,
+    timeout: Duration,
+    key: &str,
+    call: Gcra,
+) -> Result<Result<u32, Duration>, BackendError> {
+    let args = [
+        format!("{:.3}", call.interval_us),
+        format!("{:.3}", call.interval_us * f64::from(call.burst)),
+        call.n.to_string(),
+        call.most.to_string(),
+    ];
+    let (taken, wait_us): (i64, i64) = script.run(conn, timer, timeout, &[key], &args).await?;
+    Ok(if taken > 0 {
+        Ok(u32::try_from(taken).unwrap_or(call.n))
+    } else {
+        Err(Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)))
+    })
 }
