@@ -247,7 +247,8 @@ fn decide(lim: &KeyedThrottle<u64>, timer: &ManualTimer, key: u64) -> Result<(),
 /// 10 000 000 distinct keys with one request each under a 100 000 cap, while 100 steady keys
 /// keep using their full quota. `len()` never exceeds the cap; the steady keys get exactly the
 /// decisions of a limiter that never forgets. In debug builds the flood is scaled to 1 000 000
-/// keys (10 000 000 takes over a minute there); `--release` runs all of it.
+/// keys (10 000 000 takes over a minute there); `--release` runs all of it, as `bash scripts/test
+/// host` does.
 #[test]
 fn key_flood_stays_under_the_cap_and_steady_keys_keep_their_quota() {
     let flood: u64 = if cfg!(debug_assertions) {
