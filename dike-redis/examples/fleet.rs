@@ -1,5 +1,6 @@
 //! Three "replicas" in one process sharing a fleet-wide 10/s throttle and a gate of 3 on a
-//! local Redis (started here, on a free port, and stopped at the end).
+//! local Redis (started here, on a free port, and stopped at the end), then a per-tenant
+//! limit of 5/s shared by the same replicas (`RedisKeyedThrottle`).
 //!
 //! ```sh
 //! cargo run -p dike-redis --example fleet
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use dike::throttle::Quota;
 use dike::time::TokioTimer;
-use dike_redis::{Connection, RedisGate, RedisThrottle};
+use dike_redis::{Connection, RedisGate, RedisKeyedThrottle, RedisThrottle};
 
 /// A throwaway redis-server, killed on drop.
 struct LocalRedis(Child, u16);
@@ -127,6 +128,51 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "at most {} in the gate at once (limit 3)",
         peak.load(Ordering::SeqCst)
     );
+    per_tenant(&url).await?;
     drop(redis);
+    Ok(())
+}
+
+/// One second of calls from every replica for two tenants under 5/s per tenant (burst 5): the
+/// greedy tenant gets its 5 + 5 across the fleet, the polite one everything it asks for.
+async fn per_tenant(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let tenants = [("greedy", 10), ("polite", 500)]; // (tenant, ms between calls per replica)
+    let admitted: Arc<Vec<[AtomicUsize; 2]>> = Arc::new(
+        (0..tenants.len())
+            .map(|_| [AtomicUsize::new(0), AtomicUsize::new(0)])
+            .collect(),
+    );
+    let start = tokio::time::Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..REPLICAS {
+        let conn = Connection::open(url)?;
+        // The one-line change from `dike::keyed::KeyedThrottle::<String>::new(quota)`.
+        let limits = Arc::new(RedisKeyedThrottle::<String>::new(
+            &conn,
+            "fleet-tenants",
+            Quota::per_second(5).with_burst(5),
+        )?);
+        for (t, (tenant, every)) in tenants.into_iter().enumerate() {
+            let (limits, admitted) = (limits.clone(), admitted.clone());
+            workers.push(tokio::spawn(async move {
+                let timer = TokioTimer::new();
+                while start.elapsed() < Duration::from_secs(1) {
+                    let ok = limits.try_acquire(&timer, tenant).await.is_ok();
+                    admitted[t][usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(every)).await;
+                }
+            }));
+        }
+    }
+    for worker in workers {
+        worker.await?;
+    }
+    for (t, (tenant, _)) in tenants.iter().enumerate() {
+        println!(
+            "tenant {tenant}: {} admitted, {} refused across the fleet in 1 s (limit 5/s, burst 5)",
+            admitted[t][0].load(Ordering::Relaxed),
+            admitted[t][1].load(Ordering::Relaxed)
+        );
+    }
     Ok(())
 }
