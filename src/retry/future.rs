@@ -637,16 +637,17 @@ where
                                 // No attempt: the retry was never made; give it back.
                                 this.refund.hooks.cancel_retry();
                             }
-                            Layered {
+                            let hooks = Layered {
                                 outer: &*this.extra,
                                 inner: this.refund.hooks,
-                            }
-                            .on_event(RetryEvent::TimedOut {
-                                attempts: *this.attempt,
-                                timeout: this.timeouts.total().unwrap_or_default(),
-                            });
+                            };
                             let last = this.last.take();
-                            return Poll::Ready(Err(M::error(RetryError::TimedOut { last })));
+                            return Poll::Ready(Err(timed_out(
+                                &hooks,
+                                *this.attempt,
+                                this.timeouts,
+                                last,
+                            )));
                         }
                     }
                     // The attempt's guard: its own timeout, cut to the total deadline.
@@ -683,16 +684,17 @@ where
                                 // The total deadline cut the attempt: it has no error of its
                                 // own; report the one before.
                                 this.state.set(State::Done);
-                                Layered {
+                                let hooks = Layered {
                                     outer: &*this.extra,
                                     inner: this.refund.hooks,
-                                }
-                                .on_event(RetryEvent::TimedOut {
-                                    attempts: *this.attempt,
-                                    timeout: this.timeouts.total().unwrap_or_default(),
-                                });
+                                };
                                 let last = this.last.take();
-                                return Poll::Ready(Err(M::error(RetryError::TimedOut { last })));
+                                return Poll::Ready(Err(timed_out(
+                                    &hooks,
+                                    *this.attempt,
+                                    this.timeouts,
+                                    last,
+                                )));
                             }
                             AttemptError::TimedOut(Elapsed::new(*end))
                         }
@@ -740,12 +742,12 @@ where
                         Decision::Retry(delay) => delay,
                         Decision::GiveUp => return Poll::Ready(Err(M::error(error.into()))),
                         Decision::OutOfTime => {
-                            hooks.on_event(RetryEvent::TimedOut {
-                                attempts: *this.attempt,
-                                timeout: this.timeouts.total().unwrap_or_default(),
-                            });
-                            let last = Some(error);
-                            return Poll::Ready(Err(M::error(RetryError::TimedOut { last })));
+                            return Poll::Ready(Err(timed_out(
+                                &hooks,
+                                *this.attempt,
+                                this.timeouts,
+                                Some(error),
+                            )));
                         }
                     };
                     if this.deadline.is_some() {
@@ -773,6 +775,21 @@ where
             }
         }
     }
+}
+
+/// Ends a run on its total timeout: the `TimedOut` event (after `attempts` attempts), then the
+/// error carrying the last attempt's error, if any.
+fn timed_out<E, K: Hooks<E>, M: Timeouts>(
+    hooks: &K,
+    attempts: u32,
+    timeouts: &M,
+    last: Option<AttemptError<E>>,
+) -> M::Error<E> {
+    hooks.on_event(RetryEvent::TimedOut {
+        attempts,
+        timeout: timeouts.total().unwrap_or_default(),
+    });
+    M::error(RetryError::TimedOut { last })
 }
 
 /// What a retried call came to: its result, how many attempts it took and how long; from
