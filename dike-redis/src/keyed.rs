@@ -14,8 +14,8 @@ use dike::time::Timer;
 
 use crate::FailMode;
 use crate::conn::Connection;
-use crate::error::{RateLimited, ThrottleError};
-use crate::throttle::{Admission, GCRA, Gcra, gcra};
+use crate::error::ThrottleError;
+use crate::throttle::{Admission, GCRA, Gcra, gcra, nothing_to_take, settle, until_admitted};
 use crate::util::{DEFAULT_TIMEOUT, Script, check_name, check_timeout, micros_f};
 
 /// A key of a [`RedisKeyedThrottle`]: the bytes that name it in Redis.
@@ -552,10 +552,7 @@ impl<K> RedisKeyedThrottle<K> {
     {
         let (quota, interval_us) = self.quota_of(key);
         let burst = quota.burst();
-        if n > burst {
-            return Err(ThrottleError::ExceedsBurst { n, burst });
-        }
-        if n == 0 {
+        if nothing_to_take(n, burst)? {
             return Ok(Admission::Checked);
         }
         let redis_key = self.redis_key(key);
@@ -565,7 +562,7 @@ impl<K> RedisKeyedThrottle<K> {
             n,
             most: n,
         };
-        match gcra(
+        let reply = gcra(
             &self.script,
             &self.conn,
             timer,
@@ -573,15 +570,11 @@ impl<K> RedisKeyedThrottle<K> {
             &redis_key,
             call,
         )
-        .await
-        {
-            Ok(Ok(_)) => Ok(Admission::Checked),
-            Ok(Err(wait)) => Err(RateLimited::new(wait).into()),
-            Err(err) => match self.fail_mode {
-                FailMode::Open => Ok(Admission::Unchecked),
-                FailMode::Closed => Err(err.into()),
-            },
-        }
+        .await;
+        Ok(match settle(reply, self.fail_mode)? {
+            Some(_) => Admission::Checked,
+            None => Admission::Unchecked,
+        })
     }
 
     /// Waits until one unit of `key`'s quota is admitted, sleeping on `timer` between attempts
@@ -660,12 +653,7 @@ impl<K> RedisKeyedThrottle<K> {
         Q: RedisKey + ToOwned<Owned = K> + ?Sized,
         T: Timer,
     {
-        loop {
-            match self.try_acquire_n(timer, key, n).await {
-                Err(ThrottleError::RateLimited(limited)) => timer.sleep(limited.wait()).await,
-                other => return other,
-            }
-        }
+        until_admitted(timer, || self.try_acquire_n(timer, key, n)).await
     }
 }
 

@@ -372,10 +372,7 @@ impl RedisThrottle {
         n: u32,
     ) -> Result<Admission, ThrottleError> {
         let burst = self.quota.burst();
-        if n > burst {
-            return Err(ThrottleError::ExceedsBurst { n, burst });
-        }
-        if n == 0 {
+        if nothing_to_take(n, burst)? {
             return Ok(Admission::Checked);
         }
         let sent = timer.now();
@@ -404,26 +401,20 @@ impl RedisThrottle {
             },
         )
         .await;
-        match reply {
-            Ok(Ok(taken)) => {
-                let extra = taken.saturating_sub(n);
-                if let (Some(reservation), true) = (&self.reservation, extra > 0) {
-                    let lapse = sent.saturating_add(reservation.hold);
-                    let mut left = reservation.left.lock().unwrap_or_else(|e| e.into_inner());
-                    let now = timer.now();
-                    let live = if now < left.1 { left.0 } else { 0 };
-                    // Units still live keep their earlier lapse: no unit is held longer.
-                    left.1 = if live > 0 { left.1.min(lapse) } else { lapse };
-                    left.0 = live + extra;
-                }
-                Ok(Admission::Checked)
-            }
-            Ok(Err(wait)) => Err(RateLimited::new(wait).into()),
-            Err(err) => match self.fail_mode {
-                FailMode::Open => Ok(Admission::Unchecked),
-                FailMode::Closed => Err(err.into()),
-            },
+        let Some(taken) = settle(reply, self.fail_mode)? else {
+            return Ok(Admission::Unchecked);
+        };
+        let extra = taken.saturating_sub(n);
+        if let (Some(reservation), true) = (&self.reservation, extra > 0) {
+            let lapse = sent.saturating_add(reservation.hold);
+            let mut left = reservation.left.lock().unwrap_or_else(|e| e.into_inner());
+            let now = timer.now();
+            let live = if now < left.1 { left.0 } else { 0 };
+            // Units still live keep their earlier lapse: no unit is held longer.
+            left.1 = if live > 0 { left.1.min(lapse) } else { lapse };
+            left.0 = live + extra;
         }
+        Ok(Admission::Checked)
     }
 
     /// Waits until one unit is admitted, sleeping on `timer` between attempts for as long as
@@ -473,12 +464,7 @@ impl RedisThrottle {
     /// # Ok(()) }
     /// ```
     pub async fn acquire_n<T: Timer>(&self, timer: &T, n: u32) -> Result<Admission, ThrottleError> {
-        loop {
-            match self.try_acquire_n(timer, n).await {
-                Err(ThrottleError::RateLimited(limited)) => timer.sleep(limited.wait()).await,
-                other => return other,
-            }
-        }
+        until_admitted(timer, || self.try_acquire_n(timer, n)).await
     }
 }
 
@@ -501,6 +487,53 @@ pub(crate) struct Gcra {
     pub(crate) burst: u32,
     pub(crate) n: u32,
     pub(crate) most: u32,
+}
+
+/// The checks before a round trip for `n` units of a quota with `burst`: `Ok(true)` when there
+/// is nothing to take (`n = 0`, admitted at once), [`ThrottleError::ExceedsBurst`] when `n`
+/// can never be admitted. Shared by [`RedisThrottle`] and the keyed throttle.
+pub(crate) fn nothing_to_take(n: u32, burst: u32) -> Result<bool, ThrottleError> {
+    if n > burst {
+        return Err(ThrottleError::ExceedsBurst { n, burst });
+    }
+    Ok(n == 0)
+}
+
+/// What a [`gcra`] reply means to the caller under `fail_mode`: `Ok(Some(units taken))` when
+/// admitted, `Ok(None)` when Redis could not be asked and the throttle fails open, `Err` when
+/// refused (with the wait) or failing closed.
+pub(crate) fn settle(
+    reply: Result<Result<u32, Duration>, BackendError>,
+    fail_mode: FailMode,
+) -> Result<Option<u32>, ThrottleError> {
+    match reply {
+        Ok(Ok(taken)) => Ok(Some(taken)),
+        Ok(Err(wait)) => Err(RateLimited::new(wait).into()),
+        Err(err) => match fail_mode {
+            FailMode::Open => Ok(None),
+            FailMode::Closed => Err(err.into()),
+        },
+    }
+}
+
+/// Runs `attempt` until it is not refused for the rate, sleeping on `timer` for the wait each
+/// refusal names: the `acquire` loop of both throttles. Dropped while sleeping, it loses
+/// nothing.
+pub(crate) async fn until_admitted<T, F, Fut>(
+    timer: &T,
+    mut attempt: F,
+) -> Result<Admission, ThrottleError>
+where
+    T: Timer,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Admission, ThrottleError>>,
+{
+    loop {
+        match attempt().await {
+            Err(ThrottleError::RateLimited(limited)) => timer.sleep(limited.wait()).await,
+            other => return other,
+        }
+    }
 }
 
 /// One run of the [`GCRA`] script on `key`: `Ok(Ok(units taken))` when admitted (at least
