@@ -20,7 +20,7 @@ use dike_redis::{
     Admission, BackendErrorKind, Connection, FailMode, RedisKeyedThrottle, RedisThrottle,
     ThrottleError,
 };
-use support::{DriftTimer, Redis, cluster_mode, serial};
+use support::{DriftTimer, Redis, admissions, assert_fleet_bound, cluster_mode, serial};
 
 async fn keyed<K>(server: &Redis, name: &str, quota: Quota) -> RedisKeyedThrottle<K> {
     let conn = server.connect().await;
@@ -54,20 +54,6 @@ fn keys_matching(server: &Redis, pattern: &str) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
-}
-
-/// The largest number of admissions whose whole round trip lies in a window of length `w`.
-fn max_in_window(trips: &[(Instant, Instant)], w: Duration) -> usize {
-    trips
-        .iter()
-        .map(|&(start, _)| {
-            trips
-                .iter()
-                .filter(|&&(s, e)| s >= start && e <= start + w)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -155,20 +141,8 @@ async fn each_key_gets_exactly_its_quota_across_a_fleet_of_drifting_clients() {
         for key in ["a", "b", "c"] {
             let (limits, timer) = (limits.clone(), timer.clone());
             tasks.push(tokio::spawn(async move {
-                let mut trips = Vec::new();
-                while begin.elapsed() < run {
-                    let start = Instant::now();
-                    match limits.try_acquire(&timer, key).await {
-                        Ok(admission) => {
-                            assert_eq!(admission, Admission::Checked);
-                            trips.push((start, Instant::now()));
-                        }
-                        Err(ThrottleError::RateLimited(limited)) => {
-                            timer.sleep(limited.wait()).await;
-                        }
-                        Err(err) => panic!("{err}"),
-                    }
-                }
+                let trips =
+                    admissions(begin, run, &timer, || limits.try_acquire(&timer, key)).await;
                 (key, trips)
             }));
         }
@@ -179,29 +153,8 @@ async fn each_key_gets_exactly_its_quota_across_a_fleet_of_drifting_clients() {
         per_key.entry(key).or_default().extend(trips);
     }
     for (key, trips) in &mut per_key {
-        trips.sort();
         let (rate, burst) = quotas[key];
-        let bound = |w: Duration| w.as_secs_f64() * f64::from(rate) + f64::from(burst);
-        for w in [0.1, 0.25, 0.5, 1.0].map(Duration::from_secs_f64) {
-            let max = max_in_window(trips, w);
-            assert!(
-                max as f64 <= bound(w),
-                "key {key}: {max} admissions in a {w:?} window, bound {}",
-                bound(w)
-            );
-        }
-        let whole = trips.last().unwrap().1 - trips.first().unwrap().0;
-        let n = trips.len() as f64;
-        eprintln!(
-            "key {key}: {n} admissions in {whole:?} (bound {:.1})",
-            bound(whole)
-        );
-        assert!(n <= bound(whole), "key {key}: {n}, bound {}", bound(whole));
-        assert!(
-            n >= 0.9 * bound(whole),
-            "key {key}: only {n} of a bound of {} under saturation",
-            bound(whole)
-        );
+        assert_fleet_bound(&format!("key {key}"), trips, rate, burst, 0.9);
     }
 }
 

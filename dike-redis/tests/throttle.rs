@@ -9,27 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dike::throttle::Quota;
-use dike::time::{Timer, TokioTimer};
+use dike::time::TokioTimer;
 use dike_redis::{Admission, BackendErrorKind, Connection, FailMode, RedisThrottle, ThrottleError};
-use support::{DriftTimer, Redis, serial};
+use support::{DriftTimer, Redis, admissions, assert_fleet_bound, max_in_window, serial};
 
 async fn throttle(server: &Redis, name: &str, quota: Quota) -> RedisThrottle {
     let conn = server.connect().await;
     RedisThrottle::new(&conn, name, quota).unwrap()
-}
-
-/// The largest number of admissions whose whole round trip lies in a window of length `w`.
-fn max_in_window(trips: &[(Instant, Instant)], w: Duration) -> usize {
-    trips
-        .iter()
-        .map(|&(start, _)| {
-            trips
-                .iter()
-                .filter(|&&(s, e)| s >= start && e <= start + w)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,50 +35,14 @@ async fn fleet_of_16_drifting_clients_stays_within_the_bound_and_saturates() {
             .unwrap();
         let timer = DriftTimer::new(1.0 + 0.25 * k as f64);
         tasks.push(tokio::spawn(async move {
-            let mut trips = Vec::new();
-            while begin.elapsed() < run {
-                let start = Instant::now();
-                match throttle.try_acquire(&timer).await {
-                    Ok(admission) => {
-                        assert_eq!(admission, Admission::Checked);
-                        trips.push((start, Instant::now()));
-                    }
-                    Err(ThrottleError::RateLimited(limited)) => {
-                        timer.sleep(limited.wait()).await;
-                    }
-                    Err(err) => panic!("{err}"),
-                }
-            }
-            trips
+            admissions(begin, run, &timer, || throttle.try_acquire(&timer)).await
         }));
     }
     let mut trips = Vec::new();
     for task in tasks {
         trips.extend(task.await.unwrap());
     }
-    trips.sort();
-    let bound = |w: Duration| w.as_secs_f64() * f64::from(rate) + f64::from(burst);
-    for w in [0.1, 0.25, 0.5, 1.0].map(Duration::from_secs_f64) {
-        let max = max_in_window(&trips, w);
-        assert!(
-            max as f64 <= bound(w),
-            "{max} admissions in a {w:?} window, bound {}",
-            bound(w)
-        );
-    }
-    let whole = trips.last().unwrap().1 - trips.first().unwrap().0;
-    let n = trips.len() as f64;
-    eprintln!("{n} admissions in {whole:?} (bound {:.1})", bound(whole));
-    assert!(
-        n <= bound(whole),
-        "{n} in the whole run of {whole:?}, bound {}",
-        bound(whole)
-    );
-    assert!(
-        n >= 0.95 * bound(whole),
-        "only {n} of a bound of {} under saturation",
-        bound(whole)
-    );
+    assert_fleet_bound("the fleet", &mut trips, rate, burst, 0.95);
 }
 
 #[tokio::test]
@@ -340,16 +290,7 @@ async fn local_reservation_keeps_its_stated_bound_across_16_drifting_clients() {
             .unwrap();
         let timer = DriftTimer::new(1.0 + 0.25 * k as f64);
         tasks.push(tokio::spawn(async move {
-            let mut trips = Vec::new();
-            while begin.elapsed() < run {
-                let start = Instant::now();
-                match throttle.try_acquire(&timer).await {
-                    Ok(_) => trips.push((start, Instant::now())),
-                    Err(ThrottleError::RateLimited(limited)) => timer.sleep(limited.wait()).await,
-                    Err(err) => panic!("{err}"),
-                }
-            }
-            trips
+            admissions(begin, run, &timer, || throttle.try_acquire(&timer)).await
         }));
     }
     let mut trips = Vec::new();

@@ -501,3 +501,86 @@ impl Redis {
             .sum()
     }
 }
+
+/// One fleet client's admissions: calls `attempt` until `run` has passed since `begin`,
+/// sleeping on `timer` for each refusal's wait, and records each admission's round trip
+/// (sent, replied). Any other outcome than "admitted and checked" or "rate limited" fails.
+pub async fn admissions<T, F, Fut>(
+    begin: Instant,
+    run: Duration,
+    timer: &T,
+    mut attempt: F,
+) -> Vec<(Instant, Instant)>
+where
+    T: Timer,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<dike_redis::Admission, dike_redis::ThrottleError>>,
+{
+    let mut trips = Vec::new();
+    while begin.elapsed() < run {
+        let start = Instant::now();
+        match attempt().await {
+            Ok(admission) => {
+                assert_eq!(admission, dike_redis::Admission::Checked);
+                trips.push((start, Instant::now()));
+            }
+            Err(dike_redis::ThrottleError::RateLimited(limited)) => {
+                timer.sleep(limited.wait()).await;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    }
+    trips
+}
+
+/// The largest number of admissions whose whole round trip lies in a window of length `w`.
+pub fn max_in_window(trips: &[(Instant, Instant)], w: Duration) -> usize {
+    trips
+        .iter()
+        .map(|&(start, _)| {
+            trips
+                .iter()
+                .filter(|&&(s, e)| s >= start && e <= start + w)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Checks a fleet's admissions (`trips`, sorted here) against GCRA's bound `rate·W + burst`
+/// in windows of 0.1 s to 1 s and over the whole run, and that the run reached at least
+/// `saturation` of the bound. `label` names the limit in messages.
+pub fn assert_fleet_bound(
+    label: &str,
+    trips: &mut [(Instant, Instant)],
+    rate: u32,
+    burst: u32,
+    saturation: f64,
+) {
+    trips.sort();
+    let bound = |w: Duration| w.as_secs_f64() * f64::from(rate) + f64::from(burst);
+    for w in [0.1, 0.25, 0.5, 1.0].map(Duration::from_secs_f64) {
+        let max = max_in_window(trips, w);
+        assert!(
+            max as f64 <= bound(w),
+            "{label}: {max} admissions in a {w:?} window, bound {}",
+            bound(w)
+        );
+    }
+    let whole = trips.last().unwrap().1 - trips.first().unwrap().0;
+    let n = trips.len() as f64;
+    eprintln!(
+        "{label}: {n} admissions in {whole:?} (bound {:.1})",
+        bound(whole)
+    );
+    assert!(
+        n <= bound(whole),
+        "{label}: {n} in the whole run of {whole:?}, bound {}",
+        bound(whole)
+    );
+    assert!(
+        n >= saturation * bound(whole),
+        "{label}: only {n} of a bound of {} under saturation",
+        bound(whole)
+    );
+}
