@@ -121,7 +121,7 @@ text_key!(
 /// Each key has its own GCRA schedule, exactly a [`RedisThrottle`](crate::RedisThrottle) per
 /// key: the same Lua script, run on the server's clock, so over any window of length `W` the
 /// fleet admits at most `rate·W/period + burst` units *per key*, and one key's traffic never
-/// uses another's quota. A refusal's [`wait`](RateLimited::wait) is the key's own.
+/// uses another's quota. A refusal's [`wait`](crate::RateLimited::wait) is the key's own.
 ///
 /// # Moving a keyed limit to the fleet
 ///
